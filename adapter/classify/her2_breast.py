@@ -1,0 +1,223 @@
+"""Breast HER2: IHC (section 1), dual- and single-probe ISH (sections 2-3), status and category
+(section 4), discordance and heterogeneity (section 5)."""
+
+from __future__ import annotations
+
+from adapter.classify.her2_common import (
+    Her2Status,
+    IhcReading,
+    flag_heterogeneity,
+    ihc_bucket,
+    ihc_only,
+    incomplete_ish,
+    ish_lab_failed,
+    ish_ratio,
+    missing_numbers_reason,
+    non_negative_category,
+    read_ihc,
+)
+from adapter.classify.table import (
+    BREAST_IHC_RULE,
+    COPIES_LT4,
+    GROUP_NEGATIVE_COMMENT,
+    GROUP_WORKUP,
+    IHC_STAINED_ABOVE_IHC0,
+    IHC_STAINED_NULL,
+    IHC_STAINED_ULTRALOW,
+    ISH_GROUPS,
+    RATIO_AMPLIFIED,
+    RATIO_NOT_AMPLIFIED,
+    SINGLE_PROBE_BANDS,
+    SINGLE_PROBE_WORKUP,
+    GroupRow,
+    IhcBucket,
+    WorkupCell,
+)
+from adapter.classify.trace import Trace, place, show
+from adapter.model import (
+    AssayRecord,
+    Category,
+    FlagCode,
+    Ihc0Subtype,
+    IhcScore,
+    Interval,
+    IshProbe,
+    IshResult,
+    OfficialResult,
+)
+
+_LOW_CATEGORIES = (Category.HER2_LOW, Category.HER2_ULTRALOW, Category.HER2_NULL)
+
+
+def breast_status(record: AssayRecord) -> Her2Status:
+    trace = Trace()
+    failures: list[str] = []
+    ish = record.her2_ish
+    ihc = read_ihc(record.her2_ihc, BREAST_IHC_RULE, trace, failures)
+    bucket = ihc_bucket(ihc, recount_done=ish is not None and ish.recount_done)
+    group: int | None = None
+    if ish is None or ish_lab_failed(ish, failures):
+        official = ihc_only(ihc, record, failures, trace)
+    elif ish.probe is IshProbe.SINGLE:
+        official = _single_probe(ish, ihc, bucket, trace)
+    else:
+        official, group = _dual_probe(ish, ihc, bucket, trace)
+    flag_heterogeneity(ish, trace)
+    return Her2Status(official, ihc, group, trace)
+
+
+def _single_probe(
+    ish: IshResult, ihc: IhcReading | None, bucket: IhcBucket, trace: Trace
+) -> OfficialResult:
+    copies = ish.her2_copies
+    if copies is None:
+        return incomplete_ish("single-probe ISH without HER2 copies", ihc, bucket, trace)
+    band = place(copies, SINGLE_PROBE_BANDS)
+    if band is None:
+        bands = " / ".join(band.text for band in SINGLE_PROBE_BANDS)
+        reason = f"single-probe HER2 copies {show(copies)} straddle the bands {bands}"
+        trace.flag(FlagCode.UNDECIDABLE_VALUE, reason)
+        return incomplete_ish(reason, ihc, bucket, trace)
+    cell = SINGLE_PROBE_WORKUP[(band, bucket)]
+    _apply(cell, f"single probe, HER2 copies {show(copies)} {band.text}", ihc, trace)
+    if band is COPIES_LT4 and bucket is IhcBucket.IHC3:
+        trace.flag(
+            FlagCode.DISCORDANCE,
+            f"IHC 3+ with single-probe HER2 copies {show(copies)} {band.text}: review",
+        )
+    return cell[0]
+
+
+def _dual_probe(
+    ish: IshResult, ihc: IhcReading | None, bucket: IhcBucket, trace: Trace
+) -> tuple[OfficialResult, int | None]:
+    ratio = ish_ratio(ish, trace)
+    copies = ish.her2_copies
+    if ratio is None or copies is None:
+        return incomplete_ish(missing_numbers_reason(ish, ratio), ihc, bucket, trace), None
+    row = _group_row(ratio, copies, trace)
+    if row is None:
+        reason = f"ratio {show(ratio)} and HER2 copies {show(copies)} fit no single ISH group"
+        return incomplete_ish(reason, ihc, bucket, trace), None
+    trace.fire(
+        row.rule_id,
+        f"ratio {show(ratio)} {row.ratio.text} and HER2 copies {show(copies)} {row.copies.text}: "
+        f"group {row.group}",
+    )
+    cell = GROUP_WORKUP[(row.group, bucket)]
+    comment = GROUP_NEGATIVE_COMMENT.get(row.group) if cell[0] is OfficialResult.NEGATIVE else None
+    _apply(cell, f"group {row.group}", ihc, trace, comment)
+    _flag_group_discordance(row.group, ihc, trace)
+    return cell[0], row.group
+
+
+def _group_row(ratio: Interval, copies: Interval, trace: Trace) -> GroupRow | None:
+    ratio_band = place(ratio, (RATIO_AMPLIFIED, RATIO_NOT_AMPLIFIED))
+    if ratio_band is None:
+        trace.flag(
+            FlagCode.UNDECIDABLE_VALUE,
+            f"ratio {show(ratio)} straddles {RATIO_AMPLIFIED.text} / {RATIO_NOT_AMPLIFIED.text}",
+        )
+        return None
+    rows = [row for row in ISH_GROUPS if row.ratio is ratio_band]
+    row = next((row for row in rows if copies.within(row.copies)), None)
+    if row is None:
+        bands = " / ".join(row.copies.text for row in rows)
+        trace.flag(
+            FlagCode.UNDECIDABLE_VALUE,
+            f"HER2 copies {show(copies)} straddle the bands {bands} (ratio {ratio_band.text})",
+        )
+    return row
+
+
+def _apply(
+    cell: WorkupCell,
+    where: str,
+    ihc: IhcReading | None,
+    trace: Trace,
+    comment: str | None = None,
+) -> None:
+    result, rule_id, pending = cell
+    ihc_text = ihc.describe() if ihc else "no usable IHC"
+    comment_text = f" (comment: {comment})" if comment else ""
+    trace.fire(rule_id, f"{where} with {ihc_text}: {result.value}{comment_text}")
+    if pending is not None:
+        trace.flag(FlagCode.PENDING_WORKUP, f"{where} with {ihc_text}: pending {pending}")
+
+
+def _flag_group_discordance(group: int, ihc: IhcReading | None, trace: Trace) -> None:
+    score = ihc.score if ihc else None
+    if group == 5 and score is IhcScore.THREE:
+        trace.fire("HER2-DISCORDANCE-IHC3-G5", "IHC 3+ with ISH group 5: positive, review")
+        trace.flag(FlagCode.DISCORDANCE, "IHC 3+ with ISH group 5 (status positive): review")
+    elif group == 1 and score is IhcScore.ZERO:
+        trace.fire("HER2-DISCORDANCE-IHC0-G1", "IHC 0 with ISH group 1: positive, review")
+        trace.flag(FlagCode.DISCORDANCE, "IHC 0 with ISH group 1 (status positive): review")
+
+
+def breast_category(status: Her2Status) -> Category:
+    """Section 4 category table; HER2-low/ultralow/null also fire the 2023 wording rule."""
+    trace = status.trace
+    category = non_negative_category(status.official, trace)
+    if category is not None:
+        return category
+    category = _negative_category(status.ihc, trace)
+    if category in _LOW_CATEGORIES:
+        trace.fire(
+            "HER2-2023-WORDING",
+            f"{category.value} is not an official ASCO/CAP result; the official result is negative",
+        )
+    return category
+
+
+def _negative_category(ihc: IhcReading | None, trace: Trace) -> Category:
+    score = ihc.score if ihc else None
+    if score is IhcScore.ONE:
+        trace.fire("HER2-CAT-LOW-IHC1", "negative with IHC 1+: HER2-low")
+        return Category.HER2_LOW
+    if score is IhcScore.TWO:
+        trace.fire("HER2-CAT-LOW-IHC2-ISH-NEG", "negative with IHC 2+ (ISH negative): HER2-low")
+        return Category.HER2_LOW
+    if ihc is None or score is None:
+        trace.fire(
+            "HER2-CAT-NEGATIVE-NO-SUBTYPE", "negative without a usable IHC score: HER2-negative"
+        )
+        return Category.HER2_NEGATIVE
+    subtype, how = _ihc0_subtype(ihc, trace)
+    if subtype is Ihc0Subtype.ULTRALOW:
+        trace.fire("HER2-CAT-ULTRALOW", f"negative with IHC 0, ultralow ({how}): HER2-ultralow")
+        return Category.HER2_ULTRALOW
+    if subtype is Ihc0Subtype.NULL:
+        trace.fire("HER2-CAT-NULL", f"negative with IHC 0, null ({how}): HER2-null")
+        return Category.HER2_NULL
+    trace.fire(
+        "HER2-CAT-NEGATIVE-NO-SUBTYPE", f"negative with IHC 0, sub-type {how}: HER2-negative"
+    )
+    return Category.HER2_NEGATIVE
+
+
+def _ihc0_subtype(ihc: IhcReading, trace: Trace) -> tuple[Ihc0Subtype | None, str]:
+    """The stated sub-type wins; else the percentage of stained cells, when it fits one band."""
+    source = ihc.source
+    if source.ihc0_subtype is not None:
+        return source.ihc0_subtype, f"sub-type stated {source.ihc0_subtype.value}"
+    percent = source.stained_percent
+    if percent is None:
+        return None, "not reported"
+    stained = f"stained cells {show(percent)}"
+    if percent.within(IHC_STAINED_NULL):
+        return Ihc0Subtype.NULL, f"{stained} {IHC_STAINED_NULL.text}"
+    if percent.within(IHC_STAINED_ULTRALOW):
+        return Ihc0Subtype.ULTRALOW, f"{stained} {IHC_STAINED_ULTRALOW.text}"
+    if percent.within(IHC_STAINED_ABOVE_IHC0):
+        trace.flag(
+            FlagCode.DISCORDANCE,
+            f"IHC 0 with {stained} {IHC_STAINED_ABOVE_IHC0.text}: sub-type unknown, review",
+        )
+        return Ihc0Subtype.UNKNOWN, f"unknown ({stained} {IHC_STAINED_ABOVE_IHC0.text})"
+    trace.flag(
+        FlagCode.UNDECIDABLE_VALUE,
+        f"IHC 0 {stained} straddle null ({IHC_STAINED_NULL.text}) and ultralow "
+        f"({IHC_STAINED_ULTRALOW.text})",
+    )
+    return Ihc0Subtype.UNKNOWN, f"unknown ({stained} undecidable)"

@@ -1,0 +1,282 @@
+"""HER2 reading shared by the breast and gastroesophageal rules.
+
+Whether an IHC result is usable, the ISH ratio (reported or derived), the incomplete-ISH and
+indeterminate fall-backs, heterogeneity, and the lab's own call: none of these depend on tissue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, Context, Decimal, Overflow, Underflow, localcontext
+
+from adapter.classify.table import (
+    COMPATIBLE_STATED,
+    HETEROGENEITY,
+    HETEROGENEITY_HIGH,
+    HETEROGENEITY_LOW,
+    IHC_RESULT,
+    INCOMPLETE_ISH_WORKUP,
+    PENDING_REFLEX_ISH,
+    STATED_OFFICIAL,
+    STATED_WITHOUT_SCORE,
+    IhcBucket,
+)
+from adapter.classify.trace import Trace, place, show
+from adapter.model import (
+    AssayRecord,
+    Category,
+    FlagCode,
+    IhcResult,
+    IhcScore,
+    Interpretation,
+    Interval,
+    IshResult,
+    OfficialResult,
+)
+
+# Enough digits that a derived ratio is exact for any count a lab can report; rounding would be
+# a silent guess at a threshold.
+_RATIO_PRECISION = 60
+_RATIO_TEXT_MAX = 12
+_RATIO_TEXT_STEP = Decimal("0.0001")
+
+
+@dataclass(frozen=True)
+class IhcReading:
+    """A usable IHC result. ``score`` is ``None`` when the call rests on a word ("Negative")."""
+
+    score: IhcScore | None
+    result: OfficialResult
+    source: IhcResult
+
+    def describe(self) -> str:
+        if self.score is None:
+            stated = self.source.stated.value if self.source.stated else "nothing"
+            return f"IHC stated {stated} (no score)"
+        return f"IHC {self.score.value}"
+
+
+@dataclass
+class Her2Status:
+    """The official result for one tissue's rules, before the category is chosen."""
+
+    official: OfficialResult
+    ihc: IhcReading | None
+    ish_group: int | None
+    trace: Trace
+
+
+def read_ihc(
+    ihc: IhcResult | None, rule_for: dict[IhcScore, str], trace: Trace, failures: list[str]
+) -> IhcReading | None:
+    """The usable IHC result, or ``None``; lab failures are appended to ``failures``."""
+    if ihc is None:
+        return None
+    if ihc.indeterminate_reason is not None or ihc.stated is Interpretation.INDETERMINATE:
+        failures.append(f"IHC: {ihc.indeterminate_reason or 'stated indeterminate'}")
+        return None
+    if ihc.score is None:
+        return _read_stated_only(ihc, trace)
+    if ihc.stated is not None and ihc.stated not in COMPATIBLE_STATED[ihc.score]:
+        trace.fire(
+            "HER2-IHC-TEXT-CONTRADICTS-SCORE",
+            f"IHC text '{ihc.stated.value}' contradicts score {ihc.score.value}: IHC not used",
+        )
+        trace.flag(
+            FlagCode.DISCORDANCE,
+            f"IHC text '{ihc.stated.value}' contradicts score {ihc.score.value}; "
+            "the IHC result was not used",
+        )
+        return None
+    result = IHC_RESULT[ihc.score]
+    trace.fire(rule_for[ihc.score], f"IHC {ihc.score.value}: IHC {result.value}")
+    return IhcReading(ihc.score, result, ihc)
+
+
+def _read_stated_only(ihc: IhcResult, trace: Trace) -> IhcReading | None:
+    if ihc.stated is None:
+        return None
+    result = STATED_WITHOUT_SCORE.get(ihc.stated)
+    if result is None:
+        trace.fire(
+            "HER2-IHC-SCORE-MISSING-UNUSABLE",
+            f"IHC stated '{ihc.stated.value}' without a score: IHC not used",
+        )
+        trace.flag(
+            FlagCode.SCORE_MISSING,
+            f"IHC stated '{ihc.stated.value}' without a score; the IHC result was not used",
+        )
+        return None
+    trace.fire(
+        "HER2-IHC-STATED-NO-SCORE",
+        f"IHC stated '{ihc.stated.value}' without a score: IHC {result.value}, score unknown",
+    )
+    trace.flag(
+        FlagCode.SCORE_MISSING,
+        f"IHC stated '{ihc.stated.value}' without a score (0 or 1+ decides HER2-low)",
+    )
+    return IhcReading(None, result, ihc)
+
+
+def ihc_bucket(ihc: IhcReading | None, recount_done: bool) -> IhcBucket:
+    if ihc is None:
+        return IhcBucket.NONE
+    if ihc.score is IhcScore.THREE:
+        return IhcBucket.IHC3
+    if ihc.score is IhcScore.TWO:
+        return IhcBucket.IHC2_RECOUNT if recount_done else IhcBucket.IHC2_PENDING
+    return IhcBucket.IHC01
+
+
+def ish_lab_failed(ish: IshResult, failures: list[str]) -> bool:
+    if ish.indeterminate_reason is not None or ish.stated is Interpretation.INDETERMINATE:
+        failures.append(f"ISH: {ish.indeterminate_reason or 'stated indeterminate'}")
+        return True
+    return False
+
+
+def ish_ratio(ish: IshResult, trace: Trace) -> Interval | None:
+    """The reported ratio, else HER2 / CEP17 copies when both are single reported values."""
+    if ish.ratio is not None:
+        return ish.ratio
+    her2, cep17 = ish.her2_copies, ish.cep17_copies
+    if her2 is None or cep17 is None:
+        return None
+    if her2.value is None or cep17.value is None or cep17.value == 0:
+        return None
+    with localcontext(Context(prec=_RATIO_PRECISION, traps=[])) as context:
+        quotient = her2.value / cep17.value
+    # Out-of-range exponents would silently become 0 or infinity: no ratio rather than a wrong one.
+    if context.flags[Overflow] or context.flags[Underflow]:
+        return None
+    text = _ratio_text(quotient)
+    trace.fire(
+        "HER2-ISH-RATIO-DERIVED",
+        f"no ratio reported: HER2 copies {show(her2)} / CEP17 copies {show(cep17)} = {text}",
+    )
+    return Interval.point(quotient, text=text)
+
+
+def _ratio_text(quotient: Decimal) -> str:
+    """A readable derived ratio: digits past the fourth decimal are cut (never rounded up, so
+    1.99999 never reads as 2.0) and marked with an ellipsis. Comparisons use the full value."""
+    exact = str(quotient)
+    if len(exact) <= _RATIO_TEXT_MAX or quotient.adjusted() > _RATIO_TEXT_MAX:
+        return exact
+    with localcontext(Context(prec=_RATIO_PRECISION, traps=[])):
+        cut = quotient.quantize(_RATIO_TEXT_STEP, rounding=ROUND_DOWN)
+    return f"{cut}…"
+
+
+def missing_numbers_reason(ish: IshResult, ratio: Interval | None) -> str:
+    """Why a dual-probe count cannot be placed in a group (one of the two values is absent)."""
+    if ratio is None and ish.her2_copies is None:
+        if ish.stated is not None:
+            return (
+                f"ISH stated '{ish.stated.value}' without ratio or HER2 copies: "
+                "no group can be assigned"
+            )
+        return "ISH reported without ratio or HER2 copies"
+    if ratio is None:
+        return (
+            f"HER2 copies {_show_optional(ish.her2_copies)} without a ratio or usable CEP17 copies"
+        )
+    return f"ratio {show(ratio)} without HER2 copies"
+
+
+def _show_optional(value: Interval | None) -> str:
+    return "none" if value is None else show(value)
+
+
+def incomplete_ish(
+    reason: str, ihc: IhcReading | None, bucket: IhcBucket, trace: Trace
+) -> OfficialResult:
+    """Section 4.4: decide on IHC where it can; equivocal on IHC 2+; indeterminate without IHC."""
+    trace.flag(FlagCode.INCOMPLETE_ISH, reason)
+    result, rule_id, pending = INCOMPLETE_ISH_WORKUP[bucket]
+    ihc_text = ihc.describe() if ihc else "no usable IHC"
+    trace.fire(rule_id, f"{reason}; {ihc_text}: {result.value}")
+    if pending is not None:
+        trace.flag(FlagCode.PENDING_WORKUP, f"equivocal, pending {pending}")
+    return result
+
+
+def ihc_only(
+    ihc: IhcReading | None, record: AssayRecord, failures: list[str], trace: Trace
+) -> OfficialResult:
+    """Sections 4.1 and 4.3: no usable ISH, so IHC decides, or the result is indeterminate."""
+    if ihc is not None:
+        if ihc.result is OfficialResult.EQUIVOCAL:
+            trace.flag(
+                FlagCode.PENDING_WORKUP, f"{ihc.describe()} equivocal, pending {PENDING_REFLEX_ISH}"
+            )
+        return ihc.result
+    lab = record.lab_interpretation
+    if lab is not None and lab.stated is Interpretation.INDETERMINATE:
+        failures.append("the lab's overall HER2 call is indeterminate")
+    if failures:
+        trace.fire(
+            "HER2-INDETERMINATE-LAB",
+            f"no usable IHC or ISH; the lab could not do a test ({'; '.join(failures)})",
+        )
+    else:
+        trace.fire("HER2-INDETERMINATE-NO-RESULT", "no usable IHC and no ISH result")
+    return OfficialResult.INDETERMINATE
+
+
+def non_negative_category(official: OfficialResult, trace: Trace) -> Category | None:
+    """The category of a positive, equivocal or indeterminate result; ``None`` for a negative,
+    whose category depends on tissue."""
+    if official is OfficialResult.POSITIVE:
+        trace.fire("HER2-CAT-POSITIVE", "official result positive: HER2-positive")
+        return Category.HER2_POSITIVE
+    if official is OfficialResult.EQUIVOCAL:
+        trace.fire("HER2-CAT-EQUIVOCAL", "official result equivocal: HER2-equivocal")
+        return Category.HER2_EQUIVOCAL
+    if official is OfficialResult.INDETERMINATE:
+        trace.fire("HER2-CAT-INDETERMINATE", "official result indeterminate: indeterminate")
+        return Category.INDETERMINATE
+    return None
+
+
+def flag_heterogeneity(ish: IshResult | None, trace: Trace) -> None:
+    """Section 5: a flag only; the status always comes from the whole-tumour count."""
+    if ish is None or ish.amplified_percent is None:
+        return
+    percent = ish.amplified_percent
+    band = place(percent, (HETEROGENEITY_LOW, HETEROGENEITY, HETEROGENEITY_HIGH))
+    if band is None:
+        trace.flag(
+            FlagCode.UNDECIDABLE_VALUE,
+            f"amplified cells {show(percent)} straddle the heterogeneity band {HETEROGENEITY.text}",
+        )
+    elif band is HETEROGENEITY:
+        trace.fire("HER2-HETEROGENEITY", f"amplified cells {show(percent)} {HETEROGENEITY.text}")
+        trace.flag(
+            FlagCode.HETEROGENEITY,
+            f"genetic heterogeneity: amplified cells {show(percent)} ({HETEROGENEITY.text}); "
+            "status from the whole-tumour count",
+        )
+
+
+def flag_lab_calls(record: AssayRecord, official: OfficialResult, trace: Trace) -> None:
+    """Flag a lab's own HER2 call that maps to another official result; it never changes ours."""
+    calls = (
+        ("the lab's overall HER2 call", record.lab_interpretation),
+        ("the ISH result as stated", record.her2_ish),
+    )
+    for label, source in calls:
+        stated = source.stated if source is not None else None
+        if stated is None:
+            continue
+        mapped = STATED_OFFICIAL.get(stated)
+        if mapped is None:
+            trace.flag(
+                FlagCode.LAB_INTERPRETATION_DIFFERS,
+                f"{label} is '{stated.value}', not a HER2 result; ours is {official.value}",
+            )
+        elif mapped is not official:
+            trace.flag(
+                FlagCode.LAB_INTERPRETATION_DIFFERS,
+                f"{label} is '{stated.value}' ({mapped.value}); ours is {official.value}",
+            )

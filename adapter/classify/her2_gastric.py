@@ -1,0 +1,75 @@
+"""Gastroesophageal HER2 (Bartley 2016, section 7): IHC 3+ or ISH ratio ≥ 2.0 is positive.
+
+The breast ISH groups do not apply (no group is assigned) and there is no HER2-low: every negative
+is ``HER2-negative``.
+"""
+
+from __future__ import annotations
+
+from adapter.classify.her2_common import (
+    Her2Status,
+    IhcReading,
+    flag_heterogeneity,
+    ihc_bucket,
+    ihc_only,
+    incomplete_ish,
+    ish_lab_failed,
+    ish_ratio,
+    missing_numbers_reason,
+    non_negative_category,
+    read_ihc,
+)
+from adapter.classify.table import GASTRIC_IHC_RULE, RATIO_AMPLIFIED, RATIO_NOT_AMPLIFIED
+from adapter.classify.trace import Trace, place, show
+from adapter.model import (
+    AssayRecord,
+    Category,
+    FlagCode,
+    IhcScore,
+    IshResult,
+    OfficialResult,
+)
+
+
+def gastric_status(record: AssayRecord) -> Her2Status:
+    trace = Trace()
+    failures: list[str] = []
+    ish = record.her2_ish
+    ihc = read_ihc(record.her2_ihc, GASTRIC_IHC_RULE, trace, failures)
+    if ish is None or ish_lab_failed(ish, failures):
+        official = ihc_only(ihc, record, failures, trace)
+    else:
+        official = _with_ish(ish, ihc, trace)
+    flag_heterogeneity(ish, trace)
+    return Her2Status(official, ihc, None, trace)
+
+
+def _with_ish(ish: IshResult, ihc: IhcReading | None, trace: Trace) -> OfficialResult:
+    # The recount is a breast group work-up; it does not change a gastric IHC 2+.
+    bucket = ihc_bucket(ihc, recount_done=False)
+    ratio = ish_ratio(ish, trace)
+    if ratio is None:
+        return incomplete_ish(missing_numbers_reason(ish, ratio), ihc, bucket, trace)
+    band = place(ratio, (RATIO_AMPLIFIED, RATIO_NOT_AMPLIFIED))
+    if band is None:
+        reason = (
+            f"ratio {show(ratio)} straddles {RATIO_AMPLIFIED.text} / {RATIO_NOT_AMPLIFIED.text}"
+        )
+        trace.flag(FlagCode.UNDECIDABLE_VALUE, reason)
+        return incomplete_ish(reason, ihc, bucket, trace)
+    if band is RATIO_AMPLIFIED:
+        trace.fire("GEA-ISH-POSITIVE", f"ratio {show(ratio)} {band.text}: positive")
+        return OfficialResult.POSITIVE
+    if ihc is not None and ihc.score is IhcScore.THREE:
+        trace.fire("GEA-ISH-NEGATIVE", f"ratio {show(ratio)} {band.text}, but IHC 3+: positive")
+        return OfficialResult.POSITIVE
+    trace.fire("GEA-ISH-NEGATIVE", f"ratio {show(ratio)} {band.text}: negative")
+    return OfficialResult.NEGATIVE
+
+
+def gastric_category(status: Her2Status) -> Category:
+    category = non_negative_category(status.official, status.trace)
+    if category is not None:
+        return category
+    status.trace.fire("GEA-CAT-NEGATIVE", "gastroesophageal negative: HER2-negative")
+    return Category.HER2_NEGATIVE

@@ -1,0 +1,53 @@
+"""What the classifier collects while it walks the table: rules fired and flags raised.
+
+A ``Trace`` is a local accumulator: each ``classify`` call makes its own, so the classifier stays a
+pure function of the record. Reasons quote values as the lab reported them (``Interval.text``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from adapter.classify.table import RULES_BY_ID
+from adapter.model import FiredRule, Flag, FlagCode, Interval
+
+
+@dataclass
+class Trace:
+    rules: list[FiredRule] = field(default_factory=list)
+    flags: list[Flag] = field(default_factory=list)
+
+    def fire(self, rule_id: str, reason: str) -> None:
+        fired = FiredRule(rule_id=rule_id, citation=RULES_BY_ID[rule_id].citation, reason=reason)
+        if fired not in self.rules:
+            self.rules.append(fired)
+
+    def flag(self, code: FlagCode, reason: str) -> None:
+        raised = Flag(code=code, reason=reason)
+        if raised not in self.flags:
+            self.flags.append(raised)
+
+    def absorb(self, other: Trace) -> None:
+        """Take over another trace's rules and flags, keeping order and dropping repeats."""
+        for fired in other.rules:
+            if fired not in self.rules:
+                self.rules.append(fired)
+        for raised in other.flags:
+            self.flag(raised.code, raised.reason)
+
+
+def place(value: Interval, bands: tuple[Interval, ...]) -> Interval | None:
+    """The one band holding the whole reported interval, or ``None`` when it straddles bands."""
+    holding = [band for band in bands if value.within(band)]
+    return holding[0] if len(holding) == 1 else None
+
+
+def show(value: Interval) -> str:
+    """The value as the lab sent it; a readable form when no text was kept."""
+    if value.text:
+        return value.text
+    if value.value is not None:
+        return str(value.value)
+    low = "" if value.low is None else f"{'≥' if value.low_inclusive else '>'} {value.low}"
+    high = "" if value.high is None else f"{'≤' if value.high_inclusive else '<'} {value.high}"
+    return " and ".join(part for part in (low, high) if part) or "any value"

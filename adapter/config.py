@@ -1,0 +1,39 @@
+"""Settings, read from arguments, environment variables (``HER2_`` prefix) or a config file.
+
+Everything that changes output (CodeSystem URL, site time zone, mappings) is here, so a replay can
+state exactly what it ran with.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_CODESYSTEM = "http://her2-adapter.org/fhir/CodeSystem/her2-adapter"
+"""The adapter's own CodeSystem (categories, flags, rule ids, the ISH group component)."""
+
+PROJECT_MAPPINGS = Path(__file__).resolve().parent.parent / "mappings"
+INSTALLED_MAPPINGS = Path(__file__).resolve().parent / "_mappings"
+
+
+def default_mappings_dir() -> Path:
+    """The shipped mappings: the checkout's ``mappings/`` or, when installed, the packaged copy."""
+    return PROJECT_MAPPINGS if PROJECT_MAPPINGS.is_dir() else INSTALLED_MAPPINGS
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HER2_", frozen=True, extra="forbid")
+
+    codesystem_url: str = Field(
+        DEFAULT_CODESYSTEM, description="Canonical URL of the adapter's CodeSystem"
+    )
+    site_timezone: str = Field(
+        "UTC", description="IANA zone given to HL7 timestamps sent without an offset"
+    )
+    mappings_dir: Path = Field(default_factory=default_mappings_dir)
+    fallback_charset: str = Field(
+        "latin-1", description="Used when MSH-18 is empty and the bytes are not valid UTF-8"
+    )
+    max_message_bytes: int = Field(1024 * 1024, description="Larger messages are rejected")

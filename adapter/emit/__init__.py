@@ -1,0 +1,30 @@
+"""Output: the FHIR transaction Bundle for a message and the HL7 v2 ACK that answers it.
+
+``build_bundle`` and ``dumps`` are the hot path (plain dicts, orjson); ``validate_bundle`` checks a
+Bundle with fhir.resources and is imported lazily because that library is slow to load.
+"""
+
+from __future__ import annotations
+
+from adapter.emit.ack import (
+    AckHeader,
+    AckPlan,
+    build_ack,
+    enhanced_mode_decision,
+    fallback_ack_header,
+)
+from adapter.emit.bundle import build_bundle, dumps
+from adapter.emit.ids import resource_id
+from adapter.emit.validate import validate_bundle
+
+__all__ = [
+    "AckHeader",
+    "AckPlan",
+    "build_ack",
+    "build_bundle",
+    "dumps",
+    "enhanced_mode_decision",
+    "fallback_ack_header",
+    "resource_id",
+    "validate_bundle",
+]

@@ -1,0 +1,483 @@
+"""One FHIR R4 transaction Bundle per incoming message, as plain dicts, serialised with orjson.
+
+fhir.resources is far too slow for this path; it validates the output in tests and, on demand, in
+:mod:`adapter.emit.validate`. Entries, in this order: each Patient, each Specimen, then per record
+its reported Observations, the HER2 summary Observation and the DiagnosticReport. Every entry is
+``PUT Type/<id>`` with ``fullUrl`` ``urn:uuid:<id>``; references between entries use the fullUrl,
+so they resolve inside the Bundle and the server rewrites them on commit.
+
+Shapes: DiagnosticReport as US Core Laboratory DiagnosticReport, Observations as mCODE
+TumorMarkerTest (the shapes only: no ``meta.profile`` is claimed). The summary Observation
+(LOINC 48676-1) carries the official ASCO/CAP result as its value and the adapter's own concepts as
+components coded in the CodeSystem at ``Settings.codesystem_url``:
+
+=================  =====================  ============================================
+component code     value                  present
+=================  =====================  ============================================
+``her2-category``  CodeableConcept        always; code = the Category value
+``ish-group``      integer 1-5            only when a breast dual-probe group was assigned
+``hr-status``      CodeableConcept        when an HR status was determined
+``er-result``      CodeableConcept        when ER was called (plus SNOMED where one exists)
+``pgr-result``     CodeableConcept        when PgR was called (plus SNOMED)
+``tissue``         CodeableConcept        always; code = the Tissue value
+``flag``           CodeableConcept        one per flag; code = flag code, text = reason
+``rule``           CodeableConcept        one per fired rule; code = rule id,
+                                          text = "reason [citation]"
+``guideline``      string                 always
+=================  =====================  ============================================
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Final
+
+import orjson
+
+from adapter.config import Settings
+from adapter.emit import datatypes as dt
+from adapter.emit.codes import (
+    DATA_ABSENT_REASON,
+    HER2_INTERPRETATION,
+    MESSAGE_ID_SYSTEM,
+    OBSERVATION_CATEGORY,
+    OBSERVATION_INTERPRETATION,
+    SNOMED,
+    SNOMED_QUALIFIERS,
+    SUMMARY_COMPONENTS,
+    V2_0074,
+    V2_0203,
+)
+from adapter.emit.ids import RecordIds, order_identity, record_ids, resource_id
+from adapter.emit.wording import (
+    OFFICIAL_RESULT_WORDS,
+    RECEPTOR_WORDS,
+    conclusion,
+    unused_note,
+    warning_note,
+)
+from adapter.errors import OutputInvalid
+from adapter.model import (
+    AssayRecord,
+    Classification,
+    Coding,
+    Identifier,
+    ReceptorCall,
+    ReportedObservation,
+    ReportStatus,
+    ResultStatus,
+)
+
+JsonDict = dt.JsonDict
+
+LAB_REPORT_CATEGORY: Final = {"coding": [{"system": V2_0074, "code": "LAB"}]}
+LAB_OBSERVATION_CATEGORY: Final = {
+    "coding": [{"system": OBSERVATION_CATEGORY, "code": "laboratory", "display": "Laboratory"}]
+}
+
+SUMMARY_STATUS: Final[dict[ReportStatus, ResultStatus]] = {
+    # DiagnosticReport.status -> the summary Observation's status (Observation has no
+    # partial/appended; "appended" is a kind of "amended" in FHIR's status hierarchy, and a
+    # registered order that already carries results is reported as preliminary)
+    ReportStatus.REGISTERED: ResultStatus.PRELIMINARY,
+    ReportStatus.PARTIAL: ResultStatus.PRELIMINARY,
+    ReportStatus.PRELIMINARY: ResultStatus.PRELIMINARY,
+    ReportStatus.FINAL: ResultStatus.FINAL,
+    ReportStatus.AMENDED: ResultStatus.AMENDED,
+    ReportStatus.CORRECTED: ResultStatus.CORRECTED,
+    ReportStatus.APPENDED: ResultStatus.AMENDED,
+    ReportStatus.CANCELLED: ResultStatus.CANCELLED,
+    ReportStatus.ENTERED_IN_ERROR: ResultStatus.ENTERED_IN_ERROR,
+    ReportStatus.UNKNOWN: ResultStatus.UNKNOWN,
+}
+
+
+def build_bundle(
+    message_id: str,
+    results: Sequence[tuple[AssayRecord, Classification]],
+    settings: Settings,
+) -> dict[str, Any]:
+    """The transaction Bundle for one message: every record with its classification."""
+    assembly = _Assembly(settings.codesystem_url)
+    occurrences: Counter[tuple[str, ...]] = Counter()
+    for record, classification in results:
+        order = order_identity(record.origin)
+        occurrences[order] += 1
+        assembly.add(record, classification, record_ids(record, occurrences[order]))
+    bundle: JsonDict = {
+        "resourceType": "Bundle",
+        "id": resource_id("Bundle", message_id),
+        "identifier": {"system": MESSAGE_ID_SYSTEM, "value": message_id},
+        "type": "transaction",
+    }
+    entries = assembly.entries()
+    if entries:
+        bundle["entry"] = entries
+    return bundle
+
+
+def dumps(bundle: dict[str, Any]) -> bytes:
+    """JSON bytes; the same Bundle always gives the same bytes (dicts are built in fixed order)."""
+    return orjson.dumps(bundle, default=_exact_decimal)
+
+
+def _exact_decimal(value: object) -> orjson.Fragment:
+    # Decimals are written digit for digit ("2.30" stays 2.30): never through float
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise OutputInvalid(f"non-finite number {value}", location="Bundle")
+        return orjson.Fragment(str(value))
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+# --------------------------------------------------------------------------------------------
+# Assembly: shared Patients and Specimens are merged, record resources kept in order
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _SpecimenParts:
+    patient_id: str
+    specimen_id: str | None
+    type: Coding | None
+    body_sites: list[Coding] = field(default_factory=list)
+
+
+@dataclass
+class _Assembly:
+    codesystem: str
+    patients: dict[str, list[Identifier]] = field(default_factory=dict)
+    specimens: dict[str, _SpecimenParts] = field(default_factory=dict)
+    record_resources: list[JsonDict] = field(default_factory=list)
+
+    def add(self, record: AssayRecord, classification: Classification, ids: RecordIds) -> None:
+        known = self.patients.setdefault(ids.patient, [])
+        known.extend(i for i in record.patient.identifiers if i not in known)
+        specimen_id = self._add_specimen(record, ids)
+        self.record_resources.extend(
+            _observation(record, observation, observation_id, ids.patient, specimen_id)
+            for observation, observation_id in zip(
+                record.observations, ids.observations, strict=True
+            )
+        )
+        self.record_resources.append(
+            _summary(record, classification, ids, specimen_id, self.codesystem)
+        )
+        self.record_resources.append(
+            _report(record, classification, ids, specimen_id, self.codesystem)
+        )
+
+    def _add_specimen(self, record: AssayRecord, ids: RecordIds) -> str | None:
+        specimen = record.specimen
+        if not (specimen.id or specimen.type or specimen.body_sites):
+            return None  # nothing known about it: no empty Specimen is written
+        parts = self.specimens.setdefault(
+            ids.specimen, _SpecimenParts(ids.patient, specimen.id, specimen.type)
+        )
+        parts.type = parts.type or specimen.type
+        parts.body_sites.extend(s for s in specimen.body_sites if s not in parts.body_sites)
+        return ids.specimen
+
+    def entries(self) -> list[JsonDict]:
+        resources = [
+            *(_patient(pid, identifiers) for pid, identifiers in self.patients.items()),
+            *(_specimen(sid, parts) for sid, parts in self.specimens.items()),
+            *self.record_resources,
+        ]
+        return [_entry(resource) for resource in resources]
+
+
+def _entry(resource: JsonDict) -> JsonDict:
+    rid = resource["id"]
+    return {
+        "fullUrl": f"urn:uuid:{rid}",
+        "resource": resource,
+        "request": {"method": "PUT", "url": f"{resource['resourceType']}/{rid}"},
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Resources
+# --------------------------------------------------------------------------------------------
+
+
+def _patient(patient_id: str, identifiers: list[Identifier]) -> JsonDict:
+    # identifiers only: names, birth dates and addresses never leave the sender
+    resource: JsonDict = {"resourceType": "Patient", "id": patient_id}
+    if identifiers:
+        resource["identifier"] = [dt.identifier(i) for i in identifiers]
+    return resource
+
+
+def _specimen(specimen_id: str, parts: _SpecimenParts) -> JsonDict:
+    resource: JsonDict = {"resourceType": "Specimen", "id": specimen_id}
+    if parts.specimen_id:
+        resource["identifier"] = [{"value": parts.specimen_id}]
+    specimen_type = dt.codeable(parts.type)
+    if specimen_type:
+        resource["type"] = specimen_type
+    resource["subject"] = dt.reference(parts.patient_id)
+    # R4 has one bodySite: the codings sent for the site (e.g. SNOMED and ICD-O) share it
+    site_codings = [c for c in map(dt.coding, parts.body_sites) if c is not None]
+    site_text = next((s.display for s in parts.body_sites if s.display), None)
+    site: JsonDict = {}
+    if site_codings:
+        site["coding"] = site_codings
+    if site_text:
+        site["text"] = site_text
+    if site:
+        resource["collection"] = {"bodySite": site}
+    return resource
+
+
+def _common_observation_head(
+    record: AssayRecord,
+    observation_id: str,
+    status: ResultStatus,
+    code: JsonDict,
+    patient_id: str,
+    effective: str | None,
+) -> JsonDict:
+    resource: JsonDict = {
+        "resourceType": "Observation",
+        "id": observation_id,
+        "status": status.value,
+        "category": [LAB_OBSERVATION_CATEGORY],
+        "code": code,
+        "subject": dt.reference(patient_id),
+    }
+    if effective:
+        resource["effectiveDateTime"] = effective
+    if record.issued is not None:
+        resource["issued"] = dt.date_time(record.issued, "Observation.issued")
+    return resource
+
+
+def _observation(
+    record: AssayRecord,
+    observation: ReportedObservation,
+    observation_id: str,
+    patient_id: str,
+    specimen_id: str | None,
+) -> JsonDict:
+    effective = observation.effective or record.effective
+    code = dt.codeable(observation.provenance.code) or {"text": observation.analyte.value}
+    resource = _common_observation_head(
+        record,
+        observation_id,
+        observation.status,
+        code,
+        patient_id,
+        dt.date_time(effective, "Observation.effectiveDateTime") if effective else None,
+    )
+    resource.update(_value(observation))
+    if observation.interpretation:
+        resource["interpretation"] = [
+            {"coding": [{"system": OBSERVATION_INTERPRETATION, "code": code}]}
+            for code in observation.interpretation
+        ]
+    if observation.notes:
+        resource["note"] = [{"text": note} for note in observation.notes]
+    if specimen_id:
+        resource["specimen"] = dt.reference(specimen_id)
+    return resource
+
+
+def _value(observation: ReportedObservation) -> JsonDict:
+    """value[x] in order of fidelity: coded, ratio, number, text; else why there is none."""
+    if observation.coding is not None:
+        concept = dt.codeable(observation.coding, observation.text)
+        if concept:
+            return {"valueCodeableConcept": concept}
+    if observation.ratio is not None:
+        numerator, denominator = observation.ratio
+        return {
+            "valueRatio": {"numerator": {"value": numerator}, "denominator": {"value": denominator}}
+        }
+    if observation.number is not None:
+        amount = dt.quantity(observation.number, observation.unit)
+        if amount is not None:
+            return {"valueQuantity": amount}
+        # a range such as "1-10": FHIR Quantity cannot hold it, so the text is kept as sent
+        text = dt.interval_text(observation.number) or observation.text
+        if text:
+            return {"valueString": text}
+    if observation.text:
+        return {"valueString": observation.text}
+    return {"dataAbsentReason": {"coding": [{"system": DATA_ABSENT_REASON, "code": "unknown"}]}}
+
+
+def _summary(
+    record: AssayRecord,
+    classification: Classification,
+    ids: RecordIds,
+    specimen_id: str | None,
+    codesystem: str,
+) -> JsonDict:
+    system, code, display = HER2_INTERPRETATION
+    resource = _common_observation_head(
+        record,
+        ids.summary,
+        SUMMARY_STATUS[record.report_status],
+        {"coding": [{"system": system, "code": code, "display": display}], "text": display},
+        ids.patient,
+        dt.date_time(record.effective, "Observation.effectiveDateTime")
+        if record.effective
+        else None,
+    )
+    resource["valueCodeableConcept"] = _official_result(classification, codesystem)
+    notes = [
+        *record.notes,
+        *map(unused_note, record.unused),
+        *map(warning_note, record.warnings),
+    ]
+    if notes:
+        resource["note"] = [{"text": note} for note in notes]
+    if specimen_id:
+        resource["specimen"] = dt.reference(specimen_id)
+    if ids.observations:
+        resource["derivedFrom"] = [dt.reference(oid) for oid in ids.observations]
+    resource["component"] = _summary_components(classification, codesystem)
+    return resource
+
+
+def _official_result(classification: Classification, codesystem: str) -> JsonDict:
+    result = classification.official_result
+    snomed_code, snomed_display = SNOMED_QUALIFIERS[result.value]
+    words = OFFICIAL_RESULT_WORDS[result]
+    return {
+        "coding": [
+            {"system": SNOMED, "code": snomed_code, "display": snomed_display},
+            dt.adapter_coding(codesystem, result.value, words),
+        ],
+        "text": words,
+    }
+
+
+def _adapter_concept(codesystem: str, code: str, text: str | None = None) -> JsonDict:
+    concept: JsonDict = {"coding": [dt.adapter_coding(codesystem, code)]}
+    if text:
+        concept["text"] = text
+    return concept
+
+
+def _component(codesystem: str, code: str, value: JsonDict) -> JsonDict:
+    return {
+        "code": {"coding": [dt.adapter_coding(codesystem, code, SUMMARY_COMPONENTS[code])]},
+        **value,
+    }
+
+
+def _summary_components(classification: Classification, codesystem: str) -> list[JsonDict]:
+    cs = codesystem
+    category = classification.category.value
+    components = [
+        _component(
+            cs, "her2-category", {"valueCodeableConcept": _adapter_concept(cs, category, category)}
+        )
+    ]
+    if classification.ish_group is not None:
+        if not 1 <= classification.ish_group <= 5:
+            raise OutputInvalid(
+                f"ISH group {classification.ish_group} is not 1-5",
+                location="Observation.component:ish-group",
+            )
+        components.append(_component(cs, "ish-group", {"valueInteger": classification.ish_group}))
+    if classification.hr_status is not None:
+        hr = classification.hr_status.value
+        components.append(
+            _component(cs, "hr-status", {"valueCodeableConcept": _adapter_concept(cs, hr, hr)})
+        )
+    for code, call in (
+        ("er-result", classification.er_result),
+        ("pgr-result", classification.pgr_result),
+    ):
+        if call is not None:
+            components.append(_component(cs, code, {"valueCodeableConcept": _receptor(cs, call)}))
+    components.append(
+        _component(
+            cs,
+            "tissue",
+            {"valueCodeableConcept": _adapter_concept(cs, classification.tissue.value)},
+        )
+    )
+    components.extend(
+        _component(
+            cs, "flag", {"valueCodeableConcept": _adapter_concept(cs, flag.code.value, flag.reason)}
+        )
+        for flag in classification.flags
+    )
+    components.extend(
+        _component(
+            cs,
+            "rule",
+            {
+                "valueCodeableConcept": _adapter_concept(
+                    cs, rule.rule_id, f"{rule.reason} [{rule.citation}]"
+                )
+            },
+        )
+        for rule in classification.rules
+    )
+    components.append(_component(cs, "guideline", {"valueString": classification.guideline}))
+    return components
+
+
+def _receptor(codesystem: str, call: ReceptorCall) -> JsonDict:
+    codings: list[JsonDict] = []
+    snomed = SNOMED_QUALIFIERS.get(call.value)
+    if snomed is not None:
+        codings.append({"system": SNOMED, "code": snomed[0], "display": snomed[1]})
+    codings.append(dt.adapter_coding(codesystem, call.value))
+    return {"coding": codings, "text": RECEPTOR_WORDS[call]}
+
+
+def _report(
+    record: AssayRecord,
+    classification: Classification,
+    ids: RecordIds,
+    specimen_id: str | None,
+    codesystem: str,
+) -> JsonDict:
+    origin = record.origin
+    resource: JsonDict = {"resourceType": "DiagnosticReport", "id": ids.report}
+    order_numbers = [
+        {"type": {"coding": [{"system": V2_0203, "code": kind}]}, "value": number}
+        for kind, number in (("PLAC", origin.placer_order), ("FILL", origin.filler_order))
+        if number
+    ]
+    if order_numbers:
+        resource["identifier"] = order_numbers
+    system, code, display = HER2_INTERPRETATION
+    resource["status"] = record.report_status.value
+    resource["category"] = [LAB_REPORT_CATEGORY]
+    resource["code"] = dt.codeable(origin.order_code) or {
+        "coding": [{"system": system, "code": code, "display": display}],
+        "text": display,
+    }
+    resource["subject"] = dt.reference(ids.patient)
+    if record.effective is not None:
+        resource["effectiveDateTime"] = dt.date_time(
+            record.effective, "DiagnosticReport.effectiveDateTime"
+        )
+    if record.issued is not None:
+        resource["issued"] = dt.date_time(record.issued, "DiagnosticReport.issued")
+    if specimen_id:
+        resource["specimen"] = [dt.reference(specimen_id)]
+    resource["result"] = [dt.reference(oid) for oid in (*ids.observations, ids.summary)]
+    resource["conclusion"] = conclusion(record, classification)
+    resource["conclusionCode"] = _conclusion_codes(classification, codesystem)
+    return resource
+
+
+def _conclusion_codes(classification: Classification, codesystem: str) -> list[JsonDict]:
+    category = classification.category.value
+    codes = [_adapter_concept(codesystem, category, category)]
+    if classification.hr_status is not None:
+        hr = classification.hr_status.value
+        codes.append(_adapter_concept(codesystem, hr, hr))
+    codes.append(_official_result(classification, codesystem))
+    return codes

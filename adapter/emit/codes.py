@@ -1,0 +1,94 @@
+"""Code tables the emitters use: plain data, no logic beyond a lookup.
+
+Kept apart from the builders so that a reviewer can check the vocabulary against its source
+(HL7 table 0396, UCUM, SNOMED CT, HL7 table 0357) without reading any code.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+LOINC: Final = "http://loinc.org"
+SNOMED: Final = "http://snomed.info/sct"
+UCUM: Final = "http://unitsofmeasure.org"
+V2_0074: Final = "http://terminology.hl7.org/CodeSystem/v2-0074"
+V2_0203: Final = "http://terminology.hl7.org/CodeSystem/v2-0203"
+OBSERVATION_CATEGORY: Final = "http://terminology.hl7.org/CodeSystem/observation-category"
+OBSERVATION_INTERPRETATION: Final = (
+    "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+)
+DATA_ABSENT_REASON: Final = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
+
+LOCAL_SYSTEM_PREFIX: Final = "urn:her2-adapter:cs:"
+"""Prefix for an HL7 v2 coding system name we have no URI for: ``urn:her2-adapter:cs:99LAB``."""
+
+LOCAL_ASSIGNER_PREFIX: Final = "urn:her2-adapter:assigner:"
+"""Prefix for an identifier's assigning authority that is a name (``HOSP``) rather than a URI."""
+
+MESSAGE_ID_SYSTEM: Final = "urn:her2-adapter:message-id"
+"""``Bundle.identifier.system``: the value is the incoming message id (MSH-10 or FHIR id)."""
+
+V2_CODING_SYSTEMS: Final[dict[str, str]] = {
+    # HL7 table 0396 names -> FHIR system URIs (HL7 v2-to-FHIR IG, "Coding System" map)
+    "LN": LOINC,
+    "LOINC": LOINC,
+    "SCT": SNOMED,
+    "SNM": SNOMED,
+    "SNOMED": SNOMED,
+    "CAPECC": "https://cap.org/eCC",
+    "UCUM": UCUM,
+}
+
+UCUM_UNITS: Final[dict[str, str]] = {
+    # unit text as labs send it -> UCUM code; anything else keeps its text and no UCUM coding
+    "%": "%",
+    "{ratio}": "{ratio}",
+    "ratio": "{ratio}",
+    "{copies}/{cell}": "{copies}/{cell}",
+    "copies/cell": "{copies}/{cell}",
+    "{cells}": "{cells}",
+    "cells": "{cells}",
+}
+
+HER2_INTERPRETATION: Final = (LOINC, "48676-1", "HER2 [Interpretation] in Tissue")
+"""Code of the summary Observation, and of the DiagnosticReport when the order has no code."""
+
+SNOMED_QUALIFIERS: Final[dict[str, tuple[str, str]]] = {
+    # an official result or receptor call value -> SNOMED CT qualifier value (code, display);
+    # "low-positive" (ER 1-10 %) has no SNOMED CT concept and is coded in the adapter's only
+    "positive": ("10828004", "Positive"),
+    "negative": ("260385009", "Negative"),
+    "equivocal": ("42425007", "Equivocal"),
+    "indeterminate": ("82334004", "Indeterminate"),
+}
+
+HL7_CONDITIONS: Final[dict[str, str]] = {
+    # HL7 table 0357 (message error condition codes), for ERR-3 / ERR-1
+    "0": "Message accepted",
+    "100": "Segment sequence error",
+    "101": "Required field missing",
+    "102": "Data type error",
+    "103": "Table value not found",
+    "104": "Value too long",
+    "200": "Unsupported message type",
+    "201": "Unsupported event code",
+    "202": "Unsupported processing id",
+    "203": "Unsupported version id",
+    "204": "Unknown key identifier",
+    "205": "Duplicate key identifier",
+    "206": "Application record locked",
+    "207": "Application internal error",
+}
+
+SUMMARY_COMPONENTS: Final[dict[str, str]] = {
+    # component codes of the summary Observation in the adapter CodeSystem -> display
+    "her2-category": "HER2 category (therapy-relevant label, not an official ASCO/CAP result)",
+    "ish-group": "HER2 dual-probe ISH group (ASCO/CAP 2018)",
+    "hr-status": "Hormone receptor status",
+    "er-result": "ER result (ASCO/CAP 2020)",
+    "pgr-result": "PgR result (ASCO/CAP 2020)",
+    "tissue": "Tissue the HER2 rules were applied for",
+    "flag": "Flag for review",
+    "rule": "Classification rule that fired",
+    "guideline": "Guideline versions applied",
+}

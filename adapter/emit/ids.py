@@ -1,0 +1,121 @@
+"""Deterministic FHIR resource ids, so that a replay or a correction updates instead of duplicating.
+
+Every id is a UUID version 5 over :data:`ID_NAMESPACE` and the JSON array of its parts. Nothing is
+random and nothing depends on the clock.
+
+Identity of an order (the base of every id of one record): the sender (MSH-4 sending facility,
+else MSH-3 sending application), the filler order number, else the placer order number, else the
+message id, and the OBR set id (else the group's position in the message). A correction message
+has a new MSH-10 but the same order numbers, so it produces the same ids.
+
+- Observation: the order + OBX-3 (coding system and code, as sent) + OBX-4 sub-id. Two
+  observations of one record that still collide (same code, no sub-id) are told apart by their
+  order of appearance: the second gets ``#2``, the third ``#3``; the first keeps the plain id so
+  that adding a later duplicate never moves an existing id.
+- Summary Observation and DiagnosticReport: the order.
+- Patient: the sender + the first patient identifier (system and value); else the sender + the
+  FHIR reference as sent; else the order (a patient known only through this order).
+- Specimen: the sender + the specimen id; else the order.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from typing import Final
+
+import orjson
+
+from adapter.model import AssayRecord, Origin, ReportedObservation
+
+ID_NAMESPACE: Final = uuid.UUID("5b159f2c-fbae-51e6-8b23-a36ab277713d")
+"""Namespace of every id the adapter emits.
+
+Made once as ``uuid5(NAMESPACE_URL, "urn:her2-adapter:resource-ids")``; fixed forever, since
+changing it changes every id receivers already store.
+"""
+
+
+def resource_id(*parts: str | None) -> str:
+    """A UUID v5 over the parts; ``None`` and ``""`` differ, and no join can be ambiguous."""
+    name = orjson.dumps(parts).decode()
+    return str(uuid.uuid5(ID_NAMESPACE, name))
+
+
+def sender_of(origin: Origin) -> str:
+    return origin.sending_facility or origin.sending_application or ""
+
+
+def order_identity(origin: Origin, occurrence: int = 1) -> tuple[str, ...]:
+    """The parts that name one order; ``occurrence`` > 1 separates repeated groups in a message."""
+    if origin.filler_order:
+        number = ("filler", origin.filler_order)
+    elif origin.placer_order:
+        number = ("placer", origin.placer_order)
+    else:
+        number = ("message", origin.message_id)
+    group = origin.set_id or str(origin.group_index)
+    repeat = (f"#{occurrence}",) if occurrence > 1 else ()
+    return (sender_of(origin), *number, group, *repeat)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordIds:
+    """Every id one record's resources get."""
+
+    patient: str
+    specimen: str
+    report: str
+    summary: str
+    observations: tuple[str, ...]  # one per ``record.observations`` item, same order
+
+
+def record_ids(record: AssayRecord, occurrence: int = 1) -> RecordIds:
+    order = order_identity(record.origin, occurrence)
+    return RecordIds(
+        patient=_patient_id(record),
+        specimen=_specimen_id(record, order),
+        report=resource_id("DiagnosticReport", *order),
+        summary=resource_id("Observation", *order, "her2-summary"),
+        observations=_observation_ids(record.observations, order),
+    )
+
+
+def _observation_ids(
+    observations: tuple[ReportedObservation, ...], order: tuple[str, ...]
+) -> tuple[str, ...]:
+    seen: Counter[tuple[str | None, ...]] = Counter()
+    ids: list[str] = []
+    for observation in observations:
+        key = _observation_key(observation)
+        seen[key] += 1
+        repeat = (f"#{seen[key]}",) if seen[key] > 1 else ()
+        ids.append(resource_id("Observation", *order, *key, *repeat))
+    return tuple(ids)
+
+
+def _observation_key(observation: ReportedObservation) -> tuple[str | None, ...]:
+    code = observation.provenance.code
+    sub_id = observation.provenance.sub_id
+    if code is not None and code.code:
+        return ("code", code.system, code.code, sub_id)
+    # no code sent (rare FHIR input): the analyte is the only stable name of the value
+    return ("analyte", observation.analyte.value, sub_id)
+
+
+def _patient_id(record: AssayRecord) -> str:
+    sender = sender_of(record.origin)
+    patient = record.patient
+    if patient.identifiers:
+        first = patient.identifiers[0]
+        return resource_id("Patient", sender, "identifier", first.system, first.value)
+    if patient.fhir_reference:
+        return resource_id("Patient", sender, "reference", patient.fhir_reference)
+    return resource_id("Patient", "order", *order_identity(record.origin))
+
+
+def _specimen_id(record: AssayRecord, order: tuple[str, ...]) -> str:
+    if record.specimen.id:
+        return resource_id("Specimen", sender_of(record.origin), "specimen", record.specimen.id)
+    return resource_id("Specimen", "order", *order)

@@ -1,0 +1,128 @@
+"""The words a pathologist reads: ``DiagnosticReport.conclusion`` and the summary notes.
+
+The conclusion states the official ASCO/CAP result first, then the therapy-relevant category and,
+where the category is not an official result, says so (ASCO/CAP 2023 update). Specific reasons
+(which score, which ISH group, which discordance) come from the rules and flags the classifier
+produced, so nothing clinical is decided here.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from adapter.model import (
+    AssayRecord,
+    Category,
+    Classification,
+    IngestWarning,
+    OfficialResult,
+    ReceptorCall,
+    Tissue,
+    UnusedResult,
+)
+
+OFFICIAL_RESULT_WORDS: Final[dict[OfficialResult, str]] = {
+    OfficialResult.POSITIVE: "HER2 positive",
+    OfficialResult.NEGATIVE: "HER2 negative",
+    OfficialResult.EQUIVOCAL: "HER2 equivocal",
+    OfficialResult.INDETERMINATE: "HER2 indeterminate",
+}
+
+RECEPTOR_WORDS: Final[dict[ReceptorCall, str]] = {
+    ReceptorCall.POSITIVE: "positive",
+    ReceptorCall.LOW_POSITIVE: "low positive",
+    ReceptorCall.NEGATIVE: "negative",
+}
+
+_NOT_OFFICIAL = "is not an official ASCO/CAP result category (2023 update)"
+
+CATEGORY_EXPLANATIONS: Final[dict[Category, str]] = {
+    Category.HER2_POSITIVE: "",
+    Category.HER2_LOW: (
+        f"HER2-low (IHC 1+, or IHC 2+ with negative ISH) {_NOT_OFFICIAL}; it identifies "
+        "candidates for trastuzumab deruxtecan (DESTINY-Breast04)."
+    ),
+    Category.HER2_ULTRALOW: (
+        "HER2-ultralow (IHC 0 with faint, incomplete membrane staining in >0% and ≤10% of "
+        f"invasive tumour cells) {_NOT_OFFICIAL}; it identifies candidates for trastuzumab "
+        "deruxtecan (DESTINY-Breast06)."
+    ),
+    Category.HER2_NULL: (
+        f"HER2-null (IHC 0 with no membrane staining) {_NOT_OFFICIAL}; it separates these "
+        "tumours from HER2-ultralow."
+    ),
+    Category.HER2_NEGATIVE: (
+        "No HER2-low, HER2-ultralow or HER2-null category is assigned: the results received do "
+        "not establish which one applies (see the rules applied)."
+    ),
+    Category.HER2_EQUIVOCAL: (
+        "An equivocal result is not a final HER2 status; ASCO/CAP require further work-up "
+        "(see the rules applied)."
+    ),
+    Category.INDETERMINATE: (
+        "No HER2 result could be established from the results received (see the flags and "
+        "rules applied)."
+    ),
+}
+
+GASTROESOPHAGEAL_NEGATIVE: Final = (
+    "HER2-low, HER2-ultralow and HER2-null are breast cancer categories; they are not assigned "
+    "in gastroesophageal adenocarcinoma."
+)
+
+
+def conclusion(record: AssayRecord, classification: Classification) -> str:
+    """The human-readable conclusion of one record's DiagnosticReport."""
+    sentences = [
+        f"{OFFICIAL_RESULT_WORDS[classification.official_result]} ({classification.guideline}); "
+        f"category {classification.category.value}.",
+        _category_explanation(classification),
+        _hormone_receptor_sentence(record, classification),
+        _flags_sentence(classification),
+    ]
+    return " ".join(sentence for sentence in sentences if sentence)
+
+
+def _category_explanation(classification: Classification) -> str:
+    if (
+        classification.category is Category.HER2_NEGATIVE
+        and classification.tissue is Tissue.GASTROESOPHAGEAL
+    ):
+        return GASTROESOPHAGEAL_NEGATIVE
+    return CATEGORY_EXPLANATIONS[classification.category]
+
+
+def _hormone_receptor_sentence(record: AssayRecord, classification: Classification) -> str:
+    calls = [
+        f"{name} {RECEPTOR_WORDS[call]}"
+        for name, call in (("ER", classification.er_result), ("PgR", classification.pgr_result))
+        if call is not None
+    ]
+    if classification.hr_status is not None:
+        detail = f" ({', '.join(calls)})" if calls else ""
+        return f"Hormone receptor status {classification.hr_status.value}{detail}."
+    if record.er is not None or record.pgr is not None:
+        return "Hormone receptor status not determined from the ER/PgR results received."
+    return ""
+
+
+def _flags_sentence(classification: Classification) -> str:
+    if not classification.flags:
+        return ""
+    listed = "; ".join(
+        f"{flag.code.value} ({flag.reason.rstrip('. ')})" for flag in classification.flags
+    )
+    return f"Flags for review: {listed}."
+
+
+def unused_note(unused: UnusedResult) -> str:
+    """``OBX[7] (LN 2345-7) not used: <reason>``."""
+    code = unused.provenance.code
+    named = " ".join(part for part in (code.system, code.code) if part) if code else ""
+    where = f"{unused.provenance.locator} ({named})" if named else unused.provenance.locator
+    return f"{where} not used: {unused.reason}"
+
+
+def warning_note(warning: IngestWarning) -> str:
+    """Code and message only."""
+    return f"Warning {warning.code}: {warning.message}"

@@ -1,0 +1,305 @@
+"""Format-neutral assembly: the reported values of one order -> HER2, ISH, ER and PgR results.
+
+Both readers (HL7 v2 and FHIR) turn each result into a ``ReadValue``; everything from there on,
+including how conflicts and recounts are recognised, is decided once, here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from adapter.mapping import Answer, MappingSet
+from adapter.model import (
+    Analyte,
+    Coding,
+    IhcResult,
+    IngestWarning,
+    Interpretation,
+    Interval,
+    IshProbe,
+    IshResult,
+    LabInterpretation,
+    Provenance,
+    ReceptorResult,
+    ReportedObservation,
+    Tissue,
+)
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class ReadValue:
+    """One reported result, read and looked up, before assembly."""
+
+    observation: ReportedObservation
+    answer: Answer | None = None  # the meaning of a coded or worded value
+    probe: IshProbe | None = None  # from the result code's mapping entry
+    tissue_scope: Tissue | None = None  # from the result code's mapping entry
+    indeterminate_reason: str | None = None  # status X, dataAbsentReason, "specimen inadequate"
+
+    @property
+    def analyte(self) -> Analyte:
+        return self.observation.analyte
+
+    @property
+    def provenance(self) -> Provenance:
+        return self.observation.provenance
+
+
+@dataclass(frozen=True)
+class AssembledResults:
+    her2_ihc: IhcResult | None
+    her2_ish: IshResult | None
+    er: ReceptorResult | None
+    pgr: ReceptorResult | None
+    lab_interpretation: LabInterpretation | None
+    warnings: tuple[IngestWarning, ...]
+
+
+_ISH_ANALYTES = frozenset(
+    {
+        Analyte.HER2_ISH,
+        Analyte.HER2_CEP17_RATIO,
+        Analyte.HER2_COPIES,
+        Analyte.CEP17_COPIES,
+        Analyte.ISH_CELLS_COUNTED,
+        Analyte.ISH_AMPLIFIED_PERCENT,
+        Analyte.ISH_RECOUNT,
+    }
+)
+
+
+def assemble(
+    values: Sequence[ReadValue], mapping: MappingSet, group_notes: Iterable[str]
+) -> AssembledResults:
+    warnings: list[IngestWarning] = []
+    by_analyte: dict[Analyte, list[ReadValue]] = {}
+    for value in values:
+        by_analyte.setdefault(value.analyte, []).append(value)
+    notes = tuple(group_notes)
+    return AssembledResults(
+        her2_ihc=_ihc(by_analyte, warnings),
+        her2_ish=_ish(values, by_analyte, mapping, notes, warnings),
+        er=_receptor(by_analyte, Analyte.ER_RESULT, Analyte.ER_PERCENT, "ER", warnings),
+        pgr=_receptor(by_analyte, Analyte.PGR_RESULT, Analyte.PGR_PERCENT, "PgR", warnings),
+        lab_interpretation=_lab_interpretation(by_analyte.get(Analyte.HER2_INTERPRETATION, [])),
+        warnings=tuple(warnings),
+    )
+
+
+def _provenance(values: Iterable[ReadValue]) -> tuple[Provenance, ...]:
+    return tuple(value.provenance for value in values)
+
+
+def _indeterminate(values: Iterable[ReadValue]) -> str | None:
+    for value in values:
+        if value.indeterminate_reason:
+            return value.indeterminate_reason
+        if value.answer is not None and value.answer.indeterminate:
+            return f"the lab reported {value.provenance.value_text!r} ({value.provenance.locator})"
+    return None
+
+
+def _ihc(
+    by_analyte: dict[Analyte, list[ReadValue]], warnings: list[IngestWarning]
+) -> IhcResult | None:
+    results = by_analyte.get(Analyte.HER2_IHC, [])
+    subtypes = by_analyte.get(Analyte.HER2_IHC0_SUBTYPE, [])
+    stained = by_analyte.get(Analyte.HER2_IHC_STAINED_PERCENT, [])
+    if not (results or subtypes or stained):
+        return None
+    answers = [v.answer for v in results if v.answer is not None]
+    scores = {a.score for a in answers if a.score is not None}
+    # A sub-type result ("ultralow", "null") also says the score is 0.
+    if not scores:
+        scores = {a.score for v in subtypes if (a := v.answer) is not None and a.score is not None}
+    stated = {a.stated for a in answers if a.stated is not None}
+    subtype_values = {
+        a.ihc0_subtype for v in (*results, *subtypes) if (a := v.answer) and a.ihc0_subtype
+    }
+    reason = _indeterminate((*results, *subtypes))
+    if len(scores) > 1 or len(stated) > 1 or len(subtype_values) > 1:
+        reason = "conflicting HER2 IHC results in one order: " + ", ".join(
+            sorted(str(v.provenance.value_text) for v in (*results, *subtypes))
+        )
+        warnings.append(IngestWarning(code="CONFLICTING-RESULTS", message=reason))
+    percent = _single_number(stained, "HER2 IHC stained %", warnings)
+    return IhcResult(
+        score=_only(scores) if reason is None else None,
+        ihc0_subtype=_only(subtype_values) if reason is None else None,
+        stained_percent=percent,
+        stated=_only(stated) if reason is None else None,
+        indeterminate_reason=reason,
+        provenance=_provenance((*results, *subtypes, *stained)),
+    )
+
+
+def _ish(
+    all_values: Sequence[ReadValue],
+    by_analyte: dict[Analyte, list[ReadValue]],
+    mapping: MappingSet,
+    group_notes: tuple[str, ...],
+    warnings: list[IngestWarning],
+) -> IshResult | None:
+    values = [v for v in all_values if v.analyte in _ISH_ANALYTES]  # message order
+    if not values:
+        return None
+    ratio_values = by_analyte.get(Analyte.HER2_CEP17_RATIO, [])
+    her2_values = by_analyte.get(Analyte.HER2_COPIES, [])
+    cep17_values = by_analyte.get(Analyte.CEP17_COPIES, [])
+    second_count = any(len(found) > 1 for found in (ratio_values, her2_values, cep17_values))
+    if second_count:
+        warnings.append(
+            IngestWarning(
+                code="SECOND-COUNT",
+                message="ISH counted more than once: the last count reported is used",
+            )
+        )
+    qualitative = by_analyte.get(Analyte.HER2_ISH, [])
+    stated = {a.stated for v in qualitative if (a := v.answer) and a.stated}
+    cells = _single_number(by_analyte.get(Analyte.ISH_CELLS_COUNTED, []), "cells counted", warnings)
+    return IshResult(
+        probe=_probe(values, warnings),
+        ratio=_last_number(ratio_values),
+        her2_copies=_last_number(her2_values),
+        cep17_copies=_last_number(cep17_values),
+        cells_counted=int(cells.value) if cells is not None and cells.value is not None else None,
+        recount_done=second_count or _recount_reported(values, mapping, group_notes),
+        amplified_percent=_single_number(
+            by_analyte.get(Analyte.ISH_AMPLIFIED_PERCENT, []), "amplified cells %", warnings
+        ),
+        stated=_only(stated),
+        indeterminate_reason=_indeterminate(values),
+        provenance=_provenance(values),
+    )
+
+
+def _recount_reported(
+    values: Sequence[ReadValue], mapping: MappingSet, group_notes: tuple[str, ...]
+) -> bool:
+    for value in values:
+        observation = value.observation
+        answer = value.answer
+        if answer is not None and answer.recount:
+            return True
+        if value.analyte is Analyte.ISH_RECOUNT:
+            # A recount result says so with "positive"/"yes"-like answers or a count of cells.
+            if answer is not None and answer.stated is Interpretation.POSITIVE:
+                return True
+            number = observation.number
+            if number is not None and number.low is not None and number.low > 0:
+                return True
+        texts = (*observation.notes, observation.text or "")
+        if any(mapping.mentions_recount(text) for text in texts if text):
+            return True
+    return any(mapping.mentions_recount(note) for note in group_notes)
+
+
+def _probe(values: Sequence[ReadValue], warnings: list[IngestWarning]) -> IshProbe | None:
+    probes = {v.probe for v in values if v.probe} | {
+        a.probe for v in values if (a := v.answer) and a.probe
+    }
+    if any(v.analyte is Analyte.CEP17_COPIES for v in values):
+        probes.add(IshProbe.DUAL)
+    if len(probes) > 1:
+        warnings.append(
+            IngestWarning(
+                code="CONFLICTING-PROBE", message="single- and dual-probe ISH both stated"
+            )
+        )
+        return None
+    return _only(probes)
+
+
+def _receptor(
+    by_analyte: dict[Analyte, list[ReadValue]],
+    result_analyte: Analyte,
+    percent_analyte: Analyte,
+    label: str,
+    warnings: list[IngestWarning],
+) -> ReceptorResult | None:
+    results = by_analyte.get(result_analyte, [])
+    percents = by_analyte.get(percent_analyte, [])
+    if not (results or percents):
+        return None
+    # A result code carrying a number ("95%") reports the percentage.
+    numbered = [v for v in (*percents, *results) if v.observation.number is not None]
+    stated = {a.stated for v in results if (a := v.answer) and a.stated}
+    reason = _indeterminate((*results, *percents))
+    percent = _single_number(numbered, f"{label} %", warnings)
+    if len(stated) > 1:
+        reason = f"conflicting {label} results in one order"
+        warnings.append(IngestWarning(code="CONFLICTING-RESULTS", message=reason))
+    if percent is None and len({v.observation.number for v in numbered}) > 1:
+        reason = f"conflicting {label} percentages in one order"
+    return ReceptorResult(
+        percent=percent,
+        stated=_only(stated) if len(stated) == 1 else None,
+        indeterminate_reason=reason,
+        provenance=_provenance((*results, *percents)),
+    )
+
+
+def _lab_interpretation(values: Sequence[ReadValue]) -> LabInterpretation | None:
+    if not values:
+        return None
+    last = values[-1]
+    observation = last.observation
+    return LabInterpretation(
+        stated=last.answer.stated if last.answer else None,
+        coding=observation.coding or Coding(),
+        text=observation.text,
+        provenance=_provenance(values),
+    )
+
+
+def _last_number(values: Sequence[ReadValue]) -> Interval | None:
+    numbers = [v.observation.number for v in values if v.observation.number is not None]
+    return numbers[-1] if numbers else None
+
+
+def _single_number(
+    values: Sequence[ReadValue], label: str, warnings: list[IngestWarning]
+) -> Interval | None:
+    """The one number reported; several different ones are a conflict (``None`` + a warning)."""
+    numbers = {v.observation.number for v in values if v.observation.number is not None}
+    if len(numbers) > 1:
+        warnings.append(
+            IngestWarning(code="CONFLICTING-RESULTS", message=f"several different {label} values")
+        )
+        return None
+    return numbers.pop() if numbers else None
+
+
+def _only(found: set[_T]) -> _T | None:
+    return next(iter(found)) if len(found) == 1 else None
+
+
+def resolve_tissue(
+    scopes: Iterable[Tissue | None],
+    site_tissues: Iterable[Tissue | None],
+    texts: Iterable[str],
+    mapping: MappingSet,
+) -> tuple[Tissue, list[IngestWarning]]:
+    """The tissue, from site codes, then site texts, then the result codes' scope, then the sender.
+
+    Evidence that disagrees gives ``unknown`` with a warning: the classifier never picks one.
+    """
+    coded = {tissue for tissue in site_tissues if tissue is not None}
+    worded = {t for text in texts if text and (t := mapping.tissue_for_text(text)) is not None}
+    scoped = {tissue for tissue in scopes if tissue is not None}
+    evidence = coded or worded
+    if len(evidence) > 1 or (evidence and scoped and evidence != scoped) or len(scoped) > 1:
+        named = ", ".join(sorted(str(t) for t in evidence | scoped))
+        return Tissue.UNKNOWN, [
+            IngestWarning(code="CONFLICTING-TISSUE", message=f"the message names {named} tissue")
+        ]
+    for found in (evidence, scoped):
+        if found:
+            return found.pop(), []
+    if mapping.default_tissue is not None:
+        return mapping.default_tissue, []
+    return Tissue.UNKNOWN, []

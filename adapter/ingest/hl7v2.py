@@ -1,0 +1,415 @@
+"""HL7 v2 ORU^R01 in, AssayRecords out: one record per ORDER_OBSERVATION group with HER2/ER/PgR.
+
+The walk is deliberately flat (PID, ORC, OBR, OBX, NTE, SPM in message order) rather than a full
+grammar: that is what keeps ingest in microseconds. ``--strict`` adds hl7apy's structure check
+(``adapter.ingest.hl7_strict``) for senders that must be held to the standard.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+
+from adapter.config import Settings
+from adapter.errors import MalformedMessage, NothingToClassify, UnsupportedMessage
+from adapter.ingest import er7
+from adapter.ingest.assemble import ReadValue, assemble, resolve_tissue
+from adapter.ingest.obx import read_obx
+from adapter.ingest.values import parse_hl7_datetime, site_zone
+from adapter.mapping import Mappings, MappingSet
+from adapter.model import (
+    AssayRecord,
+    Coding,
+    Identifier,
+    IngestWarning,
+    Origin,
+    PatientRef,
+    Procedure,
+    ReportStatus,
+    ResultStatus,
+    SourceFormat,
+    Specimen,
+    Tissue,
+    UnusedResult,
+)
+
+SUPPORTED_VERSIONS = frozenset(
+    {"2.3", "2.3.1", "2.4", "2.5", "2.5.1", "2.6", "2.7", "2.7.1", "2.8", "2.8.1", "2.8.2"}
+)
+
+
+@dataclass(frozen=True)
+class ReadMessage:
+    """A decoded and tokenized message, before anything clinical is read from it."""
+
+    message: er7.Message
+    text: str
+    warnings: tuple[IngestWarning, ...] = ()
+
+    @property
+    def control_id(self) -> str:
+        return self.message.control_id
+
+
+def read_message(raw: bytes, settings: Settings) -> ReadMessage:
+    """Decode and tokenize one message; raises MalformedMessage / EncodingError."""
+    decoded = er7.decode_message(raw, settings.fallback_charset)
+    message = er7.parse_message(decoded.text, codec=decoded.codec)
+    warnings: tuple[IngestWarning, ...] = ()
+    if decoded.fallback_used:
+        declared = decoded.declared_charset or "none (ASCII)"
+        warnings = (
+            IngestWarning(
+                code="CHARSET-FALLBACK",
+                message=f"MSH-18 declares {declared}; the bytes were read as {decoded.codec}",
+                locator="MSH-18",
+            ),
+        )
+    return ReadMessage(message, decoded.text, warnings)
+
+
+def check_supported(message: er7.Message) -> None:
+    """Only ORU^R01 in versions 2.3 to 2.8 carries results we classify."""
+    kind = message.message_type
+    if (kind.code, kind.trigger) != ("ORU", "R01"):
+        shown = "^".join(part for part in kind if part) or "(empty)"
+        raise UnsupportedMessage(f"message type {shown} is not ORU^R01", location="MSH-9")
+    if message.version not in SUPPORTED_VERSIONS:
+        raise UnsupportedMessage(
+            f"HL7 version {message.version or '(empty)'} is not 2.3 to 2.8", location="MSH-12"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Walking the segments into order groups
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Group:
+    index: int
+    patient: er7.Segment | None
+    orc: er7.Segment | None
+    obr: er7.Segment
+    values: list[ReadValue] = field(default_factory=list)
+    unused: list[UnusedResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    specimens: list[er7.Segment] = field(default_factory=list)
+    warnings: list[IngestWarning] = field(default_factory=list)
+    statuses: list[ResultStatus] = field(default_factory=list)
+    last_obx: int | None = None  # position in ``values`` that an NTE attaches to
+
+
+def to_records(read: ReadMessage, mappings: Mappings, settings: Settings) -> list[AssayRecord]:
+    """Every record the message carries; NothingToClassify when it carries none."""
+    message = read.message
+    check_supported(message)
+    mapping = mappings.for_hl7_sender(
+        message.sending_application.namespace_id, message.sending_facility.namespace_id
+    )
+    zone = site_zone(settings.site_timezone)
+    groups = _walk(message, mapping, zone)
+    records = [
+        _record(message, group, mapping, zone, read.warnings) for group in groups if group.values
+    ]
+    if not records:
+        raise NothingToClassify(_nothing_reason(groups), location="OBX")
+    return records
+
+
+def _walk(message: er7.Message, mapping: MappingSet, zone: tzinfo) -> list[_Group]:
+    groups: list[_Group] = []
+    patient: er7.Segment | None = None
+    orc: er7.Segment | None = None
+    current: _Group | None = None
+    obx_count = 0
+    for segment in message.segments:
+        name = segment.name
+        if name == "PID":
+            patient, orc, current = segment, None, None
+        elif name == "ORC":
+            orc = segment
+        elif name == "OBR":
+            current = _Group(len(groups) + 1, patient, orc, segment)
+            groups.append(current)
+            orc = None
+        elif name == "OBX":
+            obx_count += 1  # locators count OBX segments, as ERR-2 does (OBX[3] = third OBX)
+            if current is None:
+                raise MalformedMessage("OBX before any OBR", location=f"OBX[{obx_count}]")
+            _add_obx(current, segment, obx_count, mapping, zone)
+        elif name == "NTE" and current is not None:
+            _add_note(current, segment)
+        elif name == "SPM" and current is not None:
+            current.specimens.append(segment)
+    return groups
+
+
+def _add_obx(
+    group: _Group, segment: er7.Segment, position: int, mapping: MappingSet, zone: tzinfo
+) -> None:
+    outcome = read_obx(segment, position, mapping, zone)
+    group.warnings.extend(outcome.warnings)
+    if outcome.status is not None:
+        group.statuses.append(outcome.status)
+    if outcome.value is not None:
+        group.values.append(outcome.value)
+        group.last_obx = len(group.values) - 1
+    else:
+        group.last_obx = None
+        if outcome.unused is not None:
+            group.unused.append(outcome.unused)
+
+
+def _add_note(group: _Group, segment: er7.Segment) -> None:
+    text = "\n".join(part for part in segment.repetitions(3) if part)
+    if not text:
+        return
+    if group.last_obx is None:
+        group.notes.append(text)
+        return
+    value = group.values[group.last_obx]
+    observation = value.observation.model_copy(update={"notes": (*value.observation.notes, text)})
+    group.values[group.last_obx] = ReadValue(
+        observation=observation,
+        answer=value.answer,
+        probe=value.probe,
+        tissue_scope=value.tissue_scope,
+        indeterminate_reason=value.indeterminate_reason,
+    )
+
+
+def _nothing_reason(groups: list[_Group]) -> str:
+    unused = [u for group in groups for u in group.unused]
+    if not groups:
+        return "the message has no OBR/OBX results"
+    if not unused:
+        return "the message has no OBX results"
+    shown = "; ".join(
+        f"{u.provenance.locator} {_code_text(u.provenance.code)}: {u.reason}" for u in unused[:5]
+    )
+    more = f" (and {len(unused) - 5} more)" if len(unused) > 5 else ""
+    return f"no HER2, ER or PgR tissue result: {shown}{more}"
+
+
+def _code_text(coding: Coding | None) -> str:
+    if coding is None:
+        return "(no code)"
+    return f"{coding.code or ''} ({coding.system or 'no system'})"
+
+
+# --------------------------------------------------------------------------------------------
+# One group -> one record
+# --------------------------------------------------------------------------------------------
+
+
+def _record(
+    message: er7.Message,
+    group: _Group,
+    mapping: MappingSet,
+    zone: tzinfo,
+    message_warnings: tuple[IngestWarning, ...],
+) -> AssayRecord:
+    warnings = [*message_warnings, *group.warnings]
+    assembled = assemble(group.values, mapping, group.notes)
+    warnings.extend(assembled.warnings)
+    specimen = _specimen(group, mapping, warnings)
+    obr = group.obr
+    effective = _datetime(obr.field(7), zone, "OBR-7", warnings)
+    if effective is None:
+        effective = next(
+            (v.observation.effective for v in group.values if v.observation.effective), None
+        )
+    issued = _datetime(obr.field(22), zone, "OBR-22", warnings) or _datetime(
+        message.msh.field(7), zone, "MSH-7", warnings
+    )
+    return AssayRecord(
+        origin=Origin(
+            format=SourceFormat.HL7V2,
+            message_id=message.control_id,
+            sending_application=message.sending_application.namespace_id or None,
+            sending_facility=message.sending_facility.namespace_id or None,
+            placer_order=_first(group.orc, 2, obr, 2),
+            filler_order=_first(group.orc, 3, obr, 3),
+            group_index=group.index,
+            set_id=obr.field(1) or None,
+            hl7_version=message.version,
+            order_code=_coding(obr.components(4), mapping),
+        ),
+        patient=_patient(group.patient),
+        specimen=specimen,
+        report_status=_report_status(obr.field(25), group.statuses, mapping, warnings),
+        effective=effective,
+        issued=issued,
+        her2_ihc=assembled.her2_ihc,
+        her2_ish=assembled.her2_ish,
+        er=assembled.er,
+        pgr=assembled.pgr,
+        lab_interpretation=assembled.lab_interpretation,
+        observations=tuple(value.observation for value in group.values),
+        unused=tuple(group.unused),
+        notes=tuple(group.notes),
+        warnings=tuple(warnings),
+    )
+
+
+def _first(orc: er7.Segment | None, orc_field: int, obr: er7.Segment, obr_field: int) -> str | None:
+    """An order number from ORC, else OBR (entity identifier only)."""
+    if orc is not None and orc.component(orc_field, 1):
+        return orc.component(orc_field, 1)
+    return obr.component(obr_field, 1) or None
+
+
+def _coding(components: list[str], mapping: MappingSet) -> Coding | None:
+    """A CWE/CE value as a Coding (system name translated to its URI)."""
+    code = components[0] if components else ""
+    display = components[1] if len(components) > 1 else ""
+    system = components[2] if len(components) > 2 else ""
+    if not (code or display):
+        return None
+    return Coding(
+        system=mapping.system_uri(system) if system else None,
+        code=code or None,
+        display=display or None,
+    )
+
+
+def _subcomponent_coding(
+    segment: er7.Segment, n: int, c: int, mapping: MappingSet
+) -> Coding | None:
+    """A CWE held in sub-components (OBR-15 specimen source in v2.3-2.6)."""
+    parts = segment.subcomponents(n, c)
+    return _coding(parts, mapping)
+
+
+def _patient(pid: er7.Segment | None) -> PatientRef:
+    if pid is None:
+        return PatientRef()
+    identifiers: list[Identifier] = []
+    for rep in range(1, len(pid.raw_repetitions(3)) + 1):
+        value = pid.component(3, 1, rep=rep)
+        if not value:
+            continue
+        identifiers.append(
+            Identifier(
+                value=value,
+                system=_assigner_uri(
+                    pid.component(3, 4, 1, rep=rep),
+                    pid.component(3, 4, 2, rep=rep),
+                    pid.component(3, 4, 3, rep=rep),
+                ),
+                type_code=pid.component(3, 5, rep=rep) or None,
+            )
+        )
+    return PatientRef(identifiers=tuple(identifiers))
+
+
+def _assigner_uri(namespace: str, universal_id: str, universal_type: str) -> str | None:
+    """CX-4 assigning authority as a FHIR identifier system URI."""
+    if universal_id and universal_type.upper() == "ISO":
+        return f"urn:oid:{universal_id}"
+    if universal_id and ":" in universal_id:
+        return universal_id
+    if namespace:
+        return f"urn:her2-adapter:assigner:{namespace}"
+    return None
+
+
+def _specimen(group: _Group, mapping: MappingSet, warnings: list[IngestWarning]) -> Specimen:
+    obr = group.obr
+    types: list[Coding] = []
+    sites: list[Coding] = []
+    texts: list[str] = []
+    procedure_texts: list[str] = []
+    specimen_id: str | None = None
+    for spm in group.specimens:
+        specimen_id = specimen_id or spm.component(2, 2) or spm.component(2, 1) or None
+        if (found := _coding(spm.components(4), mapping)) is not None:
+            types.append(found)
+        if (found := _coding(spm.components(8), mapping)) is not None:
+            sites.append(found)
+        procedure_texts.extend(filter(None, (spm.component(7, 2), spm.component(7, 1))))
+    # OBR-15 (specimen source, to v2.6): source name/code, collection method, body site.
+    if (found := _subcomponent_coding(obr, 15, 1, mapping)) is not None:
+        types.append(found)
+    if (found := _subcomponent_coding(obr, 15, 4, mapping)) is not None:
+        sites.append(found)
+    procedure_texts.append(obr.component(15, 3))
+    order_text = obr.component(4, 2)
+    texts.extend(c.display or "" for c in (*types, *sites))
+    texts.append(order_text)
+    site_tissues = [
+        mapping.tissue_for_code(c.system, c.code) for c in (*types, *sites) if c.system and c.code
+    ]
+    tissue, tissue_warnings = resolve_tissue(
+        (v.tissue_scope for v in group.values), site_tissues, texts, mapping
+    )
+    warnings.extend(tissue_warnings)
+    if tissue is Tissue.UNKNOWN and not tissue_warnings:
+        warnings.append(
+            IngestWarning(code="TISSUE-UNKNOWN", message="no specimen site or tissue-scoped code")
+        )
+    return Specimen(
+        id=specimen_id,
+        type=types[0] if types else None,
+        body_sites=tuple(sites),
+        tissue=tissue,
+        procedure=_procedure([*procedure_texts, *texts], mapping),
+    )
+
+
+def _procedure(texts: list[str], mapping: MappingSet) -> Procedure:
+    found = {p for text in texts if text and (p := mapping.procedure_for_text(text)) is not None}
+    return found.pop() if len(found) == 1 else Procedure.UNKNOWN
+
+
+def _report_status(
+    obr25: str,
+    statuses: list[ResultStatus],
+    mapping: MappingSet,
+    warnings: list[IngestWarning],
+) -> ReportStatus:
+    corrected = ResultStatus.CORRECTED in statuses
+    if obr25:
+        status = mapping.report_status_for(obr25)
+        if status is None:
+            warnings.append(
+                IngestWarning(
+                    code="STATUS-UNKNOWN",
+                    message=f"OBR-25 {obr25!r} is not a known result status",
+                    locator="OBR-25",
+                )
+            )
+            return ReportStatus.UNKNOWN
+        # A corrected result (OBX-11 C) corrects the report even when OBR-25 still says final.
+        return ReportStatus.CORRECTED if corrected and status is ReportStatus.FINAL else status
+    if corrected:
+        return ReportStatus.CORRECTED
+    if statuses and all(s is ResultStatus.FINAL for s in statuses):
+        return ReportStatus.FINAL
+    if ResultStatus.PRELIMINARY in statuses:
+        return ReportStatus.PRELIMINARY
+    return ReportStatus.UNKNOWN
+
+
+def _datetime(
+    text: str, zone: tzinfo, where: str, warnings: list[IngestWarning]
+) -> datetime | None:
+    if not text:
+        return None
+    moment, coarse = parse_hl7_datetime(text, zone)
+    if moment is None:
+        warnings.append(
+            IngestWarning(
+                code="DATETIME-INVALID", message=f"{where} is not an HL7 timestamp", locator=where
+            )
+        )
+    elif coarse:
+        warnings.append(
+            IngestWarning(
+                code="DATETIME-COARSE",
+                message=f"{where} has no time of day; midnight in the site zone is used",
+                locator=where,
+            )
+        )
+    return moment

@@ -1,0 +1,329 @@
+"""One OBX segment -> one ReadValue (or the reason it was not used).
+
+OBX-2 decides how OBX-5 is read: NM number, SN structured numeric, ST/TX/FT text, CWE/CE/CNE
+coded, IS table value. What a value means (a score, a wording, an answer code) comes from the
+mapping tables only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import tzinfo
+from decimal import Decimal, DivisionByZero, InvalidOperation
+
+from adapter.ingest import er7
+from adapter.ingest.assemble import ReadValue
+from adapter.ingest.values import bounded, parse_decimal, parse_hl7_datetime, parse_interval
+from adapter.mapping import Answer, CodeEntry, MappingSet
+from adapter.model import (
+    Analyte,
+    Coding,
+    IngestWarning,
+    Interval,
+    Provenance,
+    ReportedObservation,
+    ResultStatus,
+    UnusedResult,
+)
+
+NUMERIC_ANALYTES = frozenset(
+    {
+        Analyte.HER2_CEP17_RATIO,
+        Analyte.HER2_COPIES,
+        Analyte.CEP17_COPIES,
+        Analyte.ISH_CELLS_COUNTED,
+        Analyte.ISH_AMPLIFIED_PERCENT,
+        Analyte.HER2_IHC_STAINED_PERCENT,
+        Analyte.ER_PERCENT,
+        Analyte.PGR_PERCENT,
+    }
+)
+"""Analytes whose value is a number; the others are read as answers (scores, wordings)."""
+
+# Result analytes that may carry a percentage instead of a word ("ER: 95%").
+_NUMBER_OR_ANSWER = frozenset({Analyte.ER_RESULT, Analyte.PGR_RESULT, Analyte.ISH_RECOUNT})
+_CODED_TYPES = frozenset({"CWE", "CE", "CNE", "CF"})
+_TEXT_TYPES = frozenset({"ST", "TX", "FT", "IS", "ID", "TN"})
+_SN_COMPARATORS = ("<=", ">=", "<>", "<", ">", "=")
+
+
+@dataclass(frozen=True)
+class ObxOutcome:
+    value: ReadValue | None
+    unused: UnusedResult | None
+    status: ResultStatus | None
+    warnings: tuple[IngestWarning, ...]
+
+
+@dataclass(frozen=True)
+class _Value:
+    number: Interval | None = None
+    ratio: tuple[Decimal, Decimal] | None = None
+    text: str | None = None
+    coding: Coding | None = None
+    answer: Answer | None = None
+
+
+def read_obx(segment: er7.Segment, position: int, mapping: MappingSet, zone: tzinfo) -> ObxOutcome:
+    locator = f"OBX[{position}]"
+    warnings: list[IngestWarning] = []
+    code_parts = segment.components(3)
+    code = _result_code(code_parts, mapping)
+    value_type = segment.component(2).upper()
+    raw_value = segment.raw(5)
+    provenance = Provenance(
+        locator=locator,
+        code=code,
+        sub_id=segment.field(4) or None,
+        value_type=value_type or None,
+        value_text=segment.field(5) or None,
+    )
+    status_code = segment.field(11).upper()
+    status = _status(status_code, mapping, locator, warnings)
+
+    def unused(reason: str) -> ObxOutcome:
+        return ObxOutcome(
+            None, UnusedResult(provenance=provenance, reason=reason), status, tuple(warnings)
+        )
+
+    entry, excluded = _lookup(code_parts, mapping)
+    if excluded is not None:
+        return unused(f"not classified: {excluded}")
+    if entry is None:
+        return unused("result code not in the mappings")
+    if status is ResultStatus.ENTERED_IN_ERROR:
+        return unused(f"entered in error (OBX-11 {status_code})")
+    indeterminate = (
+        "result cannot be obtained (OBX-11 X)" if status is ResultStatus.CANCELLED else None
+    )
+    value = _read_value(segment, value_type, entry.analyte, mapping, locator, warnings)
+    if indeterminate is None and not _usable(entry.analyte, value):
+        if not raw_value:
+            return unused("no value (OBX-5 empty)")
+        return unused(f"value {segment.field(5)!r} not understood for {entry.analyte}")
+    unit_text = segment.component(6, 1) or segment.component(6, 2)
+    moment, _ = parse_hl7_datetime(segment.field(14), zone)
+    observation = ReportedObservation(
+        analyte=entry.analyte,
+        provenance=provenance,
+        status=status,
+        number=value.number,
+        ratio=value.ratio,
+        text=value.text,
+        coding=value.coding,
+        unit=unit_text or None,
+        ucum=mapping.unit_for(unit_text) if unit_text else None,
+        interpretation=_flags(segment, mapping, locator, warnings),
+        effective=moment,
+    )
+    read = ReadValue(
+        observation=observation,
+        answer=value.answer,
+        probe=entry.probe,
+        tissue_scope=entry.tissue,
+        indeterminate_reason=indeterminate,
+    )
+    return ObxOutcome(read, None, status, tuple(warnings))
+
+
+def _result_code(parts: list[str], mapping: MappingSet) -> Coding:
+    code = parts[0] if parts else ""
+    system = parts[2] if len(parts) > 2 else ""
+    return Coding(
+        system=mapping.system_uri(system) if system else None,
+        code=code or None,
+        display=(parts[1] if len(parts) > 1 else "") or None,
+    )
+
+
+def _lookup(parts: list[str], mapping: MappingSet) -> tuple[CodeEntry | None, str | None]:
+    """The mapping entry for OBX-3, trying the primary then the alternate code (CWE-4..6)."""
+    padded = [*parts, "", "", "", "", "", ""]
+    for code, system in ((padded[0], padded[2]), (padded[3], padded[5])):
+        if not (code and system):
+            continue
+        uri = mapping.system_uri(system)
+        excluded = mapping.exclusion(uri, code)
+        if excluded is not None:
+            return None, excluded
+        entry = mapping.code(uri, code)
+        if entry is not None:
+            return entry, None
+    return None, None
+
+
+def _status(
+    code: str, mapping: MappingSet, locator: str, warnings: list[IngestWarning]
+) -> ResultStatus:
+    status = mapping.observation_status_for(code) if code else None
+    if status is None:
+        shown = code or "(empty)"
+        warnings.append(
+            IngestWarning(
+                code="STATUS-UNKNOWN",
+                message=f"OBX-11 {shown} is not a known result status; read as preliminary",
+                locator=locator,
+            )
+        )
+        return ResultStatus.PRELIMINARY
+    if status is ResultStatus.PRELIMINARY and code != "P":
+        warnings.append(
+            IngestWarning(
+                code="STATUS-PRELIMINARY",
+                message=f"OBX-11 {code} is read as preliminary",
+                locator=locator,
+            )
+        )
+    return status
+
+
+def _read_value(
+    segment: er7.Segment,
+    value_type: str,
+    analyte: Analyte,
+    mapping: MappingSet,
+    locator: str,
+    warnings: list[IngestWarning],
+) -> _Value:
+    if value_type == "SN":
+        return _structured_numeric(segment, analyte, mapping, locator, warnings)
+    if value_type in _CODED_TYPES:
+        return _coded(segment, mapping, locator, warnings)
+    text = "\n".join(segment.repetitions(5)).strip()
+    if not text:
+        return _Value()
+    if value_type == "NM":
+        number = parse_decimal(text)
+        if number is not None:
+            return _Value(number=Interval.point(number, text))
+        warnings.append(
+            IngestWarning(
+                code="NM-NOT-NUMERIC",
+                message="OBX-2 NM but OBX-5 is not a number; read as text",
+                locator=locator,
+            )
+        )
+    elif value_type not in _TEXT_TYPES:
+        warnings.append(
+            IngestWarning(
+                code="VALUE-TYPE-UNKNOWN",
+                message=f"OBX-2 {value_type or '(empty)'} is not a supported type; read as text",
+                locator=locator,
+            )
+        )
+    return _text_value(text, analyte, mapping)
+
+
+def _text_value(text: str, analyte: Analyte, mapping: MappingSet) -> _Value:
+    if analyte in NUMERIC_ANALYTES or analyte in _NUMBER_OR_ANSWER:
+        number = parse_interval(text)
+        if number is not None:
+            return _Value(number=number, text=text)
+    return _Value(text=text, answer=mapping.answer_for_text(text))
+
+
+def _structured_numeric(
+    segment: er7.Segment,
+    analyte: Analyte,
+    mapping: MappingSet,
+    locator: str,
+    warnings: list[IngestWarning],
+) -> _Value:
+    """SN ``comparator^num1^separator^num2``: ``^2.3``, ``>^6``, ``^2.3^:^1``, ``^1^-^10``."""
+    comparator, first, separator, second = (segment.component(5, c) for c in (1, 2, 3, 4))
+    text = segment.field(5)
+    if comparator and not first and not separator:
+        # The malformed but common "<0.10": comparator and number in one component.
+        number = parse_interval(comparator)
+        if number is not None:
+            warnings.append(
+                IngestWarning(
+                    code="SN-MALFORMED",
+                    message="SN value without component separators; read as a bound",
+                    locator=locator,
+                )
+            )
+            return _Value(number=number.model_copy(update={"text": text}))
+        return _text_value(comparator, analyte, mapping)
+    low = parse_decimal(first)
+    if low is None:
+        return _Value(text=text) if text else _Value()
+    if separator in (":", "/") and second:
+        high = parse_decimal(second)
+        if high is None:
+            return _Value(text=text)
+        try:
+            quotient = low / high
+        except (DivisionByZero, InvalidOperation):
+            return _Value(text=text)
+        return _Value(
+            number=Interval.point(quotient, f"{first}{separator}{second}"), ratio=(low, high)
+        )
+    if separator == "-" and second:
+        high = parse_decimal(second)
+        if high is None or high < low:
+            return _Value(text=text)
+        return _Value(number=Interval(low=low, high=high, text=f"{first}-{second}"))
+    if separator == "+" and not second:
+        # An ordinal such as an IHC score sent as SN ("^2^+").
+        return _text_value(f"{first}+", analyte, mapping)
+    if comparator and comparator not in _SN_COMPARATORS:
+        return _Value(text=text)
+    if comparator == "<>":
+        return _Value(text=text)
+    return _Value(number=bounded(comparator or "=", low, f"{comparator}{first}"))
+
+
+def _coded(
+    segment: er7.Segment, mapping: MappingSet, locator: str, warnings: list[IngestWarning]
+) -> _Value:
+    parts = segment.components(5)
+    code = parts[0] if parts else ""
+    display = parts[1] if len(parts) > 1 else ""
+    system_name = parts[2] if len(parts) > 2 else ""
+    system = mapping.system_uri(system_name) if system_name else None
+    coding = Coding(system=system, code=code or None, display=display or None)
+    answer = mapping.answer(system=system, code=code) if system and code else None
+    if answer is None:
+        # Local or unknown answer codes: the wording (or a local code that is itself a wording,
+        # as in "3+^Positive (3+)^L") is the next best evidence.
+        answer = mapping.answer_for_text(display) if display else None
+        if answer is None and code:
+            answer = mapping.answer_for_text(code)
+        if answer is not None and system and code and not mapping.is_local(system):
+            warnings.append(
+                IngestWarning(
+                    code="ANSWER-CODE-UNKNOWN",
+                    message=f"answer code {code} ({system}) not in the mappings; its text was used",
+                    locator=locator,
+                )
+            )
+    return _Value(text=display or None, coding=coding, answer=answer)
+
+
+def _usable(analyte: Analyte, value: _Value) -> bool:
+    if analyte in NUMERIC_ANALYTES:
+        return value.number is not None or (value.answer is not None and value.answer.indeterminate)
+    if analyte in _NUMBER_OR_ANSWER and value.number is not None:
+        return True
+    return value.answer is not None
+
+
+def _flags(
+    segment: er7.Segment, mapping: MappingSet, locator: str, warnings: list[IngestWarning]
+) -> tuple[str, ...]:
+    found: list[str] = []
+    for rep in range(1, len(segment.raw_repetitions(8)) + 1):
+        code = segment.component(8, 1, rep=rep)
+        if not code:
+            continue
+        mapped = mapping.interpretation_for(code)
+        if mapped is None:
+            warnings.append(
+                IngestWarning(
+                    code="FLAG-UNKNOWN", message=f"OBX-8 flag {code!r} not mapped", locator=locator
+                )
+            )
+        else:
+            found.append(mapped)
+    return tuple(found)

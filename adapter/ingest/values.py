@@ -1,0 +1,111 @@
+"""Reading reported numbers and timestamps, shared by the HL7 v2 and FHIR readers.
+
+Numbers stay exact (``Decimal`` from the text as sent) and keep their shape: ``95``, ``95%``,
+``<1``, ``>=6``, ``1-10``, ``1 to 10``. Anything else is not a number: callers look it up as a
+wording instead. Nothing here guesses: ``"approx. 5"`` is not read as 5.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from decimal import Decimal, InvalidOperation
+from zoneinfo import ZoneInfo
+
+from adapter.model import Interval
+
+_COMPARATORS = ("<=", ">=", "<", ">", "=")
+_RANGE_SEPARATORS = (" to ", "–", "—", "-")  # en/em dashes: what labs type
+
+
+def parse_decimal(text: str) -> Decimal | None:
+    """An exact decimal from ``text``, or ``None`` if it is not one plain finite number."""
+    cleaned = text.strip()
+    if not cleaned or cleaned[0] not in "+-.0123456789":
+        return None
+    try:
+        number = Decimal(cleaned)
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+def bounded(comparator: str, number: Decimal, text: str) -> Interval:
+    """The interval a comparator and a number describe (``<1``, ``>=6``, ``=2.3``)."""
+    if comparator == "<":
+        return Interval(high=number, high_inclusive=False, text=text)
+    if comparator == "<=":
+        return Interval(high=number, text=text)
+    if comparator == ">":
+        return Interval(low=number, low_inclusive=False, text=text)
+    if comparator == ">=":
+        return Interval(low=number, text=text)
+    return Interval.point(number, text)
+
+
+def parse_interval(text: str) -> Interval | None:
+    """A reported number, bound or range; ``None`` when the text is not one of those."""
+    original = text.strip()
+    body = original.removesuffix("%").strip()
+    if not body:
+        return None
+    for comparator in _COMPARATORS:
+        if body.startswith(comparator):
+            number = parse_decimal(body[len(comparator) :])
+            return None if number is None else bounded(comparator, number, original)
+    number = parse_decimal(body)
+    if number is not None:
+        return Interval.point(number, original)
+    return _parse_range(body, original)
+
+
+def _parse_range(body: str, original: str) -> Interval | None:
+    for separator in _RANGE_SEPARATORS:
+        # Search from position 1 so a leading minus sign is never taken for a range separator.
+        at = body.find(separator, 1)
+        if at <= 0:
+            continue
+        low = parse_decimal(body[:at].removesuffix("%"))
+        high = parse_decimal(body[at + len(separator) :].removesuffix("%"))
+        if low is not None and high is not None and low <= high:
+            return Interval(low=low, high=high, text=original)
+    return None
+
+
+def site_zone(name: str) -> tzinfo:
+    """The configured site zone for naive timestamps."""
+    return UTC if name.upper() == "UTC" else ZoneInfo(name)
+
+
+def parse_hl7_datetime(text: str, zone: tzinfo) -> tuple[datetime | None, bool]:
+    """An HL7 DTM/TS (``YYYY[MM[DD[HH[MM[SS[.S+]]]]]][+/-ZZZZ]``) as an aware datetime.
+
+    Returns the datetime (``None`` if unreadable) and whether it had less than minute precision,
+    so the caller can warn that a date-only value was placed at midnight of the site zone.
+    """
+    value = text.strip().split("^", 1)[0]
+    if not value:
+        return None, False
+    offset: tzinfo | None = None
+    for sign in ("+", "-"):
+        at = value.find(sign, 4)
+        if at != -1:
+            offset_text, value = value[at + 1 :], value[:at]
+            if len(offset_text) != 4 or not offset_text.isdigit():
+                return None, False
+            minutes = int(offset_text[:2]) * 60 + int(offset_text[2:])
+            offset = timezone(timedelta(minutes=minutes if sign == "+" else -minutes))
+            break
+    digits, _, fraction = value.partition(".")
+    if not digits.isdigit() or len(digits) not in (4, 6, 8, 10, 12, 14):
+        return None, False
+    padded = digits + "0101000000"[len(digits) - 4 :] if len(digits) < 8 else digits.ljust(14, "0")
+    try:
+        moment = datetime.strptime(padded[:14], "%Y%m%d%H%M%S")
+    except ValueError:
+        return None, False
+    if fraction:
+        if not fraction.isdigit():
+            return None, False
+        moment = moment.replace(microsecond=int(fraction[:6].ljust(6, "0")))
+    coarse = len(digits) < 12
+    return moment.replace(tzinfo=offset or zone), coarse

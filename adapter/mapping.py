@@ -1,0 +1,445 @@
+"""Lab knowledge as data: loads and validates ``mappings/*.toml`` and answers look-ups.
+
+A mapping directory holds default tables (``*.toml`` at the top) and per-sender overrides
+(``senders/*.toml``). Every file has the same shape (see ``docs/mapping-files.md``); a sender file
+adds a ``[sender]`` table saying whom it applies to, and its entries win over the defaults.
+
+Files are tables only: codes, wordings, units and status maps. The one piece of structure the
+adapter understands in a wording is "WORD (SCORE)" (``Negative (1+)``), whose two parts are each
+looked up in the same tables, so that a contradiction like ``Negative (3+)`` reaches the classifier
+instead of being hidden behind a table entry.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from adapter.errors import MappingFileError
+from adapter.model import (
+    Analyte,
+    Ihc0Subtype,
+    IhcScore,
+    Interpretation,
+    IshProbe,
+    Procedure,
+    ReportStatus,
+    ResultStatus,
+    Tissue,
+)
+
+LOCAL_SYSTEM_PREFIX = "urn:her2-adapter:local:"
+"""FHIR system given to an HL7 v2 coding system name that no mapping file knows."""
+
+NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+# --------------------------------------------------------------------------------------------
+# File schema (what a mapping file may contain)
+# --------------------------------------------------------------------------------------------
+
+
+class _Table(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CodeEntry(_Table):
+    """A result code and the analyte it carries."""
+
+    system: NonEmpty
+    code: NonEmpty
+    analyte: Analyte
+    display: str | None = None
+    tissue: Tissue | None = None  # the code's own scope ("in Breast cancer specimen")
+    probe: IshProbe | None = None  # a code that only single-probe assays use, say
+
+
+class ExcludedCode(_Table):
+    """A code that looks like HER2 but must never be classified (serum HER2)."""
+
+    system: NonEmpty
+    code: NonEmpty
+    reason: NonEmpty
+
+
+class Answer(_Table):
+    """What a wording or an answer code means. Unset fields say nothing."""
+
+    text: str | None = None  # matched case- and space-insensitively
+    system: str | None = None  # with ``code``: a coded answer (LOINC LA..., SNOMED, CAP eCC)
+    code: str | None = None
+    score: IhcScore | None = None
+    ihc0_subtype: Ihc0Subtype | None = None
+    stated: Interpretation | None = None
+    indeterminate: bool = False
+    recount: bool = False
+    probe: IshProbe | None = None
+
+    def merged(self, other: Answer) -> Answer | None:
+        """Both parts of "WORD (SCORE)" together; ``None`` when they set one field differently."""
+        values: dict[str, Any] = {}
+        for name in ("score", "ihc0_subtype", "stated", "probe"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if mine is not None and theirs is not None and mine != theirs:
+                return None
+            values[name] = mine if mine is not None else theirs
+        return Answer(
+            indeterminate=self.indeterminate or other.indeterminate,
+            recount=self.recount or other.recount,
+            **values,
+        )
+
+
+class SiteCode(_Table):
+    """A body-site or specimen-type code and the tissue it means."""
+
+    system: NonEmpty
+    code: NonEmpty
+    tissue: Tissue
+    display: str | None = None
+
+
+class SenderMatch(_Table):
+    """Whom a sender file applies to: HL7 v2 MSH-3/MSH-4 namespace ids, or FHIR sources."""
+
+    name: NonEmpty
+    applications: tuple[NonEmpty, ...] = ()
+    facilities: tuple[NonEmpty, ...] = ()
+    fhir_sources: tuple[NonEmpty, ...] = ()
+    default_tissue: Tissue | None = None  # a breast-only lab may say so once, here
+
+
+class MappingFile(_Table):
+    description: str | None = None
+    sender: SenderMatch | None = None
+    systems: dict[NonEmpty, NonEmpty] = Field(default_factory=dict)
+    codes: tuple[CodeEntry, ...] = ()
+    excluded: tuple[ExcludedCode, ...] = ()
+    answers: tuple[Answer, ...] = ()
+    recount_phrases: tuple[NonEmpty, ...] = ()
+    sites: tuple[SiteCode, ...] = ()
+    tissue_words: dict[Tissue, tuple[NonEmpty, ...]] = Field(default_factory=dict)
+    procedure_words: dict[Procedure, tuple[NonEmpty, ...]] = Field(default_factory=dict)
+    observation_status: dict[NonEmpty, ResultStatus] = Field(default_factory=dict)
+    report_status: dict[NonEmpty, ReportStatus] = Field(default_factory=dict)
+    abnormal_flags: dict[NonEmpty, NonEmpty] = Field(default_factory=dict)
+    units: dict[NonEmpty, NonEmpty] = Field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------
+# Loading and validation
+# --------------------------------------------------------------------------------------------
+
+
+def _normalise(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def load_file(path: Path) -> MappingFile:
+    """Parse and validate one file; a bad file fails naming the file, the key and the problem."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MappingFileError(f"cannot read: {exc}", file=str(path)) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise MappingFileError(f"not valid TOML: {exc}", file=str(path)) from exc
+    try:
+        parsed = MappingFile.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        raise MappingFileError(first["msg"], file=str(path), key=key) from exc
+    _check_consistency(parsed, path)
+    return parsed
+
+
+def _check_consistency(parsed: MappingFile, path: Path) -> None:
+    seen: dict[tuple[str, str], Analyte] = {}
+    for index, entry in enumerate(parsed.codes):
+        key = (entry.system, entry.code)
+        if key in seen and seen[key] != entry.analyte:
+            raise MappingFileError(
+                f"code {entry.code} is mapped to both {seen[key]} and {entry.analyte}",
+                file=str(path),
+                key=f"codes.{index}",
+            )
+        seen[key] = entry.analyte
+    for index, answer in enumerate(parsed.answers):
+        coded = answer.system is not None and answer.code is not None
+        if (answer.text is None) == (not coded):
+            raise MappingFileError(
+                "an answer needs either text, or both system and code (not both forms)",
+                file=str(path),
+                key=f"answers.{index}",
+            )
+    for flag in parsed.abnormal_flags.values():
+        if flag not in V3_INTERPRETATION_CODES:
+            raise MappingFileError(
+                f"{flag!r} is not a v3-ObservationInterpretation code",
+                file=str(path),
+                key="abnormal_flags",
+            )
+
+
+V3_INTERPRETATION_CODES = frozenset(
+    (
+        *("CAR", "B", "D", "U", "W", "<", ">", "AC", "IE", "QCF", "TOX"),
+        *("A", "AA", "HH", "LL", "H", "H>", "HU", "L", "L<", "LU", "N"),
+        *("I", "MS", "NCL", "NS", "R", "SDD", "S", "VS", "EX", "HX", "LX"),
+        *("IND", "E", "NEG", "ND", "POS", "DET", "EXP", "UNE", "OBX", "RR", "WR"),
+    )
+)
+"""Codes of http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation (R4)."""
+
+
+# --------------------------------------------------------------------------------------------
+# The merged view for one sender
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MappingSet:
+    """Defaults plus (at most) one sender's overrides, indexed for look-up."""
+
+    name: str
+    default_tissue: Tissue | None
+    systems: Mapping[str, str]
+    codes: Mapping[tuple[str, str], CodeEntry]
+    excluded: Mapping[tuple[str, str], str]
+    text_answers: Mapping[str, Answer]
+    code_answers: Mapping[tuple[str, str], Answer]
+    recount_phrases: tuple[str, ...]
+    sites: Mapping[tuple[str, str], Tissue]
+    tissue_words: tuple[tuple[str, Tissue], ...]
+    procedure_words: tuple[tuple[str, Procedure], ...]
+    observation_status: Mapping[str, ResultStatus]
+    report_status: Mapping[str, ReportStatus]
+    abnormal_flags: Mapping[str, str]
+    units: Mapping[str, str]
+    files: tuple[str, ...] = field(default=())
+
+    def system_uri(self, name: str) -> str:
+        """FHIR system URI for an HL7 v2 coding system name (or a URI already)."""
+        if ":" in name:
+            return name
+        return self.systems.get(name.upper(), LOCAL_SYSTEM_PREFIX + name)
+
+    def is_local(self, system: str) -> bool:
+        """A coding system no mapping file names (HL7 ``L``, ``99zzz``, a lab's own)."""
+        return system.startswith(LOCAL_SYSTEM_PREFIX)
+
+    def code(self, system: str, code: str) -> CodeEntry | None:
+        return self.codes.get((system, code))
+
+    def exclusion(self, system: str, code: str) -> str | None:
+        return self.excluded.get((system, code))
+
+    def answer(
+        self, *, text: str | None = None, system: str | None = None, code: str | None = None
+    ) -> Answer | None:
+        """Meaning of a coded answer (preferred) or of a wording; ``None`` when unknown."""
+        if system and code:
+            found = self.code_answers.get((system, code))
+            if found is not None:
+                return found
+        return self.answer_for_text(text) if text else None
+
+    def answer_for_text(self, text: str) -> Answer | None:
+        key = _normalise(text)
+        found = self.text_answers.get(key)
+        if found is not None:
+            return found
+        word, score = _split_word_and_score(key)
+        if word is None or score is None:
+            return None
+        word_answer, score_answer = self.text_answers.get(word), self.text_answers.get(score)
+        if word_answer is None or score_answer is None:
+            return None
+        return word_answer.merged(score_answer) or _contradiction(word_answer, score_answer)
+
+    def mentions_recount(self, text: str) -> bool:
+        key = _normalise(text)
+        return any(phrase in key for phrase in self.recount_phrases)
+
+    def tissue_for_code(self, system: str, code: str) -> Tissue | None:
+        return self.sites.get((system, code))
+
+    def tissue_for_text(self, text: str) -> Tissue | None:
+        """The tissue a free text names; ``None`` when it names none or several."""
+        key = _normalise(text)
+        found = {tissue for word, tissue in self.tissue_words if word in key}
+        return found.pop() if len(found) == 1 else None
+
+    def procedure_for_text(self, text: str) -> Procedure | None:
+        key = _normalise(text)
+        found = {procedure for word, procedure in self.procedure_words if word in key}
+        return found.pop() if len(found) == 1 else None
+
+    def observation_status_for(self, hl7_code: str) -> ResultStatus | None:
+        return self.observation_status.get(hl7_code.upper())
+
+    def report_status_for(self, hl7_code: str) -> ReportStatus | None:
+        return self.report_status.get(hl7_code.upper())
+
+    def interpretation_for(self, flag: str) -> str | None:
+        return self.abnormal_flags.get(flag.upper()) or self.abnormal_flags.get(flag)
+
+    def unit_for(self, text: str) -> str | None:
+        return self.units.get(_normalise(text))
+
+
+def _split_word_and_score(key: str) -> tuple[str | None, str | None]:
+    """``"negative (1+)"`` -> (``"negative"``, ``"1+"``); anything else -> (None, None)."""
+    if not key.endswith(")") or "(" not in key:
+        return None, None
+    word, _, rest = key[:-1].partition("(")
+    word, score = word.strip(), rest.strip()
+    return (word, score) if word and score else (None, None)
+
+
+def _contradiction(word: Answer, score: Answer) -> Answer:
+    """Keep both halves of a self-contradicting wording: the score, and the word as stated."""
+    return Answer(score=score.score, ihc0_subtype=score.ihc0_subtype, stated=word.stated)
+
+
+def _merge(files: Iterable[tuple[str, MappingFile]], name: str) -> MappingSet:
+    systems: dict[str, str] = {}
+    codes: dict[tuple[str, str], CodeEntry] = {}
+    excluded: dict[tuple[str, str], str] = {}
+    text_answers: dict[str, Answer] = {}
+    code_answers: dict[tuple[str, str], Answer] = {}
+    recount: list[str] = []
+    sites: dict[tuple[str, str], Tissue] = {}
+    tissue_words: dict[str, Tissue] = {}
+    procedure_words: dict[str, Procedure] = {}
+    observation_status: dict[str, ResultStatus] = {}
+    report_status: dict[str, ReportStatus] = {}
+    abnormal_flags: dict[str, str] = {}
+    units: dict[str, str] = {}
+    default_tissue: Tissue | None = None
+    names: list[str] = []
+    for file_name, mapping in files:
+        names.append(file_name)
+        systems.update({key.upper(): value for key, value in mapping.systems.items()})
+        codes.update({(entry.system, entry.code): entry for entry in mapping.codes})
+        excluded.update({(entry.system, entry.code): entry.reason for entry in mapping.excluded})
+        for answer in mapping.answers:
+            if answer.text is not None:
+                text_answers[_normalise(answer.text)] = answer
+            elif answer.system is not None and answer.code is not None:
+                code_answers[(answer.system, answer.code)] = answer
+        recount.extend(_normalise(phrase) for phrase in mapping.recount_phrases)
+        sites.update({(entry.system, entry.code): entry.tissue for entry in mapping.sites})
+        for tissue, words in mapping.tissue_words.items():
+            tissue_words.update({_normalise(word): tissue for word in words})
+        for procedure, words in mapping.procedure_words.items():
+            procedure_words.update({_normalise(word): procedure for word in words})
+        observation_status.update({k.upper(): v for k, v in mapping.observation_status.items()})
+        report_status.update({k.upper(): v for k, v in mapping.report_status.items()})
+        abnormal_flags.update(mapping.abnormal_flags)
+        units.update({_normalise(k): v for k, v in mapping.units.items()})
+        if mapping.sender is not None and mapping.sender.default_tissue is not None:
+            default_tissue = mapping.sender.default_tissue
+    return MappingSet(
+        name=name,
+        default_tissue=default_tissue,
+        systems=systems,
+        codes=codes,
+        excluded=excluded,
+        text_answers=text_answers,
+        code_answers=code_answers,
+        recount_phrases=tuple(dict.fromkeys(recount)),
+        sites=sites,
+        tissue_words=tuple(tissue_words.items()),
+        procedure_words=tuple(procedure_words.items()),
+        observation_status=observation_status,
+        report_status=report_status,
+        abnormal_flags=abnormal_flags,
+        units=units,
+        files=tuple(names),
+    )
+
+
+@dataclass(frozen=True)
+class _SenderFile:
+    name: str
+    mapping: MappingFile
+    match: SenderMatch
+
+
+class Mappings:
+    """Every mapping file of one directory; hands out the merged view for a sender."""
+
+    def __init__(self, defaults: list[tuple[str, MappingFile]], senders: list[_SenderFile]) -> None:
+        self._defaults = defaults
+        self._senders = senders
+        self._default_set = _merge(defaults, "default")
+        self._sender_sets: dict[str, MappingSet] = {}
+
+    @classmethod
+    def load(cls, directory: Path) -> Mappings:
+        """Load and validate every file; the first bad file raises MappingFileError."""
+        if not directory.is_dir():
+            raise MappingFileError("mappings directory does not exist", file=str(directory))
+        defaults = [(p.name, load_file(p)) for p in sorted(directory.glob("*.toml"))]
+        if not defaults:
+            raise MappingFileError("no default mapping files (*.toml) found", file=str(directory))
+        for name, mapping in defaults:
+            if mapping.sender is not None:
+                raise MappingFileError(
+                    "a [sender] table belongs in senders/, not among the defaults",
+                    file=str(directory / name),
+                    key="sender",
+                )
+        senders: list[_SenderFile] = []
+        for path in sorted((directory / "senders").glob("*.toml")):
+            mapping = load_file(path)
+            if mapping.sender is None:
+                raise MappingFileError(
+                    "a sender file needs a [sender] table", file=str(path), key="sender"
+                )
+            senders.append(_SenderFile(f"senders/{path.name}", mapping, mapping.sender))
+        return cls(defaults, senders)
+
+    @property
+    def files(self) -> list[str]:
+        return [name for name, _ in self._defaults] + [sender.name for sender in self._senders]
+
+    @property
+    def default(self) -> MappingSet:
+        return self._default_set
+
+    def for_hl7_sender(self, application: str | None, facility: str | None) -> MappingSet:
+        """Defaults plus the sender file whose MSH-4 facility (or, failing that, MSH-3) matches."""
+        for sender in self._senders:
+            if facility and facility in sender.match.facilities:
+                return self._sender_set(sender)
+        for sender in self._senders:
+            if application and application in sender.match.applications:
+                return self._sender_set(sender)
+        return self._default_set
+
+    def for_fhir_source(self, source: str | None) -> MappingSet:
+        """Defaults plus the sender file listing this FHIR source (meta.source, MessageHeader)."""
+        for sender in self._senders:
+            if source and source in sender.match.fhir_sources:
+                return self._sender_set(sender)
+        return self._default_set
+
+    def _sender_set(self, sender: _SenderFile) -> MappingSet:
+        if sender.name not in self._sender_sets:
+            merged = _merge([*self._defaults, (sender.name, sender.mapping)], sender.match.name)
+            self._sender_sets[sender.name] = merged
+        return self._sender_sets[sender.name]
+
+
+@cache
+def load_mappings(directory: Path) -> Mappings:
+    """Load once per directory per process (mapping files do not change under a running service)."""
+    return Mappings.load(directory)

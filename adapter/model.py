@@ -1,0 +1,401 @@
+"""The normalised records every layer speaks.
+
+``AssayRecord`` is what ingest produces from one ORDER_OBSERVATION group (HL7 v2) or one group of
+FHIR Observations; ``Classification`` is what the classifier returns for it. Both are frozen
+pydantic models: plain data, no behaviour beyond small helpers on reported numbers.
+
+Numbers are kept exactly as reported (``Decimal``, never float) and as intervals, because labs send
+``<1``, ``>6`` and ``1-10`` as often as plain numbers, and the guidelines forbid rounding.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+
+class Frozen(BaseModel):
+    """Base for every record: immutable, no unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --------------------------------------------------------------------------------------------
+# Vocabularies
+# --------------------------------------------------------------------------------------------
+
+
+class SourceFormat(StrEnum):
+    HL7V2 = "hl7v2"
+    FHIR = "fhir"
+
+
+class Tissue(StrEnum):
+    BREAST = "breast"
+    GASTROESOPHAGEAL = "gastroesophageal"
+    UNKNOWN = "unknown"
+
+
+class Procedure(StrEnum):
+    """How the specimen was obtained; matters for gastroesophageal IHC scoring (Bartley 2016)."""
+
+    SURGICAL = "surgical"
+    BIOPSY = "biopsy"
+    UNKNOWN = "unknown"
+
+
+class ResultStatus(StrEnum):
+    """FHIR Observation.status values (HL7 v2 OBX-11 is mapped onto these)."""
+
+    REGISTERED = "registered"
+    PRELIMINARY = "preliminary"
+    FINAL = "final"
+    AMENDED = "amended"
+    CORRECTED = "corrected"
+    CANCELLED = "cancelled"
+    ENTERED_IN_ERROR = "entered-in-error"
+    UNKNOWN = "unknown"
+
+
+class ReportStatus(StrEnum):
+    """FHIR DiagnosticReport.status values (HL7 v2 OBR-25 is mapped onto these)."""
+
+    REGISTERED = "registered"
+    PARTIAL = "partial"
+    PRELIMINARY = "preliminary"
+    FINAL = "final"
+    AMENDED = "amended"
+    CORRECTED = "corrected"
+    APPENDED = "appended"
+    CANCELLED = "cancelled"
+    ENTERED_IN_ERROR = "entered-in-error"
+    UNKNOWN = "unknown"
+
+
+class IhcScore(StrEnum):
+    ZERO = "0"
+    ONE = "1+"
+    TWO = "2+"
+    THREE = "3+"
+
+
+class Ihc0Subtype(StrEnum):
+    """DESTINY-Breast06 wording for IHC 0: no staining (null) or faint staining in >0% and ≤10%."""
+
+    NULL = "null"
+    ULTRALOW = "ultralow"
+    UNKNOWN = "unknown"
+
+
+class IshProbe(StrEnum):
+    DUAL = "dual"
+    SINGLE = "single"
+
+
+class Interpretation(StrEnum):
+    """A result as the lab worded it (kept for audit; never trusted over the rules)."""
+
+    POSITIVE = "positive"
+    NEGATIVE = "negative"
+    EQUIVOCAL = "equivocal"
+    INDETERMINATE = "indeterminate"
+    LOW_POSITIVE = "low-positive"
+    HER2_LOW = "her2-low"
+    HER2_ULTRALOW = "her2-ultralow"
+
+
+class Analyte(StrEnum):
+    """What one reported value measures; mapping files map lab codes onto these."""
+
+    HER2_IHC = "her2-ihc"
+    HER2_IHC0_SUBTYPE = "her2-ihc0-subtype"
+    HER2_IHC_STAINED_PERCENT = "her2-ihc-stained-percent"
+    HER2_ISH = "her2-ish"
+    HER2_INTERPRETATION = "her2-interpretation"
+    HER2_CEP17_RATIO = "her2-cep17-ratio"
+    HER2_COPIES = "her2-copies"
+    CEP17_COPIES = "cep17-copies"
+    ISH_CELLS_COUNTED = "ish-cells-counted"
+    ISH_AMPLIFIED_PERCENT = "ish-amplified-percent"
+    ISH_RECOUNT = "ish-recount"
+    ER_RESULT = "er-result"
+    ER_PERCENT = "er-percent"
+    PGR_RESULT = "pgr-result"
+    PGR_PERCENT = "pgr-percent"
+
+
+# --------------------------------------------------------------------------------------------
+# Reported values
+# --------------------------------------------------------------------------------------------
+
+
+class Interval(Frozen):
+    """A reported number: a point (``95``), a bound (``<1``, ``>=6``) or a range (``1-10``).
+
+    ``None`` for a bound means unbounded on that side. ``text`` is the value as the lab sent it.
+    """
+
+    low: Decimal | None = None
+    low_inclusive: bool = True
+    high: Decimal | None = None
+    high_inclusive: bool = True
+    text: str = ""
+
+    @classmethod
+    def point(cls, value: Decimal, text: str | None = None) -> Interval:
+        return cls(low=value, high=value, text=str(value) if text is None else text)
+
+    @property
+    def value(self) -> Decimal | None:
+        """The exact value when the interval is a single point, else ``None``."""
+        if self.low is not None and self.low == self.high:
+            return self.low
+        return None
+
+    def within(self, band: Interval) -> bool:
+        """True when every value this interval admits lies inside ``band``."""
+        return _lower_within(self, band) and _upper_within(self, band)
+
+
+def _lower_within(inner: Interval, outer: Interval) -> bool:
+    if outer.low is None:
+        return True
+    if inner.low is None or inner.low < outer.low:
+        return False
+    return inner.low > outer.low or outer.low_inclusive or not inner.low_inclusive
+
+
+def _upper_within(inner: Interval, outer: Interval) -> bool:
+    if outer.high is None:
+        return True
+    if inner.high is None or inner.high > outer.high:
+        return False
+    return inner.high < outer.high or outer.high_inclusive or not inner.high_inclusive
+
+
+class Coding(Frozen):
+    system: str | None = None
+    code: str | None = None
+    display: str | None = None
+
+
+class Identifier(Frozen):
+    value: str
+    system: str | None = None
+    type_code: str | None = None
+
+
+class Provenance(Frozen):
+    """Where one value came from: enough to find it again in the original message."""
+
+    locator: str  # "OBX[3]" (the third OBX of the message) or "Observation/abc"
+    code: Coding | None = None  # the incoming result code (OBX-3 / Observation.code)
+    sub_id: str | None = None  # OBX-4
+    value_type: str | None = None  # OBX-2, or the FHIR value[x] type
+    value_text: str | None = None  # the value as sent
+
+
+class IngestWarning(Frozen):
+    """Something odd in the input that did not stop processing. No patient data in ``message``."""
+
+    code: str
+    message: str
+    locator: str | None = None
+
+
+class ReportedObservation(Frozen):
+    """One value as the lab reported it; emitted as one FHIR Observation with its code kept."""
+
+    analyte: Analyte
+    provenance: Provenance
+    status: ResultStatus
+    number: Interval | None = None
+    ratio: tuple[Decimal, Decimal] | None = None  # numerator, denominator (SN ``^2.3^:^1``)
+    text: str | None = None
+    coding: Coding | None = None
+    unit: str | None = None  # as sent (OBX-6, Quantity.unit)
+    ucum: str | None = None  # the UCUM code, when the mappings know the unit
+    interpretation: tuple[str, ...] = ()  # v3-ObservationInterpretation codes (OBX-8)
+    notes: tuple[str, ...] = ()
+    effective: AwareDatetime | None = None
+
+
+class UnusedResult(Frozen):
+    """A result that was read but not used for classification, and why."""
+
+    provenance: Provenance
+    reason: str
+
+
+# --------------------------------------------------------------------------------------------
+# The assay record
+# --------------------------------------------------------------------------------------------
+
+
+class Origin(Frozen):
+    format: SourceFormat
+    message_id: str  # MSH-10, or the FHIR Bundle identifier / resource id
+    sending_application: str | None = None
+    sending_facility: str | None = None
+    placer_order: str | None = None
+    filler_order: str | None = None
+    group_index: int = 1  # 1-based ORDER_OBSERVATION group (or FHIR record) within the message
+    set_id: str | None = None  # OBR-1
+    hl7_version: str | None = None
+    order_code: Coding | None = None  # OBR-4 / DiagnosticReport.code
+
+
+class PatientRef(Frozen):
+    """Identifiers only: names, birth dates and addresses are never copied into the record."""
+
+    identifiers: tuple[Identifier, ...] = ()
+    fhir_reference: str | None = None  # as sent by a FHIR sender ("Patient/123")
+
+
+class Specimen(Frozen):
+    id: str | None = None
+    type: Coding | None = None
+    body_sites: tuple[Coding, ...] = ()
+    tissue: Tissue = Tissue.UNKNOWN
+    procedure: Procedure = Procedure.UNKNOWN
+
+
+class IhcResult(Frozen):
+    score: IhcScore | None = None
+    ihc0_subtype: Ihc0Subtype | None = None
+    stained_percent: Interval | None = None  # % of cells with (faint) membrane staining
+    stated: Interpretation | None = (
+        None  # the word beside the score, e.g. "Negative" in "Negative (3+)"
+    )
+    indeterminate_reason: str | None = None  # the lab said it could not be scored
+    provenance: tuple[Provenance, ...] = ()
+
+
+class IshResult(Frozen):
+    probe: IshProbe | None = (
+        None  # None: not stated (dual assumed only when CEP17 or a ratio is given)
+    )
+    ratio: Interval | None = None
+    her2_copies: Interval | None = None
+    cep17_copies: Interval | None = None
+    cells_counted: int | None = None
+    recount_done: bool = False
+    amplified_percent: Interval | None = (
+        None  # % amplified cells or a separately counted sub-population
+    )
+    stated: Interpretation | None = None
+    indeterminate_reason: str | None = None
+    provenance: tuple[Provenance, ...] = ()
+
+
+class ReceptorResult(Frozen):
+    """ER or PgR."""
+
+    percent: Interval | None = None
+    stated: Interpretation | None = None
+    indeterminate_reason: str | None = None
+    provenance: tuple[Provenance, ...] = ()
+
+
+class LabInterpretation(Frozen):
+    """The lab's own overall HER2 call (48676-1 and the like)."""
+
+    stated: Interpretation | None = None
+    coding: Coding | None = None
+    text: str | None = None
+    provenance: tuple[Provenance, ...] = ()
+
+
+class AssayRecord(Frozen):
+    origin: Origin
+    patient: PatientRef = PatientRef()
+    specimen: Specimen = Specimen()
+    report_status: ReportStatus = ReportStatus.UNKNOWN
+    effective: AwareDatetime | None = None
+    issued: AwareDatetime | None = None
+    her2_ihc: IhcResult | None = None
+    her2_ish: IshResult | None = None
+    er: ReceptorResult | None = None
+    pgr: ReceptorResult | None = None
+    lab_interpretation: LabInterpretation | None = None
+    observations: tuple[ReportedObservation, ...] = ()
+    unused: tuple[UnusedResult, ...] = ()
+    notes: tuple[str, ...] = ()
+    warnings: tuple[IngestWarning, ...] = ()
+
+
+# --------------------------------------------------------------------------------------------
+# The classification
+# --------------------------------------------------------------------------------------------
+
+
+class OfficialResult(StrEnum):
+    """The ASCO/CAP result (2018, affirmed 2023)."""
+
+    POSITIVE = "positive"
+    EQUIVOCAL = "equivocal"
+    NEGATIVE = "negative"
+    INDETERMINATE = "indeterminate"
+
+
+class Category(StrEnum):
+    """The therapy-relevant label; HER2-low/ultralow/null are not official ASCO/CAP results."""
+
+    HER2_POSITIVE = "HER2-positive"
+    HER2_LOW = "HER2-low"
+    HER2_ULTRALOW = "HER2-ultralow"
+    HER2_NULL = "HER2-null"
+    HER2_NEGATIVE = "HER2-negative"
+    HER2_EQUIVOCAL = "HER2-equivocal"
+    INDETERMINATE = "indeterminate"
+
+
+class ReceptorCall(StrEnum):
+    NEGATIVE = "negative"
+    LOW_POSITIVE = "low-positive"
+    POSITIVE = "positive"
+
+
+class HrStatus(StrEnum):
+    POSITIVE = "HR-positive"
+    LOW_POSITIVE = "HR-low-positive"
+    NEGATIVE = "HR-negative"
+
+
+class FlagCode(StrEnum):
+    DISCORDANCE = "discordance"
+    HETEROGENEITY = "heterogeneity"
+    PENDING_WORKUP = "pending-workup"
+    SCORE_MISSING = "score-missing"
+    INCOMPLETE_ISH = "incomplete-ish"
+    UNDECIDABLE_VALUE = "undecidable-value"  # a range or bound that straddles a threshold
+    TISSUE_UNKNOWN = "tissue-unknown"
+    LAB_INTERPRETATION_DIFFERS = "lab-interpretation-differs"
+    RECEPTOR_UNDETERMINED = "receptor-undetermined"
+    ER_LOW_POSITIVE = "er-low-positive"
+
+
+class Flag(Frozen):
+    code: FlagCode
+    reason: str
+
+
+class FiredRule(Frozen):
+    rule_id: str
+    citation: str
+    reason: str  # one line, with the values used
+
+
+class Classification(Frozen):
+    guideline: str  # the guideline versions the result was produced under
+    tissue: Tissue
+    official_result: OfficialResult
+    category: Category
+    ish_group: int | None = None  # breast dual-probe group 1-5
+    er_result: ReceptorCall | None = None
+    pgr_result: ReceptorCall | None = None
+    hr_status: HrStatus | None = None
+    flags: tuple[Flag, ...] = ()
+    rules: tuple[FiredRule, ...] = ()

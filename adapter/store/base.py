@@ -1,0 +1,675 @@
+"""The store: one implementation in portable SQL over a small per-database ``Backend``.
+
+Every driver error is turned into ``StoreUnavailable`` here, at the boundary, so that a transport
+never ACKs a message that is not durably stored: it sends no ACK and the engine retries.
+
+One connection per store, guarded by a lock: writes come from one writer (the group committer)
+and reads from the HTTP API are short. A broken Postgres connection is dropped and reopened on the
+next call, so the store recovers when the database comes back.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from datetime import datetime
+from types import TracebackType
+from typing import Any, ClassVar
+
+from adapter.errors import ConfigError, StoreUnavailable
+from adapter.store.records import (
+    EnqueueRequest,
+    IndexReportsRequest,
+    MessageFormat,
+    MessageRow,
+    MessageStatus,
+    OutboxItem,
+    OutboxStatus,
+    OutcomeRequest,
+    Receipt,
+    ReceiveRequest,
+    ReportIndexRow,
+    StoreCounts,
+    StoredReport,
+    Transport,
+    WriteRequest,
+    WriteResult,
+    content_hash,
+    utc,
+)
+
+Connection = Any
+"""A DB-API 2 connection (sqlite3 or psycopg); only ``execute``/``rollback``/``close`` are used."""
+
+Row = tuple[Any, ...]
+
+
+class Backend(ABC):
+    """What differs between databases: connecting, transactions, types and DDL."""
+
+    name: ClassVar[str]
+    driver_errors: ClassVar[tuple[type[BaseException], ...]]
+    """Every error of the driver (and OSError): all mean "could not durably record"."""
+
+    @abstractmethod
+    def connect(self) -> Connection: ...
+
+    @abstractmethod
+    def begin(self, conn: Connection, *, write: bool) -> None: ...
+
+    @abstractmethod
+    def is_broken(self, conn: Connection) -> bool:
+        """True when the connection cannot be used again and must be reopened."""
+
+    @abstractmethod
+    def sql(self, text: str) -> str:
+        """Adapts portable SQL written with ``?`` placeholders."""
+
+    @abstractmethod
+    def time_to_db(self, moment: datetime) -> object: ...
+
+    @abstractmethod
+    def time_from_db(self, value: Any) -> datetime: ...
+
+    @abstractmethod
+    def has_table(self, conn: Connection, table: str) -> bool: ...
+
+    @abstractmethod
+    def migrations(self) -> Sequence[Sequence[str]]:
+        """DDL per schema version: item 0 brings an empty database to version 1, and so on."""
+
+    @abstractmethod
+    def lock_schema(self, conn: Connection) -> None:
+        """Serialises schema upgrades by concurrent processes, inside the open transaction."""
+
+
+_MESSAGE_COLUMNS = (
+    "id, transport, format, sender, message_id, content_hash, raw, received_at, version, status,"
+    " error_code, error_text, bundle, ack, processed_at"
+)
+_OUTBOX_COLUMNS = (
+    "id, message_row_id, bundle, status, attempts, created_at, next_attempt_at, last_attempt_at,"
+    " last_error, sent_at"
+)
+_LATEST_REPORTS = (
+    "SELECT ranked.* FROM (SELECT reports.*, ROW_NUMBER() OVER ("
+    " PARTITION BY reports.report_id"
+    " ORDER BY messages.received_at DESC, messages.id DESC) AS recency"
+    " FROM reports JOIN messages ON messages.id = reports.message_row_id) ranked"
+    " WHERE ranked.recency = 1"
+)
+"""Each report id's row from the most recently received message that carried it."""
+_REPORT_COLUMNS = (
+    "r.message_row_id, m.received_at, r.report_id, r.patient, r.category, r.status, r.bundle"
+)
+
+
+class Store:
+    """Durable messages, their outcomes, the report index and the forwarding outbox."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+        self._lock = threading.RLock()
+        self._conn: Connection | None = None
+        self._closed = False
+        self._migrate()
+
+    @property
+    def backend_name(self) -> str:
+        return self._backend.name
+
+    # ----------------------------------------------------------------------------------------
+    # Connection and transaction plumbing
+    # ----------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            if self._conn is not None:
+                self._drop_connection(self._conn)
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self, *, write: bool) -> Iterator[_Session]:
+        backend = self._backend
+        with self._lock:
+            if self._closed:
+                raise StoreUnavailable("the store is closed")
+            conn = self._conn
+            try:
+                if conn is None:
+                    conn = self._conn = backend.connect()
+                backend.begin(conn, write=write)
+                try:
+                    yield _Session(conn, backend)
+                    conn.commit()
+                except BaseException:
+                    self._rollback_quietly(conn)
+                    raise
+            except backend.driver_errors as exc:
+                if conn is not None and backend.is_broken(conn):
+                    self._drop_connection(conn)
+                first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                raise StoreUnavailable(
+                    f"{backend.name}: {type(exc).__name__}: {first_line}".rstrip(": ")
+                ) from exc
+
+    def _rollback_quietly(self, conn: Connection) -> None:
+        # The original error is the one to report; a dead connection is dropped after.
+        with suppress(*self._backend.driver_errors):
+            conn.rollback()
+
+    def _drop_connection(self, conn: Connection) -> None:
+        self._conn = None
+        with suppress(*self._backend.driver_errors):  # closing a dead connection may fail
+            conn.close()
+
+    def _migrate(self) -> None:
+        migrations = self._backend.migrations()
+        latest = len(migrations)
+        with self._transaction(write=False) as session:
+            current = self._schema_version(session)
+        if current == latest:
+            return  # nothing to write: a read-only database opens too
+        if current > latest:
+            raise ConfigError(
+                f"the store's schema version {current} is newer than this adapter's {latest}"
+            )
+        with self._transaction(write=True) as session:
+            self._backend.lock_schema(session.conn)
+            current = self._schema_version(session)
+            for statements in migrations[current:]:
+                for statement in statements:
+                    session.run(statement)
+            if current < latest:
+                session.run("DELETE FROM schema_version")
+                session.run("INSERT INTO schema_version (version) VALUES (?)", (latest,))
+
+    def _schema_version(self, session: _Session) -> int:
+        if not self._backend.has_table(session.conn, "schema_version"):
+            return 0
+        row = session.one("SELECT MAX(version) FROM schema_version")
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def ping(self) -> None:
+        """Raises StoreUnavailable unless the database answers."""
+        with self._transaction(write=False) as session:
+            session.one("SELECT 1")
+
+    # ----------------------------------------------------------------------------------------
+    # Writes
+    # ----------------------------------------------------------------------------------------
+
+    def write(self, requests: Sequence[WriteRequest]) -> list[WriteResult]:
+        """Applies the requests in one transaction, all or nothing.
+
+        Raises LookupError (and writes nothing) when a request names a row that does not exist.
+        """
+        (outcome,) = self.write_batch([requests])
+        if isinstance(outcome, LookupError):
+            raise outcome
+        return outcome
+
+    def write_batch(
+        self, groups: Sequence[Sequence[WriteRequest]]
+    ) -> list[list[WriteResult] | LookupError]:
+        """Applies many callers' groups of requests in ONE transaction (group commit).
+
+        Each group is atomic on its own (a savepoint): a group that names a missing row gets a
+        LookupError and leaves no trace, without failing the others. Any database error fails
+        the whole transaction with StoreUnavailable, and nothing of the batch is stored.
+        """
+        outcomes: list[list[WriteResult] | LookupError] = []
+        with self._transaction(write=True) as session:
+            for group in groups:
+                session.run("SAVEPOINT write_group")
+                try:
+                    results = [self._apply(session, request) for request in group]
+                except LookupError as missing:
+                    session.run("ROLLBACK TO SAVEPOINT write_group")
+                    outcomes.append(missing)
+                else:
+                    outcomes.append(results)
+                session.run("RELEASE SAVEPOINT write_group")
+        return outcomes
+
+    def receive(
+        self,
+        *,
+        transport: Transport | str,
+        message_format: MessageFormat | str,
+        sender: str,
+        message_id: str | None,
+        raw: bytes,
+        received_at: datetime,
+    ) -> Receipt:
+        """Durably stores the raw message, or finds the identical copy already stored."""
+        request = ReceiveRequest(
+            Transport(transport),
+            MessageFormat(message_format),
+            sender,
+            message_id,
+            raw,
+            received_at,
+        )
+        with self._transaction(write=True) as session:
+            return self._insert_message(session, request)
+
+    def record_outcome(
+        self,
+        message_row_id: int,
+        status: MessageStatus | str,
+        *,
+        processed_at: datetime,
+        bundle: bytes | None = None,
+        error_code: str | None = None,
+        error_text: str | None = None,
+        ack: bytes | None = None,
+    ) -> None:
+        """Stores the outcome of processing (again, when reprocessed)."""
+        self.write(
+            [
+                OutcomeRequest(
+                    message_row_id,
+                    MessageStatus(status),
+                    processed_at,
+                    bundle,
+                    error_code,
+                    error_text,
+                    ack,
+                )
+            ]
+        )
+
+    def index_reports(self, message_row_id: int, reports: Sequence[ReportIndexRow]) -> None:
+        """Replaces the reports indexed for this message (an empty list clears them)."""
+        self.write([IndexReportsRequest(message_row_id, tuple(reports))])
+
+    def enqueue(self, message_row_id: int, bundle: bytes, *, now: datetime) -> int:
+        """Queues a Bundle for forwarding, due at once; returns the outbox id."""
+        request = EnqueueRequest(message_row_id, bundle, now)
+        with self._transaction(write=True) as session:
+            self._require_message(session, message_row_id)
+            return self._insert_outbox(session, request)
+
+    def _apply(self, session: _Session, request: WriteRequest) -> WriteResult:
+        if isinstance(request, ReceiveRequest):
+            return self._insert_message(session, request)
+        self._require_message(session, request.message_row_id)
+        if isinstance(request, OutcomeRequest):
+            self._update_outcome(session, request)
+            return None
+        if isinstance(request, IndexReportsRequest):
+            self._replace_reports(session, request)
+            return None
+        return self._insert_outbox(session, request)
+
+    def _require_message(self, session: _Session, row_id: int) -> None:
+        if session.one("SELECT 1 FROM messages WHERE id = ?", (row_id,)) is None:
+            raise LookupError(f"no stored message with row id {row_id}")
+
+    def _insert_message(self, session: _Session, request: ReceiveRequest) -> Receipt:
+        digest = content_hash(request.raw)
+        if request.message_id is None:
+            same_copy = session.one(
+                "SELECT id, version, status, error_code, error_text, ack FROM messages"
+                " WHERE sender = ? AND message_id IS NULL AND content_hash = ?"
+                " ORDER BY id LIMIT 1",
+                (request.sender, digest),
+            )
+        else:
+            same_copy = session.one(
+                "SELECT id, version, status, error_code, error_text, ack FROM messages"
+                " WHERE sender = ? AND message_id = ? AND content_hash = ?"
+                " ORDER BY version DESC LIMIT 1",
+                (request.sender, request.message_id, digest),
+            )
+        if same_copy is not None:
+            row_id, version, status, error_code, error_text, ack = same_copy
+            return Receipt(
+                row_id, version, True, None, MessageStatus(status), error_code, error_text, ack
+            )
+        version, supersedes = 1, None
+        if request.message_id is not None:
+            latest = session.one(
+                "SELECT id, version FROM messages WHERE sender = ? AND message_id = ?"
+                " ORDER BY version DESC LIMIT 1",
+                (request.sender, request.message_id),
+            )
+            if latest is not None:
+                supersedes, version = latest[0], latest[1] + 1
+        row_id = session.insert(
+            "INSERT INTO messages (transport, format, sender, message_id, content_hash, raw,"
+            " received_at, version, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (
+                request.transport.value,
+                request.message_format.value,
+                request.sender,
+                request.message_id,
+                digest,
+                request.raw,
+                self._backend.time_to_db(request.received_at),
+                version,
+                MessageStatus.RECEIVED.value,
+            ),
+        )
+        return Receipt(row_id, version, False, supersedes, MessageStatus.RECEIVED, None, None, None)
+
+    def _update_outcome(self, session: _Session, request: OutcomeRequest) -> None:
+        session.run(
+            "UPDATE messages SET status = ?, error_code = ?, error_text = ?, bundle = ?, ack = ?,"
+            " processed_at = ? WHERE id = ?",
+            (
+                request.status.value,
+                request.error_code,
+                request.error_text,
+                request.bundle,
+                request.ack,
+                self._backend.time_to_db(request.processed_at),
+                request.message_row_id,
+            ),
+        )
+
+    def _replace_reports(self, session: _Session, request: IndexReportsRequest) -> None:
+        session.run("DELETE FROM reports WHERE message_row_id = ?", (request.message_row_id,))
+        for report in request.reports:
+            session.run(
+                "INSERT INTO reports (message_row_id, report_id, patient, category, status,"
+                " bundle) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    request.message_row_id,
+                    report.report_id,
+                    report.patient,
+                    report.category,
+                    report.status,
+                    report.bundle,
+                ),
+            )
+
+    def _insert_outbox(self, session: _Session, request: EnqueueRequest) -> int:
+        now = self._backend.time_to_db(request.now)
+        return session.insert(
+            "INSERT INTO outbox (message_row_id, bundle, status, attempts, created_at,"
+            " next_attempt_at) VALUES (?, ?, ?, 0, ?, ?) RETURNING id",
+            (request.message_row_id, request.bundle, OutboxStatus.PENDING.value, now, now),
+        )
+
+    # ----------------------------------------------------------------------------------------
+    # Message reads
+    # ----------------------------------------------------------------------------------------
+
+    def get_message_row(self, row_id: int) -> MessageRow | None:
+        with self._transaction(write=False) as session:
+            row = session.one(f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id = ?", (row_id,))
+        return None if row is None else self._message(row)
+
+    def get_message(self, message_id: str, sender: str | None = None) -> MessageRow | None:
+        """The latest version of a message (the latest received, when senders are not given)."""
+        versions = self.message_versions(message_id, sender)
+        return versions[-1] if versions else None
+
+    def message_versions(self, message_id: str, sender: str | None = None) -> list[MessageRow]:
+        """Every stored version, oldest first."""
+        query = f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE message_id = ?"
+        params: list[object] = [message_id]
+        if sender is not None:
+            query += " AND sender = ?"
+            params.append(sender)
+        query += " ORDER BY received_at, version, id"
+        with self._transaction(write=False) as session:
+            rows = session.all(query, params)
+        return [self._message(row) for row in rows]
+
+    def iter_messages(
+        self,
+        *,
+        status: MessageStatus | str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        sender: str | None = None,
+        page_size: int = 200,
+    ) -> Iterator[MessageRow]:
+        """Messages in the order received (row id), ``since`` inclusive, ``until`` exclusive.
+
+        Fetched a page at a time in short transactions, so memory stays constant and no lock is
+        held while the caller works on a page.
+        """
+        if page_size < 1:
+            raise ValueError("page_size must be positive")
+        filters: list[str] = ["id > ?"]
+        params: list[object] = []
+        if status is not None:
+            filters.append("status = ?")
+            params.append(MessageStatus(status).value)
+        if since is not None:
+            filters.append("received_at >= ?")
+            params.append(self._backend.time_to_db(utc(since)))
+        if until is not None:
+            filters.append("received_at < ?")
+            params.append(self._backend.time_to_db(utc(until)))
+        if sender is not None:
+            filters.append("sender = ?")
+            params.append(sender)
+        query = (
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE {' AND '.join(filters)}"
+            " ORDER BY id LIMIT ?"
+        )
+        after = 0
+        while True:
+            with self._transaction(write=False) as session:
+                rows = session.all(query, [after, *params, page_size])
+            for row in rows:
+                yield self._message(row)
+            if len(rows) < page_size:
+                return
+            after = rows[-1][0]
+
+    def counts(self) -> StoreCounts:
+        """Messages by status and outbox items by status, zeros included, for metrics."""
+        with self._transaction(write=False) as session:
+            by_status: dict[str, int] = dict(
+                session.all("SELECT status, COUNT(*) FROM messages GROUP BY status")
+            )
+            by_outbox: dict[str, int] = dict(
+                session.all("SELECT status, COUNT(*) FROM outbox GROUP BY status")
+            )
+        return StoreCounts(
+            messages={status: int(by_status.get(status.value, 0)) for status in MessageStatus},
+            outbox={status: int(by_outbox.get(status.value, 0)) for status in OutboxStatus},
+        )
+
+    def _message(self, row: Row) -> MessageRow:
+        to_time = self._backend.time_from_db
+        return MessageRow(
+            row_id=row[0],
+            transport=Transport(row[1]),
+            message_format=MessageFormat(row[2]),
+            sender=row[3],
+            message_id=row[4],
+            content_hash=row[5],
+            raw=bytes(row[6]),
+            received_at=to_time(row[7]),
+            version=row[8],
+            status=MessageStatus(row[9]),
+            error_code=row[10],
+            error_text=row[11],
+            bundle=None if row[12] is None else bytes(row[12]),
+            ack=None if row[13] is None else bytes(row[13]),
+            processed_at=None if row[14] is None else to_time(row[14]),
+        )
+
+    # ----------------------------------------------------------------------------------------
+    # Report index
+    # ----------------------------------------------------------------------------------------
+
+    def find_reports(
+        self,
+        *,
+        patient: str | None = None,
+        category: str | None = None,
+        status: str | None = None,
+    ) -> list[StoredReport]:
+        """The latest version of each report matching every given filter, by report id."""
+        filters, params = [], []
+        for column, value in (("patient", patient), ("category", category), ("status", status)):
+            if value is not None:
+                filters.append(f"{column} = ?")
+                params.append(value)
+        query = (
+            f"SELECT {_REPORT_COLUMNS} FROM ({_LATEST_REPORTS}) r"
+            " JOIN messages m ON m.id = r.message_row_id"
+        )
+        if filters:
+            # Narrow to matching report ids first (indexed), then filter the latest versions
+            # again: a corrected report moved to another patient must not be found under the
+            # old one.
+            outer = " AND ".join(f"r.{condition}" for condition in filters)
+            query += (
+                f" WHERE r.report_id IN (SELECT report_id FROM reports"
+                f" WHERE {' AND '.join(filters)}) AND {outer}"
+            )
+            params = params + params
+        query += " ORDER BY r.report_id"
+        with self._transaction(write=False) as session:
+            rows = session.all(query, params)
+        return [self._report(row) for row in rows]
+
+    def get_report(self, report_id: str) -> StoredReport | None:
+        """The latest version of one report: from the most recently received message."""
+        query = (
+            f"SELECT {_REPORT_COLUMNS} FROM ({_LATEST_REPORTS}) r"
+            " JOIN messages m ON m.id = r.message_row_id WHERE r.report_id = ?"
+        )
+        with self._transaction(write=False) as session:
+            row = session.one(query, (report_id,))
+        return None if row is None else self._report(row)
+
+    def _report(self, row: Row) -> StoredReport:
+        return StoredReport(
+            message_row_id=row[0],
+            received_at=self._backend.time_from_db(row[1]),
+            report_id=row[2],
+            patient=row[3],
+            category=row[4],
+            status=row[5],
+            bundle=bytes(row[6]),
+        )
+
+    # ----------------------------------------------------------------------------------------
+    # Outbox
+    # ----------------------------------------------------------------------------------------
+
+    def due(self, now: datetime, limit: int) -> list[OutboxItem]:
+        """Pending items whose next attempt is due, oldest due first."""
+        with self._transaction(write=False) as session:
+            rows = session.all(
+                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE status = ? AND next_attempt_at <= ?"
+                " ORDER BY next_attempt_at, id LIMIT ?",
+                (OutboxStatus.PENDING.value, self._backend.time_to_db(utc(now)), limit),
+            )
+        return [self._outbox_item(row) for row in rows]
+
+    def get_outbox_item(self, outbox_id: int) -> OutboxItem | None:
+        with self._transaction(write=False) as session:
+            row = session.one(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE id = ?", (outbox_id,))
+        return None if row is None else self._outbox_item(row)
+
+    def mark_sent(self, outbox_id: int, now: datetime) -> None:
+        self._finish_attempt(outbox_id, now, status=OutboxStatus.SENT, sent_at=now)
+
+    def mark_retry(
+        self, outbox_id: int, now: datetime, next_attempt_at: datetime, error: str
+    ) -> None:
+        self._finish_attempt(
+            outbox_id,
+            now,
+            status=OutboxStatus.PENDING,
+            next_attempt_at=next_attempt_at,
+            error=error,
+        )
+
+    def mark_dead(self, outbox_id: int, now: datetime, error: str) -> None:
+        """Gives up on an item (after the forwarder's maximum attempts); it stays for review."""
+        self._finish_attempt(outbox_id, now, status=OutboxStatus.DEAD, error=error)
+
+    def _finish_attempt(
+        self,
+        outbox_id: int,
+        now: datetime,
+        *,
+        status: OutboxStatus,
+        sent_at: datetime | None = None,
+        next_attempt_at: datetime | None = None,
+        error: str | None = None,
+    ) -> None:
+        to_db = self._backend.time_to_db
+        assignments = ["status = ?", "attempts = attempts + 1", "last_attempt_at = ?"]
+        params: list[object] = [status.value, to_db(utc(now))]
+        if sent_at is not None:
+            assignments.append("sent_at = ?")
+            params.append(to_db(utc(sent_at)))
+        if next_attempt_at is not None:
+            assignments.append("next_attempt_at = ?")
+            params.append(to_db(utc(next_attempt_at)))
+        if error is not None:
+            assignments.append("last_error = ?")
+            params.append(error)
+        with self._transaction(write=True) as session:
+            changed = session.run(
+                f"UPDATE outbox SET {', '.join(assignments)} WHERE id = ? AND status = ?",
+                [*params, outbox_id, OutboxStatus.PENDING.value],
+            )
+        if changed == 0:
+            raise LookupError(f"no pending outbox item {outbox_id}")
+
+    def _outbox_item(self, row: Row) -> OutboxItem:
+        to_time = self._backend.time_from_db
+        return OutboxItem(
+            outbox_id=row[0],
+            message_row_id=row[1],
+            bundle=bytes(row[2]),
+            status=OutboxStatus(row[3]),
+            attempts=row[4],
+            created_at=to_time(row[5]),
+            next_attempt_at=to_time(row[6]),
+            last_attempt_at=None if row[7] is None else to_time(row[7]),
+            last_error=row[8],
+            sent_at=None if row[9] is None else to_time(row[9]),
+        )
+
+
+class _Session:
+    """Statements inside one open transaction, with portable ``?`` placeholders."""
+
+    def __init__(self, conn: Connection, backend: Backend) -> None:
+        self.conn = conn
+        self._backend = backend
+
+    def run(self, query: str, params: Sequence[object] = ()) -> int:
+        """Executes a statement; returns the number of rows it changed."""
+        cursor = self.conn.execute(self._backend.sql(query), params)
+        return int(cursor.rowcount)
+
+    def insert(self, query: str, params: Sequence[object]) -> int:
+        """Executes an ``INSERT ... RETURNING id``; returns the new row's id."""
+        return int(self.conn.execute(self._backend.sql(query), params).fetchone()[0])
+
+    def one(self, query: str, params: Sequence[object] = ()) -> Row | None:
+        row: Row | None = self.conn.execute(self._backend.sql(query), params).fetchone()
+        return row
+
+    def all(self, query: str, params: Sequence[object] = ()) -> list[Row]:
+        rows: list[Row] = self.conn.execute(self._backend.sql(query), params).fetchall()
+        return rows

@@ -1,0 +1,216 @@
+"""Group commit: many concurrent writers, one durable transaction per batch.
+
+With ``synchronous=FULL`` every SQLite commit waits for the disk (~1-5 ms). Eight MLLP connections
+each waiting for their own commit would queue behind each other; instead every request waiting
+while a commit runs goes into the next one. A single writer task takes everything queued, runs it
+in one transaction on a dedicated thread, and only after the commit has returned resolves each
+caller's future: no caller can ACK before its message is on disk. There is no timer: the next
+batch starts as soon as the writer is free, so a lone message is never delayed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+
+from adapter.errors import StoreUnavailable
+from adapter.store.base import Store
+from adapter.store.records import (
+    MessageFormat,
+    MessageStatus,
+    OutcomeRequest,
+    Receipt,
+    ReceiveRequest,
+    Transport,
+    WriteRequest,
+    WriteResult,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CommitStats:
+    batches: int  # transactions committed or attempted
+    groups: int  # callers' requests those transactions carried
+    largest_batch: int
+
+
+@dataclass(slots=True)
+class _Pending:
+    requests: Sequence[WriteRequest]
+    future: asyncio.Future[list[WriteResult]]
+
+
+class _Stop:
+    """Queued by ``close`` after the last request, so everything before it is written."""
+
+
+class GroupCommitter:
+    """Batches writes from many asyncio tasks into shared transactions on one writer thread.
+
+    Use as ``async with GroupCommitter(store) as committer:``; the writer starts with the first
+    request if not started explicitly. ``close`` writes everything already queued, then stops.
+    """
+
+    def __init__(self, store: Store, *, max_batch: int = 500) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be positive")
+        self._store = store
+        self._max_batch = max_batch
+        self._queue: asyncio.Queue[_Pending | _Stop] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._closing = False
+        self._batches = 0
+        self._groups = 0
+        self._largest = 0
+
+    @property
+    def stats(self) -> CommitStats:
+        return CommitStats(self._batches, self._groups, self._largest)
+
+    async def __aenter__(self) -> GroupCommitter:
+        self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def start(self) -> None:
+        if self._writer is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
+            self._writer = asyncio.get_running_loop().create_task(
+                self._write_loop(), name="store-group-commit"
+            )
+
+    async def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        if self._writer is None:
+            return
+        self._queue.put_nowait(_Stop())
+        await self._writer
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+
+    async def write(self, requests: Sequence[WriteRequest]) -> list[WriteResult]:
+        """Writes the requests atomically together, in the next shared transaction.
+
+        Raises StoreUnavailable if that transaction fails, LookupError if a request names a
+        missing row (then none of these requests is written; other callers are unaffected).
+        """
+        if self._closing:
+            raise StoreUnavailable("the store writer is closed")
+        self.start()
+        future: asyncio.Future[list[WriteResult]] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Pending(tuple(requests), future))
+        return await future
+
+    async def receive(
+        self,
+        *,
+        transport: Transport | str,
+        message_format: MessageFormat | str,
+        sender: str,
+        message_id: str | None,
+        raw: bytes,
+        received_at: datetime,
+    ) -> Receipt:
+        request = ReceiveRequest(
+            Transport(transport),
+            MessageFormat(message_format),
+            sender,
+            message_id,
+            raw,
+            received_at,
+        )
+        (receipt,) = await self.write([request])
+        if not isinstance(receipt, Receipt):
+            raise TypeError("a receive request yields a Receipt")
+        return receipt
+
+    async def record_outcome(
+        self,
+        message_row_id: int,
+        status: MessageStatus | str,
+        *,
+        processed_at: datetime,
+        bundle: bytes | None = None,
+        error_code: str | None = None,
+        error_text: str | None = None,
+        ack: bytes | None = None,
+    ) -> None:
+        request = OutcomeRequest(
+            message_row_id,
+            MessageStatus(status),
+            processed_at,
+            bundle,
+            error_code,
+            error_text,
+            ack,
+        )
+        await self.write([request])
+
+    async def _write_loop(self) -> None:
+        while True:
+            first = await self._queue.get()
+            if isinstance(first, _Stop):
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < self._max_batch and not self._queue.empty():
+                queued = self._queue.get_nowait()
+                if isinstance(queued, _Stop):
+                    stop = True
+                    break
+                batch.append(queued)
+            await self._commit(batch)
+            if stop:
+                return
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        self._batches += 1
+        self._groups += len(batch)
+        self._largest = max(self._largest, len(batch))
+        loop = asyncio.get_running_loop()
+        try:
+            outcomes = await loop.run_in_executor(
+                self._executor, self._store.write_batch, [pending.requests for pending in batch]
+            )
+        except Exception as failure:
+            # A store fault fails every caller of the batch; anything else is a bug, but it must
+            # still reach the callers rather than leave them waiting for ever.
+            for pending in batch:
+                _settle(pending.future, _own_copy(failure))
+            return
+        for pending, outcome in zip(batch, outcomes, strict=True):
+            _settle(pending.future, outcome)
+
+
+def _settle(
+    future: asyncio.Future[list[WriteResult]], outcome: list[WriteResult] | BaseException
+) -> None:
+    if future.done():
+        return  # the caller gave up (cancelled); its request is stored all the same
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
+def _own_copy(failure: Exception) -> Exception:
+    """A StoreUnavailable per caller, so that tracebacks of concurrent tasks do not mix."""
+    if not isinstance(failure, StoreUnavailable):
+        return failure
+    copy = StoreUnavailable(failure.reason, location=failure.location)
+    copy.__cause__ = failure.__cause__
+    return copy

@@ -1,0 +1,119 @@
+"""PostgreSQL backend (psycopg 3, synchronous): normal commits, times as ``timestamptz``.
+
+Tables are created unqualified, in the first schema of the connection's ``search_path``, so a
+deployment (or a test) can choose the schema with ``?options=-csearch_path%3Dname`` in the URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from adapter.store.base import Backend, Connection
+
+_SCHEMA_LOCK_KEY = 0x4E52_3241  # any constant shared by every adapter process: "HER2"
+
+_SCHEMA_V1 = (
+    "CREATE TABLE schema_version (version INTEGER NOT NULL)",
+    """CREATE TABLE messages (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        transport TEXT NOT NULL,
+        format TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        message_id TEXT,
+        content_hash TEXT NOT NULL,
+        raw BYTEA NOT NULL,
+        received_at TIMESTAMPTZ NOT NULL,
+        version INTEGER NOT NULL CHECK (version >= 1),
+        status TEXT NOT NULL
+            CHECK (status IN ('received', 'processed', 'rejected', 'failed')),
+        error_code TEXT,
+        error_text TEXT,
+        bundle BYTEA,
+        ack BYTEA,
+        processed_at TIMESTAMPTZ
+    )""",
+    "CREATE UNIQUE INDEX messages_version ON messages (sender, message_id, version)",
+    "CREATE INDEX messages_content ON messages (sender, message_id, content_hash)",
+    "CREATE INDEX messages_message_id ON messages (message_id)",
+    "CREATE INDEX messages_status ON messages (status, id)",
+    "CREATE INDEX messages_received_at ON messages (received_at)",
+    """CREATE TABLE reports (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        message_row_id BIGINT NOT NULL REFERENCES messages (id),
+        report_id TEXT NOT NULL,
+        patient TEXT NOT NULL,
+        category TEXT NOT NULL,
+        status TEXT NOT NULL,
+        bundle BYTEA NOT NULL,
+        UNIQUE (message_row_id, report_id)
+    )""",
+    "CREATE INDEX reports_report_id ON reports (report_id)",
+    "CREATE INDEX reports_patient ON reports (patient)",
+    """CREATE TABLE outbox (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        message_row_id BIGINT NOT NULL REFERENCES messages (id),
+        bundle BYTEA NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'dead')),
+        attempts INTEGER NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL,
+        next_attempt_at TIMESTAMPTZ NOT NULL,
+        last_attempt_at TIMESTAMPTZ,
+        last_error TEXT,
+        sent_at TIMESTAMPTZ
+    )""",
+    "CREATE INDEX outbox_due ON outbox (status, next_attempt_at, id)",
+)
+
+
+class PostgresBackend(Backend):
+    name: ClassVar[str] = "postgresql"
+    driver_errors: ClassVar[tuple[type[BaseException], ...]] = (psycopg.Error, OSError)
+
+    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
+        self.url = url
+        self.timeout = timeout
+
+    def connect(self) -> Connection:
+        options: dict[str, Any] = {}
+        if "connect_timeout" not in conninfo_to_dict(self.url):
+            # libpq counts whole seconds, and takes 1 as 2: never less than the caller asked.
+            options["connect_timeout"] = max(2, round(self.timeout))
+        conn = psycopg.connect(self.url, autocommit=False, **options)
+        try:
+            conn.execute("SET TIME ZONE 'UTC'")
+            conn.commit()
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def begin(self, conn: Connection, *, write: bool) -> None:
+        """psycopg opens the transaction with the first statement."""
+
+    def is_broken(self, conn: Connection) -> bool:
+        return bool(conn.closed or conn.broken)
+
+    def sql(self, text: str) -> str:
+        return text.replace("?", "%s")
+
+    def time_to_db(self, moment: datetime) -> object:
+        return moment
+
+    def time_from_db(self, value: Any) -> datetime:
+        moment: datetime = value.astimezone(UTC)
+        return moment
+
+    def has_table(self, conn: Connection, table: str) -> bool:
+        found = conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()
+        return found is not None and found[0] is not None
+
+    def lock_schema(self, conn: Connection) -> None:
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
+
+    def migrations(self) -> Sequence[Sequence[str]]:
+        return (_SCHEMA_V1,)

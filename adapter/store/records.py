@@ -1,0 +1,197 @@
+"""The rows the store hands out and the write requests it takes.
+
+Plain frozen dataclasses: the store is I/O at the edge, and these travel through hot paths where
+pydantic validation would only cost time. Times are aware UTC datetimes supplied by the caller
+(the clock is injected); a naive datetime is refused because its zone would be a guess.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+
+
+class Transport(StrEnum):
+    MLLP = "mllp"
+    HTTP = "http"
+    CLI = "cli"
+    REPLAY = "replay"
+
+
+class MessageFormat(StrEnum):
+    HL7V2 = "hl7v2"
+    FHIR = "fhir"
+    UNKNOWN = "unknown"
+
+
+class MessageStatus(StrEnum):
+    RECEIVED = "received"  # durably stored, not yet processed (or processing crashed)
+    PROCESSED = "processed"
+    REJECTED = "rejected"  # permanent input error: resending will not help
+    FAILED = "failed"  # the adapter could not finish (e.g. OUTPUT-INVALID); reprocess later
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    DEAD = "dead"
+
+
+def utc(moment: datetime) -> datetime:
+    """The same instant in UTC; refuses naive datetimes rather than guess their zone."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("store times must be timezone-aware")
+    return moment.astimezone(UTC)
+
+
+def content_hash(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRow:
+    row_id: int
+    transport: Transport
+    message_format: MessageFormat
+    sender: str
+    message_id: str | None
+    content_hash: str
+    raw: bytes = field(repr=False)
+    received_at: datetime
+    version: int
+    status: MessageStatus
+    error_code: str | None
+    error_text: str | None
+    bundle: bytes | None = field(repr=False)
+    ack: bytes | None = field(repr=False)
+    processed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What ``receive`` did: stored a new row, a new version of one, or found a duplicate.
+
+    For a duplicate, ``status``/``error_code``/``ack`` are the stored outcome of the earlier copy,
+    so a transport can answer a retransmission with the ACK it already sent.
+    """
+
+    row_id: int
+    version: int
+    duplicate: bool
+    supersedes: int | None  # row id of the previous latest version, for a correction
+    status: MessageStatus
+    error_code: str | None
+    error_text: str | None
+    ack: bytes | None = field(repr=False)
+
+    @property
+    def is_correction(self) -> bool:
+        return not self.duplicate and self.supersedes is not None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportIndexRow:
+    """One DiagnosticReport of a processed message, indexed for the HTTP queries."""
+
+    report_id: str
+    patient: str  # patient reference or identifier string, matched exactly
+    category: str
+    status: str
+    bundle: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReport:
+    message_row_id: int
+    received_at: datetime
+    report_id: str
+    patient: str
+    category: str
+    status: str
+    bundle: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    outbox_id: int
+    message_row_id: int
+    bundle: bytes = field(repr=False)
+    status: OutboxStatus
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime
+    last_attempt_at: datetime | None
+    last_error: str | None
+    sent_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreCounts:
+    messages: dict[MessageStatus, int]
+    outbox: dict[OutboxStatus, int]
+
+
+# --------------------------------------------------------------------------------------------
+# Write requests: validated when built, so a bad request never reaches a shared transaction.
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiveRequest:
+    transport: Transport
+    message_format: MessageFormat
+    sender: str
+    message_id: str | None
+    raw: bytes = field(repr=False)
+    received_at: datetime
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "transport", Transport(self.transport))
+        object.__setattr__(self, "message_format", MessageFormat(self.message_format))
+        object.__setattr__(self, "received_at", utc(self.received_at))
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeRequest:
+    message_row_id: int
+    status: MessageStatus
+    processed_at: datetime
+    bundle: bytes | None = field(default=None, repr=False)
+    error_code: str | None = None
+    error_text: str | None = None
+    ack: bytes | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        status = MessageStatus(self.status)
+        if status is MessageStatus.RECEIVED:
+            raise ValueError("an outcome is processed, rejected or failed")
+        if status is not MessageStatus.PROCESSED and not self.error_code:
+            raise ValueError(f"a {status} message keeps its error code")
+        object.__setattr__(self, "status", status)
+        object.__setattr__(self, "processed_at", utc(self.processed_at))
+
+
+@dataclass(frozen=True, slots=True)
+class IndexReportsRequest:
+    """Replaces the message's indexed reports (reprocessing must not leave stale rows)."""
+
+    message_row_id: int
+    reports: Sequence[ReportIndexRow]
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueRequest:
+    message_row_id: int
+    bundle: bytes = field(repr=False)
+    now: datetime
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "now", utc(self.now))
+
+
+WriteRequest = ReceiveRequest | OutcomeRequest | IndexReportsRequest | EnqueueRequest
+WriteResult = Receipt | int | None
+"""Receipt for a receive, the outbox id for an enqueue, None for the others."""

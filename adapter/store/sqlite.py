@@ -1,0 +1,132 @@
+"""SQLite backend: one file in WAL mode with ``synchronous=FULL``, so a commit is on disk.
+
+Times are stored as fixed-width UTC text (``2024-05-01T09:30:00.000000Z``), which sorts like the
+instants it names.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+from adapter.store.base import Backend, Connection
+
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+_SCHEMA_V1 = (
+    "CREATE TABLE schema_version (version INTEGER NOT NULL)",
+    # AUTOINCREMENT: row ids are never reused, so paging and outbox references stay valid.
+    """CREATE TABLE messages (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        transport TEXT NOT NULL,
+        format TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        message_id TEXT,
+        content_hash TEXT NOT NULL,
+        raw BLOB NOT NULL,
+        received_at TEXT NOT NULL,
+        version INTEGER NOT NULL CHECK (version >= 1),
+        status TEXT NOT NULL
+            CHECK (status IN ('received', 'processed', 'rejected', 'failed')),
+        error_code TEXT,
+        error_text TEXT,
+        bundle BLOB,
+        ack BLOB,
+        processed_at TEXT
+    )""",
+    "CREATE UNIQUE INDEX messages_version ON messages (sender, message_id, version)",
+    "CREATE INDEX messages_content ON messages (sender, message_id, content_hash)",
+    "CREATE INDEX messages_message_id ON messages (message_id)",
+    "CREATE INDEX messages_status ON messages (status, id)",
+    "CREATE INDEX messages_received_at ON messages (received_at)",
+    """CREATE TABLE reports (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        message_row_id INTEGER NOT NULL REFERENCES messages (id),
+        report_id TEXT NOT NULL,
+        patient TEXT NOT NULL,
+        category TEXT NOT NULL,
+        status TEXT NOT NULL,
+        bundle BLOB NOT NULL,
+        UNIQUE (message_row_id, report_id)
+    )""",
+    "CREATE INDEX reports_report_id ON reports (report_id)",
+    "CREATE INDEX reports_patient ON reports (patient)",
+    """CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        message_row_id INTEGER NOT NULL REFERENCES messages (id),
+        bundle BLOB NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'dead')),
+        attempts INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        next_attempt_at TEXT NOT NULL,
+        last_attempt_at TEXT,
+        last_error TEXT,
+        sent_at TEXT
+    )""",
+    "CREATE INDEX outbox_due ON outbox (status, next_attempt_at, id)",
+)
+
+
+class SQLiteBackend(Backend):
+    name: ClassVar[str] = "sqlite"
+    driver_errors: ClassVar[tuple[type[BaseException], ...]] = (sqlite3.Error, OSError)
+
+    def __init__(self, path: str, *, query: str = "", timeout: float = 5.0) -> None:
+        """``path`` is a file path or ``:memory:``; ``query`` holds SQLite URI parameters."""
+        self.path = path
+        self.query = query
+        self.timeout = timeout
+
+    def connect(self) -> Connection:
+        if self.path == ":memory:":
+            target = ":memory:"
+        else:
+            target = f"file:{quote(self.path)}" + (f"?{self.query}" if self.query else "")
+        # isolation_level=None: transactions are begun explicitly (BEGIN IMMEDIATE for writes).
+        conn = sqlite3.connect(
+            target,
+            uri=True,
+            timeout=self.timeout,
+            isolation_level=None,
+            check_same_thread=False,  # the store's lock serialises use across threads
+        )
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def begin(self, conn: Connection, *, write: bool) -> None:
+        # IMMEDIATE takes the write lock up front: no deadlock upgrading a read lock later.
+        conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    def is_broken(self, conn: Connection) -> bool:
+        return False  # a local file does not drop; reopening an in-memory database would lose it
+
+    def sql(self, text: str) -> str:
+        return text
+
+    def time_to_db(self, moment: datetime) -> object:
+        return moment.astimezone(UTC).strftime(_TIME_FORMAT)
+
+    def time_from_db(self, value: Any) -> datetime:
+        return datetime.strptime(value, _TIME_FORMAT).replace(tzinfo=UTC)
+
+    def has_table(self, conn: Connection, table: str) -> bool:
+        found = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+        ).fetchone()
+        return found is not None
+
+    def lock_schema(self, conn: Connection) -> None:
+        """BEGIN IMMEDIATE already holds the database's single write lock."""
+
+    def migrations(self) -> Sequence[Sequence[str]]:
+        return (_SCHEMA_V1,)

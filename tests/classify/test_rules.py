@@ -1,0 +1,1167 @@
+"""The decision table, case by case, with expected results written by hand from her2-rules.md.
+
+Every case names the rule it exercises; ``test_every_rule_fires`` checks that the cases together
+fire every rule in ``RULES`` and nothing outside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import pytest
+
+from adapter.classify import classify
+from adapter.classify.table import RULES
+from adapter.model import (
+    AssayRecord,
+    Category,
+    Classification,
+    FlagCode,
+    HrStatus,
+    Ihc0Subtype,
+    IhcResult,
+    IhcScore,
+    Interpretation,
+    Interval,
+    IshProbe,
+    IshResult,
+    LabInterpretation,
+    OfficialResult,
+    Origin,
+    ReceptorCall,
+    ReceptorResult,
+    SourceFormat,
+    Specimen,
+    Tissue,
+)
+
+POS, EQV, NEG, IND = (
+    OfficialResult.POSITIVE,
+    OfficialResult.EQUIVOCAL,
+    OfficialResult.NEGATIVE,
+    OfficialResult.INDETERMINATE,
+)
+C_POS, C_EQV, C_IND = Category.HER2_POSITIVE, Category.HER2_EQUIVOCAL, Category.INDETERMINATE
+C_LOW, C_ULTRA, C_NULL, C_NEG = (
+    Category.HER2_LOW,
+    Category.HER2_ULTRALOW,
+    Category.HER2_NULL,
+    Category.HER2_NEGATIVE,
+)
+
+# --------------------------------------------------------------------------------------------
+# Builders
+# --------------------------------------------------------------------------------------------
+
+
+def num(text: str) -> Interval:
+    """A reported value as a lab writes it: ``2.0``, ``<1``, ``>=4``, ``1-10``."""
+    for prefix, bound in ((">=", "low"), ("<=", "high")):
+        if text.startswith(prefix):
+            return Interval(**{bound: Decimal(text[2:])}, text=text)
+    if text.startswith(">"):
+        return Interval(low=Decimal(text[1:]), low_inclusive=False, text=text)
+    if text.startswith("<"):
+        return Interval(high=Decimal(text[1:]), high_inclusive=False, text=text)
+    if "-" in text[1:]:
+        low, high = text.split("-")
+        return Interval(low=Decimal(low), high=Decimal(high), text=text)
+    return Interval.point(Decimal(text), text=text)
+
+
+def record(
+    tissue: Tissue = Tissue.BREAST,
+    *,
+    ihc: IhcResult | None = None,
+    ish: IshResult | None = None,
+    er: ReceptorResult | None = None,
+    pgr: ReceptorResult | None = None,
+    lab: Interpretation | None = None,
+) -> AssayRecord:
+    return AssayRecord(
+        origin=Origin(format=SourceFormat.HL7V2, message_id="T1"),
+        specimen=Specimen(tissue=tissue),
+        her2_ihc=ihc,
+        her2_ish=ish,
+        er=er,
+        pgr=pgr,
+        lab_interpretation=None if lab is None else LabInterpretation(stated=lab),
+    )
+
+
+def ihc(
+    score: str | None,
+    *,
+    stated: Interpretation | None = None,
+    subtype: Ihc0Subtype | None = None,
+    stained: str | None = None,
+    failed: str | None = None,
+) -> IhcResult:
+    return IhcResult(
+        score=None if score is None else IhcScore(score),
+        stated=stated,
+        ihc0_subtype=subtype,
+        stained_percent=None if stained is None else num(stained),
+        indeterminate_reason=failed,
+    )
+
+
+def dual(
+    ratio: str | None,
+    copies: str | None,
+    *,
+    recount: bool = False,
+    cep17: str | None = None,
+    amplified: str | None = None,
+    stated: Interpretation | None = None,
+    failed: str | None = None,
+) -> IshResult:
+    return IshResult(
+        ratio=None if ratio is None else num(ratio),
+        her2_copies=None if copies is None else num(copies),
+        cep17_copies=None if cep17 is None else num(cep17),
+        recount_done=recount,
+        amplified_percent=None if amplified is None else num(amplified),
+        stated=stated,
+        indeterminate_reason=failed,
+    )
+
+
+def single(copies: str | None) -> IshResult:
+    return IshResult(probe=IshProbe.SINGLE, her2_copies=None if copies is None else num(copies))
+
+
+def pct(text: str, stated: Interpretation | None = None) -> ReceptorResult:
+    return ReceptorResult(percent=num(text), stated=stated)
+
+
+def said(stated: Interpretation) -> ReceptorResult:
+    return ReceptorResult(stated=stated)
+
+
+# --------------------------------------------------------------------------------------------
+# Cases
+# --------------------------------------------------------------------------------------------
+
+_UNCHECKED = object()
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    record: AssayRecord
+    fires: tuple[str, ...]
+    expect: dict[str, object] = field(default_factory=dict)
+    flags: tuple[FlagCode, ...] = ()
+    no_flags: tuple[FlagCode, ...] = ()
+
+
+def her2(
+    name: str,
+    rec: AssayRecord,
+    official: OfficialResult,
+    category: Category,
+    fires: tuple[str, ...],
+    *,
+    group: object = _UNCHECKED,
+    flags: tuple[FlagCode, ...] = (),
+    no_flags: tuple[FlagCode, ...] = (),
+) -> Case:
+    expect: dict[str, object] = {"official_result": official, "category": category}
+    if group is not _UNCHECKED:
+        expect["ish_group"] = group
+    return Case(name, rec, fires, expect, flags, no_flags)
+
+
+def receptors(
+    name: str,
+    rec: AssayRecord,
+    fires: tuple[str, ...],
+    *,
+    er: object = _UNCHECKED,
+    pgr: object = _UNCHECKED,
+    hr: object = _UNCHECKED,
+    flags: tuple[FlagCode, ...] = (),
+    no_flags: tuple[FlagCode, ...] = (),
+) -> Case:
+    expect = {
+        key: value
+        for key, value in (("er_result", er), ("pgr_result", pgr), ("hr_status", hr))
+        if value is not _UNCHECKED
+    }
+    return Case(name, rec, fires, expect, flags, no_flags)
+
+
+F = FlagCode
+
+IHC_ONLY = [
+    her2("3+ positive", record(ihc=ihc("3+")), POS, C_POS, ("HER2-IHC-3", "HER2-CAT-POSITIVE")),
+    her2(
+        "2+ equivocal, reflex ISH pending",
+        record(ihc=ihc("2+")),
+        EQV,
+        C_EQV,
+        ("HER2-IHC-2", "HER2-CAT-EQUIVOCAL"),
+        flags=(F.PENDING_WORKUP,),
+    ),
+    her2(
+        "1+ negative, HER2-low",
+        record(ihc=ihc("1+")),
+        NEG,
+        C_LOW,
+        ("HER2-IHC-1", "HER2-CAT-LOW-IHC1", "HER2-2023-WORDING"),
+    ),
+    her2(
+        "0 without sub-type, HER2-negative",
+        record(ihc=ihc("0")),
+        NEG,
+        C_NEG,
+        ("HER2-IHC-0", "HER2-CAT-NEGATIVE-NO-SUBTYPE"),
+    ),
+    her2(
+        "0 stated ultralow",
+        record(ihc=ihc("0", subtype=Ihc0Subtype.ULTRALOW)),
+        NEG,
+        C_ULTRA,
+        ("HER2-CAT-ULTRALOW", "HER2-2023-WORDING"),
+    ),
+    her2(
+        "0 stated null",
+        record(ihc=ihc("0", subtype=Ihc0Subtype.NULL)),
+        NEG,
+        C_NULL,
+        ("HER2-CAT-NULL", "HER2-2023-WORDING"),
+    ),
+    her2(
+        "0 sub-type stated unknown",
+        record(ihc=ihc("0", subtype=Ihc0Subtype.UNKNOWN)),
+        NEG,
+        C_NEG,
+        ("HER2-CAT-NEGATIVE-NO-SUBTYPE",),
+    ),
+    her2(
+        "0 stained 0% is null", record(ihc=ihc("0", stained="0")), NEG, C_NULL, ("HER2-CAT-NULL",)
+    ),
+    her2(
+        "0 stained 0.1% is ultralow",
+        record(ihc=ihc("0", stained="0.1")),
+        NEG,
+        C_ULTRA,
+        ("HER2-CAT-ULTRALOW",),
+    ),
+    her2(
+        "0 stained 10% is ultralow",
+        record(ihc=ihc("0", stained="10")),
+        NEG,
+        C_ULTRA,
+        ("HER2-CAT-ULTRALOW",),
+    ),
+    her2(
+        "0 stained 10.5% is not IHC 0: discordance, no sub-type",
+        record(ihc=ihc("0", stained="10.5")),
+        NEG,
+        C_NEG,
+        ("HER2-CAT-NEGATIVE-NO-SUBTYPE",),
+        flags=(F.DISCORDANCE,),
+    ),
+    her2(
+        "0 stained 0-5% straddles null and ultralow",
+        record(ihc=ihc("0", stained="0-5")),
+        NEG,
+        C_NEG,
+        ("HER2-CAT-NEGATIVE-NO-SUBTYPE",),
+        flags=(F.UNDECIDABLE_VALUE,),
+    ),
+    her2(
+        "0 stained <1% straddles null and ultralow",
+        record(ihc=ihc("0", stained="<1")),
+        NEG,
+        C_NEG,
+        ("HER2-CAT-NEGATIVE-NO-SUBTYPE",),
+        flags=(F.UNDECIDABLE_VALUE,),
+    ),
+    her2(
+        "stated sub-type wins over the percentage",
+        record(ihc=ihc("0", subtype=Ihc0Subtype.NULL, stained="5")),
+        NEG,
+        C_NULL,
+        ("HER2-CAT-NULL",),
+    ),
+    her2(
+        "'Negative' without a score: HER2-negative, score missing",
+        record(ihc=ihc(None, stated=Interpretation.NEGATIVE)),
+        NEG,
+        C_NEG,
+        ("HER2-IHC-STATED-NO-SCORE", "HER2-CAT-NEGATIVE-NO-SUBTYPE"),
+        flags=(F.SCORE_MISSING,),
+    ),
+    her2(
+        "'Positive' without a score is not used",
+        record(ihc=ihc(None, stated=Interpretation.POSITIVE)),
+        IND,
+        C_IND,
+        ("HER2-IHC-SCORE-MISSING-UNUSABLE", "HER2-INDETERMINATE-NO-RESULT"),
+        flags=(F.SCORE_MISSING,),
+    ),
+    her2(
+        "'Negative (3+)' contradicts: IHC not used",
+        record(ihc=ihc("3+", stated=Interpretation.NEGATIVE)),
+        IND,
+        C_IND,
+        (
+            "HER2-IHC-TEXT-CONTRADICTS-SCORE",
+            "HER2-INDETERMINATE-NO-RESULT",
+            "HER2-CAT-INDETERMINATE",
+        ),
+        flags=(F.DISCORDANCE,),
+    ),
+    her2(
+        "'Positive (1+)' contradicts: IHC not used, ISH group 5 decides",
+        record(ihc=ihc("1+", stated=Interpretation.POSITIVE), ish=dual("1.2", "2.0")),
+        NEG,
+        C_NEG,
+        ("HER2-IHC-TEXT-CONTRADICTS-SCORE", "HER2-ISH-G5-NEGATIVE"),
+        group=5,
+        flags=(F.DISCORDANCE,),
+    ),
+    her2(
+        "'Negative (1+)' agrees",
+        record(ihc=ihc("1+", stated=Interpretation.NEGATIVE)),
+        NEG,
+        C_LOW,
+        ("HER2-IHC-1",),
+        no_flags=(F.DISCORDANCE,),
+    ),
+    her2(
+        "'Equivocal (2+)' agrees",
+        record(ihc=ihc("2+", stated=Interpretation.EQUIVOCAL)),
+        EQV,
+        C_EQV,
+        ("HER2-IHC-2",),
+        no_flags=(F.DISCORDANCE,),
+    ),
+    her2("no HER2 test at all", record(), IND, C_IND, ("HER2-INDETERMINATE-NO-RESULT",)),
+    her2(
+        "IHC could not be scored",
+        record(ihc=ihc(None, failed="failed controls")),
+        IND,
+        C_IND,
+        ("HER2-INDETERMINATE-LAB", "HER2-CAT-INDETERMINATE"),
+    ),
+    her2(
+        "ISH failed and no IHC",
+        record(ish=dual(None, None, failed="no signals")),
+        IND,
+        C_IND,
+        ("HER2-INDETERMINATE-LAB",),
+    ),
+    her2(
+        "lab's overall call indeterminate, no test",
+        record(lab=Interpretation.INDETERMINATE),
+        IND,
+        C_IND,
+        ("HER2-INDETERMINATE-LAB",),
+    ),
+    her2(
+        "ISH failed, IHC 3+ decides",
+        record(ihc=ihc("3+"), ish=dual(None, None, failed="no signals")),
+        POS,
+        C_POS,
+        ("HER2-IHC-3",),
+        group=None,
+    ),
+]
+
+# Section 2, written out by hand: (group, ratio, copies), then per IHC cell:
+# (IHC score, recount done, official, category, rule).
+GROUP_NUMBERS = {
+    1: ("2.0", "4.0"),
+    2: ("2.0", "3.99"),
+    3: ("1.99", "6.0"),
+    4: ("1.99", "4.0"),
+    5: ("1.99", "3.99"),
+}
+GROUP_CELLS: dict[int, list[tuple[str | None, bool, OfficialResult, Category, str]]] = {
+    1: [
+        ("3+", False, POS, C_POS, "HER2-ISH-G1-POSITIVE"),
+        ("2+", True, POS, C_POS, "HER2-ISH-G1-POSITIVE"),
+        ("2+", False, POS, C_POS, "HER2-ISH-G1-POSITIVE"),
+        ("1+", False, POS, C_POS, "HER2-ISH-G1-POSITIVE"),
+        ("0", False, POS, C_POS, "HER2-DISCORDANCE-IHC0-G1"),
+        (None, False, POS, C_POS, "HER2-ISH-G1-POSITIVE"),
+    ],
+    2: [
+        ("3+", False, POS, C_POS, "HER2-ISH-G2-IHC3"),
+        ("2+", True, NEG, C_LOW, "HER2-ISH-G2-IHC2-RECOUNT"),
+        ("2+", False, EQV, C_EQV, "HER2-ISH-G2-IHC2-PENDING"),
+        ("1+", False, NEG, C_LOW, "HER2-ISH-G2-IHC01"),
+        ("0", False, NEG, C_NEG, "HER2-ISH-G2-IHC01"),
+        (None, False, EQV, C_EQV, "HER2-ISH-G2-NO-IHC"),
+    ],
+    3: [
+        ("3+", False, POS, C_POS, "HER2-ISH-G3-IHC3"),
+        ("2+", True, POS, C_POS, "HER2-ISH-G3-IHC2-RECOUNT"),
+        ("2+", False, EQV, C_EQV, "HER2-ISH-G3-IHC2-PENDING"),
+        ("1+", False, NEG, C_LOW, "HER2-ISH-G3-IHC01"),
+        ("0", False, NEG, C_NEG, "HER2-ISH-G3-IHC01"),
+        (None, False, EQV, C_EQV, "HER2-ISH-G3-NO-IHC"),
+    ],
+    4: [
+        ("3+", False, POS, C_POS, "HER2-ISH-G4-IHC3"),
+        ("2+", True, NEG, C_LOW, "HER2-ISH-G4-IHC2-RECOUNT"),
+        ("2+", False, EQV, C_EQV, "HER2-ISH-G4-IHC2-PENDING"),
+        ("1+", False, NEG, C_LOW, "HER2-ISH-G4-IHC01"),
+        ("0", False, NEG, C_NEG, "HER2-ISH-G4-IHC01"),
+        (None, False, EQV, C_EQV, "HER2-ISH-G4-NO-IHC"),
+    ],
+    5: [
+        ("3+", False, POS, C_POS, "HER2-DISCORDANCE-IHC3-G5"),
+        ("2+", True, NEG, C_LOW, "HER2-ISH-G5-NEGATIVE"),
+        ("2+", False, NEG, C_LOW, "HER2-ISH-G5-NEGATIVE"),
+        ("1+", False, NEG, C_LOW, "HER2-ISH-G5-NEGATIVE"),
+        ("0", False, NEG, C_NEG, "HER2-ISH-G5-NEGATIVE"),
+        (None, False, NEG, C_NEG, "HER2-ISH-G5-NEGATIVE"),
+    ],
+}
+PENDING_RULES = {f"HER2-ISH-G{g}-{end}" for g in (2, 3, 4) for end in ("IHC2-PENDING", "NO-IHC")}
+DISCORDANT = {"HER2-DISCORDANCE-IHC0-G1", "HER2-DISCORDANCE-IHC3-G5"}
+
+GROUP_MATRIX = [
+    her2(
+        f"group {group} ratio {ratio} copies {copies}, "
+        f"{'no IHC' if score is None else 'IHC ' + score}{', recount' if recount else ''}",
+        record(ihc=None if score is None else ihc(score), ish=dual(ratio, copies, recount=recount)),
+        official,
+        category,
+        (f"HER2-ISH-G{group}", rule),
+        group=group,
+        flags=((F.PENDING_WORKUP,) if rule in PENDING_RULES else ())
+        + ((F.DISCORDANCE,) if rule in DISCORDANT else ()),
+        no_flags=(() if rule in PENDING_RULES else (F.PENDING_WORKUP,))
+        + (() if rule in DISCORDANT else (F.DISCORDANCE,)),
+    )
+    for group, cells in GROUP_CELLS.items()
+    for ratio, copies in [GROUP_NUMBERS[group]]
+    for score, recount, official, category, rule in cells
+]
+
+ISH_BOUNDARIES = [
+    her2(
+        "ratio 1.99, copies 4.0: group 4",
+        record(ish=dual("1.99", "4.0")),
+        EQV,
+        C_EQV,
+        ("HER2-ISH-G4",),
+        group=4,
+    ),
+    her2(
+        "ratio 2.0, copies 4.0: group 1",
+        record(ish=dual("2.0", "4.0")),
+        POS,
+        C_POS,
+        ("HER2-ISH-G1",),
+        group=1,
+    ),
+    her2(
+        "ratio 2.0, copies 3.99: group 2",
+        record(ish=dual("2.0", "3.99")),
+        EQV,
+        C_EQV,
+        ("HER2-ISH-G2",),
+        group=2,
+    ),
+    her2(
+        "ratio 1.5, copies 5.99: group 4",
+        record(ish=dual("1.5", "5.99")),
+        EQV,
+        C_EQV,
+        ("HER2-ISH-G4",),
+        group=4,
+    ),
+    her2(
+        "ratio 1.5, copies 6.0: group 3",
+        record(ish=dual("1.5", "6.0")),
+        EQV,
+        C_EQV,
+        ("HER2-ISH-G3",),
+        group=3,
+    ),
+    her2(
+        "ratio 1.5, copies 3.99: group 5",
+        record(ish=dual("1.5", "3.99")),
+        NEG,
+        C_NEG,
+        ("HER2-ISH-G5",),
+        group=5,
+    ),
+    her2(
+        "ratio 1.5, copies >6: group 3",
+        record(ish=dual("1.5", ">6")),
+        EQV,
+        C_EQV,
+        ("HER2-ISH-G3",),
+        group=3,
+    ),
+    her2(
+        "ratio 2.5, copies 5-7: group 1",
+        record(ish=dual("2.5", "5-7")),
+        POS,
+        C_POS,
+        ("HER2-ISH-G1",),
+        group=1,
+    ),
+    her2(
+        "ratio 1.5, copies 5-7 straddles 6.0: incomplete, IHC 1+ decides",
+        record(ihc=ihc("1+"), ish=dual("1.5", "5-7")),
+        NEG,
+        C_LOW,
+        ("HER2-ISH-INCOMPLETE-IHC-DECIDES",),
+        group=None,
+        flags=(F.UNDECIDABLE_VALUE, F.INCOMPLETE_ISH),
+    ),
+    her2(
+        "ratio 1.9-2.1 straddles 2.0: incomplete, IHC 2+ equivocal",
+        record(ihc=ihc("2+"), ish=dual("1.9-2.1", "5")),
+        EQV,
+        C_EQV,
+        ("HER2-ISH-INCOMPLETE-IHC2",),
+        group=None,
+        flags=(F.UNDECIDABLE_VALUE, F.INCOMPLETE_ISH, F.PENDING_WORKUP),
+    ),
+    her2(
+        "ratio derived 8.0/4.0 = 2.0: group 1",
+        record(ish=dual(None, "8.0", cep17="4.0")),
+        POS,
+        C_POS,
+        ("HER2-ISH-RATIO-DERIVED", "HER2-ISH-G1"),
+        group=1,
+    ),
+    her2(
+        "ratio derived 7.98/4.0 = 1.995: group 3",
+        record(ish=dual(None, "7.98", cep17="4.0")),
+        EQV,
+        C_EQV,
+        ("HER2-ISH-RATIO-DERIVED", "HER2-ISH-G3"),
+        group=3,
+    ),
+    her2(
+        "ratio derived 3.0/2.0 = 1.5: group 5, IHC 1+ HER2-low",
+        record(ihc=ihc("1+"), ish=dual(None, "3.0", cep17="2.0")),
+        NEG,
+        C_LOW,
+        ("HER2-ISH-RATIO-DERIVED", "HER2-ISH-G5"),
+        group=5,
+    ),
+    her2(
+        "CEP17 0 cannot derive a ratio: incomplete",
+        record(ihc=ihc("3+"), ish=dual(None, "3.0", cep17="0")),
+        POS,
+        C_POS,
+        ("HER2-ISH-INCOMPLETE-IHC-DECIDES",),
+        group=None,
+        flags=(F.INCOMPLETE_ISH,),
+    ),
+]
+
+INCOMPLETE = [
+    her2(
+        "ratio without copies, IHC 3+",
+        record(ihc=ihc("3+"), ish=dual("2.5", None)),
+        POS,
+        C_POS,
+        ("HER2-ISH-INCOMPLETE-IHC-DECIDES",),
+        flags=(F.INCOMPLETE_ISH,),
+    ),
+    her2(
+        "copies without ratio, IHC 0",
+        record(ihc=ihc("0"), ish=dual(None, "5.0")),
+        NEG,
+        C_NEG,
+        ("HER2-ISH-INCOMPLETE-IHC-DECIDES",),
+        flags=(F.INCOMPLETE_ISH,),
+    ),
+    her2(
+        "ratio without copies, IHC 2+",
+        record(ihc=ihc("2+"), ish=dual("2.5", None)),
+        EQV,
+        C_EQV,
+        ("HER2-ISH-INCOMPLETE-IHC2",),
+        flags=(F.INCOMPLETE_ISH, F.PENDING_WORKUP),
+    ),
+    her2(
+        "ratio without copies, no IHC",
+        record(ish=dual("2.5", None)),
+        IND,
+        C_IND,
+        ("HER2-ISH-INCOMPLETE-NO-IHC",),
+        flags=(F.INCOMPLETE_ISH,),
+    ),
+    her2(
+        "ISH stated positive only, IHC 1+",
+        record(ihc=ihc("1+"), ish=dual(None, None, stated=Interpretation.POSITIVE)),
+        NEG,
+        C_LOW,
+        ("HER2-ISH-INCOMPLETE-IHC-DECIDES",),
+        group=None,
+        flags=(F.INCOMPLETE_ISH, F.LAB_INTERPRETATION_DIFFERS),
+    ),
+    her2(
+        "single probe without copies, IHC 2+",
+        record(ihc=ihc("2+"), ish=single(None)),
+        EQV,
+        C_EQV,
+        ("HER2-ISH-INCOMPLETE-IHC2",),
+        flags=(F.INCOMPLETE_ISH,),
+    ),
+]
+
+SINGLE_PROBE = [
+    her2(
+        "copies 6.0, no IHC",
+        record(ish=single("6.0")),
+        POS,
+        C_POS,
+        ("HER2-ISH-SP-GE6",),
+        group=None,
+    ),
+    her2(
+        "copies 5.99, IHC 1+",
+        record(ihc=ihc("1+"), ish=single("5.99")),
+        NEG,
+        C_LOW,
+        ("HER2-ISH-SP-4TO6-IHC01",),
+    ),
+    her2(
+        "copies 4.0, IHC 3+",
+        record(ihc=ihc("3+"), ish=single("4.0")),
+        POS,
+        C_POS,
+        ("HER2-ISH-SP-4TO6-IHC3",),
+    ),
+    her2(
+        "copies 4.0, IHC 2+: dual probe pending",
+        record(ihc=ihc("2+"), ish=single("4.0")),
+        EQV,
+        C_EQV,
+        ("HER2-ISH-SP-4TO6-IHC2",),
+        flags=(F.PENDING_WORKUP,),
+    ),
+    her2(
+        "copies 5.0, no IHC: dual probe pending",
+        record(ish=single("5.0")),
+        EQV,
+        C_EQV,
+        ("HER2-ISH-SP-4TO6-NO-IHC",),
+        flags=(F.PENDING_WORKUP,),
+    ),
+    her2(
+        "copies 3.99, IHC 2+: negative, HER2-low",
+        record(ihc=ihc("2+"), ish=single("3.99")),
+        NEG,
+        C_LOW,
+        ("HER2-ISH-SP-LT4", "HER2-CAT-LOW-IHC2-ISH-NEG"),
+    ),
+    her2(
+        "copies 3.99, IHC 3+: positive with discordance",
+        record(ihc=ihc("3+"), ish=single("3.99")),
+        POS,
+        C_POS,
+        ("HER2-ISH-SP-LT4-IHC3",),
+        flags=(F.DISCORDANCE,),
+    ),
+    her2(
+        "copies 3-5 straddles 4.0: incomplete, no IHC",
+        record(ish=single("3-5")),
+        IND,
+        C_IND,
+        ("HER2-ISH-INCOMPLETE-NO-IHC",),
+        flags=(F.UNDECIDABLE_VALUE, F.INCOMPLETE_ISH),
+    ),
+]
+
+HETEROGENEITY = [
+    her2(
+        "amplified 5%: no flag",
+        record(ish=dual("2.5", "5", amplified="5")),
+        POS,
+        C_POS,
+        ("HER2-ISH-G1",),
+        no_flags=(F.HETEROGENEITY,),
+    ),
+    her2(
+        "amplified 5.1%: flag",
+        record(ish=dual("2.5", "5", amplified="5.1")),
+        POS,
+        C_POS,
+        ("HER2-HETEROGENEITY",),
+        flags=(F.HETEROGENEITY,),
+    ),
+    her2(
+        "amplified 49.9%: flag, status from whole count",
+        record(ihc=ihc("1+"), ish=dual("1.5", "2.0", amplified="49.9")),
+        NEG,
+        C_LOW,
+        ("HER2-HETEROGENEITY", "HER2-ISH-G5"),
+        flags=(F.HETEROGENEITY,),
+    ),
+    her2(
+        "amplified 50%: no flag",
+        record(ish=dual("2.5", "5", amplified="50")),
+        POS,
+        C_POS,
+        ("HER2-ISH-G1",),
+        no_flags=(F.HETEROGENEITY,),
+    ),
+    her2(
+        "amplified 3-10% straddles 5%",
+        record(ish=dual("2.5", "5", amplified="3-10")),
+        POS,
+        C_POS,
+        ("HER2-ISH-G1",),
+        flags=(F.UNDECIDABLE_VALUE,),
+        no_flags=(F.HETEROGENEITY,),
+    ),
+]
+
+GEA = Tissue.GASTROESOPHAGEAL
+GASTRIC = [
+    her2("IHC 3+", record(GEA, ihc=ihc("3+")), POS, C_POS, ("GEA-IHC-3",), group=None),
+    her2(
+        "IHC 2+ without ISH",
+        record(GEA, ihc=ihc("2+")),
+        EQV,
+        C_EQV,
+        ("GEA-IHC-2",),
+        flags=(F.PENDING_WORKUP,),
+    ),
+    her2("IHC 1+", record(GEA, ihc=ihc("1+")), NEG, C_NEG, ("GEA-IHC-01", "GEA-CAT-NEGATIVE")),
+    her2(
+        "IHC 0 ultralow is still HER2-negative",
+        record(GEA, ihc=ihc("0", subtype=Ihc0Subtype.ULTRALOW)),
+        NEG,
+        C_NEG,
+        ("GEA-IHC-01", "GEA-CAT-NEGATIVE"),
+    ),
+    her2(
+        "IHC 2+, ratio 2.0: positive, no group",
+        record(GEA, ihc=ihc("2+"), ish=dual("2.0", "3.0")),
+        POS,
+        C_POS,
+        ("GEA-ISH-POSITIVE",),
+        group=None,
+    ),
+    her2(
+        "IHC 2+, ratio 1.99: negative",
+        record(GEA, ihc=ihc("2+"), ish=dual("1.99", "7.0")),
+        NEG,
+        C_NEG,
+        ("GEA-ISH-NEGATIVE", "GEA-CAT-NEGATIVE"),
+        group=None,
+    ),
+    her2(
+        "IHC 3+, ratio 1.5: positive",
+        record(GEA, ihc=ihc("3+"), ish=dual("1.5", "2.0")),
+        POS,
+        C_POS,
+        ("GEA-IHC-3", "GEA-ISH-NEGATIVE"),
+    ),
+    her2(
+        "ratio derived 9/3 = 3: positive",
+        record(GEA, ish=dual(None, "9", cep17="3")),
+        POS,
+        C_POS,
+        ("HER2-ISH-RATIO-DERIVED", "GEA-ISH-POSITIVE"),
+    ),
+    her2(
+        "ratio 1.8-2.2 straddles: IHC 1+ decides",
+        record(GEA, ihc=ihc("1+"), ish=dual("1.8-2.2", None)),
+        NEG,
+        C_NEG,
+        ("HER2-ISH-INCOMPLETE-IHC-DECIDES",),
+        flags=(F.UNDECIDABLE_VALUE, F.INCOMPLETE_ISH),
+    ),
+    her2(
+        "group-2 numbers, IHC 1+: gastric positive (breast would be negative)",
+        record(GEA, ihc=ihc("1+"), ish=dual("2.5", "3.0")),
+        POS,
+        C_POS,
+        ("GEA-ISH-POSITIVE",),
+    ),
+    her2(
+        "group-2 numbers, IHC 1+: breast negative with comment (gastric would be positive)",
+        record(ihc=ihc("1+"), ish=dual("2.5", "3.0")),
+        NEG,
+        C_LOW,
+        ("HER2-ISH-G2-IHC01",),
+        group=2,
+    ),
+    her2(
+        "group-3 numbers, IHC 2+ recount: breast positive (gastric would be negative)",
+        record(ihc=ihc("2+"), ish=dual("1.5", "6.5", recount=True)),
+        POS,
+        C_POS,
+        ("HER2-ISH-G3-IHC2-RECOUNT",),
+        group=3,
+    ),
+    her2(
+        "group-3 numbers, IHC 2+ recount: gastric negative (breast would be positive)",
+        record(GEA, ihc=ihc("2+"), ish=dual("1.5", "6.5", recount=True)),
+        NEG,
+        C_NEG,
+        ("GEA-ISH-NEGATIVE",),
+        group=None,
+    ),
+    her2(
+        "heterogeneity flagged for gastric too",
+        record(GEA, ish=dual("2.5", None, amplified="30")),
+        POS,
+        C_POS,
+        ("HER2-HETEROGENEITY", "GEA-ISH-POSITIVE"),
+        flags=(F.HETEROGENEITY,),
+    ),
+]
+
+UNK = Tissue.UNKNOWN
+UNKNOWN_TISSUE = [
+    her2(
+        "both rule sets positive",
+        record(UNK, ihc=ihc("3+")),
+        POS,
+        C_POS,
+        ("TISSUE-UNKNOWN-AGREE", "HER2-IHC-3", "GEA-IHC-3", "HER2-CAT-POSITIVE"),
+        group=None,
+        flags=(F.TISSUE_UNKNOWN,),
+    ),
+    her2(
+        "both negative: HER2-negative, not HER2-low",
+        record(UNK, ihc=ihc("1+")),
+        NEG,
+        C_NEG,
+        ("TISSUE-UNKNOWN-AGREE",),
+        flags=(F.TISSUE_UNKNOWN,),
+    ),
+    her2(
+        "breast negative, gastric positive: indeterminate",
+        record(UNK, ihc=ihc("1+"), ish=dual("2.5", "3.0")),
+        IND,
+        C_IND,
+        ("TISSUE-UNKNOWN", "HER2-CAT-INDETERMINATE"),
+        group=None,
+        flags=(F.TISSUE_UNKNOWN,),
+    ),
+]
+
+LAB_CALLS = [
+    her2(
+        "lab says positive, rules say negative",
+        record(ihc=ihc("1+"), lab=Interpretation.POSITIVE),
+        NEG,
+        C_LOW,
+        ("HER2-IHC-1",),
+        flags=(F.LAB_INTERPRETATION_DIFFERS,),
+    ),
+    her2(
+        "lab says HER2-low, rules say negative: no flag",
+        record(ihc=ihc("1+"), lab=Interpretation.HER2_LOW),
+        NEG,
+        C_LOW,
+        ("HER2-IHC-1",),
+        no_flags=(F.LAB_INTERPRETATION_DIFFERS,),
+    ),
+    her2(
+        "lab says 'low positive', not a HER2 result",
+        record(ihc=ihc("3+"), lab=Interpretation.LOW_POSITIVE),
+        POS,
+        C_POS,
+        ("HER2-IHC-3",),
+        flags=(F.LAB_INTERPRETATION_DIFFERS,),
+    ),
+    her2(
+        "ISH stated negative, group 2 with IHC 3+ positive",
+        record(ihc=ihc("3+"), ish=dual("2.2", "3.0", stated=Interpretation.NEGATIVE)),
+        POS,
+        C_POS,
+        ("HER2-ISH-G2-IHC3",),
+        flags=(F.LAB_INTERPRETATION_DIFFERS,),
+    ),
+]
+
+R = ReceptorCall
+ER_PGR = [
+    receptors("ER 0.9%", record(er=pct("0.9")), ("ER-NEGATIVE",), er=R.NEGATIVE),
+    receptors(
+        "ER 1%",
+        record(er=pct("1")),
+        ("ER-LOW-POSITIVE",),
+        er=R.LOW_POSITIVE,
+        flags=(F.ER_LOW_POSITIVE,),
+    ),
+    receptors("ER 10%", record(er=pct("10")), ("ER-LOW-POSITIVE",), er=R.LOW_POSITIVE),
+    receptors(
+        "ER 10.5%",
+        record(er=pct("10.5")),
+        ("ER-POSITIVE",),
+        er=R.POSITIVE,
+        no_flags=(F.ER_LOW_POSITIVE,),
+    ),
+    receptors("ER 1-10", record(er=pct("1-10")), ("ER-LOW-POSITIVE",), er=R.LOW_POSITIVE),
+    receptors("ER <1", record(er=pct("<1")), ("ER-NEGATIVE",), er=R.NEGATIVE),
+    receptors(
+        "ER 5-15 undecidable",
+        record(er=pct("5-15")),
+        ("ER-UNDETERMINED",),
+        er=None,
+        flags=(F.UNDECIDABLE_VALUE, F.RECEPTOR_UNDETERMINED),
+    ),
+    receptors(
+        "ER stated negative",
+        record(er=said(Interpretation.NEGATIVE)),
+        ("ER-NEGATIVE",),
+        er=R.NEGATIVE,
+    ),
+    receptors(
+        "ER stated low positive",
+        record(er=said(Interpretation.LOW_POSITIVE)),
+        ("ER-LOW-POSITIVE",),
+        er=R.LOW_POSITIVE,
+        flags=(F.ER_LOW_POSITIVE,),
+    ),
+    receptors(
+        "ER stated positive without %",
+        record(er=said(Interpretation.POSITIVE)),
+        ("ER-UNDETERMINED",),
+        er=None,
+        flags=(F.RECEPTOR_UNDETERMINED,),
+    ),
+    receptors(
+        "ER 'positive' beside 5%: compatible, low positive",
+        record(er=pct("5", Interpretation.POSITIVE)),
+        ("ER-LOW-POSITIVE",),
+        er=R.LOW_POSITIVE,
+        no_flags=(F.DISCORDANCE,),
+    ),
+    receptors(
+        "ER 'negative' beside 50%: contradiction",
+        record(er=pct("50", Interpretation.NEGATIVE)),
+        ("ER-UNDETERMINED",),
+        er=None,
+        flags=(F.DISCORDANCE, F.RECEPTOR_UNDETERMINED),
+    ),
+    receptors(
+        "ER could not be determined",
+        record(er=ReceptorResult(indeterminate_reason="no tumour")),
+        ("ER-UNDETERMINED",),
+        er=None,
+        flags=(F.RECEPTOR_UNDETERMINED,),
+    ),
+    receptors("PgR 0.9%", record(pgr=pct("0.9")), ("PGR-NEGATIVE",), pgr=R.NEGATIVE),
+    receptors("PgR 1%", record(pgr=pct("1")), ("PGR-POSITIVE",), pgr=R.POSITIVE),
+    receptors(
+        "PgR stated positive",
+        record(pgr=said(Interpretation.POSITIVE)),
+        ("PGR-POSITIVE",),
+        pgr=R.POSITIVE,
+    ),
+    receptors(
+        "PgR stated negative",
+        record(pgr=said(Interpretation.NEGATIVE)),
+        ("PGR-NEGATIVE",),
+        pgr=R.NEGATIVE,
+    ),
+    receptors(
+        "PgR 0-5 undecidable",
+        record(pgr=pct("0-5")),
+        ("PGR-UNDETERMINED",),
+        pgr=None,
+        flags=(F.UNDECIDABLE_VALUE, F.RECEPTOR_UNDETERMINED),
+    ),
+    receptors(
+        "ER 95, PgR 0: HR-positive",
+        record(er=pct("95"), pgr=pct("0")),
+        ("HR-POSITIVE",),
+        hr=HrStatus.POSITIVE,
+    ),
+    receptors(
+        "ER 0, PgR 1: HR-positive",
+        record(er=pct("0"), pgr=pct("1")),
+        ("HR-POSITIVE",),
+        hr=HrStatus.POSITIVE,
+    ),
+    receptors(
+        "PgR 20 alone: HR-positive", record(pgr=pct("20")), ("HR-POSITIVE",), hr=HrStatus.POSITIVE
+    ),
+    receptors(
+        "ER 5, PgR 0.9: HR-low-positive",
+        record(er=pct("5"), pgr=pct("0.9")),
+        ("HR-LOW-POSITIVE",),
+        hr=HrStatus.LOW_POSITIVE,
+    ),
+    receptors(
+        "ER 5, PgR missing: HR-low-positive",
+        record(er=pct("5")),
+        ("HR-LOW-POSITIVE",),
+        hr=HrStatus.LOW_POSITIVE,
+    ),
+    receptors(
+        "ER 0.9, PgR 0.9: HR-negative",
+        record(er=pct("0.9"), pgr=pct("0.9")),
+        ("HR-NEGATIVE",),
+        hr=HrStatus.NEGATIVE,
+    ),
+    receptors(
+        "ER negative, PgR missing: open",
+        record(er=pct("0")),
+        ("HR-UNDETERMINED",),
+        hr=None,
+        flags=(F.RECEPTOR_UNDETERMINED,),
+    ),
+    receptors(
+        "ER missing, PgR negative: open",
+        record(pgr=pct("0")),
+        ("HR-UNDETERMINED",),
+        hr=None,
+        flags=(F.RECEPTOR_UNDETERMINED,),
+    ),
+    receptors(
+        "ER undetermined, PgR negative: open",
+        record(er=said(Interpretation.POSITIVE), pgr=pct("0")),
+        ("HR-UNDETERMINED",),
+        hr=None,
+        flags=(F.RECEPTOR_UNDETERMINED,),
+    ),
+    receptors(
+        "ER undetermined, PgR positive: HR-positive",
+        record(er=said(Interpretation.POSITIVE), pgr=pct("30")),
+        ("HR-POSITIVE",),
+        hr=HrStatus.POSITIVE,
+    ),
+    receptors(
+        "neither reported: no HR status, no flag",
+        record(ihc=ihc("3+")),
+        (),
+        er=None,
+        pgr=None,
+        hr=None,
+        no_flags=(F.RECEPTOR_UNDETERMINED,),
+    ),
+]
+
+CASES = (
+    [("IHC", c) for c in IHC_ONLY]
+    + [("ISH group", c) for c in GROUP_MATRIX]
+    + [("ISH boundary", c) for c in ISH_BOUNDARIES]
+    + [("ISH incomplete", c) for c in INCOMPLETE]
+    + [("single probe", c) for c in SINGLE_PROBE]
+    + [("heterogeneity", c) for c in HETEROGENEITY]
+    + [("gastroesophageal", c) for c in GASTRIC]
+    + [("tissue unknown", c) for c in UNKNOWN_TISSUE]
+    + [("lab call", c) for c in LAB_CALLS]
+    + [("ER/PgR", c) for c in ER_PGR]
+)
+
+
+def _case_id(section: str, case: Case) -> str:
+    head = case.fires[0] if case.fires else "no-rule"
+    return f"{head} [{section}: {case.name}]"
+
+
+@pytest.mark.parametrize(
+    "case", [pytest.param(case, id=_case_id(section, case)) for section, case in CASES]
+)
+def test_case(case: Case) -> None:
+    """The record gives the hand-written result, fires the named rules and raises the flags."""
+    result = classify(case.record)
+    for name, expected in case.expect.items():
+        assert getattr(result, name) == expected, name
+    fired = {rule.rule_id for rule in result.rules}
+    assert set(case.fires) <= fired
+    raised = {flag.code for flag in result.flags}
+    assert set(case.flags) <= raised
+    assert not set(case.no_flags) & raised
+
+
+def test_every_rule_fires() -> None:
+    """Across the case table every rule in RULES fires, and nothing fires that RULES lacks."""
+    fired = {rule.rule_id for _, case in CASES for rule in classify(case.record).rules}
+    assert fired == {rule.id for rule in RULES}
+
+
+def _only(result: Classification, rule_id: str) -> str:
+    [reason] = [rule.reason for rule in result.rules if rule.rule_id == rule_id]
+    return reason
+
+
+def test_group_reason_names_values_as_reported() -> None:
+    """The group rule's reason quotes the reported values and the thresholds they met."""
+    result = classify(record(ihc=ihc("2+"), ish=dual("2.10", "3.5")))
+    assert _only(result, "HER2-ISH-G2") == "ratio 2.10 ≥ 2.0 and HER2 copies 3.5 < 4.0: group 2"
+
+
+def test_pending_reason_says_what_is_pending() -> None:
+    """Group 2-4 equivocals say whether a recount or a concomitant IHC is awaited."""
+    recount = classify(record(ihc=ihc("2+"), ish=dual("1.5", "5.0")))
+    no_ihc = classify(record(ish=dual("1.5", "5.0")))
+    [pending_recount] = [f.reason for f in recount.flags if f.code is F.PENDING_WORKUP]
+    [pending_ihc] = [f.reason for f in no_ihc.flags if f.code is F.PENDING_WORKUP]
+    assert "recount of ≥20 cells" in pending_recount
+    assert "concomitant IHC on the same tissue" in pending_ihc
+
+
+def test_negative_with_comment_in_groups_2_to_4() -> None:
+    """A group 2-4 negative carries the guideline's comment; a group 5 negative does not."""
+    group4 = classify(record(ihc=ihc("1+"), ish=dual("1.5", "5.0")))
+    group5 = classify(record(ihc=ihc("1+"), ish=dual("1.5", "3.0")))
+    assert "comment:" in _only(group4, "HER2-ISH-G4-IHC01")
+    assert "comment:" not in _only(group5, "HER2-ISH-G5-NEGATIVE")
+
+
+def test_derived_ratio_reason_never_rounds_up() -> None:
+    """A derived 1.99999… reads as 1.9999…, never as 2.0, and still falls below 2.0."""
+    result = classify(record(ish=dual(None, "5.99999", cep17="3")))
+    assert result.ish_group == 4
+    assert "= 1.9999…" in _only(result, "HER2-ISH-RATIO-DERIVED")
+
+
+def test_er_low_positive_flag_carries_guideline_comment() -> None:
+    """ER 1-10% raises er-low-positive citing the limited endocrine benefit."""
+    result = classify(record(er=pct("7")))
+    [reason] = [f.reason for f in result.flags if f.code is F.ER_LOW_POSITIVE]
+    assert "endocrine therapy" in reason
+
+
+@pytest.mark.parametrize(
+    ("tissue", "er", "guideline"),
+    [
+        pytest.param(Tissue.BREAST, None, "ASCO/CAP HER2 2018 (affirmed 2023)", id="breast"),
+        pytest.param(
+            Tissue.BREAST,
+            pct("50"),
+            "ASCO/CAP HER2 2018 (affirmed 2023); ASCO/CAP ER/PgR 2020",
+            id="breast with ER",
+        ),
+        pytest.param(GEA, None, "CAP/ASCP/ASCO GEA 2016", id="gastroesophageal"),
+        pytest.param(
+            UNK, None, "ASCO/CAP HER2 2018 (affirmed 2023); CAP/ASCP/ASCO GEA 2016", id="unknown"
+        ),
+    ],
+)
+def test_guideline_names_versions_used(
+    tissue: Tissue, er: ReceptorResult | None, guideline: str
+) -> None:
+    """The guideline string names the rule sets that produced the result."""
+    assert classify(record(tissue, ihc=ihc("1+"), er=er)).guideline == guideline
+
+
+def test_ratio_out_of_decimal_range_is_not_derived() -> None:
+    """A quotient that would underflow to 0 is not used as a ratio: ISH is incomplete."""
+    result = classify(record(ish=dual(None, "1E-999999", cep17="1E+999999")))
+    assert result.official_result is IND
+    assert result.ish_group is None
+    assert F.INCOMPLETE_ISH in {flag.code for flag in result.flags}
+
+
+def test_same_input_same_output() -> None:
+    """Classification is deterministic down to the serialised bytes."""
+    rec = record(UNK, ihc=ihc("2+"), ish=dual(None, "7.25", cep17="3.1", amplified="20"))
+    assert classify(rec).model_dump_json() == classify(rec).model_dump_json()
