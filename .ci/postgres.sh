@@ -1,14 +1,27 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL for the store tests, on a private port and data directory.
 #
-#   eval "$(.ci/postgres.sh)"        # install if missing, start (or reuse), export the URL
+#   source .ci/postgres.sh           # install if missing, start (or reuse), export the URL
+#   eval "$(.ci/postgres.sh)"        # the same, when run as a command
 #   .ci/postgres.sh stop             # stop the cluster (the data directory is kept for reuse)
 #
-# stdout carries only the `export HER2_TEST_POSTGRES_URL=...` line so that `eval` works; progress
-# goes to stderr. On GitHub Actions the variable is also appended to $GITHUB_ENV. Idempotent: a
-# second run finds the running cluster, role and database and only prints the URL again.
-# Run as root (installs Debian's postgresql, runs the server as the `postgres` user) or as a
-# non-root user on a machine that already has the server binaries (runs the server as that user).
+# Run as a command, stdout carries only the `export HER2_TEST_POSTGRES_URL=...` line, so that
+# `eval` works; progress goes to stderr. On GitHub Actions the variable is also appended to
+# $GITHUB_ENV. Idempotent: a second run finds the running cluster, role and database and only
+# prints the URL again. Run as root (installs Debian's postgresql, runs the server as the
+# `postgres` user) or as a user on a machine that has the server binaries (runs it as that user).
+# Settings: HER2_PG_PORT (55432), HER2_PG_DATA (/var/tmp/her2-adapter-pg), HER2_PG_DB,
+# HER2_PG_USER, HER2_PG_PASSWORD.
+
+if (return 0 2>/dev/null); then
+    # Sourced: do the work in a child shell, so its `set -e` and exits stay there, then export
+    # the URL into the caller's shell.
+    _her2_pg_export="$(bash "${BASH_SOURCE[0]}" "$@")" || return
+    eval "$_her2_pg_export"
+    unset _her2_pg_export
+    return 0
+fi
+
 set -euo pipefail
 
 PORT="${HER2_PG_PORT:-55432}"

@@ -121,7 +121,13 @@ def build_bundle(
 
 def dumps(bundle: dict[str, Any]) -> bytes:
     """JSON bytes; the same Bundle always gives the same bytes (dicts are built in fixed order)."""
-    return orjson.dumps(bundle, default=_exact_decimal)
+    try:
+        return orjson.dumps(bundle, default=_exact_decimal)
+    except orjson.JSONEncodeError as exc:
+        # orjson wraps what the default hook raised: surface our own error with its reason
+        if isinstance(exc.__cause__, OutputInvalid):
+            raise exc.__cause__ from exc
+        raise OutputInvalid(str(exc), location="Bundle") from exc
 
 
 def _exact_decimal(value: object) -> orjson.Fragment:

@@ -1,7 +1,8 @@
 """The words a pathologist reads: ``DiagnosticReport.conclusion`` and the summary notes.
 
-The conclusion states the official ASCO/CAP result first, then the therapy-relevant category and,
-where the category is not an official result, says so (ASCO/CAP 2023 update). Specific reasons
+The conclusion states the official result first, then the therapy-relevant category and, where
+the category is not an official result, says so (ASCO/CAP 2023 update); then the hormone receptor
+status, the flags, and the guideline versions applied. Specific reasons
 (which score, which ISH group, which discordance) come from the rules and flags the classifier
 produced, so nothing clinical is decided here.
 """
@@ -74,11 +75,12 @@ GASTROESOPHAGEAL_NEGATIVE: Final = (
 def conclusion(record: AssayRecord, classification: Classification) -> str:
     """The human-readable conclusion of one record's DiagnosticReport."""
     sentences = [
-        f"{OFFICIAL_RESULT_WORDS[classification.official_result]} ({classification.guideline}); "
+        f"{OFFICIAL_RESULT_WORDS[classification.official_result]}; "
         f"category {classification.category.value}.",
         _category_explanation(classification),
         _hormone_receptor_sentence(record, classification),
         _flags_sentence(classification),
+        f"Guidelines applied: {classification.guideline}.",
     ]
     return " ".join(sentence for sentence in sentences if sentence)
 

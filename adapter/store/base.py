@@ -416,18 +416,19 @@ class Store:
         return None if row is None else self._message(row)
 
     def get_message(self, message_id: str, sender: str | None = None) -> MessageRow | None:
-        """The latest version of a message (the latest received, when senders are not given)."""
+        """The latest version of a message (the latest received, when no sender is given)."""
         versions = self.message_versions(message_id, sender)
         return versions[-1] if versions else None
 
     def message_versions(self, message_id: str, sender: str | None = None) -> list[MessageRow]:
-        """Every stored version, oldest first."""
+        """Every stored version, oldest first (by version; across senders, by time received)."""
         query = f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE message_id = ?"
         params: list[object] = [message_id]
-        if sender is not None:
-            query += " AND sender = ?"
+        if sender is None:
+            query += " ORDER BY received_at, version, id"
+        else:
+            query += " AND sender = ? ORDER BY version"
             params.append(sender)
-        query += " ORDER BY received_at, version, id"
         with self._transaction(write=False) as session:
             rows = session.all(query, params)
         return [self._message(row) for row in rows]

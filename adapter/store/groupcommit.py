@@ -186,7 +186,7 @@ class GroupCommitter:
             outcomes = await loop.run_in_executor(
                 self._executor, self._store.write_batch, [pending.requests for pending in batch]
             )
-        except Exception as failure:
+        except Exception as failure:  # noqa: BLE001 - a bug too must reach the waiting callers
             # A store fault fails every caller of the batch; anything else is a bug, but it must
             # still reach the callers rather than leave them waiting for ever.
             for pending in batch:

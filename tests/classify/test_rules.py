@@ -1155,7 +1155,8 @@ def test_guideline_names_versions_used(
 
 def test_ratio_out_of_decimal_range_is_not_derived() -> None:
     """A quotient that would underflow to 0 is not used as a ratio: ISH is incomplete."""
-    result = classify(record(ish=dual(None, "1E-999999", cep17="1E+999999")))
+    tiny, huge = Interval.point(Decimal("1E-999999")), Interval.point(Decimal("1E+999999"))
+    result = classify(record(ish=IshResult(her2_copies=tiny, cep17_copies=huge)))
     assert result.official_result is IND
     assert result.ish_group is None
     assert F.INCOMPLETE_ISH in {flag.code for flag in result.flags}

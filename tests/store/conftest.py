@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from urllib.parse import quote
 
@@ -43,13 +44,8 @@ def postgres_url_in_schema(url: str, schema: str) -> str:
     return f"{url}{separator}options={quote(f'-csearch_path={schema}')}"
 
 
-@pytest.fixture(params=BACKENDS)
-def store_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('store') / 'her2-adapter.db'}"
-        return
+@contextmanager
+def _fresh_postgres_schema() -> Iterator[str]:
     assert POSTGRES_URL is not None
     schema = f"test_{uuid.uuid4().hex}"
     with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
@@ -59,6 +55,24 @@ def store_url(
     finally:
         with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('store') / 'her2-adapter.db'}"
+        return
+    with _fresh_postgres_schema() as url:
+        yield url
+
+
+@pytest.fixture(params=[p for p in BACKENDS if p.id == "postgres"])
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL-only test's database URL, in a fresh schema."""
+    with _fresh_postgres_schema() as url:
+        yield url
 
 
 @pytest.fixture

@@ -224,7 +224,7 @@ def test_iter_messages_filters_across_pages(
 ) -> None:
     """Filters combine; results are the same whatever the page size."""
     ids = _iteration_fixture(receive, store)
-    found = [m.row_id for m in store.iter_messages(page_size=page_size, **filters)]  # type: ignore[arg-type]
+    found = [m.row_id for m in store.iter_messages(page_size=page_size, **filters)]  # type: ignore[arg-type]  # keywords come from the table
     assert found == [ids[name] for name in expected]
 
 
@@ -303,3 +303,12 @@ def test_a_receipt_survives_the_process_dying_without_closing(store_url: str) ->
     assert row.row_id == int(done.stdout)
     assert row.raw == b"MSH|crash"
     assert row.received_at == datetime(2024, 5, 1, tzinfo=UTC)
+
+
+def test_latest_version_follows_the_version_not_the_clock(store: Store, receive: Receive) -> None:
+    """With a sender given, the latest is the highest version even if its time is earlier."""
+    receive("M1", b"v1", at=T0 + timedelta(hours=1))
+    second = receive("M1", b"v2", at=T0)
+    latest = store.get_message("M1", "LAB^FAC")
+    assert latest is not None
+    assert (latest.row_id, latest.version) == (second.row_id, 2)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from adapter.errors import ConfigError
-from adapter.store import Store, open_store
+from adapter.store import MessageStatus, Store, open_store
 from adapter.store.sqlite import SQLiteBackend
 
 T0 = datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
@@ -110,7 +110,7 @@ def test_schema_is_created_once_and_versioned_on_every_backend(store_url: str) -
         row_id = _store_one(first)
     with open_store(store_url) as second:
         assert second.get_message_row(row_id) is not None
-        assert second.counts().messages["received"] == 1
+        assert second.counts().messages[MessageStatus.RECEIVED] == 1
 
 
 def test_a_newer_schema_is_refused(tmp_path: Path) -> None:

@@ -1,0 +1,234 @@
+"""FHIR input bytes -> the validated resources they carry, each with a stable locator.
+
+Accepted: one Observation or DiagnosticReport; a Bundle (collection, transaction, batch,
+searchset, message, document) of Observations, DiagnosticReports, Patients, Specimens and a
+MessageHeader; NDJSON, one resource per line. A broken top-level document raises; within a Bundle
+or NDJSON, a bad resource is reported as a warning and the rest is still read.
+
+Locators (they name each value in provenance, and the emitter keeps incoming ids through them):
+``Observation/abc`` (a resource with an id), ``Observation[3]`` (no id: the 3rd resource of the
+input, counting Bundle entries or NDJSON lines from 1), ``DiagnosticReport/r1#o1`` (resource
+``o1`` contained in ``DiagnosticReport/r1``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, NoReturn
+
+from adapter.errors import (
+    EncodingError,
+    InputError,
+    InvalidJson,
+    InvalidResource,
+    NotFhir,
+    UnsupportedResource,
+)
+from adapter.ingest.fhir_elements import JsonObject, obj, objects, text
+from adapter.ingest.fhir_validate import SUPPORTED_TYPES, check_resource
+from adapter.model import IngestWarning
+
+BUNDLE_TYPES = frozenset(
+    {"collection", "transaction", "batch", "searchset", "message", "document", "history"}
+)
+_TOP_LEVEL_TYPES = frozenset({"Observation", "DiagnosticReport", "Bundle"})
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One resource as it arrived (validated), and where it sits in the input."""
+
+    kind: str
+    resource: JsonObject
+    locator: str
+    full_url: str | None = None
+    container: str | None = None  # locator of the resource that contains this one
+
+    @property
+    def id(self) -> str | None:
+        return text(self.resource.get("id"))
+
+
+@dataclass
+class Document:
+    message_id: str
+    source: str | None  # meta.source, or the message Bundle's MessageHeader.source.endpoint
+    resources: list[Incoming] = field(default_factory=list)
+    warnings: list[IngestWarning] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)  # why resources were left out
+
+
+def read_document(data: bytes) -> Document:
+    """Parse, unpack and validate; raises the FHIR input errors of ``adapter.errors``."""
+    content = _decode(data)
+    lines = [(number, line) for number, line in enumerate(content.splitlines(), 1) if line.strip()]
+    if len(lines) > 1 and all(_one_object_per_line(line) for _, line in lines):
+        return _read_ndjson(lines, data)
+    top = _loads(content)
+    if not isinstance(top, dict):
+        raise NotFhir(f"a JSON {type(top).__name__} is not a FHIR resource")
+    kind = top.get("resourceType")
+    if not isinstance(kind, str) or not kind:
+        raise NotFhir("JSON object without a resourceType is not a FHIR resource")
+    if kind not in _TOP_LEVEL_TYPES:
+        if kind in SUPPORTED_TYPES:
+            raise UnsupportedResource(
+                f"a {kind} alone carries no result: send an Observation, a DiagnosticReport "
+                "or a Bundle",
+                location=kind,
+            )
+        raise UnsupportedResource(f"resourceType {kind!r} is not accepted", location=kind)
+    if kind == "Bundle":
+        return _read_bundle(top, data)
+    document = Document(message_id=text(top.get("id")) or _digest(data), source=_meta_source(top))
+    _admit(document, top, position=1, full_url=None, strict=True)
+    return document
+
+
+def _decode(data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise EncodingError(f"FHIR JSON must be UTF-8 (byte {exc.start} is not)") from exc
+
+
+def _one_object_per_line(line: str) -> bool:
+    stripped = line.strip()
+    return stripped.startswith("{") and stripped.endswith("}")
+
+
+def _loads(content: str, line_offset: int = 0) -> Any:
+    try:
+        return json.loads(content, parse_float=Decimal, parse_constant=_no_constants)
+    except json.JSONDecodeError as exc:
+        line = exc.lineno + line_offset
+        raise InvalidJson(
+            f"broken JSON: {exc.msg}", location=f"line {line}, column {exc.colno}"
+        ) from exc
+    except ValueError as exc:
+        raise InvalidJson(f"broken JSON: {exc}") from exc
+
+
+def _no_constants(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _digest(data: bytes) -> str:
+    """A stable message id for input that names none (NDJSON, a Bundle without identity)."""
+    return "sha256-" + hashlib.sha256(data).hexdigest()[:32]
+
+
+def _meta_source(resource: JsonObject) -> str | None:
+    return text(obj(resource.get("meta")).get("source"))
+
+
+def _read_ndjson(lines: list[tuple[int, str]], data: bytes) -> Document:
+    document = Document(message_id=_digest(data), source=None)
+    failures: list[InvalidJson] = []
+    for number, line in lines:
+        try:
+            resource = _loads(line, line_offset=number - 1)
+        except InvalidJson as error:
+            failures.append(error)
+            _reject(document, str(error), f"line {number}")
+            continue
+        _admit(document, resource, position=number, full_url=None, strict=False)
+        document.source = document.source or _meta_source(obj(resource))
+    if len(failures) == len(lines):
+        raise failures[0]
+    return document
+
+
+def _read_bundle(bundle: JsonObject, data: bytes) -> Document:
+    kind = bundle.get("type")
+    if not isinstance(kind, str):
+        raise InvalidResource("Bundle: type: a Bundle needs a type", location="Bundle.type")
+    if kind not in BUNDLE_TYPES:
+        raise UnsupportedResource(f"Bundle type {kind!r} is not accepted", location="Bundle.type")
+    identifier = text(obj(bundle.get("identifier")).get("value"))
+    document = Document(
+        message_id=identifier or text(bundle.get("id")) or _digest(data),
+        source=_meta_source(bundle),
+    )
+    entries = bundle.get("entry", [])
+    if not isinstance(entries, list):
+        raise InvalidResource("Bundle: entry: must be a list", location="Bundle.entry")
+    for position, entry in enumerate(entries, start=1):
+        resource = obj(entry).get("resource")
+        if resource is None:
+            _reject(document, f"Bundle.entry[{position - 1}] has no resource", None)
+            continue
+        _admit(document, resource, position, text(obj(entry).get("fullUrl")), strict=False)
+    if document.source is None:
+        document.source = _header_source(document)
+    return document
+
+
+def _header_source(document: Document) -> str | None:
+    for incoming in document.resources:
+        if incoming.kind == "MessageHeader":
+            source = obj(incoming.resource.get("source"))
+            return text(source.get("endpoint")) or _meta_source(incoming.resource)
+    return None
+
+
+def _admit(
+    document: Document, resource: Any, position: int, full_url: str | None, *, strict: bool
+) -> None:
+    """Validate one resource and add it (and what it contains); ``strict`` raises on problems."""
+    try:
+        incoming = _checked(document, resource, position, full_url)
+    except InputError as error:
+        if strict:
+            raise
+        _reject(document, error.reason, error.location)
+        return
+    if incoming is None:
+        return
+    document.resources.append(incoming)
+    for contained in objects(incoming.resource.get("contained")):
+        kind = contained.get("resourceType")
+        contained_id = text(contained.get("id"))
+        if kind in SUPPORTED_TYPES and contained_id:
+            document.resources.append(
+                Incoming(
+                    kind=str(kind),
+                    resource=contained,
+                    locator=f"{incoming.locator}#{contained_id}",
+                    container=incoming.locator,
+                )
+            )
+
+
+def _checked(
+    document: Document, resource: Any, position: int, full_url: str | None
+) -> Incoming | None:
+    if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+        raise NotFhir(f"resource {position} of the input is not a FHIR resource")
+    kind = resource["resourceType"]
+    if kind not in SUPPORTED_TYPES:
+        if kind in _TOP_LEVEL_TYPES:  # a Bundle inside a Bundle or an NDJSON line
+            raise UnsupportedResource(f"a nested {kind} is not read", location=kind)
+        document.warnings.append(
+            IngestWarning(
+                code="RESOURCE-IGNORED",
+                message=f"{kind} resources are not read",
+                locator=f"{kind}[{position}]",
+            )
+        )
+        return None
+    resource_id = text(resource.get("id"))
+    locator = f"{kind}/{resource_id}" if resource_id else f"{kind}[{position}]"
+    checked = check_resource(resource, locator)
+    document.warnings.extend(checked.warnings)
+    return Incoming(kind=kind, resource=checked.resource, locator=locator, full_url=full_url)
+
+
+def _reject(document: Document, reason: str, location: str | None) -> None:
+    document.rejected.append(reason)
+    document.warnings.append(
+        IngestWarning(code="RESOURCE-REJECTED", message=reason, locator=location)
+    )

@@ -1,0 +1,489 @@
+"""One FHIR Observation -> ReadValues (itself and each of its components), or why not used.
+
+The FHIR counterpart of ``obx.py``: the value[x] type decides how a value is read, the mapping
+tables alone say what it means. A panel Observation (members in ``hasMember`` or values in
+``component``) with no value of its own is a container, not a result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from decimal import Decimal, DivisionByZero, InvalidOperation
+from typing import Any
+
+from adapter.ingest.assemble import ReadValue
+from adapter.ingest.fhir_elements import (
+    UCUM,
+    V3_INTERPRETATION,
+    JsonObject,
+    codings,
+    concept_text,
+    obj,
+    objects,
+    parse_datetime,
+    text,
+)
+from adapter.ingest.obx import NUMERIC_ANALYTES
+from adapter.ingest.values import bounded, parse_interval
+from adapter.mapping import V3_INTERPRETATION_CODES, Answer, CodeEntry, MappingSet
+from adapter.model import (
+    Analyte,
+    Coding,
+    IhcScore,
+    IngestWarning,
+    Interval,
+    Provenance,
+    ReportedObservation,
+    ResultStatus,
+    UnusedResult,
+)
+
+# Result analytes that may carry a percentage instead of a word ("ER: 95%"), as in obx.py.
+_NUMBER_OR_ANSWER = frozenset({Analyte.ER_RESULT, Analyte.PGR_RESULT, Analyte.ISH_RECOUNT})
+_IHC0_ANALYTES = frozenset({Analyte.HER2_IHC, Analyte.HER2_IHC0_SUBTYPE})
+_R5_STATUS_READ_AS = {"specimen-in-process": ResultStatus.REGISTERED}
+
+
+@dataclass
+class ObservationRead:
+    """What one Observation contributed to its group."""
+
+    values: list[ReadValue] = field(default_factory=list)
+    unused: list[UnusedResult] = field(default_factory=list)
+    status: ResultStatus | None = None
+    warnings: list[IngestWarning] = field(default_factory=list)
+    group_notes: list[str] = field(default_factory=list)  # notes of a container Observation
+    panel_code: Coding | None = None  # the code of a container Observation
+    body_sites: list[Coding] = field(default_factory=list)
+    issued: datetime | None = None
+
+
+@dataclass(frozen=True)
+class _Value:
+    value_type: str | None = None
+    value_text: str | None = None
+    number: Interval | None = None
+    ratio: tuple[Decimal, Decimal] | None = None
+    text: str | None = None
+    coding: Coding | None = None
+    answer: Answer | None = None
+    unit: str | None = None
+    ucum: str | None = None
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What the parts of one Observation share."""
+
+    mapping: MappingSet
+    status: ResultStatus
+    notes: tuple[str, ...]
+    effective: datetime | None
+    warnings: list[IngestWarning]
+
+
+def read_observation(
+    resource: JsonObject, locator: str, mapping: MappingSet, zone: tzinfo
+) -> ObservationRead:
+    read = ObservationRead()
+    read.status = _status(resource, locator, read.warnings)
+    notes = tuple(t for note in objects(resource.get("note")) if (t := text(note.get("text"))))
+    context = _Context(
+        mapping=mapping,
+        status=read.status,
+        notes=notes,
+        effective=_effective(resource, locator, zone, read.warnings),
+        warnings=read.warnings,
+    )
+    read.issued = _moment(resource.get("issued"), "issued", locator, zone, read.warnings)
+    read.body_sites = codings(resource.get("bodySite"))
+    components = list(objects(resource.get("component")))
+    container = not _has_value(resource) and bool(components or resource.get("hasMember"))
+    if container:
+        read.group_notes.extend(notes)
+        read.panel_code = _first_coding(resource.get("code"))
+    else:
+        _add_part(read, resource, locator, context, own_notes=notes)
+    for index, component in enumerate(components):
+        _add_part(read, component, f"{locator}.component[{index}]", context, own_notes=())
+    return read
+
+
+def _has_value(element: JsonObject) -> bool:
+    return any(key.startswith("value") for key in element) or "dataAbsentReason" in element
+
+
+def _first_coding(concept: Any) -> Coding | None:
+    found = codings(concept)
+    if found:
+        return found[0]
+    label = concept_text(concept)
+    return Coding(display=label) if label else None
+
+
+def _status(resource: JsonObject, locator: str, warnings: list[IngestWarning]) -> ResultStatus:
+    code = str(resource.get("status", ""))
+    if code in _R5_STATUS_READ_AS:
+        warnings.append(
+            IngestWarning(
+                code="STATUS-R5",
+                message=f"R5 status {code} is read as registered",
+                locator=locator,
+            )
+        )
+        return _R5_STATUS_READ_AS[code]
+    status = ResultStatus(code)
+    if status is ResultStatus.UNKNOWN:
+        warnings.append(
+            IngestWarning(
+                code="STATUS-UNKNOWN", message="Observation.status is unknown", locator=locator
+            )
+        )
+    return status
+
+
+def _effective(
+    resource: JsonObject, locator: str, zone: tzinfo, warnings: list[IngestWarning]
+) -> datetime | None:
+    for name in ("effectiveDateTime", "effectiveInstant"):
+        if name in resource:
+            return _moment(resource[name], name, locator, zone, warnings)
+    if "effectivePeriod" in resource:
+        start = obj(resource["effectivePeriod"]).get("start")
+        return _moment(start, "effectivePeriod.start", locator, zone, warnings)
+    return None
+
+
+def _moment(
+    value: Any, element: str, locator: str, zone: tzinfo, warnings: list[IngestWarning]
+) -> datetime | None:
+    """A dateTime as an aware datetime; coarse or offset-less values warn (like HL7 v2 input)."""
+    sent = text(value)
+    if sent is None:
+        return None
+    moment, coarse, naive = parse_datetime(sent, zone)
+    if coarse:
+        warnings.append(
+            IngestWarning(
+                code="DATETIME-COARSE",
+                message=f"{element} has no time of day; midnight in the site zone is used",
+                locator=locator,
+            )
+        )
+    elif naive:
+        warnings.append(
+            IngestWarning(
+                code="DATETIME-NO-OFFSET",
+                message=f"{element} has no UTC offset; the site zone is used",
+                locator=locator,
+            )
+        )
+    return moment
+
+
+# --------------------------------------------------------------------------------------------
+# One result (the Observation itself or one component)
+# --------------------------------------------------------------------------------------------
+
+
+def _add_part(
+    read: ObservationRead,
+    part: JsonObject,
+    locator: str,
+    context: _Context,
+    own_notes: tuple[str, ...],
+) -> None:
+    mapping = context.mapping
+    code, entry, excluded = _lookup(part.get("code"), mapping)
+    value = _read_value(part, entry.analyte if entry else None, mapping, locator, context.warnings)
+    provenance = Provenance(
+        locator=locator, code=code, value_type=value.value_type, value_text=value.value_text
+    )
+
+    def unused(reason: str) -> None:
+        read.unused.append(UnusedResult(provenance=provenance, reason=reason))
+
+    if excluded is not None:
+        return unused(f"not classified: {excluded}")
+    if entry is None:
+        return unused("result code not in the mappings")
+    if context.status is ResultStatus.ENTERED_IN_ERROR:
+        return unused("entered in error (Observation.status entered-in-error)")
+    indeterminate = _indeterminate_reason(part, context.status)
+    if indeterminate is None and not _usable(entry.analyte, value):
+        if value.value_type is None:
+            return unused("no value (no value[x] and no dataAbsentReason)")
+        return unused(f"value {value.value_text!r} not understood for {entry.analyte}")
+    answer = _with_note_subtype(entry, value.answer, context, locator)
+    observation = ReportedObservation(
+        analyte=entry.analyte,
+        provenance=provenance,
+        status=context.status,
+        number=value.number,
+        ratio=value.ratio,
+        text=value.text,
+        coding=value.coding,
+        unit=value.unit,
+        ucum=value.ucum,
+        interpretation=_interpretation(part, mapping, locator, context.warnings),
+        notes=own_notes,
+        effective=context.effective,
+    )
+    read.values.append(
+        ReadValue(
+            observation=observation,
+            answer=answer,
+            probe=entry.probe,
+            tissue_scope=entry.tissue,
+            indeterminate_reason=indeterminate,
+        )
+    )
+    return None
+
+
+def _lookup(
+    concept: Any, mapping: MappingSet
+) -> tuple[Coding | None, CodeEntry | None, str | None]:
+    """The matched coding, its mapping entry, or the exclusion reason; any coding may match."""
+    found = codings(concept)
+    for candidate in found:
+        if not (candidate.system and candidate.code):
+            continue
+        excluded = mapping.exclusion(candidate.system, candidate.code)
+        if excluded is not None:
+            return candidate, None, excluded
+        entry = mapping.code(candidate.system, candidate.code)
+        if entry is not None:
+            return candidate, entry, None
+    if found:
+        return found[0], None, None
+    label = concept_text(concept)
+    return (Coding(display=label) if label else None), None, None
+
+
+def _indeterminate_reason(part: JsonObject, status: ResultStatus) -> str | None:
+    absent = part.get("dataAbsentReason")
+    if absent is not None:
+        reason = next((c.code or c.display for c in codings(absent)), None)
+        return f"no value: dataAbsentReason {reason or concept_text(absent) or '(uncoded)'}"
+    if status is ResultStatus.CANCELLED:
+        # Like OBX-11 X: a test ordered but not done is a result (indeterminate), not silence.
+        return "result cannot be obtained (Observation.status cancelled)"
+    return None
+
+
+def _usable(analyte: Analyte, value: _Value) -> bool:
+    if analyte in NUMERIC_ANALYTES:
+        return value.number is not None or (value.answer is not None and value.answer.indeterminate)
+    if analyte in _NUMBER_OR_ANSWER and value.number is not None:
+        return True
+    return value.answer is not None
+
+
+def _with_note_subtype(
+    entry: CodeEntry, answer: Answer | None, context: _Context, locator: str
+) -> Answer | None:
+    """IHC 0 whose note is an IHC-0 sub-type wording ("ultralow", "no staining") takes it on."""
+    if entry.analyte not in _IHC0_ANALYTES or answer is None or answer.score is not IhcScore.ZERO:
+        return answer
+    if answer.ihc0_subtype is not None:
+        return answer
+    for note in context.notes:
+        worded = context.mapping.answer_for_text(note)
+        if worded is None or worded.ihc0_subtype is None:
+            continue
+        merged = answer.merged(worded)
+        if merged is not None:
+            return merged
+        context.warnings.append(
+            IngestWarning(
+                code="NOTE-CONFLICT",
+                message="a note names an IHC-0 sub-type the value contradicts; note not used",
+                locator=locator,
+            )
+        )
+    return answer
+
+
+def _interpretation(
+    part: JsonObject, mapping: MappingSet, locator: str, warnings: list[IngestWarning]
+) -> tuple[str, ...]:
+    found: list[str] = []
+    for concept in objects(part.get("interpretation")):
+        for item in codings(concept):
+            code = item.code or ""
+            if item.system == V3_INTERPRETATION and code in V3_INTERPRETATION_CODES:
+                found.append(code)
+            elif (mapped := mapping.interpretation_for(code) if code else None) is not None:
+                found.append(mapped)
+            else:
+                warnings.append(
+                    IngestWarning(
+                        code="FLAG-UNKNOWN",
+                        message=f"interpretation {code or '(no code)'} not mapped",
+                        locator=locator,
+                    )
+                )
+    return tuple(dict.fromkeys(found))
+
+
+# --------------------------------------------------------------------------------------------
+# value[x]
+# --------------------------------------------------------------------------------------------
+
+
+def _read_value(
+    part: JsonObject,
+    analyte: Analyte | None,
+    mapping: MappingSet,
+    locator: str,
+    warnings: list[IngestWarning],
+) -> _Value:
+    if "valueQuantity" in part:
+        return _quantity(obj(part["valueQuantity"]), analyte, mapping, locator, warnings)
+    if "valueInteger" in part:
+        sent = str(part["valueInteger"])
+        return _number_or_words(sent, Decimal(sent), analyte, mapping, "valueInteger")
+    if "valueRatio" in part:
+        return _ratio(obj(part["valueRatio"]))
+    if "valueCodeableConcept" in part:
+        return _coded(part["valueCodeableConcept"], mapping, locator, warnings)
+    if "valueString" in part:
+        sent = str(part["valueString"]).strip()
+        return _text_value(sent, analyte, mapping, "valueString")
+    present = next((key for key in part if key.startswith("value")), None)
+    if present is not None:
+        return _Value(value_type=present, value_text=f"({present})")
+    return _Value()
+
+
+def _quantity(
+    quantity: JsonObject,
+    analyte: Analyte | None,
+    mapping: MappingSet,
+    locator: str,
+    warnings: list[IngestWarning],
+) -> _Value:
+    amount = quantity.get("value")
+    comparator = text(quantity.get("comparator")) or ""
+    unit = text(quantity.get("unit")) or text(quantity.get("code"))
+    sent = f"{comparator}{amount}" + (f" {unit}" if unit else "")
+    if not isinstance(amount, Decimal | int) or isinstance(amount, bool):
+        return _Value(value_type="valueQuantity", value_text=sent)
+    number = Decimal(amount)
+    if analyte is not None and analyte not in NUMERIC_ANALYTES | _NUMBER_OR_ANSWER:
+        # Labs send an IHC score as a bare number: read it as the score's wording, and say so.
+        warnings.append(
+            IngestWarning(
+                code="QUANTITY-AS-WORDING",
+                message=f"a Quantity for {analyte} is read as the wording {amount}",
+                locator=locator,
+            )
+        )
+        return _Value(
+            value_type="valueQuantity",
+            value_text=sent,
+            text=f"{comparator}{amount}",
+            answer=mapping.answer_for_text(f"{comparator}{amount}"),
+        )
+    ucum: str | None = None
+    if text(quantity.get("system")) == UCUM:
+        ucum = text(quantity.get("code"))
+    elif unit is not None:
+        ucum = mapping.unit_for(unit)
+    return _Value(
+        value_type="valueQuantity",
+        value_text=sent,
+        number=bounded(comparator or "=", number, f"{comparator}{amount}"),
+        unit=unit,
+        ucum=ucum,
+    )
+
+
+def _number_or_words(
+    sent: str, number: Decimal, analyte: Analyte | None, mapping: MappingSet, value_type: str
+) -> _Value:
+    if analyte is None or analyte in NUMERIC_ANALYTES | _NUMBER_OR_ANSWER:
+        return _Value(value_type=value_type, value_text=sent, number=Interval.point(number, sent))
+    return _Value(
+        value_type=value_type, value_text=sent, text=sent, answer=mapping.answer_for_text(sent)
+    )
+
+
+def _ratio(ratio: JsonObject) -> _Value:
+    """An ISH ratio sent as numerator/denominator: the quotient, with both terms kept."""
+    numerator, denominator = obj(ratio.get("numerator")), obj(ratio.get("denominator"))
+    top, bottom = numerator.get("value"), denominator.get("value")
+    sent = f"{top}:{bottom}"
+    bounded_terms = numerator.get("comparator") or denominator.get("comparator")
+    if not (isinstance(top, Decimal | int) and isinstance(bottom, Decimal | int)) or bounded_terms:
+        return _Value(value_type="valueRatio", value_text=sent)
+    low, high = Decimal(top), Decimal(bottom)
+    try:
+        quotient = low / high
+    except (DivisionByZero, InvalidOperation):
+        return _Value(value_type="valueRatio", value_text=sent)
+    return _Value(
+        value_type="valueRatio",
+        value_text=sent,
+        number=Interval.point(quotient, sent),
+        ratio=(low, high),
+    )
+
+
+def _coded(
+    concept: Any, mapping: MappingSet, locator: str, warnings: list[IngestWarning]
+) -> _Value:
+    found = codings(concept)
+    label = concept_text(concept)
+    for item in found:
+        if item.system and item.code:
+            answer = mapping.answer(system=item.system, code=item.code)
+            if answer is not None:
+                return _Value(
+                    value_type="valueCodeableConcept",
+                    value_text=_concept_summary(item, label),
+                    text=label or item.display,
+                    coding=item,
+                    answer=answer,
+                )
+    first = found[0] if found else None
+    words = [w for w in (label, *(c.display for c in found)) if w]
+    answer = next((a for w in words if (a := mapping.answer_for_text(w)) is not None), None)
+    if answer is not None and any(c.system and c.code for c in found):
+        warnings.append(
+            IngestWarning(
+                code="ANSWER-CODE-UNKNOWN",
+                message="answer code not in the mappings; its text was used",
+                locator=locator,
+            )
+        )
+    return _Value(
+        value_type="valueCodeableConcept",
+        value_text=_concept_summary(first, label),
+        text=label or (first.display if first else None),
+        coding=first,
+        answer=answer,
+    )
+
+
+def _concept_summary(item: Coding | None, label: str | None) -> str:
+    """``code (display)`` or the text: how the value reads in notes and warnings."""
+    if item is not None and item.code:
+        shown = item.display or label
+        return f"{item.code} ({shown})" if shown else item.code
+    return label or (item.display if item and item.display else "")
+
+
+def _text_value(sent: str, analyte: Analyte | None, mapping: MappingSet, value_type: str) -> _Value:
+    if analyte is None or analyte in NUMERIC_ANALYTES or analyte in _NUMBER_OR_ANSWER:
+        number = parse_interval(sent)
+        if number is not None:
+            return _Value(value_type=value_type, value_text=sent, number=number, text=sent)
+    return _Value(
+        value_type=value_type,
+        value_text=sent,
+        text=sent or None,
+        answer=mapping.answer_for_text(sent) if sent else None,
+    )

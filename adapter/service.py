@@ -1,0 +1,306 @@
+"""The service core shared by MLLP, HTTP and reprocess: store first, then process, then answer.
+
+Order matters for an interface engine: the raw message is durably stored (group commit) before
+anything is answered, so an ACK always means "kept". A store fault raises ``StoreUnavailable``
+out of ``handle``: the transport then sends no ACK (HTTP 503) and the engine retries. Everything
+after the store is pure (``pipeline.process``) and its outcome, ACK included, is stored with the
+message, so a resent duplicate is answered from the store with the same ACK.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from adapter.emit.ack import AckCode, AckHeader, build_ack, fallback_ack_header
+from adapter.errors import AdapterError, InputError, MessageTooLarge
+from adapter.ingest import er7
+from adapter.model import SourceFormat
+from adapter.pipeline import Context, Outcome, RawMessage, detect_format, process
+from adapter.store import (
+    EnqueueRequest,
+    GroupCommitter,
+    IndexReportsRequest,
+    MessageStatus,
+    OutcomeRequest,
+    Receipt,
+    ReportIndexRow,
+    Transport,
+    WriteRequest,
+)
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class Handled:
+    """What the transport needs to answer one message."""
+
+    receipt: Receipt
+    status: MessageStatus
+    message_id: str | None
+    bundle_json: bytes | None
+    error: AdapterError | None  # None on success; for duplicates, rebuilt from the stored code
+    error_code: str | None
+    ack: bytes | None  # HL7 v2 application ACK (AA/AE/AR), None for FHIR input
+    duplicate: bool
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who sent a message and its control id, read cheaply before it is stored."""
+
+    format: SourceFormat
+    sender: str
+    message_id: str | None
+    ack_header: AckHeader | None
+
+
+def identify(data: bytes, format_hint: SourceFormat | None = None) -> Identity:
+    """Sender and message id without processing: MSH-3/4/10 for HL7 v2, ids for FHIR JSON."""
+    kind = format_hint or detect_format(data)
+    if kind is SourceFormat.FHIR:
+        return _identify_fhir(data)
+    header = ack_header_of(data)
+    sender = "^".join(
+        part for part in (header.sending_application, header.sending_facility) if part
+    )
+    return Identity(kind, sender, header.control_id or None, header)
+
+
+def ack_header_of(data: bytes) -> AckHeader:
+    """The ACK header from a message's MSH, as far as it can be read (never raises)."""
+    try:
+        message = er7.parse_message(er7.decode_message(data).text)
+    except AdapterError:
+        return fallback_ack_header(_naive_control_id(data))
+    msh = message.msh
+    separators = message.separators
+    encoding = "".join(
+        (
+            separators.component,
+            separators.repetition,
+            separators.escape,
+            separators.subcomponent,
+            separators.truncation,
+        )
+    )
+    try:
+        return AckHeader(
+            control_id=message.control_id,
+            field_separator=separators.field,
+            encoding_characters=encoding,
+            sending_application=msh.raw(3),
+            sending_facility=msh.raw(4),
+            receiving_application=msh.raw(5),
+            receiving_facility=msh.raw(6),
+            version=message.version or "2.5.1",
+            message_type=message.message_type.code,
+            trigger_event=message.message_type.trigger,
+            processing_id=msh.component(11) or "P",
+            accept_ack_type=msh.field(15),
+            application_ack_type=msh.field(16),
+        )
+    except ValueError:  # separators an ACK cannot be written with
+        return fallback_ack_header(message.control_id)
+
+
+def _naive_control_id(data: bytes) -> str:
+    """MSH-10 of a message the tokenizer refused, if the first line still has ten fields."""
+    first_line = data.lstrip(b"\xef\xbb\xbf\x0b\r\n ").split(b"\r", 1)[0].split(b"\n", 1)[0]
+    if not first_line.startswith(b"MSH") or len(first_line) < 4:
+        return ""
+    fields = first_line.split(first_line[3:4])
+    if len(fields) < 10:
+        return ""
+    return fields[9].decode("latin-1").strip()[:199]
+
+
+def _identify_fhir(data: bytes) -> Identity:
+    try:
+        document = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        document = None  # NDJSON or broken JSON: the pipeline reports which
+    message_id: str | None = None
+    sender = "fhir"
+    if isinstance(document, dict):
+        identifier = document.get("identifier")
+        if isinstance(identifier, dict) and isinstance(identifier.get("value"), str):
+            message_id = identifier["value"]
+        elif isinstance(document.get("id"), str):
+            message_id = document["id"]
+        meta = document.get("meta")
+        if isinstance(meta, dict) and isinstance(meta.get("source"), str):
+            sender = meta["source"]
+    if message_id is None:
+        message_id = "sha256:" + hashlib.sha256(data).hexdigest()[:32]
+    return Identity(SourceFormat.FHIR, sender, message_id, None)
+
+
+class Service:
+    """Receives, stores, processes and records one message at a time per caller."""
+
+    def __init__(
+        self,
+        context: Context,
+        committer: GroupCommitter,
+        clock: Clock,
+        *,
+        forward: bool = False,
+    ) -> None:
+        self.context = context
+        self.committer = committer
+        self.clock = clock
+        self.forward = forward
+
+    async def handle(
+        self,
+        data: bytes,
+        transport: Transport,
+        *,
+        format_hint: SourceFormat | None = None,
+        fhir_source: str | None = None,
+    ) -> Handled:
+        """Store, process, record. Raises StoreUnavailable (transient) and nothing else."""
+        identity = identify(data, format_hint)
+        receipt = await self.committer.receive(
+            transport=transport,
+            message_format=identity.format.value,
+            sender=fhir_source or identity.sender,
+            message_id=identity.message_id,
+            raw=data,
+            received_at=self.clock(),
+        )
+        if receipt.duplicate and receipt.status is not MessageStatus.RECEIVED:
+            return _from_receipt(receipt, identity)
+        context = self.context
+        if fhir_source is not None:
+            context = Context(
+                context.settings, context.mappings, context.strict, context.validate, fhir_source
+            )
+        outcome = process(RawMessage(data, identity.format), context)
+        return await self.record(receipt, identity, outcome)
+
+    async def reject_oversized(self, prefix: bytes, size: int, transport: Transport) -> Handled:
+        """Keep the start of a message over the size limit, and answer it (AR / 413)."""
+        identity = identify(prefix)
+        receipt = await self.committer.receive(
+            transport=transport,
+            message_format=identity.format.value,
+            sender=identity.sender,
+            message_id=identity.message_id,
+            raw=prefix,
+            received_at=self.clock(),
+        )
+        limit = self.context.settings.max_message_bytes
+        error = MessageTooLarge(f"{size} bytes is over the limit of {limit}")
+        outcome = Outcome(identity.format, identity.message_id, error=error)
+        return await self.record(receipt, identity, outcome)
+
+    async def record(self, receipt: Receipt, identity: Identity, outcome: Outcome) -> Handled:
+        """Store what became of a message (again, on reprocess) and build its answer."""
+        error = outcome.error
+        status = _status_of(error)
+        ack = self._ack(identity.ack_header, error) if identity.ack_header is not None else None
+        requests: list[WriteRequest] = [
+            OutcomeRequest(
+                receipt.row_id,
+                status,
+                self.clock(),
+                outcome.bundle_json,
+                error.code if error else None,
+                error.reason if error else None,
+                ack,
+            )
+        ]
+        if outcome.bundle is not None and outcome.bundle_json is not None:
+            requests.append(IndexReportsRequest(receipt.row_id, report_rows(outcome.bundle)))
+            if self.forward:
+                requests.append(EnqueueRequest(receipt.row_id, outcome.bundle_json, self.clock()))
+        await self.committer.write(requests)
+        return Handled(
+            receipt=receipt,
+            status=status,
+            message_id=outcome.message_id or identity.message_id,
+            bundle_json=outcome.bundle_json,
+            error=error,
+            error_code=error.code if error else None,
+            ack=ack,
+            duplicate=False,
+        )
+
+    def _ack(self, header: AckHeader, error: AdapterError | None) -> bytes:
+        code: AckCode = "AA" if error is None else ("AR" if error.ack_code == "AR" else "AE")
+        text = ack_text(error)
+        ack = build_ack(
+            header,
+            code,
+            control_id=ack_control_id(header.control_id),
+            timestamp=self.clock().strftime("%Y%m%d%H%M%S%z"),
+            error=error,
+            text=text,
+        )
+        return ack.encode("utf-8")
+
+
+def ack_control_id(inbound: str) -> str:
+    """The ACK's own MSH-10: derived from the inbound id, so a resent message gets the same."""
+    return ("ACK" + inbound)[:199] if inbound else "ACK"
+
+
+def ack_text(error: AdapterError | None) -> str | None:
+    return None if error is None else f"{error.code}: {error.reason}"
+
+
+def _status_of(error: AdapterError | None) -> MessageStatus:
+    if error is None:
+        return MessageStatus.PROCESSED
+    return MessageStatus.REJECTED if isinstance(error, InputError) else MessageStatus.FAILED
+
+
+def _from_receipt(receipt: Receipt, identity: Identity) -> Handled:
+    """A message already processed: answer exactly as the first time."""
+    return Handled(
+        receipt=receipt,
+        status=receipt.status,
+        message_id=identity.message_id,
+        bundle_json=None,
+        error=None,
+        error_code=receipt.error_code,
+        ack=receipt.ack,
+        duplicate=True,
+    )
+
+
+def report_rows(bundle: dict[str, Any]) -> list[ReportIndexRow]:
+    """Index rows for every DiagnosticReport of a Bundle (for the HTTP search)."""
+    resources = [entry.get("resource", {}) for entry in bundle.get("entry", [])]
+    by_url = {entry.get("fullUrl"): entry.get("resource", {}) for entry in bundle.get("entry", [])}
+    rows: list[ReportIndexRow] = []
+    for resource in resources:
+        if resource.get("resourceType") != "DiagnosticReport":
+            continue
+        subject = by_url.get(resource.get("subject", {}).get("reference"), {})
+        rows.append(
+            ReportIndexRow(
+                report_id=resource["id"],
+                patient=f"Patient/{subject.get('id', '')}",
+                category=_category_code(resource),
+                status=resource.get("status", "unknown"),
+                bundle=orjson.dumps(resource),
+            )
+        )
+    return rows
+
+
+def _category_code(report: dict[str, Any]) -> str:
+    """The adapter category: the first conclusionCode coding (the emitter puts it first)."""
+    for concept in report.get("conclusionCode", []):
+        for coding in concept.get("coding", []):
+            return str(coding.get("code", ""))
+    return ""
