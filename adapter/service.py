@@ -26,6 +26,8 @@ from adapter.store import (
     EnqueueRequest,
     GroupCommitter,
     IndexReportsRequest,
+    MessageFormat,
+    MessageRow,
     MessageStatus,
     OutcomeRequest,
     Receipt,
@@ -200,6 +202,29 @@ class Service:
         limit = self.context.settings.max_message_bytes
         error = MessageTooLarge(f"{size} bytes is over the limit of {limit}")
         outcome = Outcome(identity.format, identity.message_id, error=error)
+        return await self.record(receipt, identity, outcome)
+
+    async def reprocess(self, row: MessageRow) -> Handled:
+        """Run a stored message through the current pipeline again and record the new outcome.
+
+        Added for ``her2-adapter reprocess`` (MLLP helper). The stored sender is kept: for FHIR
+        input it may have come from the caller rather than from the message.
+        """
+        hint = (
+            None
+            if row.message_format is MessageFormat.UNKNOWN
+            else SourceFormat(row.message_format.value)
+        )
+        identity = identify(row.raw, hint)
+        context = self.context
+        if identity.format is SourceFormat.FHIR and row.sender != identity.sender:
+            context = Context(
+                context.settings, context.mappings, context.strict, context.validate, row.sender
+            )
+        receipt = Receipt(
+            row.row_id, row.version, False, None, MessageStatus.RECEIVED, None, None, None
+        )
+        outcome = process(RawMessage(row.raw, identity.format), context)
         return await self.record(receipt, identity, outcome)
 
     async def record(self, receipt: Receipt, identity: Identity, outcome: Outcome) -> Handled:

@@ -197,14 +197,14 @@ def test_wording_means(
     "her2-rules.md section 1 gives it",
 )
 def test_zero_plus_is_ultralow(default: MappingSet) -> None:
-    """"0+" is IHC 0 ultralow (her2-rules.md section 1 lists it with ">0 <1+")."""
+    """ "0+" is IHC 0 ultralow (her2-rules.md section 1 lists it with ">0 <1+")."""
     answer = default.answer_for_text("0+")
     assert answer is not None
     assert (answer.score, answer.ihc0_subtype) == (Z, ULTRA)
 
 
 def test_negative_alone_is_not_a_score(default: MappingSet) -> None:
-    """"Negative" alone says negative but never a score (it could be 0 or 1+)."""
+    """ "Negative" alone says negative but never a score (it could be 0 or 1+)."""
     answer = default.answer_for_text("Negative")
     assert answer is not None
     assert answer.stated is NEG
@@ -546,7 +546,9 @@ EXAMPLE_LAB_CODES = [
 ]
 
 
-@pytest.mark.parametrize(("code", "analyte"), [pytest.param(*r, id=r[0]) for r in EXAMPLE_LAB_CODES])
+@pytest.mark.parametrize(
+    ("code", "analyte"), [pytest.param(*r, id=r[0]) for r in EXAMPLE_LAB_CODES]
+)
 def test_example_lab_local_codes(
     mappings: Mappings, example_lab: MappingSet, code: str, analyte: Analyte
 ) -> None:
@@ -669,7 +671,10 @@ S = "final"
         Analyte.HER2_IHC0_SUBTYPE,
         Analyte.HER2_IHC,
     )
-    sender_answer, default_answer = sender.answer_for_text("faint"), default.answer_for_text("faint")
+    sender_answer, default_answer = (
+        sender.answer_for_text("faint"),
+        default.answer_for_text("faint"),
+    )
     assert sender_answer is not None
     assert default_answer is not None
     assert (sender_answer.score, default_answer.score) == (Z, ONE)
@@ -828,9 +833,8 @@ def test_conflicting_code_across_default_files_is_rejected(tmp_path: Path) -> No
 )
 def test_conflicting_duplicate_wording_is_rejected(tmp_path: Path) -> None:
     """One wording (compared case- and space-insensitively) may not mean two scores."""
-    write(tmp_path / "a.toml", '[[answers]]\ntext = "0"\nscore = "0"\n')
-    bad = write(tmp_path / "b.toml", '[[answers]]\ntext = "0"\nscore = "0"\n[[answers]]\n'
-                'text = " 0 "\nscore = "3+"\n')  # fmt: skip
+    wordings = '[[answers]]\ntext = "0"\nscore = "0"\n\n[[answers]]\ntext = " 0 "\nscore = "3+"\n'
+    bad = write(tmp_path / "wordings.toml", wordings)
     with pytest.raises(MappingFileError) as caught:
         Mappings.load(tmp_path)
     assert (caught.value.file, caught.value.key) == (str(bad), "answers.1")

@@ -304,7 +304,7 @@ def _value(observation: ReportedObservation) -> JsonDict:
             "valueRatio": {"numerator": {"value": numerator}, "denominator": {"value": denominator}}
         }
     if observation.number is not None:
-        amount = dt.quantity(observation.number, observation.unit)
+        amount = dt.quantity(observation.number, observation.unit, observation.ucum)
         if amount is not None:
             return {"valueQuantity": amount}
         # a range such as "1-10": FHIR Quantity cannot hold it, so the text is kept as sent

@@ -19,36 +19,8 @@ OBSERVATION_INTERPRETATION: Final = (
 )
 DATA_ABSENT_REASON: Final = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
 
-LOCAL_SYSTEM_PREFIX: Final = "urn:her2-adapter:cs:"
-"""Prefix for an HL7 v2 coding system name we have no URI for: ``urn:her2-adapter:cs:99LAB``."""
-
-LOCAL_ASSIGNER_PREFIX: Final = "urn:her2-adapter:assigner:"
-"""Prefix for an identifier's assigning authority that is a name (``HOSP``) rather than a URI."""
-
 MESSAGE_ID_SYSTEM: Final = "urn:her2-adapter:message-id"
 """``Bundle.identifier.system``: the value is the incoming message id (MSH-10 or FHIR id)."""
-
-V2_CODING_SYSTEMS: Final[dict[str, str]] = {
-    # HL7 table 0396 names -> FHIR system URIs (HL7 v2-to-FHIR IG, "Coding System" map)
-    "LN": LOINC,
-    "LOINC": LOINC,
-    "SCT": SNOMED,
-    "SNM": SNOMED,
-    "SNOMED": SNOMED,
-    "CAPECC": "https://cap.org/eCC",
-    "UCUM": UCUM,
-}
-
-UCUM_UNITS: Final[dict[str, str]] = {
-    # unit text as labs send it -> UCUM code; anything else keeps its text and no UCUM coding
-    "%": "%",
-    "{ratio}": "{ratio}",
-    "ratio": "{ratio}",
-    "{copies}/{cell}": "{copies}/{cell}",
-    "copies/cell": "{copies}/{cell}",
-    "{cells}": "{cells}",
-    "cells": "{cells}",
-}
 
 HER2_INTERPRETATION: Final = (LOINC, "48676-1", "HER2 [Interpretation] in Tissue")
 """Code of the summary Observation, and of the DiagnosticReport when the order has no code."""

@@ -5,50 +5,14 @@ No empty strings or empty arrays are ever written: FHIR forbids them.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 
-from adapter.emit.codes import (
-    LOCAL_ASSIGNER_PREFIX,
-    LOCAL_SYSTEM_PREFIX,
-    UCUM,
-    UCUM_UNITS,
-    V2_0203,
-    V2_CODING_SYSTEMS,
-)
+from adapter.emit.codes import UCUM, V2_0203
 from adapter.errors import OutputInvalid
 from adapter.model import Coding, Identifier, Interval
 
 JsonDict = dict[str, Any]
-
-_OID = re.compile(r"[0-2](\.(0|[1-9][0-9]*))+")
-
-
-def _is_uri(text: str) -> bool:
-    return ":" in text and not any(char.isspace() for char in text)
-
-
-def coding_system(name: str) -> str:
-    """An HL7 v2 coding system name (``LN``) or a URI as sent -> the FHIR system URI."""
-    known = V2_CODING_SYSTEMS.get(name.strip().upper())
-    if known is not None:
-        return known
-    if _OID.fullmatch(name):
-        return f"urn:oid:{name}"
-    if _is_uri(name):
-        return name
-    return LOCAL_SYSTEM_PREFIX + quote(name.strip(), safe="")
-
-
-def identifier_system(name: str) -> str:
-    """An assigning authority: a URI as sent, an OID, or a name made into a local URN."""
-    if _OID.fullmatch(name):
-        return f"urn:oid:{name}"
-    if _is_uri(name):
-        return name
-    return LOCAL_ASSIGNER_PREFIX + quote(name.strip(), safe="")
 
 
 def coding(value: Coding) -> JsonDict | None:
@@ -57,7 +21,7 @@ def coding(value: Coding) -> JsonDict | None:
         return None
     out: JsonDict = {}
     if value.system:
-        out["system"] = coding_system(value.system)
+        out["system"] = value.system  # ingest resolved it to a URI through the mappings
     out["code"] = value.code
     if value.display:
         out["display"] = value.display
@@ -88,7 +52,7 @@ def identifier(value: Identifier) -> JsonDict:
     if value.type_code:
         out["type"] = {"coding": [{"system": V2_0203, "code": value.type_code}]}
     if value.system:
-        out["system"] = identifier_system(value.system)
+        out["system"] = value.system
     out["value"] = value.value
     return out
 
@@ -98,7 +62,7 @@ def reference(resource_id: str) -> JsonDict:
     return {"reference": f"urn:uuid:{resource_id}"}
 
 
-def quantity(number: Interval, unit: str | None) -> JsonDict | None:
+def quantity(number: Interval, unit: str | None, ucum: str | None) -> JsonDict | None:
     """A point or a one-sided bound as a Quantity; a range or an empty interval cannot be one."""
     if number.value is not None and number.low_inclusive and number.high_inclusive:
         out: JsonDict = {"value": number.value}
@@ -110,10 +74,9 @@ def quantity(number: Interval, unit: str | None) -> JsonDict | None:
         return None
     if unit and unit.strip():
         out["unit"] = unit
-        ucum = UCUM_UNITS.get(unit.strip())
-        if ucum is not None:
-            out["system"] = UCUM
-            out["code"] = ucum
+    if ucum is not None:
+        out["system"] = UCUM
+        out["code"] = ucum
     return out
 
 

@@ -131,9 +131,13 @@ def _check_values(kind: str, resource: JsonObject, locator: str) -> None:
         _check_one_value(resource, locator, "value[x]")
         for index, component in enumerate(objects(resource.get("component"))):
             _check_one_value(component, locator, f"component[{index}].value[x]")
-        _check_code(resource.get("status"), OBSERVATION_STATUSES, "ObservationStatus", locator)
+        _check_code(
+            kind, resource.get("status"), OBSERVATION_STATUSES, "ObservationStatus", locator
+        )
     elif kind == "DiagnosticReport":
-        _check_code(resource.get("status"), REPORT_STATUSES, "DiagnosticReportStatus", locator)
+        _check_code(
+            kind, resource.get("status"), REPORT_STATUSES, "DiagnosticReportStatus", locator
+        )
 
 
 def _check_one_value(element: JsonObject, locator: str, where: str) -> None:
@@ -141,21 +145,21 @@ def _check_one_value(element: JsonObject, locator: str, where: str) -> None:
     if len(present) > 1:
         raise InvalidResource(
             f"{locator}: {where}: more than one value ({', '.join(present)}); R4 allows one",
-            location=where,
+            location=f"Observation.{where}",
         )
     if present and "dataAbsentReason" in element:
         raise InvalidResource(
             f"{locator}: {where}: {present[0]} and dataAbsentReason together (R4 obs-6)",
-            location=where,
+            location=f"Observation.{where}",
         )
 
 
-def _check_code(value: Any, allowed: frozenset[str], name: str, locator: str) -> None:
+def _check_code(kind: str, value: Any, allowed: frozenset[str], name: str, locator: str) -> None:
     if value is None:
         return  # the model reports a missing status
     if not isinstance(value, str) or value not in allowed:
         raise InvalidResource(
-            f"{locator}: status: {value!r} is not an R4 {name} code", location="status"
+            f"{locator}: status: {value!r} is not an R4 {name} code", location=f"{kind}.status"
         )
 
 
@@ -189,7 +193,9 @@ def _validate_model(kind: str, resource: JsonObject, locator: str) -> None:
         where = _element_path(first["loc"]) or kind
         message = str(first["msg"]).removeprefix("Value error, ")
         more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
-        raise InvalidResource(f"{locator}: {where}: {message}{more}", location=where) from exc
+        raise InvalidResource(
+            f"{locator}: {where}: {message}{more}", location=f"{kind}.{where}"
+        ) from exc
     except (TypeError, ValueError) as exc:
         raise InvalidResource(
             f"{locator}: not a valid {kind} ({type(exc).__name__})", location=kind

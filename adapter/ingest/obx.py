@@ -271,7 +271,8 @@ def _structured_numeric(
         return _Value(text=text)
     if comparator == "<>":
         return _Value(text=text)
-    return _Value(number=bounded(comparator or "=", low, f"{comparator}{first}"))
+    shown = first if comparator in ("", "=") else f"{comparator}{first}"
+    return _Value(number=bounded(comparator or "=", low, shown))
 
 
 def _coded(

@@ -587,6 +587,15 @@ class Store:
             row = session.one(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE id = ?", (outbox_id,))
         return None if row is None else self._outbox_item(row)
 
+    def outbox_items_for(self, message_row_id: int) -> list[OutboxItem]:
+        """Every outbox item of one stored message, oldest first (its forwarding state)."""
+        with self._transaction(write=False) as session:
+            rows = session.all(
+                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE message_row_id = ? ORDER BY id",
+                (message_row_id,),
+            )
+        return [self._outbox_item(row) for row in rows]
+
     def mark_sent(self, outbox_id: int, now: datetime) -> None:
         self._finish_attempt(outbox_id, now, status=OutboxStatus.SENT, sent_at=now)
 

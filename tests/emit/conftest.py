@@ -42,7 +42,7 @@ def observation(
     code: str,
     *,
     analyte: Analyte = Analyte.HER2_IHC,
-    system: str | None = "LN",
+    system: str | None = "http://loinc.org",
     sub_id: str | None = None,
     locator: str = "OBX[5]",
     **values: Any,
@@ -60,7 +60,7 @@ def observation(
 def ihc_observation() -> ReportedObservation:
     return observation(
         "85319-2",
-        coding=Coding(system="L", code="1+", display="Negative (1+)"),
+        coding=Coding(system="urn:her2-adapter:local:L", code="1+", display="Negative (1+)"),
         interpretation=("NEG",),
         notes=("Faint incomplete staining in 40% of invasive tumour cells",),
     )
@@ -76,7 +76,7 @@ def make_origin(**overrides: Any) -> Origin:
         "filler_order": "FL-456",
         "set_id": "1",
         "hl7_version": "2.5.1",
-        "order_code": Coding(system="LN", code="74885-5", display="HER2 FISH panel"),
+        "order_code": Coding(system="http://loinc.org", code="74885-5", display="HER2 FISH panel"),
     }
     fields.update(overrides)
     return Origin(**fields)
@@ -86,12 +86,22 @@ def make_record(**overrides: Any) -> AssayRecord:
     fields: dict[str, Any] = {
         "origin": make_origin(),
         "patient": PatientRef(
-            identifiers=(Identifier(system="HOSP", value="MRN-42", type_code="MR"),)
+            identifiers=(
+                Identifier(system="urn:her2-adapter:assigner:HOSP", value="MRN-42", type_code="MR"),
+            )
         ),
         "specimen": Specimen(
             id="S24-1234",
-            type=Coding(system="SCT", code="122737000", display="Tissue specimen from breast"),
-            body_sites=(Coding(system="SCT", code="76752008", display="Breast structure"),),
+            type=Coding(
+                system="http://snomed.info/sct",
+                code="122737000",
+                display="Tissue specimen from breast",
+            ),
+            body_sites=(
+                Coding(
+                    system="http://snomed.info/sct", code="76752008", display="Breast structure"
+                ),
+            ),
             tissue=Tissue.BREAST,
         ),
         "report_status": ReportStatus.FINAL,

@@ -12,7 +12,7 @@ import pytest
 
 from adapter.config import Settings
 from adapter.emit.bundle import build_bundle, dumps
-from adapter.emit.datatypes import coding_system, date_time
+from adapter.emit.datatypes import date_time
 from adapter.errors import OutputInvalid
 from adapter.model import (
     Analyte,
@@ -88,7 +88,8 @@ def observation(code: str, **values: Any) -> ReportedObservation:
     return ReportedObservation(
         analyte=values.pop("analyte", Analyte.HER2_IHC),
         provenance=Provenance(
-            locator="OBX[5]", code=Coding(system=values.pop("system", "LN"), code=code)
+            locator="OBX[5]",
+            code=Coding(system=values.pop("system", "http://loinc.org"), code=code),
         ),
         status=values.pop("status", ResultStatus.FINAL),
         **values,
@@ -196,7 +197,7 @@ def test_patient_identifiers_are_merged_across_records(
     record_factory: RecordFactory, classification: Classification, settings: Settings
 ) -> None:
     """A second record's extra identifier for the same patient is added once."""
-    mrn = Identifier(system="HOSP", value="MRN-42", type_code="MR")
+    mrn = Identifier(system="urn:her2-adapter:assigner:HOSP", value="MRN-42", type_code="MR")
     national = Identifier(system="urn:oid:2.16.840.1.113883.2.4.6.3", value="999", type_code="NI")
     first = record_factory(patient=PatientRef(identifiers=(mrn,)))
     second = record_factory(
@@ -274,6 +275,18 @@ def test_no_specimen_entry_when_nothing_is_known(
     assert resources(bundle, "Specimen") == []
     assert "specimen" not in only(bundle, "DiagnosticReport")
     assert all("specimen" not in o for o in resources(bundle, "Observation"))
+
+
+def test_specimen_known_only_by_its_site_is_written(
+    record_factory: RecordFactory, classification: Classification, settings: Settings
+) -> None:
+    """A body site alone is worth a Specimen (it tells breast from gastric)."""
+    site = Coding(system="http://snomed.info/sct", code="69695003", display="Stomach structure")
+    record = record_factory(specimen=Specimen(body_sites=(site,)))
+    bundle = build_bundle("M", [(record, classification)], settings)
+    specimen = only(bundle, "Specimen")
+    assert "identifier" not in specimen
+    assert specimen["collection"]["bodySite"]["coding"][0]["code"] == "69695003"
 
 
 # --------------------------------------------------------------------------------------------
@@ -623,7 +636,9 @@ def test_summary_notes_list_unused_results_and_warnings(
         notes=("Blinded recount of 20 cells performed",),
         unused=(
             UnusedResult(
-                provenance=Provenance(locator="OBX[7]", code=Coding(system="LN", code="2345-7")),
+                provenance=Provenance(
+                    locator="OBX[7]", code=Coding(system="http://loinc.org", code="2345-7")
+                ),
                 reason="serum glucose is not a HER2 result",
             ),
             UnusedResult(provenance=Provenance(locator="OBX[8]"), reason="empty value"),
@@ -635,7 +650,7 @@ def test_summary_notes_list_unused_results_and_warnings(
     summary = summary_of(build_bundle("M", [(record, classification)], settings))
     assert [n["text"] for n in summary["note"]] == [
         "Blinded recount of 20 cells performed",
-        "OBX[7] (LN 2345-7) not used: serum glucose is not a HER2 result",
+        "OBX[7] (http://loinc.org 2345-7) not used: serum glucose is not a HER2 result",
         "OBX[8] not used: empty value",
         "Warning NM-SCORE: score sent in an NM field",
     ]
@@ -670,7 +685,7 @@ def test_reported_observation_shape(
 
 VALUE_CASES = [
     pytest.param(
-        {"number": Interval.point(Decimal("95"), "95"), "unit": "%"},
+        {"number": Interval.point(Decimal("95"), "95"), "unit": "%", "ucum": "%"},
         {
             "valueQuantity": {
                 "value": 95,
@@ -682,7 +697,11 @@ VALUE_CASES = [
         id="point-percent-ucum",
     ),
     pytest.param(
-        {"number": Interval(high=Decimal("1"), high_inclusive=False, text="<1"), "unit": "%"},
+        {
+            "number": Interval(high=Decimal("1"), high_inclusive=False, text="<1"),
+            "unit": "%",
+            "ucum": "%",
+        },
         {
             "valueQuantity": {
                 "value": 1,
@@ -720,7 +739,11 @@ VALUE_CASES = [
         id="range-without-text",
     ),
     pytest.param(
-        {"number": Interval.point(Decimal("4.2")), "unit": "copies/cell"},
+        {
+            "number": Interval.point(Decimal("4.2")),
+            "unit": "copies/cell",
+            "ucum": "{copies}/{cell}",
+        },
         {
             "valueQuantity": {
                 "value": Decimal("4.2"),
@@ -742,7 +765,10 @@ VALUE_CASES = [
         id="ratio",
     ),
     pytest.param(
-        {"coding": Coding(system="LN", code="LA6577-6", display="Negative"), "text": "Neg"},
+        {
+            "coding": Coding(system="http://loinc.org", code="LA6577-6", display="Negative"),
+            "text": "Neg",
+        },
         {
             "valueCodeableConcept": {
                 "coding": [{"system": LOINC, "code": "LA6577-6", "display": "Negative"}],
@@ -752,7 +778,7 @@ VALUE_CASES = [
         id="coded-with-text",
     ),
     pytest.param(
-        {"coding": Coding(system="SCT", code="1381317004", display="HER2 low")},
+        {"coding": Coding(system="http://snomed.info/sct", code="1381317004", display="HER2 low")},
         {
             "valueCodeableConcept": {
                 "coding": [{"system": SNOMED, "code": "1381317004", "display": "HER2 low"}],
@@ -823,26 +849,6 @@ def test_observation_without_code_is_named_by_its_analyte(
     emitted = single_value(record_factory, classification, settings, reported)
     assert emitted["code"] == {"text": "er-percent"}
     assert emitted["status"] == "preliminary"
-
-
-@pytest.mark.parametrize(
-    ("sent", "system"),
-    [
-        pytest.param("LN", "http://loinc.org", id="LN"),
-        pytest.param("SCT", "http://snomed.info/sct", id="SCT"),
-        pytest.param("SNM", "http://snomed.info/sct", id="SNM"),
-        pytest.param("SNOMED", "http://snomed.info/sct", id="SNOMED"),
-        pytest.param("CAPECC", "https://cap.org/eCC", id="CAPECC"),
-        pytest.param("99LAB", "urn:her2-adapter:cs:99LAB", id="local"),
-        pytest.param("L", "urn:her2-adapter:cs:L", id="local-L"),
-        pytest.param("MY LAB", "urn:her2-adapter:cs:MY%20LAB", id="local-with-space"),
-        pytest.param("http://loinc.org", "http://loinc.org", id="uri-kept"),
-        pytest.param("2.16.840.1.113883.6.1", "urn:oid:2.16.840.1.113883.6.1", id="oid"),
-    ],
-)
-def test_coding_system_names_become_uris(sent: str, system: str) -> None:
-    """HL7 v2 coding system names map to FHIR URIs; unknown names stay as local URNs."""
-    assert coding_system(sent) == system
 
 
 # --------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ RecordFactory = Callable[..., AssayRecord]
 
 
 def _value(
-    code: str, sub_id: str | None, value: str, system: str | None = "LN"
+    code: str, sub_id: str | None, value: str, system: str | None = "http://loinc.org"
 ) -> ReportedObservation:
     return ReportedObservation(
         analyte=Analyte.HER2_COPIES,
@@ -158,7 +158,7 @@ def test_sub_id_change_changes_the_id(record_factory: RecordFactory) -> None:
 
 def test_code_system_is_part_of_the_observation_id(record_factory: RecordFactory) -> None:
     """The same code string in another coding system is another observation."""
-    loinc = record_factory(observations=(_value("123", None, "1", system="LN"),))
+    loinc = record_factory(observations=(_value("123", None, "1", system="http://loinc.org"),))
     local = record_factory(observations=(_value("123", None, "1", system="99LAB"),))
     assert record_ids(loinc).observations != record_ids(local).observations
 

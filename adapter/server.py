@@ -1,0 +1,209 @@
+"""``her2-adapter serve``: the GroupCommitter, MLLP listener, HTTP API and forwarder in one loop.
+
+Shutdown (SIGTERM, SIGINT or the ``stop`` event) runs in the order that loses nothing: stop
+accepting, let messages being handled finish and be answered, stop the forwarder, write what the
+committer still holds, then close the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from adapter.config import ServiceSettings
+from adapter.pipeline import Context
+from adapter.service import Clock, Service
+from adapter.store import GroupCommitter, Store, open_store
+from adapter.transport.mllp import MllpServer
+
+if TYPE_CHECKING:
+    import uvicorn
+
+log = logging.getLogger("her2_adapter.server")
+
+FORWARDER_GRACE = 10.0
+"""Seconds the forwarder gets to finish its current attempt at shutdown."""
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What the transports and the forwarder share in one running service (fields are stable)."""
+
+    settings: ServiceSettings
+    store: Store
+    committer: GroupCommitter
+    service: Service
+    clock: Clock
+
+
+@dataclass
+class Listening:
+    """Where a started service listens (ports as bound), for the startup line and for tests."""
+
+    host: str
+    mllp_port: int | None = None
+    http_port: int | None = None
+    store: str = ""
+    forwarding: bool = False
+
+    def describe(self) -> str:
+        parts = []
+        if self.mllp_port is not None:
+            parts.append(f"mllp {self.host}:{self.mllp_port}")
+        if self.http_port is not None:
+            parts.append(f"http {self.host}:{self.http_port}")
+        where = ", ".join(parts) or "no listener"
+        forward = ", forwarding to FHIR" if self.forwarding else ""
+        return f"her2-adapter listening: {where}; store {self.store}{forward}"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def redact(url: str) -> str:
+    """A store URL without its password, fit to print."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, location = rest.rpartition("@")
+    if not sep or not at:
+        return url
+    user = credentials.partition(":")[0]
+    return f"{scheme}://{user}:***@{location}" if user else f"{scheme}://***@{location}"
+
+
+async def serve(
+    settings: ServiceSettings,
+    *,
+    stop: asyncio.Event | None = None,
+    clock: Clock = utc_now,
+    handle_signals: bool = True,
+    on_ready: Callable[[Listening], None] | None = None,
+) -> None:
+    """Run the service until ``stop`` is set (or SIGTERM/SIGINT when ``handle_signals``)."""
+    stop = stop or asyncio.Event()
+    context = Context.from_settings(settings)
+    store = open_store(settings.store)
+    try:
+        committer = GroupCommitter(store)
+        committer.start()
+        service = Service(context, committer, clock, forward=settings.fhir_base is not None)
+        runtime = Runtime(settings, store, committer, service, clock)
+        with _signals(stop, enabled=handle_signals):
+            await _run(runtime, stop, on_ready)
+    finally:
+        store.close()
+
+
+async def _run(
+    runtime: Runtime, stop: asyncio.Event, on_ready: Callable[[Listening], None] | None
+) -> None:
+    settings = runtime.settings
+    listening = Listening(
+        settings.host, store=redact(settings.store), forwarding=settings.fhir_base is not None
+    )
+    mllp: MllpServer | None = None
+    http: uvicorn.Server | None = None
+    http_task: asyncio.Task[None] | None = None
+    forwarder: asyncio.Task[None] | None = None
+    try:
+        if settings.mllp_port:
+            mllp = MllpServer(runtime.service, max_message_bytes=settings.max_message_bytes)
+            await mllp.start(settings.host, settings.mllp_port)
+            listening.mllp_port = mllp.port
+        if settings.http_port:
+            http = _http_server(runtime)
+            http_task = asyncio.create_task(http.serve(), name="http")
+            await _until_started(http, http_task)
+            listening.http_port = settings.http_port
+        if settings.fhir_base:
+            from adapter.forward import run_forwarder
+
+            forwarder = asyncio.create_task(
+                run_forwarder(runtime.store, settings, runtime.clock, stop), name="forwarder"
+            )
+        if on_ready is not None:
+            on_ready(listening)
+        await _wait_for_stop(stop, http_task)
+    finally:
+        stop.set()
+        if mllp is not None:
+            await mllp.close()
+        if http is not None and http_task is not None:
+            http.should_exit = True
+            await asyncio.gather(http_task, return_exceptions=True)
+        if forwarder is not None:
+            await _finish(forwarder, FORWARDER_GRACE)
+        await runtime.committer.close()
+
+
+def _http_server(runtime: Runtime) -> uvicorn.Server:
+    import uvicorn
+
+    from adapter.transport.http import create_app
+
+    class _Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield  # the service owns SIGTERM/SIGINT and shuts uvicorn down in its order
+
+    settings = runtime.settings
+    config = uvicorn.Config(
+        create_app(runtime), host=settings.host, port=settings.http_port, log_level="warning"
+    )
+    return _Server(config)
+
+
+async def _until_started(http: uvicorn.Server, task: asyncio.Task[None]) -> None:
+    """Wait until uvicorn listens; raise if it stopped instead (e.g. the port is taken)."""
+    while not http.started:
+        if task.done():
+            task.result()  # re-raises a startup failure
+            raise OSError("the HTTP server stopped during startup")
+        await asyncio.sleep(0.01)
+
+
+async def _wait_for_stop(stop: asyncio.Event, http_task: asyncio.Task[None] | None) -> None:
+    """Until asked to stop; raises if the HTTP server ends on its own (a failure)."""
+    stopping = asyncio.create_task(stop.wait())
+    waiting: set[asyncio.Future[Any]] = {stopping}
+    if http_task is not None:
+        waiting.add(http_task)
+    await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if http_task is not None and http_task.done() and not stop.is_set():
+        http_task.result()
+        raise RuntimeError("the HTTP server stopped unexpectedly")
+
+
+async def _finish(task: asyncio.Task[None], grace: float) -> None:
+    done, _ = await asyncio.wait({task}, timeout=grace)
+    if not done:
+        task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+@contextlib.contextmanager
+def _signals(stop: asyncio.Event, *, enabled: bool) -> Iterator[None]:
+    if not enabled:
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    handled = (signal.SIGTERM, signal.SIGINT)
+    for number in handled:
+        loop.add_signal_handler(number, _on_signal, stop, number)
+    try:
+        yield
+    finally:
+        for number in handled:
+            loop.remove_signal_handler(number)
+
+
+def _on_signal(stop: asyncio.Event, number: int) -> None:
+    log.info("shutting down on %s", signal.Signals(number).name)
+    stop.set()

@@ -1,0 +1,282 @@
+"""The HTTP API of ``her2-adapter serve``: ingest, report queries, message status, health, metrics.
+
+Every answer that is not a success is a FHIR OperationOutcome carrying the adapter's error code
+(``http_outcome``). Ingest follows the service's order: the body is size-checked, then stored,
+then processed; a store fault answers 503 with Retry-After and nothing is processed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from adapter import __version__
+from adapter.errors import StoreUnavailable
+from adapter.metrics import REGISTRY, observe
+from adapter.model import SourceFormat
+from adapter.service import Handled
+from adapter.store import MessageStatus, Store, Transport
+from adapter.transport import http_read
+from adapter.transport.http_body import (
+    FHIR_MEDIA_TYPES,
+    HL7_MEDIA_TYPES,
+    BadContentLength,
+    batch_reason,
+    media_type,
+    read_body,
+)
+from adapter.transport.http_outcome import (
+    FHIR_JSON,
+    error_response,
+    outcome_for_code,
+    outcome_response,
+)
+
+if TYPE_CHECKING:  # adapter.server imports this module to build the app
+    from adapter.server import Runtime
+
+log = logging.getLogger("her2_adapter.http")
+
+RETRY_AFTER_SECONDS = "5"
+PUBLIC_PATHS = frozenset({"/healthz"})
+
+_HL7_BODY = {"schema": {"type": "string"}}
+_HL7_REQUEST = {
+    "requestBody": {
+        "required": True,
+        "description": "One HL7 v2 ORU^R01 message in ER7 (a batch is refused with 400)",
+        "content": {media: _HL7_BODY for media in sorted(HL7_MEDIA_TYPES)},
+    }
+}
+_FHIR_REQUEST = {
+    "requestBody": {
+        "required": True,
+        "description": "An Observation, a Bundle, or NDJSON of resources",
+        "content": {
+            "application/fhir+json": {"schema": {"type": "object"}},
+            "application/json": {"schema": {"type": "object"}},
+            "application/x-ndjson": {"schema": {"type": "string"}},
+            "application/fhir+ndjson": {"schema": {"type": "string"}},
+        },
+    }
+}
+_OUTCOME = {"description": "OperationOutcome", "content": {FHIR_JSON: {}}}
+_INGEST_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The transaction Bundle", "content": {FHIR_JSON: {}}},
+    400: _OUTCOME,
+    401: _OUTCOME,
+    413: _OUTCOME,
+    415: _OUTCOME,
+    422: _OUTCOME,
+    503: _OUTCOME,
+}
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    """The FastAPI application over one running service (its store, committer and service)."""
+    app = FastAPI(
+        title="her2-adapter",
+        version=__version__,
+        description="HL7 v2 / FHIR HER2 results in, guideline-classified FHIR R4 reports out.",
+    )
+    _install_auth(app, runtime.settings.api_token)
+    _install_error_handlers(app)
+    store = runtime.store
+
+    @app.post("/hl7v2", openapi_extra=_HL7_REQUEST, responses=_INGEST_RESPONSES)
+    async def post_hl7v2(request: Request) -> Response:
+        """Classify one HL7 v2 ORU^R01 message; answers the FHIR transaction Bundle."""
+        if media_type(request) not in HL7_MEDIA_TYPES:
+            return _unsupported_media(request, HL7_MEDIA_TYPES)
+        return await _ingest(request, runtime, SourceFormat.HL7V2, None)
+
+    @app.post("/fhir", openapi_extra=_FHIR_REQUEST, responses=_INGEST_RESPONSES)
+    async def post_fhir(
+        request: Request,
+        source: str | None = Query(None, max_length=200, description="The sender's identity"),
+        x_her2_source: str | None = Header(None, max_length=200),
+    ) -> Response:
+        """Classify FHIR Observations (one, a Bundle, or NDJSON); answers the Bundle."""
+        if media_type(request) not in FHIR_MEDIA_TYPES:
+            return _unsupported_media(request, FHIR_MEDIA_TYPES)
+        sender = (source or x_her2_source or "").strip() or None
+        return await _ingest(request, runtime, SourceFormat.FHIR, sender)
+
+    @app.get("/fhir/DiagnosticReport/{report_id}", responses={404: _OUTCOME, 503: _OUTCOME})
+    async def get_report(report_id: str) -> Response:
+        """The latest version of one DiagnosticReport."""
+        return await _read(lambda: http_read.report(store, report_id))
+
+    @app.get("/fhir/DiagnosticReport", responses={503: _OUTCOME})
+    async def search_reports(
+        request: Request,
+        patient: str | None = Query(None, description="Patient/<id>, or the bare id"),
+        category: str | None = Query(None, description="The adapter category code"),
+        status: str | None = Query(None, description="DiagnosticReport.status"),
+    ) -> Response:
+        """A searchset Bundle of the latest version of each matching report."""
+        base = str(request.url_for("search_reports"))
+        return await _read(
+            lambda: http_read.search(store, base, str(request.url), patient, category, status)
+        )
+
+    @app.get("/messages/{message_id}", responses={404: _OUTCOME, 503: _OUTCOME})
+    async def get_message(
+        message_id: str, sender: str | None = Query(None, description="Only this sender's")
+    ) -> Response:
+        """What became of a message: status, error, versions, forwarding and the Bundle."""
+        return await _read(lambda: http_read.message(store, message_id, sender))
+
+    @app.get("/healthz", responses={503: _OUTCOME})
+    async def healthz() -> Response:
+        """200 when the store answers, 503 (with Retry-After) when it does not."""
+        return await _read(lambda: _health(store))
+
+    @app.get("/metrics", response_class=Response)
+    async def metrics() -> Response:
+        """Prometheus metrics."""
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def _health(store: Store) -> Response:
+    store.ping()
+    return JSONResponse({"status": "ok", "store": store.backend_name})
+
+
+async def _read(answer: Callable[[], Response]) -> Response:
+    """Runs a store read off the event loop; a store fault answers 503."""
+    try:
+        return await asyncio.to_thread(answer)
+    except StoreUnavailable as error:
+        return _unavailable(error)
+
+
+async def _ingest(
+    request: Request, runtime: Runtime, kind: SourceFormat, source: str | None
+) -> Response:
+    try:
+        body = await read_body(request, runtime.settings.max_message_bytes)
+    except BadContentLength:
+        return outcome_response(400, "HTTP-BAD-REQUEST", "structure", "invalid Content-Length")
+    started = time.perf_counter()
+    if kind is SourceFormat.HL7V2 and not body.oversized:
+        reason = batch_reason(body.data)
+        if reason is not None:
+            observe("http", "rejected", time.perf_counter() - started)
+            return outcome_response(400, "HTTP-BATCH", "not-supported", reason)
+    service = runtime.service
+    try:
+        if body.oversized:
+            handled = await service.reject_oversized(body.data, body.size, Transport.HTTP)
+        else:
+            handled = await service.handle(
+                body.data, Transport.HTTP, format_hint=kind, fhir_source=source
+            )
+        response = await _answer(runtime.store, handled)
+    except StoreUnavailable as error:
+        observe("http", "unstored", time.perf_counter() - started)
+        log.warning("message not stored", extra={"error_code": error.code})
+        return _unavailable(error)
+    outcome = "duplicate" if handled.duplicate else handled.status.value
+    observe("http", outcome, time.perf_counter() - started)
+    return response
+
+
+async def _answer(store: Store, handled: Handled) -> Response:
+    """The Bundle or the OperationOutcome; a duplicate is answered as its first copy was."""
+    if handled.duplicate:
+        headers = {"X-HER2-Duplicate": "true"}
+        if handled.status is MessageStatus.PROCESSED:
+            row = await asyncio.to_thread(store.get_message_row, handled.receipt.row_id)
+            if row is not None and row.bundle is not None:
+                return Response(row.bundle, media_type=FHIR_JSON, headers=headers)
+        return outcome_for_code(
+            handled.error_code or "INTERNAL", handled.receipt.error_text or "", headers
+        )
+    if handled.error is not None:
+        return error_response(handled.error)
+    return Response(handled.bundle_json, media_type=FHIR_JSON)
+
+
+def _unavailable(error: StoreUnavailable) -> Response:
+    # The store's reason may name the database file or host: it stays in the server log.
+    log.warning("store unavailable", extra={"error_code": error.code})
+    return outcome_response(
+        503,
+        error.code,
+        "transient",
+        "the store is unavailable: nothing was stored or processed; retry later",
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
+
+
+def _unsupported_media(request: Request, accepted: frozenset[str]) -> Response:
+    given = media_type(request) or "none"
+    return outcome_response(
+        415,
+        "HTTP-MEDIA-TYPE",
+        "not-supported",
+        f"Content-Type {given[:100]} is not taken here; use one of {', '.join(sorted(accepted))}",
+    )
+
+
+def _install_auth(app: FastAPI, token: str | None) -> None:
+    """With a token set, every path but /healthz needs ``Authorization: Bearer <token>``."""
+    if not token:
+        return
+    expected = f"Bearer {token}".encode()
+
+    @app.middleware("http")
+    async def require_token(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        if request.url.path in PUBLIC_PATHS:
+            return await call_next(request)
+        given = request.headers.get("authorization", "").encode("latin-1", "replace")
+        if not hmac.compare_digest(given, expected):
+            return outcome_response(
+                401,
+                "HTTP-UNAUTHORIZED",
+                "login",
+                "a valid bearer token is required",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return await call_next(request)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        codes = {404: ("HTTP-NOT-FOUND", "not-found"), 405: ("HTTP-METHOD", "not-supported")}
+        code, issue = codes.get(exc.status_code, ("HTTP-BAD-REQUEST", "invalid"))
+        return outcome_response(exc.status_code, code, issue, str(exc.detail)[:200])
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error.get('loc', ()))}: {error.get('msg', '')}"
+            for error in exc.errors()
+        )
+        return outcome_response(400, "HTTP-BAD-REQUEST", "invalid", problems[:500])
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception) -> Response:
+        # The exception's message may quote message content: log its type and frames only.
+        frames = "".join(traceback.format_tb(exc.__traceback__))
+        log.error("internal error %s at %s\n%s", type(exc).__name__, request.url.path, frames)
+        return outcome_response(
+            500, "INTERNAL", "exception", "internal error; the details are in the server log"
+        )
