@@ -7,12 +7,17 @@ stderr line each: file, control id, error code, reason), 2 usage errors (typer's
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from adapter import __version__
+
+if TYPE_CHECKING:
+    from adapter.config import ServiceSettings
+    from adapter.store import MessageStatus
 
 app = typer.Typer(
     name="her2-adapter",
@@ -158,3 +163,163 @@ def mappings_check(
         raise typer.Exit(EXIT_REJECTED) from None
     for name in loaded.files:
         typer.echo(f"ok  {target / name}")
+
+
+@app.command()
+def serve(
+    mllp_port: Annotated[
+        int | None, typer.Option("--mllp-port", help="MLLP port (default 2575; 0: off).")
+    ] = None,
+    http_port: Annotated[
+        int | None, typer.Option("--http-port", help="HTTP API port (default 8080; 0: off).")
+    ] = None,
+    host: Annotated[
+        str | None, typer.Option("--host", help="Bind address (default 127.0.0.1).")
+    ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store", help="sqlite:///path or postgresql://... (default ./her2-adapter.db)."
+        ),
+    ] = None,
+    fhir_base: Annotated[
+        str | None, typer.Option("--fhir-base", help="Forward each Bundle to this FHIR server.")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="TOML file with the same keys as HER2_*.")
+    ] = None,
+    api_token: Annotated[
+        str | None, typer.Option("--api-token", help="Bearer token the HTTP API requires.")
+    ] = None,
+    mappings: MappingsOption = None,
+) -> None:
+    """Receive HL7 v2 over MLLP and HL7 v2 / FHIR over HTTP; store, classify, answer."""
+    import asyncio
+    import logging
+
+    from adapter.errors import AdapterError
+    from adapter.server import serve as run_service
+
+    settings = _service_settings(
+        config,
+        mllp_port=mllp_port,
+        http_port=http_port,
+        host=host,
+        store=store,
+        fhir_base=fhir_base,
+        api_token=api_token,
+        mappings_dir=mappings,
+    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        asyncio.run(run_service(settings, on_ready=lambda where: typer.echo(where.describe())))
+    except AdapterError as error:
+        _usage_error(str(error))
+    except OSError as error:  # e.g. the port is taken
+        _usage_error(f"cannot listen: {error.strerror or error}")
+
+
+@app.command()
+def reprocess(
+    store: Annotated[
+        str | None, typer.Option("--store", help="Store URL (default: as for serve).")
+    ] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            "--status",
+            help="Only messages with this status: received, failed, rejected or processed"
+            " (default: received and failed).",
+        ),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Received at or after (ISO 8601).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Received before (ISO 8601).")
+    ] = None,
+    sender: Annotated[str | None, typer.Option("--sender", help="Only this sender.")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="TOML file with the same keys as HER2_*.")
+    ] = None,
+    mappings: MappingsOption = None,
+) -> None:
+    """Run stored messages through the current mappings again and record the new outcomes."""
+    import asyncio
+
+    from adapter.errors import AdapterError
+    from adapter.store import MessageStatus
+
+    settings = _service_settings(config, store=store, mappings_dir=mappings)
+    try:
+        statuses = (
+            [MessageStatus(status)] if status else [MessageStatus.RECEIVED, MessageStatus.FAILED]
+        )
+    except ValueError:
+        _usage_error(f"unknown status {status!r}")
+    window = (_iso_time("--since", since), _iso_time("--until", until))
+    try:
+        counts = asyncio.run(_reprocess(settings, statuses, window, sender))
+    except AdapterError as error:
+        _usage_error(str(error))
+    summary = ", ".join(f"{name} {number}" for name, number in sorted(counts.items()))
+    typer.echo(f"reprocessed {sum(counts.values()) - counts.get('skipped', 0)}: {summary}")
+
+
+def _service_settings(config: Path | None, **flags: object) -> ServiceSettings:
+    """Flags over ``HER2_*`` environment variables over the config file over defaults."""
+    from pydantic import ValidationError
+
+    from adapter.server import load_settings
+
+    given = {name: value for name, value in flags.items() if value is not None}
+    if config is not None and not config.is_file():
+        _usage_error(f"no config file {config}")
+    try:
+        return load_settings(config, **given)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in issue['loc'])}: {issue['msg']}"
+            for issue in error.errors()
+        )
+        _usage_error(f"invalid settings: {problems}")
+
+
+def _iso_time(option: str, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        _usage_error(f"{option}: not an ISO 8601 time: {value!r}")
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+async def _reprocess(
+    settings: ServiceSettings,
+    statuses: list[MessageStatus],
+    window: tuple[datetime | None, datetime | None],
+    sender: str | None,
+) -> dict[str, int]:
+    from adapter.errors import MessageTooLarge
+    from adapter.pipeline import Context
+    from adapter.server import utc_now
+    from adapter.service import Service
+    from adapter.store import GroupCommitter, open_store
+
+    context = Context.from_settings(settings)
+    counts: dict[str, int] = {}
+    with open_store(settings.store) as store:
+        async with GroupCommitter(store) as committer:
+            service = Service(context, committer, utc_now, forward=settings.fhir_base is not None)
+            for status in statuses:
+                rows = store.iter_messages(
+                    status=status, since=window[0], until=window[1], sender=sender
+                )
+                for row in rows:
+                    if row.error_code == MessageTooLarge.code:
+                        counts["skipped"] = counts.get("skipped", 0) + 1  # only a prefix is kept
+                        continue
+                    handled = await service.reprocess(row)
+                    counts[handled.status.value] = counts.get(handled.status.value, 0) + 1
+    return counts

@@ -15,9 +15,12 @@ components are matched by component code. Other lists are compared item by item.
 
 from __future__ import annotations
 
+import copy
+import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Final
 
 import orjson
@@ -79,23 +82,48 @@ class JsonDiff:
 # --------------------------------------------------------------------------------------------
 
 
+class ExactNumber(Decimal):
+    """A JSON number compared digit for digit: a change from ``2.30`` to ``2.3`` is reported."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Decimal) and str(self) == str(other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+
+def load_json(data: bytes | str) -> Any:
+    """JSON with numbers kept exactly as written (never through float)."""
+    return json.loads(data, parse_float=ExactNumber)
+
+
+def dump_json(document: Any, *, pretty: bool = False) -> bytes:
+    """JSON bytes; numbers loaded by :func:`load_json` are written digit for digit."""
+    option = orjson.OPT_INDENT_2 if pretty else 0
+    return orjson.dumps(document, default=_number_fragment, option=option)
+
+
+def _number_fragment(value: object) -> orjson.Fragment:
+    if isinstance(value, Decimal):
+        return orjson.Fragment(str(value))
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
 def canonical(document: Any, ignore: Sequence[str] = DEFAULT_IGNORE) -> Any:
     """A copy without the ignored paths; ``Type.a.b`` applies to that type, ``a.b`` to all."""
-    copy = orjson.loads(orjson.dumps(document))
+    copied = copy.deepcopy(document)
     patterns = [pattern.split(".") for pattern in ignore if pattern]
-    for resource in _resources(copy):
+    for resource in _resources(copied):
         for parts in patterns:
             if parts[0][:1].isupper():
                 if len(parts) > 1 and resource.get("resourceType") == parts[0]:
                     _drop(resource, parts[1:])
             else:
                 _drop(resource, parts)
-    return copy
-
-
-def canonical_bytes(document: Any, ignore: Sequence[str] = DEFAULT_IGNORE) -> bytes:
-    """Bytes equal exactly when the documents are semantically equal."""
-    return orjson.dumps(canonical(document, ignore), option=orjson.OPT_SORT_KEYS)
+    return copied
 
 
 def _resources(document: Any) -> Iterator[JsonDict]:
@@ -297,7 +325,9 @@ def _render(value: Any) -> str:
             return str(value["code"])
         if "value" in value and value.keys() <= _QUANTITY_KEYS:
             return " ".join(str(value[k]) for k in ("comparator", "value", "unit") if k in value)
-    text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    if isinstance(value, bool | int | Decimal):
+        return dump_json(value).decode()
+    text = orjson.dumps(value, default=_number_fragment, option=orjson.OPT_SORT_KEYS).decode()
     return text if len(text) <= _LONGEST_LABEL else text[: _LONGEST_LABEL - 3] + "..."
 
 

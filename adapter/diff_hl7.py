@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from adapter.diff import Change
 from adapter.ingest import er7
 
 _ABSENT = "(absent)"
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ def _field(segment: er7.Segment, n: int) -> _Field:
     return _Field(tuple(_trim(repetitions)))
 
 
-def _trim[T](values: Sequence[T]) -> list[T]:
+def _trim(values: Sequence[_T]) -> list[_T]:
     items = list(values)
     while items and not items[-1]:
         items.pop()

@@ -71,7 +71,7 @@ class ExcludedCode(_Table):
 class Answer(_Table):
     """What a wording or an answer code means. Unset fields say nothing."""
 
-    text: str | None = None  # matched case- and space-insensitively
+    text: NonEmpty | None = None  # matched case- and space-insensitively
     system: str | None = None  # with ``code``: a coded answer (LOINC LA..., SNOMED, CAP eCC)
     code: str | None = None
     score: IhcScore | None = None
@@ -123,6 +123,7 @@ class MappingFile(_Table):
     excluded: tuple[ExcludedCode, ...] = ()
     answers: tuple[Answer, ...] = ()
     recount_phrases: tuple[NonEmpty, ...] = ()
+    recount_negations: tuple[NonEmpty, ...] = ()
     sites: tuple[SiteCode, ...] = ()
     tissue_words: dict[Tissue, tuple[NonEmpty, ...]] = Field(default_factory=dict)
     procedure_words: dict[Procedure, tuple[NonEmpty, ...]] = Field(default_factory=dict)
@@ -170,7 +171,18 @@ def _check_consistency(parsed: MappingFile, path: Path) -> None:
                 key=f"codes.{index}",
             )
         seen[key] = entry.analyte
+    wordings: dict[str, Answer] = {}
     for index, answer in enumerate(parsed.answers):
+        if answer.text is not None:
+            wording = _normalise(answer.text)
+            earlier = wordings.get(wording)
+            if earlier is not None and _meaning(earlier) != _meaning(answer):
+                raise MappingFileError(
+                    f"wording {answer.text!r} is given two different meanings",
+                    file=str(path),
+                    key=f"answers.{index}",
+                )
+            wordings[wording] = answer
         coded = answer.system is not None and answer.code is not None
         if (answer.text is None) == (not coded):
             raise MappingFileError(
@@ -183,8 +195,12 @@ def _check_consistency(parsed: MappingFile, path: Path) -> None:
             raise MappingFileError(
                 f"{flag!r} is not a v3-ObservationInterpretation code",
                 file=str(path),
-                key="abnormal_flags",
+                key=f"abnormal_flags.{flag}",
             )
+
+
+def _meaning(answer: Answer) -> Answer:
+    return answer.model_copy(update={"text": None, "system": None, "code": None})
 
 
 V3_INTERPRETATION_CODES = frozenset(
@@ -215,6 +231,7 @@ class MappingSet:
     text_answers: Mapping[str, Answer]
     code_answers: Mapping[tuple[str, str], Answer]
     recount_phrases: tuple[str, ...]
+    recount_negations: tuple[str, ...]
     sites: Mapping[tuple[str, str], Tissue]
     tissue_words: tuple[tuple[str, Tissue], ...]
     procedure_words: tuple[tuple[str, Procedure], ...]
@@ -264,7 +281,10 @@ class MappingSet:
         return word_answer.merged(score_answer) or _contradiction(word_answer, score_answer)
 
     def mentions_recount(self, text: str) -> bool:
+        """The text says a recount was done ("Recount not performed" does not)."""
         key = _normalise(text)
+        if any(negation in key for negation in self.recount_negations):
+            return False
         return any(phrase in key for phrase in self.recount_phrases)
 
     def tissue_for_code(self, system: str, code: str) -> Tissue | None:
@@ -315,6 +335,7 @@ def _merge(files: Iterable[tuple[str, MappingFile]], name: str) -> MappingSet:
     text_answers: dict[str, Answer] = {}
     code_answers: dict[tuple[str, str], Answer] = {}
     recount: list[str] = []
+    negations: list[str] = []
     sites: dict[tuple[str, str], Tissue] = {}
     tissue_words: dict[str, Tissue] = {}
     procedure_words: dict[str, Procedure] = {}
@@ -335,6 +356,7 @@ def _merge(files: Iterable[tuple[str, MappingFile]], name: str) -> MappingSet:
             elif answer.system is not None and answer.code is not None:
                 code_answers[(answer.system, answer.code)] = answer
         recount.extend(_normalise(phrase) for phrase in mapping.recount_phrases)
+        negations.extend(_normalise(phrase) for phrase in mapping.recount_negations)
         sites.update({(entry.system, entry.code): entry.tissue for entry in mapping.sites})
         for tissue, words in mapping.tissue_words.items():
             tissue_words.update({_normalise(word): tissue for word in words})
@@ -355,6 +377,7 @@ def _merge(files: Iterable[tuple[str, MappingFile]], name: str) -> MappingSet:
         text_answers=text_answers,
         code_answers=code_answers,
         recount_phrases=tuple(dict.fromkeys(recount)),
+        recount_negations=tuple(dict.fromkeys(negations)),
         sites=sites,
         tissue_words=tuple(tissue_words.items()),
         procedure_words=tuple(procedure_words.items()),
@@ -397,13 +420,16 @@ class Mappings:
                     file=str(directory / name),
                     key="sender",
                 )
+        _check_defaults_agree(directory, defaults)
         senders: list[_SenderFile] = []
+        claimed: dict[tuple[str, str], str] = {}
         for path in sorted((directory / "senders").glob("*.toml")):
             mapping = load_file(path)
             if mapping.sender is None:
                 raise MappingFileError(
                     "a sender file needs a [sender] table", file=str(path), key="sender"
                 )
+            _claim(claimed, mapping.sender, path)
             senders.append(_SenderFile(f"senders/{path.name}", mapping, mapping.sender))
         return cls(defaults, senders)
 
@@ -437,6 +463,37 @@ class Mappings:
             merged = _merge([*self._defaults, (sender.name, sender.mapping)], sender.match.name)
             self._sender_sets[sender.name] = merged
         return self._sender_sets[sender.name]
+
+
+def _check_defaults_agree(directory: Path, defaults: list[tuple[str, MappingFile]]) -> None:
+    """Default files may add to each other but never give one code two meanings."""
+    seen: dict[tuple[str, str], tuple[str, Analyte]] = {}
+    for name, mapping in defaults:
+        for index, entry in enumerate(mapping.codes):
+            key = (entry.system, entry.code)
+            if key in seen and seen[key][1] != entry.analyte:
+                raise MappingFileError(
+                    f"code {entry.code} is {seen[key][1]} in {seen[key][0]} but "
+                    f"{entry.analyte} here",
+                    file=str(directory / name),
+                    key=f"codes.{index}",
+                )
+            seen[key] = (name, entry.analyte)
+
+
+def _claim(claimed: dict[tuple[str, str], str], sender: SenderMatch, path: Path) -> None:
+    """Which lab's tables apply must never depend on file names: one claimant per identity."""
+    for kind, values in (
+        ("facilities", sender.facilities),
+        ("applications", sender.applications),
+        ("fhir_sources", sender.fhir_sources),
+    ):
+        for value in values:
+            owner = claimed.setdefault((kind, value), str(path))
+            if owner != str(path):
+                raise MappingFileError(
+                    f"{value!r} is already claimed by {owner}", file=str(path), key=f"sender.{kind}"
+                )
 
 
 @cache

@@ -14,7 +14,10 @@ import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, TomlConfigSettingsSource
 
 from adapter.config import ServiceSettings
 from adapter.pipeline import Context
@@ -61,6 +64,32 @@ class Listening:
         where = ", ".join(parts) or "no listener"
         forward = ", forwarding to FHIR" if self.forwarding else ""
         return f"her2-adapter listening: {where}; store {self.store}{forward}"
+
+
+def load_settings(config_file: Path | None = None, **given: Any) -> ServiceSettings:
+    """Keyword arguments over ``HER2_*`` environment variables over the TOML file over defaults.
+
+    The file takes the same keys as the settings (``mllp_port = 2575``); an unknown key is an
+    error, so a misspelt setting is not silently ignored.
+    """
+    if config_file is None:
+        return ServiceSettings(**given)
+    toml_file = config_file
+
+    class _FromFile(ServiceSettings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            toml = TomlConfigSettingsSource(settings_cls, toml_file=toml_file)
+            return (init_settings, env_settings, toml)
+
+    return _FromFile(**given)
 
 
 def utc_now() -> datetime:

@@ -191,11 +191,6 @@ def test_wording_means(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: wordings.toml maps '0+' to score 0 without the ultralow sub-type that "
-    "her2-rules.md section 1 gives it",
-)
 def test_zero_plus_is_ultralow(default: MappingSet) -> None:
     """ "0+" is IHC 0 ultralow (her2-rules.md section 1 lists it with ">0 <1+")."""
     answer = default.answer_for_text("0+")
@@ -316,10 +311,6 @@ def test_recount_phrases(default: MappingSet, text: str, recount: bool) -> None:
     assert default.mentions_recount(text) is recount
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: mentions_recount matches substrings, so a negated mention counts as a recount",
-)
 @pytest.mark.parametrize(
     "text",
     [
@@ -814,11 +805,6 @@ def test_empty_directory_is_rejected(tmp_path: Path) -> None:
     assert "no default mapping files" in caught.value.reason
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the same code mapped to different analytes in two default files loads; "
-    "the file that sorts last silently wins",
-)
 def test_conflicting_code_across_default_files_is_rejected(tmp_path: Path) -> None:
     """Two default files may not give one code two meanings."""
     write(tmp_path / "a.toml", CODE.format(analyte="her2-ihc"))
@@ -827,10 +813,6 @@ def test_conflicting_code_across_default_files_is_rejected(tmp_path: Path) -> No
         Mappings.load(tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: one wording given two meanings in a file loads; the last entry silently wins",
-)
 def test_conflicting_duplicate_wording_is_rejected(tmp_path: Path) -> None:
     """One wording (compared case- and space-insensitively) may not mean two scores."""
     wordings = '[[answers]]\ntext = "0"\nscore = "0"\n\n[[answers]]\ntext = " 0 "\nscore = "3+"\n'
@@ -840,7 +822,6 @@ def test_conflicting_duplicate_wording_is_rejected(tmp_path: Path) -> None:
     assert (caught.value.file, caught.value.key) == (str(bad), "answers.1")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: an answer whose text is blank loads")
 def test_blank_answer_text_is_rejected(tmp_path: Path) -> None:
     """A blank wording can match nothing sensible and is a typo."""
     write(tmp_path / "a.toml", '[[answers]]\ntext = "  "\nscore = "0"\n')
@@ -848,11 +829,6 @@ def test_blank_answer_text_is_rejected(tmp_path: Path) -> None:
         Mappings.load(tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: two sender files claiming one MSH-4 facility load; the file that sorts first "
-    "silently wins",
-)
 def test_two_senders_claiming_one_facility_are_rejected(tmp_path: Path) -> None:
     """Which lab's codes apply must never depend on file names."""
     write(tmp_path / "base.toml", "")

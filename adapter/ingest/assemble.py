@@ -85,7 +85,9 @@ def assemble(
         her2_ish=_ish(values, by_analyte, mapping, notes, warnings),
         er=_receptor(by_analyte, Analyte.ER_RESULT, Analyte.ER_PERCENT, "ER", warnings),
         pgr=_receptor(by_analyte, Analyte.PGR_RESULT, Analyte.PGR_PERCENT, "PgR", warnings),
-        lab_interpretation=_lab_interpretation(by_analyte.get(Analyte.HER2_INTERPRETATION, [])),
+        lab_interpretation=_lab_interpretation(
+            by_analyte.get(Analyte.HER2_INTERPRETATION, []), warnings
+        ),
         warnings=tuple(warnings),
     )
 
@@ -112,10 +114,9 @@ def _ihc(
     if not (results or subtypes or stained):
         return None
     answers = [v.answer for v in results if v.answer is not None]
-    scores = {a.score for a in answers if a.score is not None}
-    # A sub-type result ("ultralow", "null") also says the score is 0.
-    if not scores:
-        scores = {a.score for v in subtypes if (a := v.answer) is not None and a.score is not None}
+    # A sub-type result ("ultralow", "null") also says the score is 0: 1+ with "ultralow"
+    # is a conflict, not two compatible facts.
+    scores = {a.score for v in (*results, *subtypes) if (a := v.answer) and a.score is not None}
     stated = {a.stated for a in answers if a.stated is not None}
     subtype_values = {
         a.ihc0_subtype for v in (*results, *subtypes) if (a := v.answer) and a.ihc0_subtype
@@ -160,6 +161,14 @@ def _ish(
         )
     qualitative = by_analyte.get(Analyte.HER2_ISH, [])
     stated = {a.stated for v in qualitative if (a := v.answer) and a.stated}
+    reason = _indeterminate(values)
+    if len(stated) > 1:
+        # "Amplified" and "Not amplified" in one order: something is wrong with this order's
+        # ISH, so none of it is used unreviewed.
+        reason = "conflicting qualitative ISH results in one order: " + ", ".join(
+            sorted(str(v.provenance.value_text) for v in qualitative)
+        )
+        warnings.append(IngestWarning(code="CONFLICTING-RESULTS", message=reason))
     cells = _single_number(by_analyte.get(Analyte.ISH_CELLS_COUNTED, []), "cells counted", warnings)
     return IshResult(
         probe=_probe(values, warnings),
@@ -172,7 +181,7 @@ def _ish(
             by_analyte.get(Analyte.ISH_AMPLIFIED_PERCENT, []), "amplified cells %", warnings
         ),
         stated=_only(stated),
-        indeterminate_reason=_indeterminate(values),
+        indeterminate_reason=reason,
         provenance=_provenance(values),
     )
 
@@ -233,7 +242,7 @@ def _receptor(
     if len(stated) > 1:
         reason = f"conflicting {label} results in one order"
         warnings.append(IngestWarning(code="CONFLICTING-RESULTS", message=reason))
-    if percent is None and len({v.observation.number for v in numbered}) > 1:
+    if percent is None and len({_bounds(n) for v in numbered if (n := v.observation.number)}) > 1:
         reason = f"conflicting {label} percentages in one order"
     return ReceptorResult(
         percent=percent,
@@ -243,13 +252,23 @@ def _receptor(
     )
 
 
-def _lab_interpretation(values: Sequence[ReadValue]) -> LabInterpretation | None:
+def _lab_interpretation(
+    values: Sequence[ReadValue], warnings: list[IngestWarning]
+) -> LabInterpretation | None:
     if not values:
         return None
+    stated = {a.stated for v in values if (a := v.answer) and a.stated}
+    if len(stated) > 1:
+        warnings.append(
+            IngestWarning(
+                code="CONFLICTING-RESULTS",
+                message="the lab reported conflicting overall HER2 interpretations",
+            )
+        )
     last = values[-1]
     observation = last.observation
     return LabInterpretation(
-        stated=last.answer.stated if last.answer else None,
+        stated=_only(stated),
         coding=observation.coding or Coding(),
         text=observation.text,
         provenance=_provenance(values),
@@ -264,14 +283,22 @@ def _last_number(values: Sequence[ReadValue]) -> Interval | None:
 def _single_number(
     values: Sequence[ReadValue], label: str, warnings: list[IngestWarning]
 ) -> Interval | None:
-    """The one number reported; several different ones are a conflict (``None`` + a warning)."""
-    numbers = {v.observation.number for v in values if v.observation.number is not None}
+    """The one number reported; several different ones are a conflict (``None`` + a warning).
+
+    "95" and "95%" are the same number: intervals are compared on their bounds, not their text.
+    """
+    reported = [v.observation.number for v in values if v.observation.number is not None]
+    numbers = {_bounds(number): number for number in reported}
     if len(numbers) > 1:
         warnings.append(
             IngestWarning(code="CONFLICTING-RESULTS", message=f"several different {label} values")
         )
         return None
-    return numbers.pop() if numbers else None
+    return reported[0] if reported else None
+
+
+def _bounds(number: Interval) -> tuple[object, ...]:
+    return (number.low, number.low_inclusive, number.high, number.high_inclusive)
 
 
 def _only(found: set[_T]) -> _T | None:

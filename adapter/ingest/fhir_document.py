@@ -55,7 +55,7 @@ class Incoming:
 @dataclass
 class Document:
     message_id: str
-    source: str | None  # meta.source, or the message Bundle's MessageHeader.source.endpoint
+    source: str | None  # see ``_read_bundle``
     resources: list[Incoming] = field(default_factory=list)
     warnings: list[IngestWarning] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)  # why resources were left out
@@ -143,6 +143,8 @@ def _read_ndjson(lines: list[tuple[int, str]], data: bytes) -> Document:
 
 
 def _read_bundle(bundle: JsonObject, data: bytes) -> Document:
+    """Entries in order; the source is Bundle.meta.source, else the MessageHeader's
+    source.endpoint, else the first entry's meta.source."""
     kind = bundle.get("type")
     if not isinstance(kind, str):
         raise InvalidResource("Bundle: type: a Bundle needs a type", location="Bundle.type")
@@ -163,7 +165,9 @@ def _read_bundle(bundle: JsonObject, data: bytes) -> Document:
             continue
         _admit(document, resource, position, text(obj(entry).get("fullUrl")), strict=False)
     if document.source is None:
-        document.source = _header_source(document)
+        document.source = _header_source(document) or next(
+            (s for r in document.resources if (s := _meta_source(r.resource))), None
+        )
     return document
 
 

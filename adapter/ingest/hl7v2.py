@@ -98,6 +98,7 @@ class _Group:
     warnings: list[IngestWarning] = field(default_factory=list)
     statuses: list[ResultStatus] = field(default_factory=list)
     last_obx: int | None = None  # position in ``values`` that an NTE attaches to
+    after_unused_obx: bool = False  # an NTE here belongs to a result that was not used
 
 
 def to_records(read: ReadMessage, mappings: Mappings, settings: Settings) -> list[AssayRecord]:
@@ -152,6 +153,7 @@ def _add_obx(
     group.warnings.extend(outcome.warnings)
     if outcome.status is not None:
         group.statuses.append(outcome.status)
+    group.after_unused_obx = outcome.value is None
     if outcome.value is not None:
         group.values.append(outcome.value)
         group.last_obx = len(group.values) - 1
@@ -163,8 +165,8 @@ def _add_obx(
 
 def _add_note(group: _Group, segment: er7.Segment) -> None:
     text = "\n".join(part for part in segment.repetitions(3) if part)
-    if not text:
-        return
+    if not text or group.after_unused_obx:
+        return  # a note on a result that was not used says nothing about this order
     if group.last_obx is None:
         group.notes.append(text)
         return

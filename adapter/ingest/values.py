@@ -7,6 +7,7 @@ wording instead. Nothing here guesses: ``"approx. 5"`` is not read as 5.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
@@ -14,19 +15,23 @@ from zoneinfo import ZoneInfo
 from adapter.model import Interval
 
 _COMPARATORS = ("<=", ">=", "<", ">", "=")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 _RANGE_SEPARATORS = (" to ", "–", "—", "-")  # en/em dashes: what labs type
 
 
 def parse_decimal(text: str) -> Decimal | None:
-    """An exact decimal from ``text``, or ``None`` if it is not one plain finite number."""
+    """An exact decimal from ``text``, or ``None`` if it is not one plain number.
+
+    Only ASCII digits with an optional sign and point: ``1e3``, ``1_000`` and other scripts'
+    digits are not what a lab reports, so they are not read as numbers.
+    """
     cleaned = text.strip()
-    if not cleaned or cleaned[0] not in "+-.0123456789":
+    if not _PLAIN_NUMBER.fullmatch(cleaned):
         return None
     try:
-        number = Decimal(cleaned)
-    except InvalidOperation:
+        return Decimal(cleaned)
+    except InvalidOperation:  # pragma: no cover - the pattern admits only valid decimals
         return None
-    return number if number.is_finite() else None
 
 
 def bounded(comparator: str, number: Decimal, text: str) -> Interval:
@@ -92,7 +97,10 @@ def parse_hl7_datetime(text: str, zone: tzinfo) -> tuple[datetime | None, bool]:
             offset_text, value = value[at + 1 :], value[:at]
             if len(offset_text) != 4 or not offset_text.isdigit():
                 return None, False
-            minutes = int(offset_text[:2]) * 60 + int(offset_text[2:])
+            hours, minutes_part = int(offset_text[:2]), int(offset_text[2:])
+            if hours > 23 or minutes_part > 59:
+                return None, False
+            minutes = hours * 60 + minutes_part
             offset = timezone(timedelta(minutes=minutes if sign == "+" else -minutes))
             break
     digits, _, fraction = value.partition(".")
@@ -104,7 +112,8 @@ def parse_hl7_datetime(text: str, zone: tzinfo) -> tuple[datetime | None, bool]:
     except ValueError:
         return None, False
     if fraction:
-        if not fraction.isdigit():
+        # A fraction belongs to the seconds: "202403121015.5" is not a valid DTM.
+        if not fraction.isdigit() or len(digits) != 14:
             return None, False
         moment = moment.replace(microsecond=int(fraction[:6].ljust(6, "0")))
     coarse = len(digits) < 12

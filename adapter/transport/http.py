@@ -56,7 +56,7 @@ _HL7_REQUEST = {
     "requestBody": {
         "required": True,
         "description": "One HL7 v2 ORU^R01 message in ER7 (a batch is refused with 400)",
-        "content": {media: _HL7_BODY for media in sorted(HL7_MEDIA_TYPES)},
+        "content": dict.fromkeys(sorted(HL7_MEDIA_TYPES), _HL7_BODY),
     }
 }
 _FHIR_REQUEST = {

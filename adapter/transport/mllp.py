@@ -41,6 +41,7 @@ KEEP_PREFIX: Final = 64 * 1024
 MAX_GARBAGE: Final = 64 * 1024
 """Bytes without a start block after which a connection is taken to be no MLLP sender."""
 READ_SIZE: Final = 64 * 1024
+MAX_ACK_BYTES: Final = 1024 * 1024
 SHUTDOWN_GRACE: Final = 10.0
 """Seconds a message being handled at shutdown gets to finish and be answered."""
 
@@ -104,6 +105,11 @@ class FrameDecoder:
     def in_frame(self) -> bool:
         """True while a frame has started and not ended (a partial message is buffered)."""
         return self._in_frame
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held for the current frame (at most the limit, or the prefix once over it)."""
+        return len(self._buffer)
 
     def feed(self, data: bytes) -> list[Frame | OversizedFrame]:
         """Frames completed by these bytes, in order. Raises NoStartBlock past the garbage limit."""
@@ -354,3 +360,49 @@ def msa_code(ack: bytes) -> ApplicationCode:
             if code is not None:
                 return code
     raise ValueError("the stored ACK has no MSA-1 of AA, AE or AR")
+
+
+class MllpClient:
+    """A sending connection, as an interface engine opens one (used by the load bench and tests).
+
+    ``send`` writes one framed message and reads the ACK frames it expects back; in enhanced
+    mode a message may be answered by zero, one or two frames, so the caller says how many.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._decoder = FrameDecoder(MAX_ACK_BYTES)
+        self._ready: list[bytes] = []
+
+    @classmethod
+    async def connect(cls, host: str, port: int) -> MllpClient:
+        reader, writer = await asyncio.open_connection(host, port, limit=READ_SIZE)
+        return cls(reader, writer)
+
+    async def send(self, message: bytes, *, expect: int = 1, timeout: float = 10.0) -> list[bytes]:
+        self._writer.write(frame(message))
+        await self._writer.drain()
+        return [await self.receive(timeout=timeout) for _ in range(expect)]
+
+    async def write_raw(self, data: bytes) -> None:
+        """Bytes as given, framed or not (to test what a misbehaving sender does)."""
+        self._writer.write(data)
+        await self._writer.drain()
+
+    async def receive(self, *, timeout: float = 10.0) -> bytes:
+        """The next frame; raises ConnectionError if the server closes the connection first."""
+        async with asyncio.timeout(timeout):
+            while not self._ready:
+                chunk = await self._reader.read(READ_SIZE)
+                if not chunk:
+                    raise ConnectionResetError("the MLLP server closed the connection")
+                self._ready.extend(
+                    item.payload for item in self._decoder.feed(chunk) if isinstance(item, Frame)
+                )
+        return self._ready.pop(0)
+
+    async def close(self) -> None:
+        self._writer.close()
+        with suppress(ConnectionError):
+            await self._writer.wait_closed()

@@ -172,11 +172,6 @@ def test_score_zero_with_separate_subtype(default: MappingSet) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a sub-type result implying score 0 is ignored when a score result exists, so "
-    "score 1+ with 'ultralow' yields score 1+ and sub-type ultralow without a conflict",
-)
 def test_score_one_with_ultralow_subtype_is_a_conflict(default: MappingSet) -> None:
     """Score 1+ and an "ultralow" (score 0) sub-type contradict each other."""
     result = run(
@@ -376,11 +371,6 @@ def test_ish_indeterminate_from_status(default: MappingSet) -> None:
     assert result.her2_ish.indeterminate_reason == "result cannot be obtained (OBX-11 X)"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: 'amplified' and 'not amplified' in one order silently give no stated ISH result "
-    "(no warning, no indeterminate reason)",
-)
 def test_conflicting_ish_calls_are_warned(default: MappingSet) -> None:
     """Two contradicting qualitative ISH calls are a conflict, said as such."""
     result = run(
@@ -459,11 +449,6 @@ def test_conflicting_receptor_results(
     assert "CONFLICTING-RESULTS" in codes(result)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _single_number compares Intervals including their text, so '95' and '95%' "
-    "for the same value are reported as conflicting",
-)
 def test_same_percentage_written_two_ways_is_not_a_conflict(default: MappingSet) -> None:
     """95 and 95% are the same percentage."""
     percent = ReportedObservation(
@@ -499,11 +484,6 @@ def test_lab_interpretation_is_kept(default: MappingSet) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: two different lab interpretations in one order: the last silently wins, "
-    "without a warning",
-)
 def test_conflicting_lab_interpretations_are_warned(default: MappingSet) -> None:
     """Two contradicting overall calls from the lab are not resolved by message order."""
     result = run(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -74,16 +74,68 @@ def warning_codes(record: AssayRecord) -> set[str]:
 
 # (code, value element) -> the Interval read, the ratio terms kept
 NUMBERS = [
-    pytest.param(RATIO, {"valueQuantity": {"value": 2.3}}, Interval.point(D("2.3")), None, id="quantity-ratio-2.3"),  # noqa: E501 - one row per case
-    pytest.param(RATIO, {"valueQuantity": {"value": 2.30}}, Interval.point(D("2.30")), None, id="quantity-keeps-decimal"),  # noqa: E501
-    pytest.param(ER_PCT, {"valueQuantity": {"comparator": "<", "value": 1, "unit": "%"}}, Interval(high=D(1), high_inclusive=False), None, id="quantity-comparator-lt"),  # noqa: E501
-    pytest.param(COPIES, {"valueQuantity": {"comparator": ">=", "value": 6}}, Interval(low=D(6)), None, id="quantity-comparator-ge"),  # noqa: E501
-    pytest.param(COPIES, {"valueQuantity": {"comparator": ">", "value": 6}}, Interval(low=D(6), low_inclusive=False), None, id="quantity-comparator-gt"),  # noqa: E501
-    pytest.param(RATIO, {"valueRatio": {"numerator": {"value": 2.3}, "denominator": {"value": 1}}}, Interval.point(D("2.3")), (D("2.3"), D(1)), id="ratio-2.3-to-1"),  # noqa: E501
-    pytest.param(RATIO, {"valueRatio": {"numerator": {"value": 9}, "denominator": {"value": 4}}}, Interval.point(D("2.25")), (D(9), D(4)), id="ratio-quotient-exact"),  # noqa: E501
-    pytest.param(ER_PCT, {"valueString": "1-10%"}, Interval(low=D(1), high=D(10)), None, id="string-range"),  # noqa: E501
-    pytest.param(ER_PCT, {"valueString": "<1"}, Interval(high=D(1), high_inclusive=False), None, id="string-bound"),  # noqa: E501
-    pytest.param(ER, {"valueString": "95%"}, Interval.point(D(95)), None, id="string-percent-on-result-code"),  # noqa: E501
+    pytest.param(
+        RATIO,
+        {"valueQuantity": {"value": 2.3}},
+        Interval.point(D("2.3")),
+        None,
+        id="quantity-ratio-2.3",
+    ),
+    pytest.param(
+        RATIO,
+        {"valueQuantity": {"value": 2.30}},
+        Interval.point(D("2.30")),
+        None,
+        id="quantity-keeps-decimal",
+    ),
+    pytest.param(
+        ER_PCT,
+        {"valueQuantity": {"comparator": "<", "value": 1, "unit": "%"}},
+        Interval(high=D(1), high_inclusive=False),
+        None,
+        id="quantity-comparator-lt",
+    ),
+    pytest.param(
+        COPIES,
+        {"valueQuantity": {"comparator": ">=", "value": 6}},
+        Interval(low=D(6)),
+        None,
+        id="quantity-comparator-ge",
+    ),
+    pytest.param(
+        COPIES,
+        {"valueQuantity": {"comparator": ">", "value": 6}},
+        Interval(low=D(6), low_inclusive=False),
+        None,
+        id="quantity-comparator-gt",
+    ),
+    pytest.param(
+        RATIO,
+        {"valueRatio": {"numerator": {"value": 2.3}, "denominator": {"value": 1}}},
+        Interval.point(D("2.3")),
+        (D("2.3"), D(1)),
+        id="ratio-2.3-to-1",
+    ),
+    pytest.param(
+        RATIO,
+        {"valueRatio": {"numerator": {"value": 9}, "denominator": {"value": 4}}},
+        Interval.point(D("2.25")),
+        (D(9), D(4)),
+        id="ratio-quotient-exact",
+    ),
+    pytest.param(
+        ER_PCT, {"valueString": "1-10%"}, Interval(low=D(1), high=D(10)), None, id="string-range"
+    ),
+    pytest.param(
+        ER_PCT,
+        {"valueString": "<1"},
+        Interval(high=D(1), high_inclusive=False),
+        None,
+        id="string-bound",
+    ),
+    pytest.param(
+        ER, {"valueString": "95%"}, Interval.point(D(95)), None, id="string-percent-on-result-code"
+    ),
     pytest.param(COPIES, {"valueInteger": 7}, Interval.point(D(7)), None, id="integer"),
 ]
 
@@ -111,21 +163,80 @@ def test_numbers_are_read_exactly(
 
 def test_ratio_zero_denominator_is_not_a_number(mappings: Mappings) -> None:
     """A ratio over zero is not understood: the result is reported as not used."""
-    resource = observation(RATIO, {"valueRatio": {"numerator": {"value": 2}, "denominator": {"value": 0}}})
+    resource = observation(
+        RATIO, {"valueRatio": {"numerator": {"value": 2}, "denominator": {"value": 0}}}
+    )
     with pytest.raises(NothingToClassify, match="not understood"):
         read(mappings, resource)
 
 
 # (value element) -> IHC score, sub-type, stated word, warning
 SCORES = [
-    pytest.param({"valueCodeableConcept": {"coding": [{"system": LN, "code": "LA11842-4"}]}}, IhcScore.TWO, None, None, None, id="loinc-answer-2plus"),  # noqa: E501
-    pytest.param({"valueCodeableConcept": {"text": "Negative (1+)"}}, IhcScore.ONE, None, Interpretation.NEGATIVE, None, id="concept-text-only"),  # noqa: E501
-    pytest.param({"valueCodeableConcept": {"coding": [{"system": "urn:lab", "code": "X3", "display": "3+"}]}}, IhcScore.THREE, None, None, "ANSWER-CODE-UNKNOWN", id="unknown-answer-code-uses-display"),  # noqa: E501
-    pytest.param({"valueCodeableConcept": {"coding": [{"system": "https://cap.org/eCC", "code": "40505.100004300"}]}}, IhcScore.ZERO, None, Interpretation.NEGATIVE, None, id="cap-ecc-answer"),  # noqa: E501
-    pytest.param({"valueString": "Positive (3+)"}, IhcScore.THREE, None, Interpretation.POSITIVE, None, id="string-word-and-score"),  # noqa: E501
-    pytest.param({"valueString": "ultralow"}, IhcScore.ZERO, Ihc0Subtype.ULTRALOW, None, None, id="string-subtype"),  # noqa: E501
+    pytest.param(
+        {"valueCodeableConcept": {"coding": [{"system": LN, "code": "LA11842-4"}]}},
+        IhcScore.TWO,
+        None,
+        None,
+        None,
+        id="loinc-answer-2plus",
+    ),
+    pytest.param(
+        {"valueCodeableConcept": {"text": "Negative (1+)"}},
+        IhcScore.ONE,
+        None,
+        Interpretation.NEGATIVE,
+        None,
+        id="concept-text-only",
+    ),
+    pytest.param(
+        {
+            "valueCodeableConcept": {
+                "coding": [{"system": "urn:lab", "code": "X3", "display": "3+"}]
+            }
+        },
+        IhcScore.THREE,
+        None,
+        None,
+        "ANSWER-CODE-UNKNOWN",
+        id="unknown-answer-code-uses-display",
+    ),
+    pytest.param(
+        {
+            "valueCodeableConcept": {
+                "coding": [{"system": "https://cap.org/eCC", "code": "40505.100004300"}]
+            }
+        },
+        IhcScore.ZERO,
+        None,
+        Interpretation.NEGATIVE,
+        None,
+        id="cap-ecc-answer",
+    ),
+    pytest.param(
+        {"valueString": "Positive (3+)"},
+        IhcScore.THREE,
+        None,
+        Interpretation.POSITIVE,
+        None,
+        id="string-word-and-score",
+    ),
+    pytest.param(
+        {"valueString": "ultralow"},
+        IhcScore.ZERO,
+        Ihc0Subtype.ULTRALOW,
+        None,
+        None,
+        id="string-subtype",
+    ),
     pytest.param({"valueInteger": 3}, IhcScore.THREE, None, None, None, id="integer-as-score"),
-    pytest.param({"valueQuantity": {"value": 2}}, IhcScore.TWO, None, None, "QUANTITY-AS-WORDING", id="quantity-as-score-warns"),  # noqa: E501
+    pytest.param(
+        {"valueQuantity": {"value": 2}},
+        IhcScore.TWO,
+        None,
+        None,
+        "QUANTITY-AS-WORDING",
+        id="quantity-as-score-warns",
+    ),
 ]
 
 
@@ -195,7 +306,9 @@ def test_subtype_note_contradicting_the_score_is_not_used(mappings: Mappings) ->
 
 def test_recount_note_marks_the_ish_recounted(mappings: Mappings) -> None:
     """A note saying a recount was done reaches the ISH result through the mapping."""
-    resource = observation(COPIES, {"valueQuantity": {"value": 4.8}}, note=[{"text": "Recount by second observer"}])  # noqa: E501
+    resource = observation(
+        COPIES, {"valueQuantity": {"value": 4.8}}, note=[{"text": "Recount by second observer"}]
+    )
     record = read(mappings, resource)
     assert record.her2_ish is not None
     assert record.her2_ish.recount_done
@@ -207,7 +320,9 @@ def test_interpretation_codes_are_kept(mappings: Mappings) -> None:
     resource = observation(
         IHC,
         {"valueString": "3+"},
-        interpretation=[{"coding": [{"system": system, "code": "POS"}, {"system": "urn:x", "code": "??"}]}],  # noqa: E501
+        interpretation=[
+            {"coding": [{"system": system, "code": "POS"}, {"system": "urn:x", "code": "??"}]}
+        ],
     )
     record = read(mappings, resource)
     assert record.observations[0].interpretation == ("POS",)
@@ -336,11 +451,25 @@ def test_result_that_could_not_be_obtained_is_indeterminate(
 @pytest.mark.parametrize(
     ("resource", "reason"),
     [
-        pytest.param(observation(SERUM, {"valueQuantity": {"value": 12}}), "serum HER2", id="serum-her2-excluded"),  # noqa: E501
-        pytest.param(observation("2345-7", {"valueQuantity": {"value": 5}}), "result code not in the mappings", id="unknown-code"),  # noqa: E501
+        pytest.param(
+            observation(SERUM, {"valueQuantity": {"value": 12}}),
+            "serum HER2",
+            id="serum-her2-excluded",
+        ),
+        pytest.param(
+            observation("2345-7", {"valueQuantity": {"value": 5}}),
+            "result code not in the mappings",
+            id="unknown-code",
+        ),
         pytest.param(observation(IHC), "no value", id="no-value"),
-        pytest.param(observation(IHC, {"valueString": "see report"}), "not understood", id="value-not-understood"),  # noqa: E501
-        pytest.param(observation(IHC, {"valueBoolean": True}), "not understood", id="unsupported-value-type"),  # noqa: E501
+        pytest.param(
+            observation(IHC, {"valueString": "see report"}),
+            "not understood",
+            id="value-not-understood",
+        ),
+        pytest.param(
+            observation(IHC, {"valueBoolean": True}), "not understood", id="unsupported-value-type"
+        ),
     ],
 )
 def test_unusable_results_give_nothing_to_classify(
@@ -361,10 +490,30 @@ BERLIN = Settings(site_timezone="Europe/Berlin")
 @pytest.mark.parametrize(
     ("sent", "expected", "warning"),
     [
-        pytest.param("2024-03-05T10:15:00+01:00", datetime(2024, 3, 5, 10, 15, tzinfo=timezone(timedelta(hours=1))), None, id="with-offset"),  # noqa: E501
-        pytest.param("2024-03-05T10:15:00Z", datetime(2024, 3, 5, 10, 15, tzinfo=timezone.utc), None, id="utc"),  # noqa: E501, UP017
-        pytest.param("2024-03-05T10:15:00", datetime(2024, 3, 5, 10, 15, tzinfo=ZoneInfo("Europe/Berlin")), "DATETIME-NO-OFFSET", id="no-offset-site-zone"),  # noqa: E501
-        pytest.param("2024-03-05", datetime(2024, 3, 5, tzinfo=ZoneInfo("Europe/Berlin")), "DATETIME-COARSE", id="date-only-midnight"),  # noqa: E501
+        pytest.param(
+            "2024-03-05T10:15:00+01:00",
+            datetime(2024, 3, 5, 10, 15, tzinfo=timezone(timedelta(hours=1))),
+            None,
+            id="with-offset",
+        ),
+        pytest.param(
+            "2024-03-05T10:15:00Z",
+            datetime(2024, 3, 5, 10, 15, tzinfo=UTC),
+            None,
+            id="utc",
+        ),
+        pytest.param(
+            "2024-03-05T10:15:00",
+            datetime(2024, 3, 5, 10, 15, tzinfo=ZoneInfo("Europe/Berlin")),
+            "DATETIME-NO-OFFSET",
+            id="no-offset-site-zone",
+        ),
+        pytest.param(
+            "2024-03-05",
+            datetime(2024, 3, 5, tzinfo=ZoneInfo("Europe/Berlin")),
+            "DATETIME-COARSE",
+            id="date-only-midnight",
+        ),
     ],
 )
 def test_effective_date_time(
@@ -395,21 +544,82 @@ def without_id(resource: dict[str, Any]) -> dict[str, Any]:
 
 
 BAD = [
-    pytest.param(b'{"resourceType": "Observation",\n "status": }', InvalidJson, "line 2, column 12", id="broken-json-position"),  # noqa: E501
+    pytest.param(
+        b'{"resourceType": "Observation",\n "status": }',
+        InvalidJson,
+        "line 2, column 12",
+        id="broken-json-position",
+    ),
     pytest.param(b'{"resourceType": NaN}', InvalidJson, "NaN", id="nan-is-not-json"),
     pytest.param(b"\xff\xfe{}", EncodingError, "UTF-8", id="not-utf8"),
     pytest.param(b"[1, 2]", NotFhir, "list", id="json-array"),
     pytest.param(b'{"code": "85319-2"}', NotFhir, "resourceType", id="no-resource-type"),
-    pytest.param(dumps({"resourceType": "Obsrvation"}), UnsupportedResource, "'Obsrvation'", id="unknown-type"),  # noqa: E501
-    pytest.param(dumps({"resourceType": "Patient", "id": "p"}), UnsupportedResource, "Patient alone", id="patient-alone"),  # noqa: E501
-    pytest.param(dumps({"resourceType": "Bundle", "type": "transaction-response"}), UnsupportedResource, "transaction-response", id="bundle-type"),  # noqa: E501
-    pytest.param(dumps(observation(IHC, {"valueQuantity": {"value": 3}, "valueCodeableConcept": {"text": "3+"}}, id="abc")), InvalidResource, "Observation/abc: value[x]: more than one value (valueQuantity, valueCodeableConcept)", id="two-values"),  # noqa: E501
-    pytest.param(dumps(observation(IHC, {"valueString": "3+"}, id="abc", dataAbsentReason={"text": "x"})), InvalidResource, "obs-6", id="value-and-data-absent-reason"),  # noqa: E501
-    pytest.param(dumps(observation(IHC, {"valueString": "3+"}, id="abc", effectiveDateTime="2024-13-45")), InvalidResource, "Observation/abc: effectiveDateTime:", id="malformed-datetime"),  # noqa: E501
-    pytest.param(dumps(observation(IHC, {"valueQuantity": {"value": "three"}}, id="abc")), InvalidResource, "Observation/abc: valueQuantity.value:", id="wrong-type"),  # noqa: E501
-    pytest.param(dumps(observation(IHC, {"valueString": "3+"}, id="abc", status="done")), InvalidResource, "'done' is not an R4 ObservationStatus", id="bad-status"),  # noqa: E501
-    pytest.param(dumps({**observation(IHC, {"valueString": "3+"}, id="abc"), "code": "85319-2"}), InvalidResource, "Observation/abc: code:", id="code-not-a-concept"),  # noqa: E501
-    pytest.param(dumps(without_id(observation(IHC, status="done"))), InvalidResource, "Observation[1]: status", id="no-id-locator"),  # noqa: E501
+    pytest.param(
+        dumps({"resourceType": "Obsrvation"}),
+        UnsupportedResource,
+        "'Obsrvation'",
+        id="unknown-type",
+    ),
+    pytest.param(
+        dumps({"resourceType": "Patient", "id": "p"}),
+        UnsupportedResource,
+        "Patient alone",
+        id="patient-alone",
+    ),
+    pytest.param(
+        dumps({"resourceType": "Bundle", "type": "transaction-response"}),
+        UnsupportedResource,
+        "transaction-response",
+        id="bundle-type",
+    ),
+    pytest.param(
+        dumps(
+            observation(
+                IHC,
+                {"valueQuantity": {"value": 3}, "valueCodeableConcept": {"text": "3+"}},
+                id="abc",
+            )
+        ),
+        InvalidResource,
+        "Observation/abc: value[x]: more than one value (valueQuantity, valueCodeableConcept)",
+        id="two-values",
+    ),
+    pytest.param(
+        dumps(observation(IHC, {"valueString": "3+"}, id="abc", dataAbsentReason={"text": "x"})),
+        InvalidResource,
+        "obs-6",
+        id="value-and-data-absent-reason",
+    ),
+    pytest.param(
+        dumps(observation(IHC, {"valueString": "3+"}, id="abc", effectiveDateTime="2024-13-45")),
+        InvalidResource,
+        "Observation/abc: effectiveDateTime:",
+        id="malformed-datetime",
+    ),
+    pytest.param(
+        dumps(observation(IHC, {"valueQuantity": {"value": "three"}}, id="abc")),
+        InvalidResource,
+        "Observation/abc: valueQuantity.value:",
+        id="wrong-type",
+    ),
+    pytest.param(
+        dumps(observation(IHC, {"valueString": "3+"}, id="abc", status="done")),
+        InvalidResource,
+        "'done' is not an R4 ObservationStatus",
+        id="bad-status",
+    ),
+    pytest.param(
+        dumps({**observation(IHC, {"valueString": "3+"}, id="abc"), "code": "85319-2"}),
+        InvalidResource,
+        "Observation/abc: code:",
+        id="code-not-a-concept",
+    ),
+    pytest.param(
+        dumps(without_id(observation(IHC, status="done"))),
+        InvalidResource,
+        "Observation[1]: status",
+        id="no-id-locator",
+    ),
 ]
 
 

@@ -158,7 +158,7 @@ def test_ndjson_broken_line_is_reported_and_the_rest_read(mappings: Mappings) ->
     good = json.dumps(observation("a", IHC, "3+"))
     _, found = records(mappings, f'{good}\n{{"resourceType": }}\n'.encode())
     assert "RESOURCE-REJECTED" in {w.code for w in found[0].warnings}
-    with pytest.raises(InvalidJson, match="line 2"):
+    with pytest.raises(InvalidJson, match="line 1, column 7"):
         records(mappings, b'{"a": }\n{"b": }\n')
 
 
@@ -194,7 +194,9 @@ def test_unread_resource_types_are_skipped_with_a_warning(mappings: Mappings) ->
 @pytest.mark.parametrize(
     ("fields", "expected"),
     [
-        pytest.param({"id": "b1", "identifier": {"value": "MSG-1"}}, "MSG-1", id="bundle-identifier"),
+        pytest.param(
+            {"id": "b1", "identifier": {"value": "MSG-1"}}, "MSG-1", id="bundle-identifier"
+        ),
         pytest.param({"id": "b1"}, "b1", id="bundle-id"),
     ],
 )
@@ -219,7 +221,10 @@ def test_order_numbers_from_the_report(mappings: Mappings) -> None:
     _, found = records(mappings, bundle(observation("a", IHC, "3+"), with_types))
     assert (found[0].origin.placer_order, found[0].origin.filler_order) == ("P-1", "F-1")
     plain = report(
-        "r", "Observation/a", identifier=[{"value": "R-9"}], basedOn=[{"identifier": {"value": "O-9"}}]
+        "r",
+        "Observation/a",
+        identifier=[{"value": "R-9"}],
+        basedOn=[{"identifier": {"value": "O-9"}}],
     )
     _, found = records(mappings, bundle(observation("a", IHC, "3+"), plain))
     assert (found[0].origin.placer_order, found[0].origin.filler_order) == ("O-9", "R-9")
@@ -234,10 +239,17 @@ def test_order_numbers_from_the_report(mappings: Mappings) -> None:
     ("report_status", "result_statuses", "expected"),
     [
         pytest.param("preliminary", ["final"], ReportStatus.PRELIMINARY, id="report-status-wins"),
-        pytest.param("final", ["corrected", "final"], ReportStatus.CORRECTED, id="corrected-result-corrects-final-report"),  # noqa: E501
+        pytest.param(
+            "final",
+            ["corrected", "final"],
+            ReportStatus.CORRECTED,
+            id="corrected-result-corrects-final-report",
+        ),
         pytest.param(None, ["final", "final"], ReportStatus.FINAL, id="all-final"),
         pytest.param(None, ["final", "amended"], ReportStatus.AMENDED, id="any-amended"),
-        pytest.param(None, ["final", "preliminary"], ReportStatus.PRELIMINARY, id="any-preliminary"),  # noqa: E501
+        pytest.param(
+            None, ["final", "preliminary"], ReportStatus.PRELIMINARY, id="any-preliminary"
+        ),
     ],
 )
 def test_report_status(
@@ -258,7 +270,9 @@ def test_report_status(
 
 def test_entered_in_error_report_is_not_classified(mappings: Mappings) -> None:
     """Results of a report entered in error are not used."""
-    data = bundle(observation("a", IHC, "3+"), report("r", "Observation/a", status="entered-in-error"))
+    data = bundle(
+        observation("a", IHC, "3+"), report("r", "Observation/a", status="entered-in-error")
+    )
     with pytest.raises(NothingToClassify, match="entered-in-error"):
         records(mappings, data)
 
@@ -304,10 +318,19 @@ def specimen(site: str, *, method: str | None = None, **fields: Any) -> dict[str
 @pytest.mark.parametrize(
     ("resources", "tissue", "warning"),
     [
-        pytest.param([specimen("69695003")], Tissue.GASTROESOPHAGEAL, None, id="specimen-site-stomach"),  # noqa: E501
+        pytest.param(
+            [specimen("69695003")], Tissue.GASTROESOPHAGEAL, None, id="specimen-site-stomach"
+        ),
         pytest.param([specimen("76752008")], Tissue.BREAST, None, id="specimen-site-breast"),
         pytest.param(
-            [{**specimen("76752008"), "collection": {"bodySite": {"concept": {"coding": [{"system": SCT, "code": "69695003"}]}}}}],  # noqa: E501
+            [
+                {
+                    **specimen("76752008"),
+                    "collection": {
+                        "bodySite": {"concept": {"coding": [{"system": SCT, "code": "69695003"}]}}
+                    },
+                }
+            ],
             Tissue.GASTROESOPHAGEAL,
             None,
             id="r5-codeable-reference-site",
@@ -334,14 +357,18 @@ def test_tissue(
 
 def test_conflicting_tissue_is_unknown(mappings: Mappings) -> None:
     """A stomach specimen under a breast-only result code is unknown tissue, with a warning."""
-    _, found = records(mappings, bundle(specimen("69695003"), observation("a", IHC, "2+", specimen=SPECIMEN_S1)))  # noqa: E501
+    _, found = records(
+        mappings, bundle(specimen("69695003"), observation("a", IHC, "2+", specimen=SPECIMEN_S1))
+    )
     assert found[0].specimen.tissue is Tissue.UNKNOWN
     assert "CONFLICTING-TISSUE" in {w.code for w in found[0].warnings}
 
 
 def test_observation_body_site(mappings: Mappings) -> None:
     """Observation.bodySite counts as a site when there is no Specimen."""
-    result = observation("a", IHC_ANY, "2+", bodySite={"coding": [{"system": SCT, "code": "69695003"}]})  # noqa: E501
+    result = observation(
+        "a", IHC_ANY, "2+", bodySite={"coding": [{"system": SCT, "code": "69695003"}]}
+    )
     _, found = records(mappings, bundle(result))
     assert found[0].specimen.tissue is Tissue.GASTROESOPHAGEAL
     assert [s.code for s in found[0].specimen.body_sites] == ["69695003"]
@@ -359,7 +386,9 @@ def test_procedure_from_collection_method(
     mappings: Mappings, method: str | None, procedure: Procedure
 ) -> None:
     """Specimen.collection.method words say biopsy or surgical."""
-    data = bundle(specimen("69695003", method=method), observation("a", IHC_ANY, "2+", specimen=SPECIMEN_S1))  # noqa: E501
+    data = bundle(
+        specimen("69695003", method=method), observation("a", IHC_ANY, "2+", specimen=SPECIMEN_S1)
+    )
     _, found = records(mappings, data)
     assert found[0].specimen.procedure is procedure
 
@@ -367,9 +396,13 @@ def test_procedure_from_collection_method(
 def test_specimen_id_prefers_the_accession(mappings: Mappings) -> None:
     """The lab's accession number identifies the specimen, else its identifier, else its id."""
     with_accession = {**specimen("76752008"), "accessionIdentifier": {"value": "S24-1"}}
-    _, found = records(mappings, bundle(with_accession, observation("a", IHC, "3+", specimen=SPECIMEN_S1)))  # noqa: E501
+    _, found = records(
+        mappings, bundle(with_accession, observation("a", IHC, "3+", specimen=SPECIMEN_S1))
+    )
     assert found[0].specimen.id == "S24-1"
-    _, found = records(mappings, bundle(specimen("76752008"), observation("a", IHC, "3+", specimen=SPECIMEN_S1)))  # noqa: E501
+    _, found = records(
+        mappings, bundle(specimen("76752008"), observation("a", IHC, "3+", specimen=SPECIMEN_S1))
+    )
     assert found[0].specimen.id == "s1"
 
 
@@ -383,12 +416,27 @@ LOCAL_IHC = observation("a", "HER2IHC", "3+", system=LOCAL)
 @pytest.mark.parametrize(
     ("data", "source"),
     [
-        pytest.param(bundle(LOCAL_IHC, meta={"source": EXAMPLE_LAB}), None, id="bundle-meta-source"),
-        pytest.param(bundle(LOCAL_IHC, meta={"source": EXAMPLE_LAB + "#run-7"}), None, id="meta-source-fragment"),  # noqa: E501
-        pytest.param(bundle({**LOCAL_IHC, "meta": {"source": EXAMPLE_LAB}}), None, id="observation-meta-source-ndjson-like"),  # noqa: E501
+        pytest.param(
+            bundle(LOCAL_IHC, meta={"source": EXAMPLE_LAB}), None, id="bundle-meta-source"
+        ),
+        pytest.param(
+            bundle(LOCAL_IHC, meta={"source": EXAMPLE_LAB + "#run-7"}),
+            None,
+            id="meta-source-fragment",
+        ),
+        pytest.param(
+            bundle({**LOCAL_IHC, "meta": {"source": EXAMPLE_LAB}}),
+            None,
+            id="observation-meta-source-ndjson-like",
+        ),
         pytest.param(
             bundle(
-                {"resourceType": "MessageHeader", "id": "mh", "eventCoding": {"code": "x"}, "source": {"endpoint": EXAMPLE_LAB}},  # noqa: E501
+                {
+                    "resourceType": "MessageHeader",
+                    "id": "mh",
+                    "eventCoding": {"code": "x"},
+                    "source": {"endpoint": EXAMPLE_LAB},
+                },
                 LOCAL_IHC,
                 kind="message",
             ),
@@ -397,7 +445,12 @@ LOCAL_IHC = observation("a", "HER2IHC", "3+", system=LOCAL)
         ),
         pytest.param(
             bundle(
-                {"resourceType": "MessageHeader", "id": "mh", "eventCoding": {"code": "x"}, "source": {"endpointUrl": EXAMPLE_LAB}},  # noqa: E501
+                {
+                    "resourceType": "MessageHeader",
+                    "id": "mh",
+                    "eventCoding": {"code": "x"},
+                    "source": {"endpointUrl": EXAMPLE_LAB},
+                },
                 LOCAL_IHC,
                 kind="message",
             ),
@@ -424,3 +477,28 @@ def test_same_input_same_records(mappings: Mappings) -> None:
     """Reading is deterministic."""
     data = bundle(observation("a", IHC, "2+"), observation("b", RATIO, "2.4"), specimen("76752008"))
     assert records(mappings, data) == records(mappings, data)
+
+
+def test_resources_without_id_are_located_by_position(mappings: Mappings) -> None:
+    """Without an id, a result is located as Observation[n], n its 1-based place in the input."""
+    first = {k: v for k, v in observation("x", IHC, "3+").items() if k != "id"}
+    second = {k: v for k, v in observation("x", RATIO, "2.4").items() if k != "id"}
+    _, found = records(mappings, bundle(first, second))
+    assert locators(found[0]) == ["Observation[1]", "Observation[2]"]
+
+
+def test_adapter_output_read_back_keeps_results_not_the_summary(mappings: Mappings) -> None:
+    """The adapter's own Bundle fed back: its results are read, its summary does not vote."""
+    from adapter.model import SourceFormat
+    from adapter.pipeline import Context, RawMessage, process
+
+    context = Context(settings=Settings(), mappings=mappings)
+    data = bundle(observation("a", IHC, "2+"), observation("b", RATIO, "2.4"), specimen("76752008"))
+    first = process(RawMessage(data, SourceFormat.FHIR), context)
+    assert first.bundle_json is not None
+    again = process(RawMessage(first.bundle_json, SourceFormat.FHIR), context)
+    assert again.ok
+    assert [o.analyte for o in again.records[0].observations] == [
+        o.analyte for o in first.records[0].observations
+    ]
+    assert again.classifications == first.classifications

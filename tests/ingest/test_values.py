@@ -89,11 +89,6 @@ def test_parse_interval_rejects(text: str) -> None:
     assert parse_interval(text) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: parse_decimal hands the text to Decimal(), which also reads exponents, "
-    "underscores and non-ASCII digits; HL7 NM allows only sign, ASCII digits and a point",
-)
 @pytest.mark.parametrize(
     "text",
     [
@@ -250,11 +245,6 @@ def test_hl7_datetime_invalid(text: str) -> None:
     assert parse_hl7_datetime(text, UTC) == (None, False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an offset of 24 hours or more raises ValueError from datetime.timezone "
-    "(crashes ingest), and minutes >= 60 are accepted",
-)
 @pytest.mark.parametrize(
     "text",
     [
@@ -268,11 +258,6 @@ def test_hl7_datetime_impossible_offset_is_invalid(text: str) -> None:
     assert parse_hl7_datetime(text, UTC) == (None, False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a fraction after minutes or hours is read as fractional seconds; HL7 DTM "
-    "allows a fraction only after SS",
-)
 @pytest.mark.parametrize(
     "text",
     [

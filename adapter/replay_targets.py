@@ -1,0 +1,318 @@
+"""Where a replay runs: in this process (optionally on several cores), or against a live endpoint.
+
+In-process replay calls ``pipeline.process`` exactly as the services do. With ``jobs > 1``
+messages go to worker processes in chunks, each worker building its Context once; a bounded
+window of chunks is in flight, so memory stays constant and results come back in input order.
+
+``mllp://host:port`` sends each HL7 v2 message in an MLLP frame and reads the ACK's MSA-1;
+``http://host:port`` POSTs to ``/hl7v2`` or ``/fhir`` and keeps the returned Bundle (or the
+OperationOutcome's error code). Both honour ``rate`` (messages per second) and ``concurrency``
+(connections / requests in flight) and give results in input order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from adapter.errors import AdapterError
+from adapter.model import SourceFormat
+from adapter.replay_expected import Observed
+from adapter.replay_sources import KeySpec, SourceMessage, message_key
+
+Result = tuple[SourceMessage, str | None, Observed]
+
+_CHUNK = 32
+_WINDOW_PER_JOB = 4
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """What a worker needs to build its Context (picklable)."""
+
+    mappings_dir: Path | None = None
+    strict: bool = False
+    validate: bool = False
+    key: KeySpec = KeySpec()
+
+
+# --------------------------------------------------------------------------------------------
+# In-process
+# --------------------------------------------------------------------------------------------
+
+
+def build_context(options: EngineOptions) -> Any:
+    """The pipeline Context; raises ConfigError (e.g. a bad mapping directory)."""
+    from adapter.config import Settings
+    from adapter.pipeline import Context
+
+    settings = Settings(mappings_dir=options.mappings_dir) if options.mappings_dir else Settings()
+    return Context.from_settings(settings, strict=options.strict, validate=options.validate)
+
+
+def run_one(message: SourceMessage, context: Any) -> Observed:
+    """Replay one message through ``pipeline.process``."""
+    from adapter.pipeline import RawMessage, process
+
+    if message.split_error is not None:
+        return _error(message.split_error, message.format)
+    if message.format is SourceFormat.FHIR and message.sender:
+        context = replace(context, fhir_source=message.sender)
+    outcome = process(RawMessage(message.data, message.format, message.position), context)
+    if outcome.error is not None:
+        return _error(outcome.error, message.format)
+    return Observed(bundle_json=outcome.bundle_json)
+
+
+def _error(error: AdapterError, kind: SourceFormat) -> Observed:
+    # the ACK code the services answer with (AR for structural errors, else AE)
+    ack = None
+    if kind is SourceFormat.HL7V2:
+        ack = "AR" if error.ack_code == "AR" else "AE"
+    return Observed(error_code=error.code, error_reason=error.reason, ack=ack)
+
+
+def in_process(
+    messages: Iterable[SourceMessage], options: EngineOptions, jobs: int = 1
+) -> Iterator[Result]:
+    """Replay each message here; ``jobs > 1`` uses that many worker processes."""
+    if jobs <= 1:
+        context = build_context(options)
+        for message in messages:
+            yield message, message_key(message, options.key), run_one(message, context)
+        return
+    build_context(options)  # fail fast, here, on a bad mapping directory
+    # spawn, not fork: the parent may run a progress thread, and forking threads is unsafe
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        jobs, mp_context=spawn, initializer=_start_worker, initargs=(options,)
+    ) as pool:
+        window: deque[tuple[list[SourceMessage], Future[list[tuple[str | None, Observed]]]]]
+        window = deque()
+        chunks = _chunks(iter(messages))
+        for chunk in chunks:
+            window.append((chunk, pool.submit(_run_chunk, chunk)))
+            if len(window) >= jobs * _WINDOW_PER_JOB:
+                yield from _results(*window.popleft())
+        while window:
+            yield from _results(*window.popleft())
+
+
+def _chunks(messages: Iterator[SourceMessage]) -> Iterator[list[SourceMessage]]:
+    while chunk := list(islice(messages, _CHUNK)):
+        yield chunk
+
+
+def _results(
+    chunk: list[SourceMessage], future: Future[list[tuple[str | None, Observed]]]
+) -> Iterator[Result]:
+    for message, (key, observed) in zip(chunk, future.result(), strict=True):
+        yield message, key, observed
+
+
+_worker: tuple[Any, KeySpec] | None = None  # per worker process: its Context, built once
+
+
+def _start_worker(options: EngineOptions) -> None:
+    # a pool initializer can hand state to later tasks only through a module global
+    global _worker
+    _worker = (build_context(options), options.key)
+
+
+def _run_chunk(chunk: list[SourceMessage]) -> list[tuple[str | None, Observed]]:
+    assert _worker is not None, "worker not initialised"
+    context, key = _worker
+    return [(message_key(message, key), run_one(message, context)) for message in chunk]
+
+
+# --------------------------------------------------------------------------------------------
+# Live targets
+# --------------------------------------------------------------------------------------------
+
+Sender = Callable[[SourceMessage], Awaitable[Observed]]
+
+
+async def paced(
+    messages: Iterable[SourceMessage],
+    send: Sender,
+    key: KeySpec,
+    *,
+    concurrency: int,
+    rate: float | None,
+    on_result: Callable[[SourceMessage, str | None, Observed], None],
+) -> None:
+    """Send at most ``rate`` messages a second, ``concurrency`` at a time; report in order."""
+    loop = asyncio.get_running_loop()
+    gate = asyncio.Semaphore(concurrency)
+    pending: deque[tuple[SourceMessage, asyncio.Task[Observed]]] = deque()
+    start = loop.time()
+
+    async def guarded(message: SourceMessage) -> Observed:
+        async with gate:
+            return await send(message)
+
+    async def settle_head() -> None:
+        message, task = pending.popleft()
+        on_result(message, message_key(message, key), await task)
+
+    for index, message in enumerate(messages):
+        if rate:
+            await asyncio.sleep(max(0.0, start + index / rate - loop.time()))
+        pending.append((message, asyncio.create_task(guarded(message))))
+        while pending and (len(pending) > 2 * concurrency or pending[0][1].done()):
+            await settle_head()
+    while pending:
+        await settle_head()
+
+
+class MllpClient:
+    """A small MLLP client: one connection per concurrent sender, reopened after a failure."""
+
+    START, END = b"\x0b", b"\x1c\r"
+
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        self.host, self.port, self.timeout = host, port, timeout
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def send(self, message: SourceMessage) -> Observed:
+        if message.format is not SourceFormat.HL7V2:
+            return Observed(failure="FHIR input cannot be sent over MLLP (use an http:// target)")
+        if message.split_error is not None:
+            return Observed(failure=f"not sent: {message.split_error}")
+        try:
+            connection = self._idle.pop() if self._idle else await self._connect()
+        except OSError as error:
+            return Observed(failure=f"cannot connect to {self.host}:{self.port}: {error}")
+        reader, writer = connection
+        try:
+            writer.write(self.START + message.data + self.END)
+            await writer.drain()
+            code = await self._ack_code(reader, _application_ack_expected(message.data))
+        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError) as error:
+            writer.close()
+            return Observed(failure=f"no ACK from {self.host}:{self.port} ({type(error).__name__})")
+        self._idle.append(connection)
+        return Observed(ack=code)
+
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        return await asyncio.wait_for(
+            asyncio.open_connection(self.host, self.port), timeout=self.timeout
+        )
+
+    async def _ack_code(self, reader: asyncio.StreamReader, wants_app_ack: bool | None) -> str:
+        code = await self._read_code(reader, self.timeout)
+        if code != "CA" or wants_app_ack is False:
+            return code
+        # enhanced mode: an accept ACK, then (maybe) the application ACK on the same connection
+        try:
+            return await self._read_code(reader, self.timeout if wants_app_ack else 0.5)
+        except asyncio.TimeoutError:
+            return code
+
+    async def _read_code(self, reader: asyncio.StreamReader, timeout: float) -> str:
+        frame = await asyncio.wait_for(reader.readuntil(self.END), timeout=timeout)
+        return ack_code(frame[frame.find(self.START) + 1 : -len(self.END)])
+
+    async def close(self) -> None:
+        for _, writer in self._idle:
+            writer.close()
+        self._idle.clear()
+
+
+def ack_code(ack: bytes) -> str:
+    """MSA-1 of an ACK, or ``?`` when the answer is not a readable ACK."""
+    from adapter.ingest import er7
+
+    try:
+        parsed = er7.parse_message(er7.decode_message(ack).text)
+    except AdapterError:
+        return "?"
+    msa = parsed.first_segment("MSA")
+    return (msa.field(1) if msa else "") or "?"
+
+
+def _application_ack_expected(data: bytes) -> bool | None:
+    """From MSH-15/16: True, False, or None when it depends on the outcome (ER / SU)."""
+    from adapter.ingest import er7
+
+    try:
+        msh = er7.parse_message(er7.decode_message(data).text).msh
+    except AdapterError:
+        return True
+    accept, application = msh.field(15).upper(), msh.field(16).upper()
+    if not accept and not application:
+        return False  # original mode: the one ACK is the application ACK
+    if application == "NE":
+        return False
+    return None if application in ("ER", "SU") else True
+
+
+class HttpClient:
+    """POSTs each message to a running adapter's HTTP API and keeps what it answers."""
+
+    PATHS = {SourceFormat.HL7V2: "/hl7v2", SourceFormat.FHIR: "/fhir"}
+    TYPES = {
+        SourceFormat.HL7V2: "x-application/hl7-v2+er7",
+        SourceFormat.FHIR: "application/fhir+json",
+    }
+
+    def __init__(self, base_url: str, timeout: float, concurrency: int) -> None:
+        import httpx
+
+        limits = httpx.Limits(max_connections=concurrency)
+        self._client = httpx.AsyncClient(base_url=base_url, timeout=timeout, limits=limits)
+        self._base = base_url
+
+    async def send(self, message: SourceMessage) -> Observed:
+        import httpx
+
+        if message.split_error is not None:
+            return Observed(failure=f"not sent: {message.split_error}")
+        try:
+            response = await self._client.post(
+                self.PATHS[message.format],
+                content=message.data,
+                headers={"content-type": self.TYPES[message.format]},
+            )
+        except httpx.HTTPError as error:
+            return Observed(failure=f"no answer from {self._base} ({type(error).__name__})")
+        return _http_observed(response.status_code, response.content)
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+def _http_observed(status: int, body: bytes) -> Observed:
+    import orjson
+
+    try:
+        document = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        document = None
+    if 200 <= status < 300 and isinstance(document, dict):
+        if document.get("resourceType") == "Bundle":
+            return Observed(bundle_json=body)
+    if status in (502, 503, 504):  # transient: nothing was decided about the message
+        return Observed(failure=f"HTTP {status}: the service is unavailable")
+    if status >= 400:
+        # the reason text is the service's own wording: only the error code is compared
+        return Observed(error_code=_outcome_code(document) or f"HTTP-{status}")
+    return Observed(failure=f"HTTP {status} without a Bundle")
+
+
+def _outcome_code(document: Any) -> str | None:
+    """The adapter error code from an OperationOutcome's first issue, if it names one."""
+    if not isinstance(document, dict):
+        return None
+    for issue in document.get("issue", ())[:1]:
+        for coding in (issue.get("details") or {}).get("coding", ()):
+            if coding.get("code"):
+                return str(coding["code"])
+    return None

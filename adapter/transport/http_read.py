@@ -1,0 +1,131 @@
+"""The read side of the HTTP API: reports, report search and message status, from the store.
+
+Synchronous (the store is): the app runs these in a worker thread. Stored JSON is spliced into
+the answers as it was stored, so a report reads byte for byte as the Bundle that carried it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+from fastapi.responses import Response
+
+from adapter.store import MessageRow, OutboxItem, Store
+from adapter.transport.http_outcome import FHIR_JSON, outcome_response
+
+
+def report(store: Store, report_id: str) -> Response:
+    found = store.get_report(report_id)
+    if found is None:
+        return _not_found(f"no DiagnosticReport with id {report_id[:100]}")
+    return Response(found.bundle, media_type=FHIR_JSON)
+
+
+def search(
+    store: Store,
+    base: str,
+    self_url: str,
+    patient: str | None,
+    category: str | None,
+    status: str | None,
+) -> Response:
+    """A searchset Bundle; the entries' resources are the stored reports, unchanged."""
+    reports = store.find_reports(
+        patient=_patient_reference(patient), category=_token(category), status=_token(status)
+    )
+    entries = b",".join(
+        b'{"fullUrl":'
+        + orjson.dumps(f"{base}/{found.report_id}")
+        + b',"resource":'
+        + found.bundle
+        + b',"search":{"mode":"match"}}'
+        for found in reports
+    )
+    head = orjson.dumps(
+        {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "total": len(reports),
+            "link": [{"relation": "self", "url": self_url}],
+        }
+    )
+    return Response(head[:-1] + b',"entry":[' + entries + b"]}", media_type=FHIR_JSON)
+
+
+def _patient_reference(patient: str | None) -> str | None:
+    """The index keeps ``Patient/<id>``; a bare id is taken to mean the same."""
+    if patient is None:
+        return None
+    return patient if patient.startswith("Patient/") else f"Patient/{patient}"
+
+
+def _token(value: str | None) -> str | None:
+    """A FHIR token may come as ``system|code``; the index keeps the code."""
+    return None if value is None else value.rpartition("|")[2]
+
+
+def message(store: Store, message_id: str, sender: str | None) -> Response:
+    """The latest version's outcome, with every version listed, oldest first."""
+    versions = store.message_versions(message_id, sender)
+    if not versions:
+        return _not_found(f"no stored message with id {message_id[:100]}")
+    latest = versions[-1]
+    view = {
+        "message_id": latest.message_id,
+        "sender": latest.sender,
+        "transport": latest.transport.value,
+        "format": latest.message_format.value,
+        "version": latest.version,
+        "status": latest.status.value,
+        "error": _error(latest),
+        "received_at": _time(latest.received_at),
+        "processed_at": _time(latest.processed_at),
+        "forwarding": _forwarding(store.outbox_items_for(latest.row_id)),
+        "ack": None if latest.ack is None else latest.ack.decode("utf-8", "replace"),
+        "versions": [_version(row) for row in versions],
+    }
+    body = orjson.dumps(view)
+    bundle = latest.bundle if latest.bundle is not None else b"null"
+    return Response(body[:-1] + b',"bundle":' + bundle + b"}", media_type="application/json")
+
+
+def _version(row: MessageRow) -> dict[str, Any]:
+    return {
+        "version": row.version,
+        "sender": row.sender,
+        "status": row.status.value,
+        "error_code": row.error_code,
+        "received_at": _time(row.received_at),
+        "processed_at": _time(row.processed_at),
+    }
+
+
+def _error(row: MessageRow) -> dict[str, str | None] | None:
+    if row.error_code is None:
+        return None
+    return {"code": row.error_code, "text": row.error_text}
+
+
+def _forwarding(items: list[OutboxItem]) -> dict[str, Any]:
+    """The latest outbox item of the message (a reprocess queues the Bundle again)."""
+    if not items:
+        return {"status": "not-queued"}
+    item = items[-1]
+    return {
+        "status": item.status.value,
+        "attempts": item.attempts,
+        "next_attempt_at": _time(item.next_attempt_at),
+        "last_attempt_at": _time(item.last_attempt_at),
+        "last_error": item.last_error,
+        "sent_at": _time(item.sent_at),
+    }
+
+
+def _time(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def _not_found(diagnostics: str) -> Response:
+    return outcome_response(404, "HTTP-NOT-FOUND", "not-found", diagnostics)

@@ -1,0 +1,155 @@
+"""MLLP load: N concurrent senders x M messages, then one sender's ACK latency.
+
+    .venv/bin/python bench/mllp_load.py                     # starts `her2-adapter serve` itself
+    .venv/bin/python bench/mllp_load.py --senders 8 --messages 500 --latency-messages 1000
+    .venv/bin/python bench/mllp_load.py --target 127.0.0.1:2575   # an already running service
+
+Each sender waits for the ACK of one message before sending the next, as interface engines do.
+Without --target the service runs as a subprocess on a fresh SQLite store (WAL, synchronous=FULL)
+in a temporary directory, so the numbers include durable group commits. Targets from the issue:
+>= 2,000 ACKed msgs/s with 8 senders, single-connection ACK latency p99 <= 10 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from adapter.transport.mllp import MllpClient
+
+SEGMENTS = (
+    "PID|1||TST000178^^^GOODHEALTH^MR||TEST^PATIENT||19870622|F",
+    "ORC|RE|PLC1078^EHR|SP24-01078^COPATH||CM",
+    "OBR|1|PLC1078^EHR|SP24-01078^COPATH|HER2IHC^HER2 immunohistochemistry^L|||"
+    "20240305093016-0500||||||||||||||20240308161516-0500||SP|F",
+    "OBX|1|CWE|85319-2^HER2 [Presence] in Breast cancer specimen by Immune stain^LN|1|"
+    "2+^Equivocal (2+)^L||||||F|||20240305093016-0500",
+    "SPM|1|^SP24-01078-A1&COPATH||TISS^Tissue^HL70487|||CNB^Core needle biopsy^L|"
+    "80248007^Left breast structure^SCT||||||||||20240305093016-0500",
+)
+
+
+def message(control_id: str) -> bytes:
+    msh = (
+        "MSH|^~\\&|BENCH|LAB|HER2-ADAPTER|ONCOLOGY|20240308162016-0500||ORU^R01^ORU_R01|"
+        f"{control_id}|P|2.5.1"
+    )
+    return ("\r".join((msh, *SEGMENTS)) + "\r").encode()
+
+
+async def sender(host: str, port: int, prefix: str, count: int) -> list[float]:
+    """Send ``count`` messages on one connection; the ACK latency of each, in seconds."""
+    client = await MllpClient.connect(host, port)
+    latencies = []
+    try:
+        for number in range(count):
+            started = time.perf_counter()
+            (ack,) = await client.send(message(f"{prefix}-{number}"))
+            latencies.append(time.perf_counter() - started)
+            if b"MSA|AA|" not in ack:
+                raise RuntimeError(f"unexpected ACK: {ack[:200]!r}")
+    finally:
+        await client.close()
+    return latencies
+
+
+async def throughput(host: str, port: int, senders: int, messages: int) -> tuple[int, float]:
+    run = uuid.uuid4().hex[:8]
+    started = time.perf_counter()
+    results = await asyncio.gather(
+        *(sender(host, port, f"{run}-s{n}", messages) for n in range(senders))
+    )
+    elapsed = time.perf_counter() - started
+    return sum(len(latencies) for latencies in results), elapsed
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def free_port(host: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def service(host: str) -> Iterator[int]:
+    """`her2-adapter serve` on a free port and a fresh SQLite store; yields the MLLP port."""
+    port = free_port(host)
+    with tempfile.TemporaryDirectory(prefix="her2-bench-") as directory:
+        command = [
+            sys.executable,
+            "-c",
+            "from adapter.cli import app; app()",
+            "serve",
+            "--host",
+            host,
+            "--mllp-port",
+            str(port),
+            "--http-port",
+            "0",
+            "--store",
+            f"sqlite:///{Path(directory) / 'bench.db'}",
+        ]
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline().decode()
+            if "listening" not in line:
+                raise RuntimeError(f"the service did not start: {line!r}")
+            yield port
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+async def measure(host: str, port: int, arguments: argparse.Namespace) -> None:
+    await sender(host, port, f"warmup-{uuid.uuid4().hex[:8]}", 200)
+    count, elapsed = await throughput(host, port, arguments.senders, arguments.messages)
+    print(
+        f"throughput: {arguments.senders} senders x {arguments.messages} messages ="
+        f" {count} ACKed in {elapsed:.2f} s -> {count / elapsed:,.0f} msgs/s"
+    )
+    latencies = await sender(host, port, f"lat-{uuid.uuid4().hex[:8]}", arguments.latency_messages)
+    millis = [value * 1000 for value in latencies]
+    print(
+        f"single connection: {len(millis)} messages, ACK latency"
+        f" p50 {percentile(millis, 0.50):.2f} ms, p99 {percentile(millis, 0.99):.2f} ms,"
+        f" max {max(millis):.2f} ms, mean {statistics.fmean(millis):.2f} ms"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--senders", type=int, default=8)
+    parser.add_argument("--messages", type=int, default=500, help="per sender")
+    parser.add_argument("--latency-messages", type=int, default=1000)
+    parser.add_argument("--target", help="host:port of a running service (default: start one)")
+    arguments = parser.parse_args()
+    if arguments.target:
+        host, _, port = arguments.target.rpartition(":")
+        asyncio.run(measure(host, int(port), arguments))
+        return
+    with service("127.0.0.1") as port:
+        asyncio.run(measure("127.0.0.1", port, arguments))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Shared by the MLLP, serve and reprocess tests: inline HL7 messages and an in-process server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from adapter.config import ServiceSettings
+from adapter.pipeline import Context
+from adapter.service import Service
+from adapter.store import GroupCommitter, Store, open_store
+from adapter.transport.mllp import MllpClient, MllpServer
+
+T = TypeVar("T")
+LOOPBACK = "127.0.0.1"
+NOW = datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
+
+
+def oru(
+    control_id: str,
+    *,
+    accept: str = "",
+    application: str = "",
+    score: str = "3+^Positive (3+)^L",
+    version: str = "2.5.1",
+    message_type: str = "ORU^R01^ORU_R01",
+) -> bytes:
+    """An HER2 IHC result for a breast core biopsy; MSH-15/16 from ``accept``/``application``."""
+    segments = [
+        f"MSH|^~\\&|COPATH|GOODHEALTH|HER2-ADAPTER|ONCOLOGY|20240308162016-0500||{message_type}|"
+        f"{control_id}|P|{version}|||{accept}|{application}",
+        "PID|1||TST000178^^^GOODHEALTH^MR||TEST^PATIENT||19870622|F",
+        "ORC|RE|PLC1078^EHR|SP24-01078^COPATH||CM",
+        "OBR|1|PLC1078^EHR|SP24-01078^COPATH|HER2IHC^HER2 immunohistochemistry^L|||"
+        "20240305093016-0500||||||||||||||20240308161516-0500||SP|F",
+        "OBX|1|CWE|85319-2^HER2 [Presence] in Breast cancer specimen by Immune stain^LN|1|"
+        f"{score}||||||F|||20240305093016-0500",
+        "SPM|1|^SP24-01078-A1&COPATH||TISS^Tissue^HL70487|||CNB^Core needle biopsy^L|"
+        "80248007^Left breast structure^SCT||||||||||20240305093016-0500",
+    ]
+    return ("\r".join(segments) + "\r").encode()
+
+
+def no_results(control_id: str) -> bytes:
+    """A well-formed ORU^R01 with a patient but no OBR/OBX: nothing to classify."""
+    return (
+        "MSH|^~\\&|COPATH|GOODHEALTH|HER2-ADAPTER|ONCOLOGY|20240308162016-0500||ORU^R01|"
+        f"{control_id}|P|2.5.1\rPID|1||TST000178^^^GOODHEALTH^MR||TEST^PATIENT\r"
+    ).encode()
+
+
+def segments(ack: bytes) -> dict[str, list[str]]:
+    """An ACK's segments by name, split into fields (MSH-1 is field 1, as HL7 counts)."""
+    parsed: dict[str, list[str]] = {}
+    for segment in ack.decode().split("\r"):
+        if segment:
+            fields = segment.split("|")
+            parsed[fields[0]] = ["MSH", "|", *fields[1:]] if fields[0] == "MSH" else fields
+    return parsed
+
+
+def msa_code(ack: bytes) -> str:
+    return segments(ack)["MSA"][1]
+
+
+@dataclass
+class Running:
+    """An MLLP server on an ephemeral loopback port, with its store."""
+
+    server: MllpServer
+    store: Store
+    committer: GroupCommitter
+
+    async def client(self) -> MllpClient:
+        return await MllpClient.connect(LOOPBACK, self.server.port)
+
+
+@asynccontextmanager
+async def mllp_server(store: Store, **settings: Any) -> AsyncIterator[Running]:
+    """Serve MLLP on an ephemeral loopback port over ``store`` (closed afterwards)."""
+    service_settings = ServiceSettings(mllp_port=0, http_port=0, **settings)
+    committer = GroupCommitter(store)
+    service = Service(Context.from_settings(service_settings), committer, lambda: NOW)
+    server = MllpServer(service, max_message_bytes=service_settings.max_message_bytes)
+    await server.start(LOOPBACK, 0)
+    try:
+        yield Running(server, store, committer)
+    finally:
+        await server.close(grace=5.0)
+        await committer.close()
+        store.close()
+
+
+def run_mllp(
+    tmp_path: Path,
+    scenario: Callable[[Running], Awaitable[T]],
+    *,
+    timeout: float = 20.0,
+    **settings: Any,
+) -> T:
+    """Run ``scenario`` against a fresh server on a SQLite store in ``tmp_path``, bounded in time."""
+
+    async def main() -> T:
+        store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+        async with mllp_server(store, **settings) as running:
+            return await asyncio.wait_for(scenario(running), timeout)
+
+    return asyncio.run(main())
