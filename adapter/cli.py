@@ -323,3 +323,132 @@ async def _reprocess(
                     handled = await service.reprocess(row)
                     counts[handled.status.value] = counts.get(handled.status.value, 0) + 1
     return counts
+
+
+@app.command()
+def replay(
+    sources: Annotated[
+        list[str] | None,
+        typer.Argument(help="HL7 v2 / FHIR files, folders or globs (or use --from-store)."),
+    ] = None,
+    expected: Annotated[
+        Path, typer.Option("--expected", help="One expected <key>.json per message.")
+    ] = Path("expected"),
+    record: Annotated[
+        bool, typer.Option("--record", help="Write expected files for new or changed messages.")
+    ] = False,
+    from_store: Annotated[
+        str | None, typer.Option("--from-store", help="Replay stored messages (store URL).")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Stored at or after (ISO 8601).")
+    ] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Stored before (ISO 8601).")] = None,
+    sender: Annotated[str | None, typer.Option("--sender", help="Only this sender.")] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="Only stored messages with this status.")
+    ] = None,
+    target: Annotated[
+        str | None,
+        typer.Option("--target", help="Replay to mllp://host:port or http://host:port."),
+    ] = None,
+    rate: Annotated[
+        str | None, typer.Option("--rate", help="At most N messages a second: 50/s.")
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", help="Connections / requests in flight (--target).")
+    ] = 1,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds to wait for each answer (--target).")
+    ] = 30.0,
+    jobs: Annotated[
+        int, typer.Option("--jobs", help="Worker processes for in-process replay.")
+    ] = 1,
+    key: Annotated[
+        list[str] | None,
+        typer.Option("--key", help="Key field instead of MSH-10 (PID-3.1) or FHIR id (a.b)."),
+    ] = None,
+    ignore: Annotated[
+        list[str] | None,
+        typer.Option("--ignore", help="Also ignore this path (DiagnosticReport.issued)."),
+    ] = None,
+    junit: Annotated[Path | None, typer.Option("--junit", help="Write a JUnit XML report.")] = None,
+    json_report: Annotated[Path | None, typer.Option("--json", help="Write a JSON report.")] = None,
+    html_report: Annotated[
+        Path | None, typer.Option("--html", help="Write a self-contained HTML report.")
+    ] = None,
+    progress: Annotated[
+        bool | None,
+        typer.Option("--progress/--no-progress", help="Progress bar (default: on a terminal)."),
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Check HL7 v2 structure with hl7apy first.")
+    ] = False,
+    validate: Annotated[
+        bool, typer.Option("--validate", help="Validate each Bundle with the FHIR R4B models.")
+    ] = False,
+    mappings: MappingsOption = None,
+) -> None:
+    """Replay traffic and report which outcomes changed, and why (exit 1 if any did)."""
+    from rich.console import Console
+
+    from adapter.errors import ConfigError
+    from adapter.replay_run import (
+        ReplayRequest,
+        StoreFilter,
+        parse_rate,
+        parse_time,
+    )
+    from adapter.replay_run import (
+        replay as run_replay,
+    )
+
+    try:
+        window = (parse_time(since, "--since"), parse_time(until, "--until"))
+        store = StoreFilter(from_store, status, *window, sender) if from_store else None
+        request = ReplayRequest(
+            tuple(sources or ()),
+            expected,
+            record=record,
+            store=store,
+            target=target,
+            rate=parse_rate(rate),
+            concurrency=concurrency,
+            timeout=timeout,
+            jobs=jobs,
+            keys=tuple(key or ()),
+            ignore=tuple(ignore or ()),
+            mappings=mappings,
+            strict=strict,
+            validate=validate,
+            junit=junit,
+            json=json_report,
+            html=html_report,
+            progress=progress,
+        )
+        code = run_replay(request, Console())
+    except (ConfigError, ValueError) as error:
+        _usage_error(str(error))
+    raise typer.Exit(code)
+
+
+@app.command()
+def diff(
+    a: Annotated[Path, typer.Argument(help="A Bundle (JSON) or an HL7 v2 message.")],
+    b: Annotated[Path, typer.Argument(help="The same kind of file to compare with.")],
+    ignore: Annotated[
+        list[str] | None,
+        typer.Option("--ignore", help="Also ignore this path or HL7 field (MSH-7)."),
+    ] = None,
+) -> None:
+    """Field-level differences between two Bundles or two HL7 v2 messages (exit 1 if any)."""
+    from adapter.errors import ConfigError
+    from adapter.replay_run import diff_files
+
+    try:
+        lines = diff_files(a, b, tuple(ignore or ()))
+    except ConfigError as error:
+        _usage_error(str(error))
+    for line in lines:
+        typer.echo(line)
+    raise typer.Exit(1 if lines else 0)

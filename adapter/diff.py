@@ -390,7 +390,9 @@ def _rule_changes(
     return tuple(found)
 
 
-def _report_rules(resources: dict[tuple[str, str], JsonDict], key: tuple[str, str]) -> tuple[str, ...]:
+def _report_rules(
+    resources: dict[tuple[str, str], JsonDict], key: tuple[str, str]
+) -> tuple[str, ...]:
     report = resources.get(key)
     if report is None:
         return ()

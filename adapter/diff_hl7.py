@@ -79,7 +79,9 @@ def _diff_segment(
         if len(x.repetitions) == len(y.repetitions) == 1 and n > 2:
             _diff_components(where, x.repetitions[0], y.repetitions[0], out)
         else:
-            out.append(Change(where, x.text(a.separators) or _ABSENT, y.text(b.separators) or _ABSENT))
+            out.append(
+                Change(where, x.text(a.separators) or _ABSENT, y.text(b.separators) or _ABSENT)
+            )
 
 
 def _diff_components(where: str, a: tuple[str, ...], b: tuple[str, ...], out: list[Change]) -> None:

@@ -20,7 +20,7 @@ are not touched. Two messages with one key are told apart deterministically (``k
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -80,8 +80,10 @@ class Collector:
         *,
         record: bool = False,
         ignore: Sequence[str] = DEFAULT_IGNORE,
+        on_result: Callable[[MessageResult], None] | None = None,
     ) -> None:
         self.expected = expected
+        self.on_result = on_result
         self.ignore = tuple(ignore)
         self.summary = Summary(record=record)
         self._seen: set[str] = set()
@@ -90,6 +92,8 @@ class Collector:
         stem, note = self._stem(key, message)
         result = self._judge(stem, message.where, observed, note)
         self.summary.results.append(result)
+        if self.on_result is not None:
+            self.on_result(result)
         return result
 
     def finish(self) -> Summary:
@@ -101,7 +105,9 @@ class Collector:
         return self.summary
 
     def _stem(self, key: str | None, message: SourceMessage) -> tuple[str, str | None]:
-        base = safe_name(key) if key else safe_name(f"{Path(message.origin).name}-{message.position}")
+        base = (
+            safe_name(key) if key else safe_name(f"{Path(message.origin).name}-{message.position}")
+        )
         note = None if key else "no key in the message: named by its place"
         stem, number = base, 1
         while stem in self._seen:
@@ -112,9 +118,7 @@ class Collector:
         self._seen.add(stem)
         return stem, note
 
-    def _judge(
-        self, stem: str, origin: str, observed: Observed, note: str | None
-    ) -> MessageResult:
+    def _judge(self, stem: str, origin: str, observed: Observed, note: str | None) -> MessageResult:
         if observed.failure is not None:
             return MessageResult(stem, Status.ERROR, origin, (observed.failure,), note=note)
         try:
@@ -123,10 +127,12 @@ class Collector:
             detail = f"expected file {self.expected.file(stem)} is not JSON: {error}"
             return MessageResult(stem, Status.ERROR, origin, (detail,), note=note)
         if expected is None:
-            status, details = Status.NEW, (_outcome_line(observed),)
+            details: tuple[str, ...] = (_outcome_line(observed),)
+            status = Status.NEW
         else:
             lines = compare(expected, observed, self.ignore)
-            status, details = (Status.CHANGED, tuple(lines)) if lines else (Status.SAME, ())
+            details = tuple(lines)
+            status = Status.CHANGED if lines else Status.SAME
         recorded = self.summary.record and status is not Status.SAME
         if recorded:
             self.expected.write(stem, observed.document())

@@ -53,9 +53,7 @@ def implied_ack(expected: Any) -> str | None:
     return str(expected["ack"]) if expected.get("ack") else None
 
 
-def compare(
-    expected: Any, observed: Observed, ignore: Sequence[str] = DEFAULT_IGNORE
-) -> list[str]:
+def compare(expected: Any, observed: Observed, ignore: Sequence[str] = DEFAULT_IGNORE) -> list[str]:
     """Readable differences between an expected file and a replay; ``[]`` when the same."""
     kind = _kind(expected)
     if observed.bundle_json is not None:

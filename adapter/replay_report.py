@@ -56,8 +56,8 @@ def print_summary(summary: Summary, console: Console) -> None:
         table.add_column(column, overflow="fold")
     for result in different[:_SHOWN_IN_CONSOLE]:
         what = "\n".join([*result.details, *([result.note] if result.note else [])])
-        status = result.status.value + (" (recorded)" if result.recorded else "")
-        table.add_row(result.key, Text(status, style=_STYLES[result.status]), what, result.origin)
+        shown = result.status.value + (" (recorded)" if result.recorded else "")
+        table.add_row(result.key, Text(shown, style=_STYLES[result.status]), what, result.origin)
     console.print(table)
     if len(different) > _SHOWN_IN_CONSOLE:
         console.print(f"... and {len(different) - _SHOWN_IN_CONSOLE} more (see --json / --html)")
@@ -158,9 +158,9 @@ def _html(summary: Summary) -> Iterator[str]:
     yield "<table><tr><th>key</th><th>status</th><th>what</th><th>source</th></tr>"
     for r in different:
         lines = [*r.details, *([r.note] if r.note else [])]
-        status = r.status.value + (" (recorded)" if r.recorded else "")
+        shown = r.status.value + (" (recorded)" if r.recorded else "")
         yield (
-            f"<tr><td>{e(r.key)}</td><td class='{r.status.value}'>{e(status)}</td>"
+            f"<tr><td>{e(r.key)}</td><td class='{r.status.value}'>{e(shown)}</td>"
             f"<td><pre>{e(chr(10).join(lines))}</pre></td><td>{e(r.origin)}</td></tr>"
         )
     yield "</table></body></html>\n"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -76,19 +76,16 @@ def replay(request: ReplayRequest, console: Console) -> int:
     key = KeySpec.parse(request.keys)
     messages = _messages(request)
     expected = ExpectedDir(request.expected)
-    collector = Collector(
-        expected, record=request.record, ignore=(*DEFAULT_IGNORE, *request.ignore)
-    )
     show = request.progress if request.progress is not None else sys.stderr.isatty()
     with progress_bar(Console(stderr=True)) as bar:
         task = bar.add_task("replay", total=expected.count() or None, visible=show)
-
-        def counted(items: Iterable[SourceMessage]) -> Iterator[SourceMessage]:
-            for item in items:
-                yield item
-                bar.advance(task)
-
-        summary = _run(request, counted(messages), key, collector)
+        collector = Collector(
+            expected,
+            record=request.record,
+            ignore=(*DEFAULT_IGNORE, *request.ignore),
+            on_result=lambda _: bar.advance(task),
+        )
+        summary = _run(request, messages, key, collector)
     print_summary(summary, console)
     for path, write in ((request.junit, write_junit), (request.json, write_json)):
         if path is not None:
@@ -101,9 +98,7 @@ def replay(request: ReplayRequest, console: Console) -> int:
 def _messages(request: ReplayRequest) -> Iterator[SourceMessage]:
     if request.store is not None:
         f = request.store
-        return store_messages(
-            f.url, status=f.status, since=f.since, until=f.until, sender=f.sender
-        )
+        return store_messages(f.url, status=f.status, since=f.since, until=f.until, sender=f.sender)
     paths = list(expand_paths(request.sources))  # names only: a missing SOURCE fails up front
     return file_messages(iter(paths))
 
@@ -165,16 +160,14 @@ def parse_rate(text: str | None) -> float | None:
 
 
 def parse_time(text: str | None, option: str) -> datetime | None:
-    """An ISO 8601 time with its zone (a time without one would be a guess)."""
+    """An ISO 8601 time; one without a zone is UTC, as for ``reprocess``."""
     if text is None:
         return None
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise UsageError(f"{option} {text!r} is not an ISO 8601 time") from None
-    if moment.tzinfo is None:
-        raise UsageError(f"{option} {text!r} needs a time zone, e.g. {text}Z or {text}+01:00")
-    return moment
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 # --------------------------------------------------------------------------------------------

@@ -17,10 +17,10 @@ import multiprocessing
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from adapter.errors import AdapterError
 from adapter.model import SourceFormat
@@ -40,7 +40,7 @@ class EngineOptions:
     mappings_dir: Path | None = None
     strict: bool = False
     validate: bool = False
-    key: KeySpec = KeySpec()
+    key: KeySpec = field(default_factory=KeySpec)
 
 
 # --------------------------------------------------------------------------------------------
@@ -195,7 +195,7 @@ class MllpClient:
             writer.write(self.START + message.data + self.END)
             await writer.drain()
             code = await self._ack_code(reader, _application_ack_expected(message.data))
-        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError) as error:
+        except (TimeoutError, OSError, asyncio.IncompleteReadError) as error:
             writer.close()
             return Observed(failure=f"no ACK from {self.host}:{self.port} ({type(error).__name__})")
         self._idle.append(connection)
@@ -213,7 +213,7 @@ class MllpClient:
         # enhanced mode: an accept ACK, then (maybe) the application ACK on the same connection
         try:
             return await self._read_code(reader, self.timeout if wants_app_ack else 0.5)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return code
 
     async def _read_code(self, reader: asyncio.StreamReader, timeout: float) -> str:
@@ -257,8 +257,11 @@ def _application_ack_expected(data: bytes) -> bool | None:
 class HttpClient:
     """POSTs each message to a running adapter's HTTP API and keeps what it answers."""
 
-    PATHS = {SourceFormat.HL7V2: "/hl7v2", SourceFormat.FHIR: "/fhir"}
-    TYPES = {
+    PATHS: ClassVar[dict[SourceFormat, str]] = {
+        SourceFormat.HL7V2: "/hl7v2",
+        SourceFormat.FHIR: "/fhir",
+    }
+    TYPES: ClassVar[dict[SourceFormat, str]] = {
         SourceFormat.HL7V2: "x-application/hl7-v2+er7",
         SourceFormat.FHIR: "application/fhir+json",
     }
@@ -296,9 +299,12 @@ def _http_observed(status: int, body: bytes) -> Observed:
         document = orjson.loads(body) if body else None
     except orjson.JSONDecodeError:
         document = None
-    if 200 <= status < 300 and isinstance(document, dict):
-        if document.get("resourceType") == "Bundle":
-            return Observed(bundle_json=body)
+    if (
+        200 <= status < 300
+        and isinstance(document, dict)
+        and document.get("resourceType") == "Bundle"
+    ):
+        return Observed(bundle_json=body)
     if status in (502, 503, 504):  # transient: nothing was decided about the message
         return Observed(failure=f"HTTP {status}: the service is unavailable")
     if status >= 400:

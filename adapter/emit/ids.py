@@ -20,6 +20,7 @@ has a new MSH-10 but the same order numbers, so it produces the same ids.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -60,6 +61,10 @@ def order_identity(origin: Origin, occurrence: int = 1) -> tuple[str, ...]:
     return (sender_of(origin), *number, group, *repeat)
 
 
+_FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+"""FHIR R4 id syntax; anything else (a component locator) is not an id to keep."""
+
+
 @dataclass(frozen=True, slots=True)
 class RecordIds:
     """Every id one record's resources get."""
@@ -87,12 +92,31 @@ def _observation_ids(
 ) -> tuple[str, ...]:
     seen: Counter[tuple[str | None, ...]] = Counter()
     ids: list[str] = []
+    kept = {incoming_id(o) for o in observations} - {None}
     for observation in observations:
+        incoming = incoming_id(observation)
+        if incoming is not None:
+            ids.append(incoming)  # FHIR input keeps its Observation ids
+            continue
         key = _observation_key(observation)
         seen[key] += 1
         repeat = (f"#{seen[key]}",) if seen[key] > 1 else ()
-        ids.append(resource_id("Observation", *order, *key, *repeat))
+        derived = resource_id("Observation", *order, *key, *repeat)
+        ids.append(derived if derived not in kept else resource_id(derived, "derived"))
     return tuple(ids)
+
+
+def incoming_id(observation: ReportedObservation) -> str | None:
+    """The id of an incoming FHIR Observation that became exactly one reported value.
+
+    ``Observation/abc`` keeps ``abc``; a component (``Observation/abc.component[1]``) or a
+    contained resource is one value of several and gets a derived id instead.
+    """
+    locator = observation.provenance.locator
+    if not locator.startswith("Observation/"):
+        return None
+    candidate = locator.removeprefix("Observation/")
+    return candidate if _FHIR_ID.fullmatch(candidate) else None
 
 
 def _observation_key(observation: ReportedObservation) -> tuple[str | None, ...]:
