@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -68,6 +68,17 @@ def msa_code(ack: bytes) -> str:
     return segments(ack)["MSA"][1]
 
 
+class TickingClock:
+    """A clock one second later at each reading, so an ACK rebuilt (not replayed) would differ."""
+
+    def __init__(self) -> None:
+        self.readings = 0
+
+    def __call__(self) -> datetime:
+        self.readings += 1
+        return NOW + timedelta(seconds=self.readings)
+
+
 @dataclass
 class Running:
     """An MLLP server on an ephemeral loopback port, with its store."""
@@ -85,7 +96,7 @@ async def mllp_server(store: Store, **settings: Any) -> AsyncIterator[Running]:
     """Serve MLLP on an ephemeral loopback port over ``store`` (closed afterwards)."""
     service_settings = ServiceSettings(mllp_port=0, http_port=0, **settings)
     committer = GroupCommitter(store)
-    service = Service(Context.from_settings(service_settings), committer, lambda: NOW)
+    service = Service(Context.from_settings(service_settings), committer, TickingClock())
     server = MllpServer(service, max_message_bytes=service_settings.max_message_bytes)
     await server.start(LOOPBACK, 0)
     try:

@@ -1,0 +1,110 @@
+"""her2-adapter convert / mappings check, driven as a user would, through typer's runner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from adapter import __version__
+from adapter.cli import app
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "hl7v2"
+GOOD = str(FIXTURES / "ihc3-positive.hl7")
+BATCH = str(FIXTURES / "batch-3.hl7")
+BAD = str(FIXTURES / "bad-glucose-only.hl7")
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def test_version(runner: CliRunner) -> None:
+    """--version prints the package version."""
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert __version__ in result.stdout
+
+
+def test_help_lists_the_commands(runner: CliRunner) -> None:
+    """--help names every command a user can run."""
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("convert", "mappings"):
+        assert command in result.stdout
+
+
+def test_convert_writes_one_bundle_per_line(runner: CliRunner) -> None:
+    """A batch of three messages gives three NDJSON Bundles on stdout and exit 0."""
+    result = runner.invoke(app, ["convert", BATCH])
+    assert result.exit_code == 0, result.stderr
+    bundles = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(bundles) == 3
+    assert {b["resourceType"] for b in bundles} == {"Bundle"}
+    assert len({b["identifier"]["value"] for b in bundles}) == 3
+
+
+def test_convert_reads_stdin(runner: CliRunner) -> None:
+    """'-' reads the message from standard input."""
+    result = runner.invoke(app, ["convert", "-"], input=Path(GOOD).read_bytes())
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["identifier"]["value"] == "ihc3-positive"
+
+
+def test_convert_out_dir_names_files_by_message_id(runner: CliRunner, tmp_path: Path) -> None:
+    """--out writes <MSH-10>.json per message, nothing on stdout."""
+    result = runner.invoke(app, ["convert", GOOD, BATCH, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == ""
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert "ihc3-positive.json" in names
+    assert len(names) == 4
+
+
+def test_rejection_is_one_stderr_line_and_exit_1(runner: CliRunner) -> None:
+    """A rejected message: file, control id, error code and reason on one line; others still convert."""
+    result = runner.invoke(app, ["convert", BAD, GOOD])
+    assert result.exit_code == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"{BAD}: bad-glucose-only: NO-HER2-RESULT: ")
+    assert len(result.stdout.splitlines()) == 1
+
+
+def test_unreadable_input_is_a_usage_error(runner: CliRunner, tmp_path: Path) -> None:
+    """A missing file is a usage error (exit 2), not a rejection."""
+    result = runner.invoke(app, ["convert", str(tmp_path / "missing.hl7")])
+    assert result.exit_code == 2
+    assert "cannot read" in result.stderr
+
+
+def test_unsplittable_input_is_rejected(runner: CliRunner, tmp_path: Path) -> None:
+    """A file that is not HL7 at all gives one rejection line, not a traceback."""
+    junk = tmp_path / "junk.txt"
+    junk.write_bytes(b"hello\nworld\n")
+    result = runner.invoke(app, ["convert", str(junk)])
+    assert result.exit_code == 1
+    assert "HL7-MALFORMED" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_validate_and_strict_flags(runner: CliRunner) -> None:
+    """--strict and --validate accept a well-formed message."""
+    result = runner.invoke(app, ["convert", "--strict", "--validate", GOOD])
+    assert result.exit_code == 0, result.stderr
+
+
+def test_bad_mapping_directory_is_a_usage_error(runner: CliRunner, tmp_path: Path) -> None:
+    """--mappings pointing at a broken directory stops before converting anything."""
+    result = runner.invoke(app, ["convert", GOOD, "--mappings", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "MAPPING-INVALID" in result.stderr
+
+
+def test_same_input_same_output(runner: CliRunner) -> None:
+    """Two runs print byte-identical Bundles (no wall clock, no random ids)."""
+    first = runner.invoke(app, ["convert", BATCH]).stdout_bytes
+    second = runner.invoke(app, ["convert", BATCH]).stdout_bytes
+    assert first == second
