@@ -38,7 +38,9 @@ def build_runtime(tmp_path: Path, *, forward: bool = False, **settings: Any) -> 
 
 
 @asynccontextmanager
-async def serving(runtime: Runtime, *, raise_errors: bool = True) -> AsyncIterator[httpx.AsyncClient]:
+async def serving(
+    runtime: Runtime, *, raise_errors: bool = True
+) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client on ``create_app(runtime)`` in this event loop, with the committer running.
 
     ``raise_errors=False`` lets the app's own 500 handler answer instead of raising in the test.
@@ -83,7 +85,9 @@ HL7 = {"Content-Type": "x-application/hl7-v2+er7"}
 FHIR = {"Content-Type": "application/fhir+json"}
 
 
-def observation(obs_id: str = "her2-ihc-1", patient: str = "p1", value: str = "Positive (3+)") -> dict[str, Any]:
+def observation(
+    obs_id: str = "her2-ihc-1", patient: str = "p1", value: str = "Positive (3+)"
+) -> dict[str, Any]:
     """A FHIR R4 HER2 IHC Observation (LOINC 85319-2) with its score as text."""
     return {
         "resourceType": "Observation",

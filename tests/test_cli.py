@@ -65,7 +65,7 @@ def test_convert_out_dir_names_files_by_message_id(runner: CliRunner, tmp_path: 
 
 
 def test_rejection_is_one_stderr_line_and_exit_1(runner: CliRunner) -> None:
-    """A rejected message: file, control id, error code and reason on one line; others still convert."""
+    """A rejection is one line (file, control id, code, reason); the other files still convert."""
     result = runner.invoke(app, ["convert", BAD, GOOD])
     assert result.exit_code == 1
     (line,) = result.stderr.splitlines()

@@ -23,9 +23,7 @@ from adapter.forward import ForwardPolicy, Forwarder, run_forwarder
 from adapter.metrics import REGISTRY
 from adapter.store import OutboxItem, OutboxStatus, Store, open_store
 
-FAST = ForwardPolicy(
-    poll_seconds=0.01, connect_tries=3, connect_wait_seconds=0, backoff_seconds=10
-)
+FAST = ForwardPolicy(poll_seconds=0.01, connect_tries=3, connect_wait_seconds=0, backoff_seconds=10)
 BASE = "http://fhir.test/r4"
 
 
@@ -50,7 +48,11 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 def queue(store: Store, bundle: bytes = b'{"resourceType":"Bundle","type":"transaction"}') -> int:
     row = store.receive(
-        transport="http", message_format="fhir", sender="s", message_id=None, raw=bundle,
+        transport="http",
+        message_format="fhir",
+        sender="s",
+        message_id=None,
+        raw=bundle,
         received_at=T0,
     )
     return store.enqueue(row.row_id, bundle, now=T0)
@@ -89,7 +91,9 @@ def forward_with(store: Store, handler: Handler, clock: Clock, attempts: int = 1
 
     async def once() -> int:
         async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
-            return await Forwarder(store, settings(attempts=attempts), clock, client, FAST).run_once()
+            return await Forwarder(
+                store, settings(attempts=attempts), clock, client, FAST
+            ).run_once()
 
     return asyncio.run(once())
 
@@ -352,7 +356,9 @@ def test_forwarded_report_is_on_the_fhir_server(tmp_path: Path, fhir_server: str
     bundle, stored = asyncio.run(main())
     assert stored["forwarding"]["status"] == "sent", stored["forwarding"]
     (report,) = [
-        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "DiagnosticReport"
+        e["resource"]
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] == "DiagnosticReport"
     ]
     on_server = httpx.get(f"{fhir_server}/DiagnosticReport/{report['id']}", timeout=5)
     assert on_server.status_code == 200

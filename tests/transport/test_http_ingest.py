@@ -136,9 +136,7 @@ ERROR_CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("path", "body", "headers", "status", "code", "issue_type"), ERROR_CASES
-)
+@pytest.mark.parametrize(("path", "body", "headers", "status", "code", "issue_type"), ERROR_CASES)
 async def test_input_errors_answer_operation_outcomes(
     client: httpx.AsyncClient,
     path: str,

@@ -29,7 +29,9 @@ async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
 
 def report_of(bundle: dict[str, Any]) -> dict[str, Any]:
     (report,) = [
-        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "DiagnosticReport"
+        e["resource"]
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] == "DiagnosticReport"
     ]
     return report
 
@@ -181,7 +183,9 @@ async def test_unknown_message_is_404(client: httpx.AsyncClient) -> None:
 
 
 def _answering(status: int, body: dict[str, Any]) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.MockTransport(lambda _: httpx.Response(status, json=body)))
+    return httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda _: httpx.Response(status, json=body))
+    )
 
 
 @pytest.mark.parametrize(

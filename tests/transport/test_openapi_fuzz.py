@@ -40,8 +40,7 @@ OPERATIONS = [
 def test_every_operation_is_fuzzed(api_schema: OpenApiSchema) -> None:
     """The list below names every operation the schema has, so none escapes the fuzzing."""
     served = {
-        (result.ok().method.upper(), result.ok().path)
-        for result in api_schema.get_all_operations()
+        (result.ok().method.upper(), result.ok().path) for result in api_schema.get_all_operations()
     }
     assert served == set(OPERATIONS)
 
