@@ -249,6 +249,8 @@ def _diff_list(path: str, a: list[Any], b: list[Any], out: list[Change]) -> None
         _diff_components(path, a, b, out)
         return
     if all(map(_is_leafy, [*a, *b])):
+        if Counter(map(_exact_text, a)) == Counter(map(_exact_text, b)):
+            return  # the same items in another order: order carries no meaning here
         only_a, only_b = _multiset_difference(a, b)
         if only_a or only_b:
             out.append(Change(path, _joined(only_a), _joined(only_b)))
@@ -331,6 +333,10 @@ def _render(value: Any) -> str:
     return text if len(text) <= _LONGEST_LABEL else text[: _LONGEST_LABEL - 3] + "..."
 
 
+def _exact_text(value: Any) -> bytes:
+    return orjson.dumps(value, default=_number_fragment, option=orjson.OPT_SORT_KEYS)
+
+
 def _joined(labels: Iterable[str]) -> str:
     return ", ".join(labels) or "(none)"
 
@@ -386,7 +392,9 @@ def _rule_changes(
         label = labels[key]
         if not any(p == label or p.startswith((f"{label}.", f"{label}[")) for p in changed_paths):
             continue
-        found.append(RuleChange(label, _report_rules(old, key), _report_rules(new, key)))
+        before, after = _report_rules(old, key), _report_rules(new, key)
+        if before or after:
+            found.append(RuleChange(label, before, after))
     return tuple(found)
 
 

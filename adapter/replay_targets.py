@@ -13,6 +13,7 @@ OperationOutcome's error code). Both honour ``rate`` (messages per second) and `
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator
@@ -223,6 +224,8 @@ class MllpClient:
     async def close(self) -> None:
         for _, writer in self._idle:
             writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
         self._idle.clear()
 
 

@@ -9,7 +9,6 @@ message, so a resent duplicate is answered from the store with the same ACK.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +19,7 @@ import orjson
 from adapter.emit.ack import AckCode, AckHeader, build_ack, fallback_ack_header
 from adapter.errors import AdapterError, InputError, MessageTooLarge
 from adapter.ingest import er7
+from adapter.ingest.fhir_document import content_message_id
 from adapter.model import SourceFormat
 from adapter.pipeline import Context, Outcome, RawMessage, detect_format, process
 from adapter.store import (
@@ -140,7 +140,7 @@ def _identify_fhir(data: bytes) -> Identity:
         if isinstance(meta, dict) and isinstance(meta.get("source"), str):
             sender = meta["source"]
     if message_id is None:
-        message_id = "sha256:" + hashlib.sha256(data).hexdigest()[:32]
+        message_id = content_message_id(data)  # the same id the FHIR reader gives the Bundle
     return Identity(SourceFormat.FHIR, sender, message_id, None)
 
 

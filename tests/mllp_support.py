@@ -114,7 +114,7 @@ def run_mllp(
     timeout: float = 20.0,
     **settings: Any,
 ) -> T:
-    """Run ``scenario`` against a fresh server on a SQLite store in ``tmp_path``, bounded in time."""
+    """Run ``scenario`` against a fresh server on a SQLite store in tmp_path, bounded in time."""
 
     async def main() -> T:
         store = open_store(f"sqlite:///{tmp_path / 'store.db'}")

@@ -19,7 +19,7 @@ import pytest
 from http_support import HL7, T0, build_runtime, oru, serving
 
 from adapter.config import ServiceSettings
-from adapter.forward import ForwardPolicy, Forwarder, run_forwarder
+from adapter.forward import Forwarder, ForwardPolicy, run_forwarder
 from adapter.metrics import REGISTRY
 from adapter.store import OutboxItem, OutboxStatus, Store, open_store
 
@@ -129,7 +129,8 @@ def test_server_errors_back_off_exponentially_then_send(store: Store) -> None:
     first = item(store, outbox_id)
     assert (first.status, first.attempts) == (OutboxStatus.PENDING, 1)
     assert first.next_attempt_at == T0 + timedelta(seconds=10)
-    assert first.last_error is not None and first.last_error.startswith("HTTP 503")
+    assert first.last_error is not None
+    assert first.last_error.startswith("HTTP 503")
     clock.advance(9.999)
     assert forward_with(store, handler, clock) == 0  # not due yet
     clock.advance(0.001)
@@ -252,7 +253,8 @@ def test_nothing_listening_is_retried_then_dead(store: Store) -> None:
     asyncio.run(once())
     pending = item(store, outbox_id)
     assert pending.status is OutboxStatus.PENDING
-    assert pending.last_error is not None and pending.last_error.startswith("ConnectError")
+    assert pending.last_error is not None
+    assert pending.last_error.startswith("ConnectError")
     clock.advance(10)
     asyncio.run(once())
     assert item(store, outbox_id).status is OutboxStatus.DEAD

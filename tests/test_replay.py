@@ -1,4 +1,4 @@
-"""``her2-adapter replay`` over a generated corpus: record, replay, a mapping change, MLLP, store."""
+"""``her2-adapter replay`` on a generated corpus: record, replay, mapping change, MLLP, store."""
 
 from __future__ import annotations
 
@@ -392,6 +392,8 @@ def running_service(tmp_path: Path) -> Iterator[int]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
         log.close()
 
 

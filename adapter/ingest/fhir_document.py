@@ -83,7 +83,7 @@ def read_document(data: bytes) -> Document:
         raise UnsupportedResource(f"resourceType {kind!r} is not accepted", location=kind)
     if kind == "Bundle":
         return _read_bundle(top, data)
-    document = Document(message_id=text(top.get("id")) or _digest(data), source=_meta_source(top))
+    document = Document(message_id=text(top.get("id")) or content_message_id(data), source=_meta_source(top))
     _admit(document, top, position=1, full_url=None, strict=True)
     return document
 
@@ -116,7 +116,7 @@ def _no_constants(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _digest(data: bytes) -> str:
+def content_message_id(data: bytes) -> str:
     """A stable message id for input that names none (NDJSON, a Bundle without identity)."""
     return "sha256-" + hashlib.sha256(data).hexdigest()[:32]
 
@@ -126,7 +126,7 @@ def _meta_source(resource: JsonObject) -> str | None:
 
 
 def _read_ndjson(lines: list[tuple[int, str]], data: bytes) -> Document:
-    document = Document(message_id=_digest(data), source=None)
+    document = Document(message_id=content_message_id(data), source=None)
     failures: list[InvalidJson] = []
     for number, line in lines:
         try:
@@ -152,7 +152,7 @@ def _read_bundle(bundle: JsonObject, data: bytes) -> Document:
         raise UnsupportedResource(f"Bundle type {kind!r} is not accepted", location="Bundle.type")
     identifier = text(obj(bundle.get("identifier")).get("value"))
     document = Document(
-        message_id=identifier or text(bundle.get("id")) or _digest(data),
+        message_id=identifier or text(bundle.get("id")) or content_message_id(data),
         source=_meta_source(bundle),
     )
     entries = bundle.get("entry", [])

@@ -208,28 +208,33 @@ class MllpServer:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
-        for task, state in list(self._connections.items()):
+        for state in self._connections.values():
             state.closing = True
             if not state.busy:
-                task.cancel()  # waiting for bytes: an unfinished frame was never ACKed
+                state.writer.close()  # waiting for bytes: an unfinished frame was never ACKed
         pending = list(self._connections)
         if pending:
             _, late = await asyncio.wait(pending, timeout=grace)
             for task in late:
+                self._connections[task].writer.transport.abort()
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None  # a stream callback always runs in a task
-        state = _ConnectionState()
+        state = _ConnectionState(writer)
         self._connections[task] = state
         try:
             await self._serve(reader, writer, state)
-        except (ConnectionError, asyncio.IncompleteReadError):
+        except ConnectionError:
             log.info("mllp connection lost")
         except NoStartBlock:
             log.warning("mllp connection closed: no start block")
+        except asyncio.CancelledError:
+            # Only ``close`` cancels a connection, after its grace period; the stream callback
+            # would log the cancellation as an error.
+            log.warning("mllp connection aborted at shutdown")
         finally:
             del self._connections[task]
             writer.close()
@@ -339,6 +344,7 @@ class MllpServer:
 
 @dataclass(slots=True)
 class _ConnectionState:
+    writer: asyncio.StreamWriter
     busy: bool = False  # a complete message is being handled and not yet answered
     closing: bool = False  # the server is shutting down: stop after the current message
 

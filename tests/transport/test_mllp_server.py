@@ -97,7 +97,9 @@ def test_ack_fields(tmp_path: Path) -> None:
             "100",
             id="malformed-AR",
         ),
-        pytest.param(no_results("bad-2"), "AE", "NO-HER2-RESULT", "101", id="nothing-to-classify-AE"),
+        pytest.param(
+            no_results("bad-2"), "AE", "NO-HER2-RESULT", "101", id="nothing-to-classify-AE"
+        ),
         pytest.param(
             oru("bad-3", message_type="ADT^A01"), "AR", "HL7-UNSUPPORTED", "200", id="adt-AR"
         ),
@@ -255,6 +257,7 @@ def test_endless_garbage_closes_only_that_connection(tmp_path: Path) -> None:
             closed = False
         except ConnectionError:
             closed = True
+        await noisy.close()
         (ack,) = await other.send(oru("still-served"))
         await other.close()
         return closed, ack
@@ -346,6 +349,7 @@ def test_store_unavailable_gets_no_ack_and_the_connection_closed(tmp_path: Path)
             closed = False
         except ConnectionError:
             closed = True
+        await client.close()
         running.store.write_batch = original  # type: ignore[method-assign]
         retry = await running.client()
         (ack,) = await retry.send(oru("unstored-1"))
@@ -378,6 +382,7 @@ def test_shutdown_finishes_the_message_in_flight(tmp_path: Path) -> None:
             closed = False
         except ConnectionError:
             closed = True
+        await client.close()
         return msa_code(ack), closed
 
     code, closed = run_mllp(tmp_path, scenario)
@@ -395,6 +400,7 @@ def test_shutdown_closes_idle_connections(tmp_path: Path) -> None:
         await running.server.close(grace=5.0)
         with pytest.raises(ConnectionError):
             await client.receive(timeout=5)
+        await client.close()
         return time.perf_counter() - started
 
     assert run_mllp(tmp_path, scenario) < 2.0
