@@ -83,7 +83,9 @@ def read_document(data: bytes) -> Document:
         raise UnsupportedResource(f"resourceType {kind!r} is not accepted", location=kind)
     if kind == "Bundle":
         return _read_bundle(top, data)
-    document = Document(message_id=text(top.get("id")) or content_message_id(data), source=_meta_source(top))
+    document = Document(
+        message_id=text(top.get("id")) or content_message_id(data), source=_meta_source(top)
+    )
     _admit(document, top, position=1, full_url=None, strict=True)
     return document
 
