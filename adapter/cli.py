@@ -447,7 +447,7 @@ def diff(
 
     try:
         lines = diff_files(a, b, tuple(ignore or ()))
-    except ConfigError as error:
+    except (ConfigError, ValueError) as error:
         _usage_error(str(error))
     for line in lines:
         typer.echo(line)

@@ -48,7 +48,9 @@ def print_summary(summary: Summary, console: Console) -> None:
     if summary.record:
         counts.add_row("recorded", str(summary.recorded), style="bold")
     console.print(counts)
-    different = [r for r in summary.results if r.status is not Status.SAME]
+    # when recording, new messages are the point of the run: list only what needs a look
+    quiet = (Status.SAME, Status.NEW) if summary.record else (Status.SAME,)
+    different = [r for r in summary.results if r.status not in quiet]
     if not different:
         return
     table = Table(show_lines=True)

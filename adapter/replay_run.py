@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from rich.console import Console
 
 from adapter.diff import DEFAULT_IGNORE, diff_json, load_json
-from adapter.errors import AdapterError, ConfigError
+from adapter.errors import AdapterError
 from adapter.model import SourceFormat
 from adapter.pipeline import detect_format
 from adapter.replay import Collector, Summary, collect
@@ -22,15 +22,12 @@ from adapter.replay_report import print_summary, progress_bar, write_html, write
 from adapter.replay_sources import (
     KeySpec,
     SourceMessage,
+    UsageError,
     expand_paths,
     file_messages,
     store_messages,
 )
 from adapter.replay_targets import EngineOptions, HttpClient, MllpClient, in_process, paced
-
-
-class UsageError(ConfigError):
-    """Bad options: the command exits 2."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +64,7 @@ class ReplayRequest:
 def replay(request: ReplayRequest, console: Console) -> int:
     """Runs a replay, prints and writes its reports; returns the exit code (0 or 1).
 
-    Raises UsageError / ConfigError for options that cannot run (the CLI exits 2).
+    Raises UsageError (a ValueError) or ConfigError for options that cannot run (the CLI exits 2).
     """
     if bool(request.sources) == bool(request.store):
         raise UsageError("give SOURCE files or --from-store, not both and not neither")

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from adapter.errors import AdapterError, ConfigError
+from adapter.errors import AdapterError
 from adapter.ingest import er7
 from adapter.model import SourceFormat
 from adapter.pipeline import detect_format, split_input
@@ -60,12 +60,12 @@ class KeySpec:
             elif spec and all(part.isidentifier() for part in spec.split(".")):
                 fhir = tuple(spec.split("."))
             else:
-                raise ConfigError(f"--key {spec!r} is neither an HL7 field (PID-3.1) nor a path")
+                raise UsageError(f"--key {spec!r} is neither an HL7 field (PID-3.1) nor a path")
         return cls(hl7, fhir)
 
 
-class SourceNotFound(ConfigError):
-    """A SOURCE argument that names no file (a usage error, not a message error)."""
+class UsageError(ValueError):
+    """Replay options that cannot run (the command exits 2); not a message error."""
 
 
 def expand_paths(sources: Sequence[str]) -> Iterator[Path]:
@@ -79,7 +79,7 @@ def expand_paths(sources: Sequence[str]) -> Iterator[Path]:
         else:
             matches = sorted(glob.glob(source, recursive=True))
             if not matches:
-                raise SourceNotFound(f"no file matches {source}")
+                raise UsageError(f"no file matches {source}")
             for match in matches:
                 found = Path(match)
                 yield from [found] if found.is_file() else _files_under(found)

@@ -6,7 +6,8 @@ window of chunks is in flight, so memory stays constant and results come back in
 
 ``mllp://host:port`` sends each HL7 v2 message in an MLLP frame and reads the ACK's MSA-1;
 ``http://host:port`` POSTs to ``/hl7v2`` or ``/fhir`` and keeps the returned Bundle (or the
-OperationOutcome's error code). Both honour ``rate`` (messages per second) and ``concurrency``
+OperationOutcome's error code). A file that could not be split is sent whole, for the
+endpoint to reject as it would. Both honour ``rate`` (messages per second) and ``concurrency``
 (connections / requests in flight) and give results in input order.
 """
 
@@ -185,8 +186,6 @@ class MllpClient:
     async def send(self, message: SourceMessage) -> Observed:
         if message.format is not SourceFormat.HL7V2:
             return Observed(failure="FHIR input cannot be sent over MLLP (use an http:// target)")
-        if message.split_error is not None:
-            return Observed(failure=f"not sent: {message.split_error}")
         try:
             connection = self._idle.pop() if self._idle else await self._connect()
         except OSError as error:
@@ -279,8 +278,6 @@ class HttpClient:
     async def send(self, message: SourceMessage) -> Observed:
         import httpx
 
-        if message.split_error is not None:
-            return Observed(failure=f"not sent: {message.split_error}")
         try:
             response = await self._client.post(
                 self.PATHS[message.format],

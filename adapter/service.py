@@ -9,6 +9,8 @@ message, so a resent duplicate is answered from the store with the same ACK.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,9 +36,11 @@ from adapter.store import (
     ReportIndexRow,
     Transport,
     WriteRequest,
+    WriteResult,
 )
 
 Clock = Callable[[], datetime]
+log = logging.getLogger("her2_adapter.service")
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,9 @@ def identify(data: bytes, format_hint: SourceFormat | None = None) -> Identity:
 def ack_header_of(data: bytes) -> AckHeader:
     """The ACK header from a message's MSH, as far as it can be read (never raises)."""
     try:
-        message = er7.parse_message(er7.decode_message(data).text)
+        # The MSH segment alone: the header is all an ACK needs, and the body is parsed once,
+        # later, by the pipeline.
+        message = er7.parse_message(er7.decode_message(_first_segment(data)).text)
     except AdapterError:
         return fallback_ack_header(_naive_control_id(data))
     msh = message.msh
@@ -110,6 +116,12 @@ def ack_header_of(data: bytes) -> AckHeader:
         )
     except ValueError:  # separators an ACK cannot be written with
         return fallback_ack_header(message.control_id)
+
+
+def _first_segment(data: bytes) -> bytes:
+    start = data.lstrip(b"\xef\xbb\xbf\x0b\r\n ")
+    end = min((at for at in (start.find(b"\r"), start.find(b"\n")) if at != -1), default=-1)
+    return start if end == -1 else start[:end]
 
 
 def _naive_control_id(data: bytes) -> str:
@@ -167,8 +179,14 @@ class Service:
         *,
         format_hint: SourceFormat | None = None,
         fhir_source: str | None = None,
+        wait_for_outcome: bool = True,
     ) -> Handled:
-        """Store, process, record. Raises StoreUnavailable (transient) and nothing else."""
+        """Store, process, record. Raises StoreUnavailable (transient) and nothing else.
+
+        With ``wait_for_outcome=False`` (MLLP) the answer is returned once the raw message is
+        durable; its outcome joins the next group commit. If the adapter dies in between, the
+        message stays ``received``: a resend or ``her2-adapter reprocess`` processes it again.
+        """
         identity = identify(data, format_hint)
         receipt = await self.committer.receive(
             transport=transport,
@@ -186,7 +204,7 @@ class Service:
                 context.settings, context.mappings, context.strict, context.validate, fhir_source
             )
         outcome = process(RawMessage(data, identity.format), context)
-        return await self.record(receipt, identity, outcome)
+        return await self.record(receipt, identity, outcome, wait=wait_for_outcome)
 
     async def reject_oversized(self, prefix: bytes, size: int, transport: Transport) -> Handled:
         """Keep the start of a message over the size limit, and answer it (AR / 413)."""
@@ -207,8 +225,8 @@ class Service:
     async def reprocess(self, row: MessageRow) -> Handled:
         """Run a stored message through the current pipeline again and record the new outcome.
 
-        Added for ``her2-adapter reprocess`` (MLLP helper). The stored sender is kept: for FHIR
-        input it may have come from the caller rather than from the message.
+        The stored sender is kept: for FHIR input it may have come from the caller rather than
+        from the message.
         """
         hint = (
             None
@@ -227,7 +245,9 @@ class Service:
         outcome = process(RawMessage(row.raw, identity.format), context)
         return await self.record(receipt, identity, outcome)
 
-    async def record(self, receipt: Receipt, identity: Identity, outcome: Outcome) -> Handled:
+    async def record(
+        self, receipt: Receipt, identity: Identity, outcome: Outcome, *, wait: bool = True
+    ) -> Handled:
         """Store what became of a message (again, on reprocess) and build its answer."""
         error = outcome.error
         status = _status_of(error)
@@ -247,7 +267,10 @@ class Service:
             requests.append(IndexReportsRequest(receipt.row_id, report_rows(outcome.bundle)))
             if self.forward:
                 requests.append(EnqueueRequest(receipt.row_id, outcome.bundle_json, self.clock()))
-        await self.committer.write(requests)
+        if wait:
+            await self.committer.write(requests)
+        else:
+            self.committer.submit(requests).add_done_callback(_log_late_failure)
         return Handled(
             receipt=receipt,
             status=status,
@@ -271,6 +294,12 @@ class Service:
             text=text,
         )
         return ack.encode("utf-8")
+
+
+def _log_late_failure(future: asyncio.Future[list[WriteResult]]) -> None:
+    """An outcome that could not be stored after the ACK: the message stays reprocessable."""
+    if not future.cancelled() and (error := future.exception()) is not None:
+        log.warning("outcome not stored: %s", type(error).__name__)
 
 
 def ack_control_id(inbound: str) -> str:

@@ -90,6 +90,10 @@ class Running:
     async def client(self) -> MllpClient:
         return await MllpClient.connect(LOOPBACK, self.server.port)
 
+    async def settled(self) -> None:
+        """Wait until outcomes queued behind their ACKs are committed (the queue is FIFO)."""
+        await self.committer.write([])
+
 
 @asynccontextmanager
 async def mllp_server(store: Store, **settings: Any) -> AsyncIterator[Running]:

@@ -20,6 +20,7 @@ has a new MSH-10 but the same order numbers, so it produces the same ids.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from collections import Counter
@@ -38,10 +39,18 @@ changing it changes every id receivers already store.
 """
 
 
+_NAMESPACE_BYTES: Final = ID_NAMESPACE.bytes
+
+
 def resource_id(*parts: str | None) -> str:
     """A UUID v5 over the parts; ``None`` and ``""`` differ, and no join can be ambiguous."""
-    name = orjson.dumps(parts).decode()
-    return str(uuid.uuid5(ID_NAMESPACE, name))
+    # uuid.uuid5 spelled out (SHA-1 of namespace + name, version and variant bits set): the
+    # same bytes at a fraction of the cost, since every Bundle needs a dozen ids.
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + orjson.dumps(parts)).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    text = digest.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def sender_of(origin: Origin) -> str:

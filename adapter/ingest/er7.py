@@ -263,9 +263,12 @@ class Segment:
     ``raw_fields[n]`` is field ``n`` in HL7 numbering; ``raw_fields[0]`` is the segment name.
     Accessors never raise for absent fields, repetitions or components: they return ``""`` or
     an empty list. Plain accessors unescape; ``raw_*`` accessors return the text as sent.
+
+    A segment is read-only once made: ingest asks for the same field many times, so each
+    repetition is split into components once, on first use, and kept.
     """
 
-    __slots__ = ("_codec", "name", "raw_fields", "separators")
+    __slots__ = ("_codec", "_components", "_escape", "name", "raw_fields", "separators")
 
     def __init__(
         self, name: str, raw_fields: tuple[str, ...], separators: Separators, codec: str
@@ -274,6 +277,8 @@ class Segment:
         self.raw_fields = raw_fields
         self.separators = separators
         self._codec = codec
+        self._escape = separators.escape
+        self._components: dict[tuple[int, int], tuple[str, ...]] = {}
 
     def __repr__(self) -> str:
         return f"<Segment {self.name} with {self.field_count} fields>"
@@ -312,29 +317,25 @@ class Segment:
 
     def raw_components(self, n: int, rep: int = 1) -> list[str]:
         """The components of one repetition of field ``n`` as sent; ``[]`` when it is empty."""
-        value = self.raw_repetition(n, rep)
-        if not value:
-            return []
-        component = self.separators.component
-        if self._is_separator_field(n) or not component:
-            return [value]
-        return value.split(component)
+        return list(self._split_components(n, rep))
 
     def raw_component(self, n: int, c: int = 1, s: int = 1, rep: int = 1) -> str:
         """Subcomponent ``s`` of component ``c`` of repetition ``rep`` of field ``n``, as sent."""
-        components = self.raw_components(n, rep)
+        components = self._components.get((n, rep))
+        if components is None:
+            components = self._split_components(n, rep)
         if not 0 < c <= len(components):
             return ""
         value = components[c - 1]
         subcomponent = self.separators.subcomponent
-        if self._is_separator_field(n) or not subcomponent or subcomponent not in value:
+        if not subcomponent or subcomponent not in value or self._is_separator_field(n):
             return value if s == 1 else ""
         parts = value.split(subcomponent)
         return parts[s - 1] if 0 < s <= len(parts) else ""
 
     def raw_subcomponents(self, n: int, c: int = 1, rep: int = 1) -> list[str]:
         """The subcomponents of component ``c`` as sent; ``[]`` when the component is empty."""
-        components = self.raw_components(n, rep)
+        components = self._split_components(n, rep)
         if not 0 < c <= len(components) or not components[c - 1]:
             return []
         value = components[c - 1]
@@ -342,6 +343,22 @@ class Segment:
         if self._is_separator_field(n) or not subcomponent:
             return [value]
         return value.split(subcomponent)
+
+    def _split_components(self, n: int, rep: int) -> tuple[str, ...]:
+        key = (n, rep)
+        found = self._components.get(key)
+        if found is not None:
+            return found
+        value = self.raw_repetition(n, rep)
+        component = self.separators.component
+        if not value:
+            found = ()
+        elif self._is_separator_field(n) or not component:
+            found = (value,)
+        else:
+            found = tuple(value.split(component))
+        self._components[key] = found
+        return found
 
     # -- unescaped access --------------------------------------------------------------------
 
@@ -359,7 +376,7 @@ class Segment:
 
     def components(self, n: int, rep: int = 1) -> list[str]:
         """The components of one repetition of field ``n``, each unescaped."""
-        return [self._unescape(n, value) for value in self.raw_components(n, rep)]
+        return [self._unescape(n, value) for value in self._split_components(n, rep)]
 
     def component(self, n: int, c: int = 1, s: int = 1, rep: int = 1) -> str:
         """Subcomponent ``s`` of component ``c`` of repetition ``rep`` of field ``n``, unescaped."""
@@ -374,8 +391,8 @@ class Segment:
         return n <= 2 and self.name == "MSH"
 
     def _unescape(self, n: int, value: str) -> str:
-        escape = self.separators.escape
-        if self._is_separator_field(n) or not escape or escape not in value:
+        escape = self._escape
+        if not escape or escape not in value or self._is_separator_field(n):
             return value
         return unescape(value, self.separators, self._codec)
 

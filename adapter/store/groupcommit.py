@@ -108,12 +108,20 @@ class GroupCommitter:
         Raises StoreUnavailable if that transaction fails, LookupError if a request names a
         missing row (then none of these requests is written; other callers are unaffected).
         """
+        return await self.submit(requests)
+
+    def submit(self, requests: Sequence[WriteRequest]) -> asyncio.Future[list[WriteResult]]:
+        """Queues the requests now and returns the future ``write`` would await.
+
+        For writes nobody waits for (an outcome after its ACK): queued before ``close`` is
+        called, they are still written by it.
+        """
         if self._closing:
             raise StoreUnavailable("the store writer is closed")
         self.start()
         future: asyncio.Future[list[WriteResult]] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(tuple(requests), future))
-        return await future
+        return future
 
     async def receive(
         self,

@@ -270,8 +270,13 @@ class MllpServer:
                     message.prefix, message.size, _TRANSPORT
                 )
             else:
+                # The ACK waits for the raw message's commit only; its outcome follows in the
+                # next group commit (Service.handle explains what a crash in between leaves).
                 handled = await self._service.handle(
-                    message.payload, _TRANSPORT, format_hint=SourceFormat.HL7V2
+                    message.payload,
+                    _TRANSPORT,
+                    format_hint=SourceFormat.HL7V2,
+                    wait_for_outcome=False,
                 )
         except TransientError as error:
             log.warning("mllp no ack: control_id=%s code=%s", header.control_id, error.code)

@@ -58,6 +58,7 @@ def test_eight_concurrent_senders_all_acked_and_stored(tmp_path: Path) -> None:
 
     async def scenario(running: Running) -> tuple[list[list[bool]], dict[MessageStatus, int]]:
         answers = await asyncio.gather(*(one_sender(running, s) for s in range(8)))
+        await running.settled()
         return answers, running.store.counts().messages
 
     answers, counts = run_mllp(tmp_path, scenario)
@@ -115,6 +116,7 @@ def test_bad_input_gets_a_nak_with_err(
         (ack,) = await client.send(message)
         await client.close()
         control_id = segments(ack)["MSA"][2]
+        await running.settled()
         row = running.store.get_message(control_id)
         return ack, None if row is None else row.status
 
@@ -188,6 +190,7 @@ def test_oversized_frame_is_answered_ar_and_its_prefix_stored(tmp_path: Path) ->
         (ack,) = await client.send(big)
         (after,) = await client.send(oru("after-big"))
         await client.close()
+        await running.settled()
         row = running.store.get_message("big-1")
         assert row is not None
         return ack, after, len(row.raw), row.status
