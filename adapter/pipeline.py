@@ -11,6 +11,7 @@ reported as ``INTERNAL`` errors so that one bad message never stops a service.
 from __future__ import annotations
 
 import logging
+import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,12 +111,21 @@ def process(message: RawMessage, context: Context) -> Outcome:
             message_id, records = _fhir_records(message.data, context)
         return _emit(message, message_id, records, context, parsed)
     except AdapterError as error:
-        log.info("message rejected", extra={"message_id": message_id, "error_code": error.code})
+        log.info("message rejected: message_id=%s code=%s", message_id, error.code)
         return Outcome(message.format, message_id, error=error, parsed=parsed)
-    except Exception as exc:  # one bad message must never stop a service
-        log.exception("internal error", extra={"message_id": message_id})
+    except Exception as exc:  # noqa: BLE001 - one bad message must never stop a service
+        # Type and place only: an exception's text may quote the message (patient data).
+        log.error(
+            "internal error: message_id=%s %s at %s", message_id, type(exc).__name__, _where(exc)
+        )
         internal = AdapterError(f"internal error ({type(exc).__name__}); the message is kept")
         return Outcome(message.format, message_id, error=internal, parsed=parsed)
+
+
+def _where(exc: BaseException) -> str:
+    """File and line where an exception was raised, without its (possibly patient) text."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
 
 
 def _fhir_records(data: bytes, context: Context) -> tuple[str, list[AssayRecord]]:
@@ -136,13 +146,9 @@ def _emit(
         from adapter.emit.validate import validate_bundle
 
         validate_bundle(bundle)
-    log.info(
-        "message processed",
-        extra={
-            "message_id": message_id,
-            "rules": [rule.rule_id for c in classifications for rule in c.rules],
-        },
-    )
+    if log.isEnabledFor(logging.INFO):
+        rules = ",".join(rule.rule_id for c in classifications for rule in c.rules)
+        log.info("message processed: message_id=%s rules=%s", message_id, rules)
     return Outcome(
         message.format,
         message_id,

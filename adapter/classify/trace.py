@@ -18,14 +18,19 @@ class Trace:
     flags: list[Flag] = field(default_factory=list)
 
     def fire(self, rule_id: str, reason: str) -> None:
-        fired = FiredRule(rule_id=rule_id, citation=RULES_BY_ID[rule_id].citation, reason=reason)
-        if fired not in self.rules:
-            self.rules.append(fired)
+        citation = RULES_BY_ID[rule_id].citation
+        # Field by field rather than ``FiredRule(...) in self.rules``: the same test without
+        # building a model and running pydantic's __eq__ against every rule already fired.
+        for known in self.rules:
+            if known.rule_id == rule_id and known.reason == reason and known.citation == citation:
+                return
+        self.rules.append(FiredRule(rule_id=rule_id, citation=citation, reason=reason))
 
     def flag(self, code: FlagCode, reason: str) -> None:
-        raised = Flag(code=code, reason=reason)
-        if raised not in self.flags:
-            self.flags.append(raised)
+        for known in self.flags:
+            if known.code == code and known.reason == reason:
+                return
+        self.flags.append(Flag(code=code, reason=reason))
 
     def absorb(self, other: Trace) -> None:
         """Take over another trace's rules and flags, keeping order and dropping repeats."""

@@ -100,16 +100,14 @@ def parse_hl7_datetime(text: str, zone: tzinfo) -> tuple[datetime | None, bool]:
             hours, minutes_part = int(offset_text[:2]), int(offset_text[2:])
             if hours > 23 or minutes_part > 59:
                 return None, False
-            minutes = hours * 60 + minutes_part
-            offset = timezone(timedelta(minutes=minutes if sign == "+" else -minutes))
+            offset = _offset_zone(sign, hours * 60 + minutes_part)
             break
     digits, _, fraction = value.partition(".")
     if not digits.isdigit() or len(digits) not in (4, 6, 8, 10, 12, 14):
         return None, False
     padded = digits + "0101000000"[len(digits) - 4 :] if len(digits) < 8 else digits.ljust(14, "0")
-    try:
-        moment = datetime.strptime(padded[:14], "%Y%m%d%H%M%S")
-    except ValueError:
+    moment = _calendar_moment(padded[:14])
+    if moment is None:
         return None, False
     if fraction:
         # A fraction belongs to the seconds: "202403121015.5" is not a valid DTM.
@@ -118,3 +116,38 @@ def parse_hl7_datetime(text: str, zone: tzinfo) -> tuple[datetime | None, bool]:
         moment = moment.replace(microsecond=int(fraction[:6].ljust(6, "0")))
     coarse = len(digits) < 12
     return moment.replace(tzinfo=offset or zone), coarse
+
+
+# At most 2 x 24 x 60 distinct offsets: one shared tzinfo each instead of one per timestamp.
+_OFFSET_ZONES: dict[tuple[str, int], timezone] = {}
+
+
+def _offset_zone(sign: str, minutes: int) -> timezone:
+    key = (sign, minutes)
+    zone = _OFFSET_ZONES.get(key)
+    if zone is None:
+        zone = timezone(timedelta(minutes=minutes if sign == "+" else -minutes))
+        _OFFSET_ZONES[key] = zone
+    return zone
+
+
+def _calendar_moment(digits: str) -> datetime | None:
+    """Fourteen digits ``YYYYMMDDHHMMSS`` as a naive datetime; ``None`` for an impossible date."""
+    if not digits.isascii():
+        # Other scripts' digits: strptime's own rules decide (rare enough not to hand-code).
+        try:
+            return datetime.strptime(digits, "%Y%m%d%H%M%S")
+        except ValueError:
+            return None
+    # Same result as strptime("%Y%m%d%H%M%S") on ASCII digits, at a fraction of its cost.
+    try:
+        return datetime(
+            int(digits[:4]),
+            int(digits[4:6]),
+            int(digits[6:8]),
+            int(digits[8:10]),
+            int(digits[10:12]),
+            int(digits[12:14]),
+        )
+    except ValueError:
+        return None
