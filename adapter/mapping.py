@@ -13,11 +13,11 @@ instead of being hidden behind a table entry.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
@@ -218,6 +218,32 @@ V3_INTERPRETATION_CODES = frozenset(
 # The merged view for one sender
 # --------------------------------------------------------------------------------------------
 
+_V = TypeVar("_V")
+
+
+class _Memo(Generic[_V]):
+    """What a text look-up answered before: the same wordings arrive in message after message.
+
+    Bounded, since free text from senders (notes, values) is unbounded: past ``LIMIT`` texts it
+    forgets everything and starts again.
+    """
+
+    LIMIT = 4096
+    __slots__ = ("_known",)
+
+    def __init__(self) -> None:
+        self._known: dict[str, _V] = {}
+
+    def get(self, text: str, look_up: Callable[[str], _V]) -> _V:
+        known = self._known
+        if text in known:
+            return known[text]
+        found = look_up(text)
+        if len(known) >= self.LIMIT:
+            known.clear()
+        known[text] = found
+        return found
+
 
 @dataclass(frozen=True)
 class MappingSet:
@@ -240,6 +266,21 @@ class MappingSet:
     abnormal_flags: Mapping[str, str]
     units: Mapping[str, str]
     files: tuple[str, ...] = field(default=())
+    _answers_by_text: _Memo[Answer | None] = field(
+        default_factory=_Memo, init=False, repr=False, compare=False
+    )
+    _recount_by_text: _Memo[bool] = field(
+        default_factory=_Memo, init=False, repr=False, compare=False
+    )
+    _tissue_by_text: _Memo[Tissue | None] = field(
+        default_factory=_Memo, init=False, repr=False, compare=False
+    )
+    _procedure_by_text: _Memo[Procedure | None] = field(
+        default_factory=_Memo, init=False, repr=False, compare=False
+    )
+    _unit_by_text: _Memo[str | None] = field(
+        default_factory=_Memo, init=False, repr=False, compare=False
+    )
 
     def system_uri(self, name: str) -> str:
         """FHIR system URI for an HL7 v2 coding system name (or a URI already)."""
@@ -268,6 +309,9 @@ class MappingSet:
         return self.answer_for_text(text) if text else None
 
     def answer_for_text(self, text: str) -> Answer | None:
+        return self._answers_by_text.get(text, self._answer_for_text)
+
+    def _answer_for_text(self, text: str) -> Answer | None:
         key = _normalise(text)
         found = self.text_answers.get(key)
         if found is not None:
@@ -282,6 +326,9 @@ class MappingSet:
 
     def mentions_recount(self, text: str) -> bool:
         """The text says a recount was done ("Recount not performed" does not)."""
+        return self._recount_by_text.get(text, self._mentions_recount)
+
+    def _mentions_recount(self, text: str) -> bool:
         key = _normalise(text)
         if any(negation in key for negation in self.recount_negations):
             return False
@@ -292,11 +339,17 @@ class MappingSet:
 
     def tissue_for_text(self, text: str) -> Tissue | None:
         """The tissue a free text names; ``None`` when it names none or several."""
+        return self._tissue_by_text.get(text, self._tissue_for_text)
+
+    def _tissue_for_text(self, text: str) -> Tissue | None:
         key = _normalise(text)
         found = {tissue for word, tissue in self.tissue_words if word in key}
         return found.pop() if len(found) == 1 else None
 
     def procedure_for_text(self, text: str) -> Procedure | None:
+        return self._procedure_by_text.get(text, self._procedure_for_text)
+
+    def _procedure_for_text(self, text: str) -> Procedure | None:
         key = _normalise(text)
         found = {procedure for word, procedure in self.procedure_words if word in key}
         return found.pop() if len(found) == 1 else None
@@ -311,6 +364,9 @@ class MappingSet:
         return self.abnormal_flags.get(flag.upper()) or self.abnormal_flags.get(flag)
 
     def unit_for(self, text: str) -> str | None:
+        return self._unit_by_text.get(text, self._unit_for)
+
+    def _unit_for(self, text: str) -> str | None:
         return self.units.get(_normalise(text))
 
 

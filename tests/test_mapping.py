@@ -872,3 +872,34 @@ def test_mappings_check_reports_the_bad_file(tmp_path: Path) -> None:
     assert lines[0].startswith(f"{bad}:codes.0.analyte: ")
     assert "her2-ihc" in lines[0]
     assert result.stdout == ""
+
+
+def test_remembered_look_ups_answer_as_the_first_time(default: MappingSet) -> None:
+    """A text looked up again, after the memo has been filled past its bound, means the same."""
+    texts = ["Positive (3+)", "breast, left", "core needle biopsy", "blinded recount done", "%"]
+    first = [
+        (
+            default.answer_for_text(text),
+            default.tissue_for_text(text),
+            default.procedure_for_text(text),
+            default.mentions_recount(text),
+            default.unit_for(text),
+        )
+        for text in texts
+    ]
+    for number in range(5000):  # more distinct texts than the memo keeps
+        default.answer_for_text(f"free text {number}")
+    again = [
+        (
+            default.answer_for_text(text),
+            default.tissue_for_text(text),
+            default.procedure_for_text(text),
+            default.mentions_recount(text),
+            default.unit_for(text),
+        )
+        for text in texts
+    ]
+    assert again == first
+    assert first[0][0] is not None
+    assert first[0][0].score is not None
+    assert first[1][1] is Tissue.BREAST

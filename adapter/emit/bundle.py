@@ -158,22 +158,23 @@ class _Assembly:
     patients: dict[str, list[Identifier]] = field(default_factory=dict)
     specimens: dict[str, _SpecimenParts] = field(default_factory=dict)
     record_resources: list[JsonDict] = field(default_factory=list)
+    times: dt.DateTimeTexts = field(default_factory=dt.DateTimeTexts)
 
     def add(self, record: AssayRecord, classification: Classification, ids: RecordIds) -> None:
         known = self.patients.setdefault(ids.patient, [])
         known.extend(i for i in record.patient.identifiers if i not in known)
         specimen_id = self._add_specimen(record, ids)
         self.record_resources.extend(
-            _observation(record, observation, observation_id, ids.patient, specimen_id)
+            _observation(record, observation, observation_id, ids.patient, specimen_id, self.times)
             for observation, observation_id in zip(
                 record.observations, ids.observations, strict=True
             )
         )
         self.record_resources.append(
-            _summary(record, classification, ids, specimen_id, self.codesystem)
+            _summary(record, classification, ids, specimen_id, self.codesystem, self.times)
         )
         self.record_resources.append(
-            _report(record, classification, ids, specimen_id, self.codesystem)
+            _report(record, classification, ids, specimen_id, self.codesystem, self.times)
         )
 
     def _add_specimen(self, record: AssayRecord, ids: RecordIds) -> str | None:
@@ -246,6 +247,7 @@ def _common_observation_head(
     code: JsonDict,
     patient_id: str,
     effective: str | None,
+    times: dt.DateTimeTexts,
 ) -> JsonDict:
     resource: JsonDict = {
         "resourceType": "Observation",
@@ -258,7 +260,7 @@ def _common_observation_head(
     if effective:
         resource["effectiveDateTime"] = effective
     if record.issued is not None:
-        resource["issued"] = dt.date_time(record.issued, "Observation.issued")
+        resource["issued"] = times(record.issued, "Observation.issued")
     return resource
 
 
@@ -268,6 +270,7 @@ def _observation(
     observation_id: str,
     patient_id: str,
     specimen_id: str | None,
+    times: dt.DateTimeTexts,
 ) -> JsonDict:
     effective = observation.effective or record.effective
     code = dt.codeable(observation.provenance.code) or {"text": observation.analyte.value}
@@ -277,7 +280,8 @@ def _observation(
         observation.status,
         code,
         patient_id,
-        dt.date_time(effective, "Observation.effectiveDateTime") if effective else None,
+        times(effective, "Observation.effectiveDateTime") if effective else None,
+        times,
     )
     resource.update(_value(observation))
     if observation.interpretation:
@@ -322,6 +326,7 @@ def _summary(
     ids: RecordIds,
     specimen_id: str | None,
     codesystem: str,
+    times: dt.DateTimeTexts,
 ) -> JsonDict:
     system, code, display = HER2_INTERPRETATION
     resource = _common_observation_head(
@@ -330,9 +335,8 @@ def _summary(
         SUMMARY_STATUS[record.report_status],
         {"coding": [{"system": system, "code": code, "display": display}], "text": display},
         ids.patient,
-        dt.date_time(record.effective, "Observation.effectiveDateTime")
-        if record.effective
-        else None,
+        times(record.effective, "Observation.effectiveDateTime") if record.effective else None,
+        times,
     )
     resource["valueCodeableConcept"] = _official_result(classification, codesystem)
     notes = [
@@ -447,6 +451,7 @@ def _report(
     ids: RecordIds,
     specimen_id: str | None,
     codesystem: str,
+    times: dt.DateTimeTexts,
 ) -> JsonDict:
     origin = record.origin
     resource: JsonDict = {"resourceType": "DiagnosticReport", "id": ids.report}
@@ -466,11 +471,11 @@ def _report(
     }
     resource["subject"] = dt.reference(ids.patient)
     if record.effective is not None:
-        resource["effectiveDateTime"] = dt.date_time(
+        resource["effectiveDateTime"] = times(
             record.effective, "DiagnosticReport.effectiveDateTime"
         )
     if record.issued is not None:
-        resource["issued"] = dt.date_time(record.issued, "DiagnosticReport.issued")
+        resource["issued"] = times(record.issued, "DiagnosticReport.issued")
     if specimen_id:
         resource["specimen"] = [dt.reference(specimen_id)]
     resource["result"] = [dt.reference(oid) for oid in (*ids.observations, ids.summary)]

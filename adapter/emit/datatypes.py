@@ -105,3 +105,26 @@ def date_time(value: datetime, element: str) -> str:
         fraction = f"{value.microsecond:06d}".rstrip("0")
         text = f"{text[:19]}.{fraction}{text[19:]}"
     return text
+
+
+class DateTimeTexts:
+    """``date_time`` for one Bundle, remembering every datetime it has written.
+
+    A record's ``issued`` and ``effective`` are repeated on each of its Observations: each is
+    formatted once. Keyed by identity, never by equality, since equal instants in different
+    offsets are written differently; the memo holds each datetime, so no id is reused while it
+    lives.
+    """
+
+    __slots__ = ("_known",)
+
+    def __init__(self) -> None:
+        self._known: dict[int, tuple[datetime, str]] = {}
+
+    def __call__(self, value: datetime, element: str) -> str:
+        found = self._known.get(id(value))
+        if found is not None:
+            return found[1]
+        text = date_time(value, element)
+        self._known[id(value)] = (value, text)
+        return text

@@ -308,9 +308,10 @@ class Segment:
 
     def raw_repetition(self, n: int, rep: int = 1) -> str:
         """Repetition ``rep`` (1-based) of field ``n`` as sent."""
-        value = self.raw(n)
+        fields = self.raw_fields
+        value = fields[n] if 0 < n < len(fields) else ""
         repetition = self.separators.repetition
-        if self._is_separator_field(n) or not repetition or repetition not in value:
+        if not repetition or repetition not in value or self._is_separator_field(n):
             return value if rep == 1 else ""
         parts = value.split(repetition)
         return parts[rep - 1] if 0 < rep <= len(parts) else ""
@@ -376,11 +377,22 @@ class Segment:
 
     def components(self, n: int, rep: int = 1) -> list[str]:
         """The components of one repetition of field ``n``, each unescaped."""
-        return [self._unescape(n, value) for value in self._split_components(n, rep)]
+        components = self._split_components(n, rep)
+        escape = self._escape
+        if not escape or self._is_separator_field(n):
+            return list(components)
+        separators, codec = self.separators, self._codec
+        return [
+            unescape(value, separators, codec) if escape in value else value for value in components
+        ]
 
     def component(self, n: int, c: int = 1, s: int = 1, rep: int = 1) -> str:
         """Subcomponent ``s`` of component ``c`` of repetition ``rep`` of field ``n``, unescaped."""
-        return self._unescape(n, self.raw_component(n, c, s, rep))
+        value = self.raw_component(n, c, s, rep)
+        escape = self._escape
+        if not escape or escape not in value or self._is_separator_field(n):
+            return value
+        return unescape(value, self.separators, self._codec)
 
     def subcomponents(self, n: int, c: int = 1, rep: int = 1) -> list[str]:
         """The subcomponents of component ``c`` of one repetition of field ``n``, unescaped."""

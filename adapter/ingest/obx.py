@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import tzinfo
 from decimal import Decimal, DivisionByZero, InvalidOperation
+from typing import NamedTuple
 
 from adapter.ingest import er7
 from adapter.ingest.assemble import ReadValue
@@ -55,8 +56,8 @@ class ObxOutcome:
     warnings: tuple[IngestWarning, ...]
 
 
-@dataclass(frozen=True)
-class _Value:
+class _Value(NamedTuple):
+    # A tuple rather than a frozen dataclass: one is made per OBX, and tuples are cheap to make.
     number: Interval | None = None
     ratio: tuple[Decimal, Decimal] | None = None
     text: str | None = None

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Callable
 from decimal import Decimal
 
+import orjson
 import pytest
 
 from adapter.emit.ids import ID_NAMESPACE, record_ids, resource_id
@@ -240,3 +241,18 @@ def test_all_ids_of_a_record_are_distinct(record_factory: RecordFactory) -> None
     ids = record_ids(record_factory())
     every = [ids.patient, ids.specimen, ids.report, ids.summary, *ids.observations]
     assert len(set(every)) == len(every)
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        pytest.param(("Observation", "LAB", "filler", "SP1", "1"), id="plain"),
+        pytest.param(("Patient", None, "identifier", None, "123"), id="none-parts"),
+        pytest.param((), id="no-parts"),
+        pytest.param(("é", "中文", "😀", '"quoted"', "back\\slash", "\x00"), id="non-ascii"),
+    ],
+)
+def test_resource_id_is_uuid5_of_the_json_parts(parts: tuple[str | None, ...]) -> None:
+    """The hand-made UUID v5 is byte for byte uuid.uuid5 over the JSON array of the parts."""
+    expected = uuid.uuid5(ID_NAMESPACE, orjson.dumps(parts).decode())
+    assert resource_id(*parts) == str(expected)

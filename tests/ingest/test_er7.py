@@ -548,3 +548,24 @@ def test_end_to_end_latin1_batch() -> None:
     decoded = decode_message(raw)
     parsed = parse_message(decoded.text, codec=decoded.codec)
     assert parsed.segments[1].field(3) == "Fräulein ^ Grüße"
+
+
+def test_component_lists_are_the_callers_own() -> None:
+    """Changing a returned component list never changes what the segment answers next."""
+    obx = parse_message(message("C1", "OBX|1|CWE|85319-2^HER2 IHC^LN")).segments[1]
+    obx.raw_components(3).clear()
+    obx.components(3).append("x")
+    assert obx.raw_components(3) == ["85319-2", "HER2 IHC", "LN"]
+    assert obx.components(3) == ["85319-2", "HER2 IHC", "LN"]
+    assert obx.component(3, 2) == "HER2 IHC"
+
+
+def test_repeated_reads_of_a_field_agree() -> None:
+    """Every repetition is split on its own, however often and in whatever order it is read."""
+    pid = parse_message(message("C1", "PID|1||A^^^X&1.2&ISO~B\\S\\C^^^Y")).segments[1]
+    for _ in range(2):
+        assert pid.component(3, 4, 2, rep=1) == "1.2"
+        assert pid.components(3, rep=2) == ["B^C", "", "", "Y"]
+        assert pid.raw_component(3, 1, rep=2) == "B\\S\\C"
+        assert pid.component(3, 1, rep=1) == "A"
+        assert pid.raw_subcomponents(3, 4, rep=1) == ["X", "1.2", "ISO"]

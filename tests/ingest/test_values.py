@@ -289,3 +289,52 @@ def test_fixed_offset_is_preserved_exactly() -> None:
 def test_site_zone(name: str, expected: object) -> None:
     """The configured site zone is UTC or an IANA zone."""
     assert site_zone(name) == expected
+
+
+# Fast path for the calendar fields: every boundary a strptime("%Y%m%d%H%M%S") reading decides.
+CALENDAR_BOUNDARIES = [
+    pytest.param(stamp, id=stamp)
+    for stamp in (
+        "20240229120000",  # leap day
+        "20230229120000",  # not a leap year
+        "19000229120000",  # century, not a leap year
+        "20000229120000",  # 400-year leap year
+        "20240431000000",  # April has 30 days
+        "20241301000000",  # month 13
+        "20240001000000",  # month 0
+        "20240100000000",  # day 0
+        "20240101240000",  # hour 24
+        "20240101006000",  # minute 60
+        "20240101000060",  # second 60 (strptime reads it, datetime refuses it)
+        "20240101000061",
+        "00000101000000",  # year 0
+        "00010101000000",
+        "99991231235959",
+    )
+]
+
+
+@pytest.mark.parametrize("stamp", CALENDAR_BOUNDARIES)
+def test_hl7_datetime_calendar_matches_strptime(stamp: str) -> None:
+    """Reading YYYYMMDDHHMMSS accepts exactly the dates strptime accepts, with the same value."""
+    try:
+        expected: datetime | None = datetime.strptime(stamp, "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+    except ValueError:
+        expected = None
+    assert parse_hl7_datetime(stamp, UTC)[0] == expected
+
+
+def test_hl7_datetime_other_scripts_digits_follow_strptime() -> None:
+    """Digits of other scripts are read exactly as strptime reads them (a year, not a month)."""
+    assert parse_hl7_datetime("٢٠٢٤", UTC) == (datetime(2024, 1, 1, tzinfo=UTC), True)
+    assert parse_hl7_datetime("٢٠٢٤٠٣", UTC) == (None, False)
+
+
+def test_hl7_datetime_equal_offsets_share_one_zone() -> None:
+    """Two timestamps with one offset carry the same fixed zone, written the same way."""
+    first, _ = parse_hl7_datetime("20240301120000-0500", UTC)
+    second, _ = parse_hl7_datetime("20240302120000-0500", UTC)
+    assert first is not None
+    assert second is not None
+    assert first.tzinfo is second.tzinfo
+    assert first.utcoffset() == timedelta(hours=-5)
