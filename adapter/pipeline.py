@@ -19,7 +19,7 @@ from adapter.classify import classify
 from adapter.config import Settings
 from adapter.emit.bundle import build_bundle, dumps
 from adapter.errors import AdapterError, MessageTooLarge
-from adapter.ingest import er7, fhir, hl7v2
+from adapter.ingest import er7, hl7v2
 from adapter.mapping import Mappings, load_mappings
 from adapter.model import AssayRecord, Classification, SourceFormat
 
@@ -129,6 +129,8 @@ def _where(exc: BaseException) -> str:
 
 
 def _fhir_records(data: bytes, context: Context) -> tuple[str, list[AssayRecord]]:
+    from adapter.ingest import fhir  # imported on first FHIR input: HL7 v2 runs start faster
+
     return fhir.to_records(data, context.mappings, context.settings, source=context.fhir_source)
 
 

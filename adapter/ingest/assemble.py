@@ -59,6 +59,35 @@ class AssembledResults:
     warnings: tuple[IngestWarning, ...]
 
 
+NUMERIC_ANALYTES = frozenset(
+    {
+        Analyte.HER2_CEP17_RATIO,
+        Analyte.HER2_COPIES,
+        Analyte.CEP17_COPIES,
+        Analyte.ISH_CELLS_COUNTED,
+        Analyte.ISH_AMPLIFIED_PERCENT,
+        Analyte.HER2_IHC_STAINED_PERCENT,
+        Analyte.ER_PERCENT,
+        Analyte.PGR_PERCENT,
+    }
+)
+"""Analytes whose value is a number; the others are read as answers (scores, wordings)."""
+
+NUMBER_OR_ANSWER = frozenset({Analyte.ER_RESULT, Analyte.PGR_RESULT, Analyte.ISH_RECOUNT})
+"""Result analytes that may carry a percentage or count instead of a word ("ER: 95%")."""
+
+READ_AS_NUMBER = NUMERIC_ANALYTES | NUMBER_OR_ANSWER
+
+
+def usable(analyte: Analyte, number: Interval | None, answer: Answer | None) -> bool:
+    """Whether a read value says something for its analyte (else it is reported as not used)."""
+    if analyte in NUMERIC_ANALYTES:
+        return number is not None or (answer is not None and answer.indeterminate)
+    if analyte in NUMBER_OR_ANSWER and number is not None:
+        return True
+    return answer is not None
+
+
 _ISH_ANALYTES = frozenset(
     {
         Analyte.HER2_ISH,

@@ -12,7 +12,7 @@ from datetime import datetime, tzinfo
 from decimal import Decimal, DivisionByZero, InvalidOperation
 from typing import Any
 
-from adapter.ingest.assemble import ReadValue
+from adapter.ingest.assemble import READ_AS_NUMBER, ReadValue, usable
 from adapter.ingest.fhir_elements import (
     UCUM,
     V3_INTERPRETATION,
@@ -24,7 +24,6 @@ from adapter.ingest.fhir_elements import (
     parse_datetime,
     text,
 )
-from adapter.ingest.obx import NUMERIC_ANALYTES
 from adapter.ingest.values import bounded, parse_interval
 from adapter.mapping import V3_INTERPRETATION_CODES, Answer, CodeEntry, MappingSet
 from adapter.model import (
@@ -40,7 +39,6 @@ from adapter.model import (
 )
 
 # Result analytes that may carry a percentage instead of a word ("ER: 95%"), as in obx.py.
-_NUMBER_OR_ANSWER = frozenset({Analyte.ER_RESULT, Analyte.PGR_RESULT, Analyte.ISH_RECOUNT})
 _IHC0_ANALYTES = frozenset({Analyte.HER2_IHC, Analyte.HER2_IHC0_SUBTYPE})
 _R5_STATUS_READ_AS = {"specimen-in-process": ResultStatus.REGISTERED}
 
@@ -211,7 +209,7 @@ def _add_part(
     if context.status is ResultStatus.ENTERED_IN_ERROR:
         return unused("entered in error (Observation.status entered-in-error)")
     indeterminate = _indeterminate_reason(part, context.status)
-    if indeterminate is None and not _usable(entry.analyte, value):
+    if indeterminate is None and not usable(entry.analyte, value.number, value.answer):
         if value.value_type is None:
             return unused("no value (no value[x] and no dataAbsentReason)")
         return unused(f"value {value.value_text!r} not understood for {entry.analyte}")
@@ -271,14 +269,6 @@ def _indeterminate_reason(part: JsonObject, status: ResultStatus) -> str | None:
         # Like OBX-11 X: a test ordered but not done is a result (indeterminate), not silence.
         return "result cannot be obtained (Observation.status cancelled)"
     return None
-
-
-def _usable(analyte: Analyte, value: _Value) -> bool:
-    if analyte in NUMERIC_ANALYTES:
-        return value.number is not None or (value.answer is not None and value.answer.indeterminate)
-    if analyte in _NUMBER_OR_ANSWER and value.number is not None:
-        return True
-    return value.answer is not None
 
 
 def _with_note_subtype(
@@ -372,7 +362,7 @@ def _quantity(
     if not isinstance(amount, Decimal | int) or isinstance(amount, bool):
         return _Value(value_type="valueQuantity", value_text=sent)
     number = Decimal(amount)
-    if analyte is not None and analyte not in NUMERIC_ANALYTES | _NUMBER_OR_ANSWER:
+    if analyte is not None and analyte not in READ_AS_NUMBER:
         # Labs send an IHC score as a bare number: read it as the score's wording, and say so.
         warnings.append(
             IngestWarning(
@@ -404,7 +394,7 @@ def _quantity(
 def _number_or_words(
     sent: str, number: Decimal, analyte: Analyte | None, mapping: MappingSet, value_type: str
 ) -> _Value:
-    if analyte is None or analyte in NUMERIC_ANALYTES | _NUMBER_OR_ANSWER:
+    if analyte is None or analyte in READ_AS_NUMBER:
         return _Value(value_type=value_type, value_text=sent, number=Interval.point(number, sent))
     return _Value(
         value_type=value_type, value_text=sent, text=sent, answer=mapping.answer_for_text(sent)
@@ -477,7 +467,7 @@ def _concept_summary(item: Coding | None, label: str | None) -> str:
 
 
 def _text_value(sent: str, analyte: Analyte | None, mapping: MappingSet, value_type: str) -> _Value:
-    if analyte is None or analyte in NUMERIC_ANALYTES or analyte in _NUMBER_OR_ANSWER:
+    if analyte is None or analyte in READ_AS_NUMBER:
         number = parse_interval(sent)
         if number is not None:
             return _Value(value_type=value_type, value_text=sent, number=number, text=sent)

@@ -13,7 +13,7 @@ from decimal import Decimal, DivisionByZero, InvalidOperation
 from typing import NamedTuple
 
 from adapter.ingest import er7
-from adapter.ingest.assemble import ReadValue
+from adapter.ingest.assemble import READ_AS_NUMBER, ReadValue, usable
 from adapter.ingest.values import bounded, parse_decimal, parse_hl7_datetime, parse_interval
 from adapter.mapping import Answer, CodeEntry, MappingSet
 from adapter.model import (
@@ -27,22 +27,6 @@ from adapter.model import (
     UnusedResult,
 )
 
-NUMERIC_ANALYTES = frozenset(
-    {
-        Analyte.HER2_CEP17_RATIO,
-        Analyte.HER2_COPIES,
-        Analyte.CEP17_COPIES,
-        Analyte.ISH_CELLS_COUNTED,
-        Analyte.ISH_AMPLIFIED_PERCENT,
-        Analyte.HER2_IHC_STAINED_PERCENT,
-        Analyte.ER_PERCENT,
-        Analyte.PGR_PERCENT,
-    }
-)
-"""Analytes whose value is a number; the others are read as answers (scores, wordings)."""
-
-# Result analytes that may carry a percentage instead of a word ("ER: 95%").
-_NUMBER_OR_ANSWER = frozenset({Analyte.ER_RESULT, Analyte.PGR_RESULT, Analyte.ISH_RECOUNT})
 _CODED_TYPES = frozenset({"CWE", "CE", "CNE", "CF"})
 _TEXT_TYPES = frozenset({"ST", "TX", "FT", "IS", "ID", "TN"})
 _SN_COMPARATORS = ("<=", ">=", "<>", "<", ">", "=")
@@ -98,7 +82,7 @@ def read_obx(segment: er7.Segment, position: int, mapping: MappingSet, zone: tzi
         "result cannot be obtained (OBX-11 X)" if status is ResultStatus.CANCELLED else None
     )
     value = _read_value(segment, value_type, entry.analyte, mapping, locator, warnings)
-    if indeterminate is None and not _usable(entry.analyte, value):
+    if indeterminate is None and not usable(entry.analyte, value.number, value.answer):
         if not raw_value:
             return unused("no value (OBX-5 empty)")
         return unused(f"value {segment.field(5)!r} not understood for {entry.analyte}")
@@ -216,7 +200,7 @@ def _read_value(
 
 
 def _text_value(text: str, analyte: Analyte, mapping: MappingSet) -> _Value:
-    if analyte in NUMERIC_ANALYTES or analyte in _NUMBER_OR_ANSWER:
+    if analyte in READ_AS_NUMBER:
         number = parse_interval(text)
         if number is not None:
             return _Value(number=number, text=text)
@@ -301,14 +285,6 @@ def _coded(
                 )
             )
     return _Value(text=display or None, coding=coding, answer=answer)
-
-
-def _usable(analyte: Analyte, value: _Value) -> bool:
-    if analyte in NUMERIC_ANALYTES:
-        return value.number is not None or (value.answer is not None and value.answer.indeterminate)
-    if analyte in _NUMBER_OR_ANSWER and value.number is not None:
-        return True
-    return value.answer is not None
 
 
 def _flags(
