@@ -109,3 +109,11 @@ def test_validate_mode_passes_valid_bundles(context: Context) -> None:
     data = (FIXTURES / "ish-g2-ihc2-recount.hl7").read_bytes()
     outcome = process(RawMessage(data, SourceFormat.HL7V2), validating)
     assert outcome.error is None
+
+
+def test_er_pgr_only_order_says_no_her2_test(context: Context) -> None:
+    """An ER/PgR-only order is not reported as a failed HER2 test."""
+    bundle = _only(FIXTURES / "er-pgr-only.hl7", context)
+    (report,) = _resources(bundle, "DiagnosticReport")
+    assert "reports no HER2 test" in report["conclusion"]
+    assert "HR-positive" in report["conclusion"]

@@ -66,6 +66,11 @@ CATEGORY_EXPLANATIONS: Final[dict[Category, str]] = {
     ),
 }
 
+NO_HER2_TEST: Final = (
+    "This order reports no HER2 test (ER/PgR only): 'indeterminate' here means HER2 is not "
+    "determined by this report, not that a HER2 test failed."
+)
+
 GASTROESOPHAGEAL_NEGATIVE: Final = (
     "HER2-low, HER2-ultralow and HER2-null are breast cancer categories; they are not assigned "
     "in gastroesophageal adenocarcinoma."
@@ -77,7 +82,7 @@ def conclusion(record: AssayRecord, classification: Classification) -> str:
     sentences = [
         f"{OFFICIAL_RESULT_WORDS[classification.official_result]}; "
         f"category {classification.category.value}.",
-        _category_explanation(classification),
+        _category_explanation(record, classification),
         _hormone_receptor_sentence(record, classification),
         _flags_sentence(classification),
         f"Guidelines applied: {classification.guideline}.",
@@ -85,7 +90,9 @@ def conclusion(record: AssayRecord, classification: Classification) -> str:
     return " ".join(sentence for sentence in sentences if sentence)
 
 
-def _category_explanation(classification: Classification) -> str:
+def _category_explanation(record: AssayRecord, classification: Classification) -> str:
+    if record.her2_ihc is None and record.her2_ish is None and record.lab_interpretation is None:
+        return NO_HER2_TEST
     if (
         classification.category is Category.HER2_NEGATIVE
         and classification.tissue is Tissue.GASTROESOPHAGEAL
