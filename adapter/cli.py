@@ -192,6 +192,13 @@ def serve(
         str | None, typer.Option("--api-token", help="Bearer token the HTTP API requires.")
     ] = None,
     mappings: MappingsOption = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            help="Worker processes for the pipeline (default: one per CPU but one; 0: none).",
+        ),
+    ] = None,
 ) -> None:
     """Receive HL7 v2 over MLLP and HL7 v2 / FHIR over HTTP; store, classify, answer."""
     import asyncio
@@ -209,6 +216,7 @@ def serve(
         fhir_base=fhir_base,
         api_token=api_token,
         mappings_dir=mappings,
+        workers=workers,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:

@@ -6,6 +6,7 @@ state exactly what it ran with.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field
@@ -51,3 +52,16 @@ class ServiceSettings(Settings):
     fhir_base: str | None = Field(None, description="Forward each Bundle to this FHIR server")
     api_token: str | None = Field(None, description="Bearer token required by the HTTP API")
     forward_max_attempts: int = Field(10, description="Forwarding attempts before giving up")
+    workers: int | None = Field(
+        None,
+        ge=0,
+        description="Worker processes running the pipeline (0: in the service process;"
+        " default: one per CPU but one, for the event loop and the store writer)",
+    )
+
+    @property
+    def worker_count(self) -> int:
+        """``workers``, or the default for the CPUs this process may use (0 with one CPU)."""
+        if self.workers is not None:
+            return self.workers
+        return len(os.sched_getaffinity(0)) - 1

@@ -2,7 +2,7 @@
 
 Shutdown (SIGTERM, SIGINT or the ``stop`` event) runs in the order that loses nothing: stop
 accepting, let messages being handled finish and be answered, stop the forwarder, write what the
-committer still holds, then close the store.
+committer still holds, stop the worker processes (``workers``), then close the store.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from adapter.pipeline import Context
 from adapter.service import Clock, Service
 from adapter.store import GroupCommitter, Store, open_store
 from adapter.transport.mllp import MllpServer
+from adapter.workers import WorkerPool
 
 if TYPE_CHECKING:
     import uvicorn
@@ -118,14 +119,22 @@ async def serve(
     stop = stop or asyncio.Event()
     context = Context.from_settings(settings)
     store = open_store(settings.store)
+    pool: WorkerPool | None = None
     try:
+        if settings.worker_count:
+            pool = WorkerPool(context, settings.worker_count)
+            await pool.start()
         committer = GroupCommitter(store)
         committer.start()
-        service = Service(context, committer, clock, forward=settings.fhir_base is not None)
+        service = Service(
+            context, committer, clock, forward=settings.fhir_base is not None, pool=pool
+        )
         runtime = Runtime(settings, store, committer, service, clock)
         with _signals(stop, enabled=handle_signals):
             await _run(runtime, stop, on_ready)
     finally:
+        if pool is not None:
+            await pool.close()  # the listeners are closed: only abandoned work is left
         store.close()
 
 

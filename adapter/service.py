@@ -12,9 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
 
 import orjson
 
@@ -23,7 +22,7 @@ from adapter.errors import AdapterError, InputError, MessageTooLarge
 from adapter.ingest import er7
 from adapter.ingest.fhir_document import content_message_id
 from adapter.model import SourceFormat
-from adapter.pipeline import Context, Outcome, RawMessage, detect_format, process
+from adapter.pipeline import Context, RawMessage, detect_format, process
 from adapter.store import (
     EnqueueRequest,
     GroupCommitter,
@@ -33,11 +32,11 @@ from adapter.store import (
     MessageStatus,
     OutcomeRequest,
     Receipt,
-    ReportIndexRow,
     Transport,
     WriteRequest,
     WriteResult,
 )
+from adapter.workers import Processed, WorkerPool, processed
 
 Clock = Callable[[], datetime]
 log = logging.getLogger("her2_adapter.service")
@@ -67,12 +66,20 @@ class Identity:
     ack_header: AckHeader | None
 
 
-def identify(data: bytes, format_hint: SourceFormat | None = None) -> Identity:
-    """Sender and message id without processing: MSH-3/4/10 for HL7 v2, ids for FHIR JSON."""
+def identify(
+    data: bytes,
+    format_hint: SourceFormat | None = None,
+    *,
+    ack_header: AckHeader | None = None,
+) -> Identity:
+    """Sender and message id without processing: MSH-3/4/10 for HL7 v2, ids for FHIR JSON.
+
+    ``ack_header`` is the message's ``ack_header_of`` when the caller already read it.
+    """
     kind = format_hint or detect_format(data)
     if kind is SourceFormat.FHIR:
         return _identify_fhir(data)
-    header = ack_header_of(data)
+    header = ack_header or ack_header_of(data)
     sender = "^".join(
         part for part in (header.sending_application, header.sending_facility) if part
     )
@@ -157,7 +164,12 @@ def _identify_fhir(data: bytes) -> Identity:
 
 
 class Service:
-    """Receives, stores, processes and records one message at a time per caller."""
+    """Receives, stores, processes and records one message at a time per caller.
+
+    With a ``pool`` the pipeline runs in worker processes (built from the same Context), so
+    that messages of concurrent callers are processed on several cores; without one it runs
+    in this process.
+    """
 
     def __init__(
         self,
@@ -166,11 +178,13 @@ class Service:
         clock: Clock,
         *,
         forward: bool = False,
+        pool: WorkerPool | None = None,
     ) -> None:
         self.context = context
         self.committer = committer
         self.clock = clock
         self.forward = forward
+        self.pool = pool
 
     async def handle(
         self,
@@ -180,14 +194,16 @@ class Service:
         format_hint: SourceFormat | None = None,
         fhir_source: str | None = None,
         wait_for_outcome: bool = True,
+        ack_header: AckHeader | None = None,
     ) -> Handled:
         """Store, process, record. Raises StoreUnavailable (transient) and nothing else.
 
         With ``wait_for_outcome=False`` (MLLP) the answer is returned once the raw message is
         durable; its outcome joins the next group commit. If the adapter dies in between, the
         message stays ``received``: a resend or ``her2-adapter reprocess`` processes it again.
+        ``ack_header`` saves reading the MSH again when the transport already did.
         """
-        identity = identify(data, format_hint)
+        identity = identify(data, format_hint, ack_header=ack_header)
         receipt = await self.committer.receive(
             transport=transport,
             message_format=identity.format.value,
@@ -198,17 +214,19 @@ class Service:
         )
         if receipt.duplicate and receipt.status is not MessageStatus.RECEIVED:
             return _from_receipt(receipt, identity)
-        context = self.context
-        if fhir_source is not None:
-            context = Context(
-                context.settings, context.mappings, context.strict, context.validate, fhir_source
-            )
-        outcome = process(RawMessage(data, identity.format), context)
+        outcome = await self._process(data, identity.format, fhir_source)
         return await self.record(receipt, identity, outcome, wait=wait_for_outcome)
 
-    async def reject_oversized(self, prefix: bytes, size: int, transport: Transport) -> Handled:
+    async def reject_oversized(
+        self,
+        prefix: bytes,
+        size: int,
+        transport: Transport,
+        *,
+        ack_header: AckHeader | None = None,
+    ) -> Handled:
         """Keep the start of a message over the size limit, and answer it (AR / 413)."""
-        identity = identify(prefix)
+        identity = identify(prefix, ack_header=ack_header)
         receipt = await self.committer.receive(
             transport=transport,
             message_format=identity.format.value,
@@ -219,7 +237,7 @@ class Service:
         )
         limit = self.context.settings.max_message_bytes
         error = MessageTooLarge(f"{size} bytes is over the limit of {limit}")
-        outcome = Outcome(identity.format, identity.message_id, error=error)
+        outcome = Processed(identity.message_id, None, (), error)
         return await self.record(receipt, identity, outcome)
 
     async def reprocess(self, row: MessageRow) -> Handled:
@@ -234,19 +252,29 @@ class Service:
             else SourceFormat(row.message_format.value)
         )
         identity = identify(row.raw, hint)
-        context = self.context
-        if identity.format is SourceFormat.FHIR and row.sender != identity.sender:
-            context = Context(
-                context.settings, context.mappings, context.strict, context.validate, row.sender
-            )
+        fhir_source = (
+            row.sender
+            if identity.format is SourceFormat.FHIR and row.sender != identity.sender
+            else None
+        )
         receipt = Receipt(
             row.row_id, row.version, False, None, MessageStatus.RECEIVED, None, None, None
         )
-        outcome = process(RawMessage(row.raw, identity.format), context)
+        outcome = await self._process(row.raw, identity.format, fhir_source)
         return await self.record(receipt, identity, outcome)
 
+    async def _process(
+        self, data: bytes, message_format: SourceFormat, fhir_source: str | None
+    ) -> Processed:
+        if self.pool is not None:
+            return await self.pool.process(data, message_format, fhir_source)
+        context = self.context
+        if fhir_source is not None:
+            context = replace(context, fhir_source=fhir_source)
+        return processed(process(RawMessage(data, message_format), context))
+
     async def record(
-        self, receipt: Receipt, identity: Identity, outcome: Outcome, *, wait: bool = True
+        self, receipt: Receipt, identity: Identity, outcome: Processed, *, wait: bool = True
     ) -> Handled:
         """Store what became of a message (again, on reprocess) and build its answer."""
         error = outcome.error
@@ -263,8 +291,8 @@ class Service:
                 ack,
             )
         ]
-        if outcome.bundle is not None and outcome.bundle_json is not None:
-            requests.append(IndexReportsRequest(receipt.row_id, report_rows(outcome.bundle)))
+        if outcome.bundle_json is not None:
+            requests.append(IndexReportsRequest(receipt.row_id, outcome.reports))
             if self.forward:
                 requests.append(EnqueueRequest(receipt.row_id, outcome.bundle_json, self.clock()))
         if wait:
@@ -329,32 +357,3 @@ def _from_receipt(receipt: Receipt, identity: Identity) -> Handled:
         ack=receipt.ack,
         duplicate=True,
     )
-
-
-def report_rows(bundle: dict[str, Any]) -> list[ReportIndexRow]:
-    """Index rows for every DiagnosticReport of a Bundle (for the HTTP search)."""
-    resources = [entry.get("resource", {}) for entry in bundle.get("entry", [])]
-    by_url = {entry.get("fullUrl"): entry.get("resource", {}) for entry in bundle.get("entry", [])}
-    rows: list[ReportIndexRow] = []
-    for resource in resources:
-        if resource.get("resourceType") != "DiagnosticReport":
-            continue
-        subject = by_url.get(resource.get("subject", {}).get("reference"), {})
-        rows.append(
-            ReportIndexRow(
-                report_id=resource["id"],
-                patient=f"Patient/{subject.get('id', '')}",
-                category=_category_code(resource),
-                status=resource.get("status", "unknown"),
-                bundle=orjson.dumps(resource),
-            )
-        )
-    return rows
-
-
-def _category_code(report: dict[str, Any]) -> str:
-    """The adapter category: the first conclusionCode coding (the emitter puts it first)."""
-    for concept in report.get("conclusionCode", []):
-        for coding in concept.get("coding", []):
-            return str(coding.get("code", ""))
-    return ""

@@ -267,7 +267,7 @@ class MllpServer:
         try:
             if isinstance(message, OversizedFrame):
                 handled = await self._service.reject_oversized(
-                    message.prefix, message.size, _TRANSPORT
+                    message.prefix, message.size, _TRANSPORT, ack_header=header
                 )
             else:
                 # The ACK waits for the raw message's commit only; its outcome follows in the
@@ -277,6 +277,7 @@ class MllpServer:
                     _TRANSPORT,
                     format_hint=SourceFormat.HL7V2,
                     wait_for_outcome=False,
+                    ack_header=header,
                 )
         except TransientError as error:
             log.warning("mllp no ack: control_id=%s code=%s", header.control_id, error.code)

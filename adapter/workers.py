@@ -1,0 +1,295 @@
+"""``pipeline.process`` in worker processes, so the service uses more than one core.
+
+The event loop and the store writer stay in the service process; each worker runs the pure
+pipeline on the Context it was started with and returns a small, picklable ``Processed``.
+
+Each worker is connected by its own socket pair, read and written by the event loop itself
+(length-prefixed pickles). A ``ProcessPoolExecutor`` was measured slower than no pool at all
+on two cores: its manager and feeder threads cost more GIL hand-offs per message than the
+pipeline saves.
+
+Workers are fresh interpreters (never forked: the service process runs threads) started with
+``subprocess`` rather than ``multiprocessing``, whose helper process would keep the service's
+stdout open after the service is killed. They ignore SIGINT/SIGTERM (the service stops them
+after its in-flight messages) and exit when their socket closes, so they never outlive it.
+
+A worker that dies gives its in-flight messages an ``INTERNAL`` error (stored as failed, so
+``her2-adapter reprocess`` takes them again) and is replaced: a crash never stops the service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import pickle
+import signal
+import socket
+import struct
+import subprocess
+import sys
+from dataclasses import dataclass, field, replace
+from typing import Any, BinaryIO, Final
+
+import orjson
+
+from adapter.errors import AdapterError
+from adapter.model import SourceFormat
+from adapter.pipeline import Context, Outcome, RawMessage, process
+from adapter.store import ReportIndexRow
+
+log = logging.getLogger("her2_adapter.workers")
+
+
+@dataclass(frozen=True)
+class Processed:
+    """What the service keeps of a pipeline Outcome: small and picklable."""
+
+    message_id: str | None
+    bundle_json: bytes | None  # set exactly when a Bundle was built
+    reports: tuple[ReportIndexRow, ...]
+    error: AdapterError | None
+
+
+def processed(outcome: Outcome) -> Processed:
+    """The parts of an Outcome the service stores and answers with."""
+    reports = () if outcome.bundle is None else tuple(report_rows(outcome.bundle))
+    return Processed(outcome.message_id, outcome.bundle_json, reports, outcome.error)
+
+
+def report_rows(bundle: dict[str, Any]) -> list[ReportIndexRow]:
+    """Index rows for every DiagnosticReport of a Bundle (for the HTTP search)."""
+    entries = bundle.get("entry", [])
+    by_url = {entry.get("fullUrl"): entry.get("resource", {}) for entry in entries}
+    rows: list[ReportIndexRow] = []
+    for entry in entries:
+        resource = entry.get("resource", {})
+        if resource.get("resourceType") != "DiagnosticReport":
+            continue
+        subject = by_url.get(resource.get("subject", {}).get("reference"), {})
+        rows.append(
+            ReportIndexRow(
+                report_id=resource["id"],
+                patient=f"Patient/{subject.get('id', '')}",
+                category=_category_code(resource),
+                status=resource.get("status", "unknown"),
+                bundle=orjson.dumps(resource),
+            )
+        )
+    return rows
+
+
+def _category_code(report: dict[str, Any]) -> str:
+    """The adapter category: the first conclusionCode coding (the emitter puts it first)."""
+    for concept in report.get("conclusionCode", []):
+        for coding in concept.get("coding", []):
+            return str(coding.get("code", ""))
+    return ""
+
+
+_HEADER: Final = struct.Struct("!I")  # each pickle's length
+_STOP_GRACE: Final = 10.0
+"""Seconds a worker gets to exit after its socket is closed, before it is killed."""
+_LOST: Final = "internal error (worker process died); the message is kept"
+
+_ErrorParts = tuple[type[AdapterError], str, str | None]
+_WorkResult = tuple[str | None, bytes | None, tuple[ReportIndexRow, ...], _ErrorParts | None]
+
+
+@dataclass(eq=False)
+class _Worker:
+    process: subprocess.Popen[bytes]
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    pending: dict[int, asyncio.Future[Processed]] = field(default_factory=dict)
+    listener: asyncio.Task[None] | None = None
+
+
+class WorkerPool:
+    """Processes running the pipeline: ``await start()`` first, ``await close()`` last."""
+
+    def __init__(self, context: Context, workers: int) -> None:
+        if workers < 1:
+            raise ValueError("a worker pool needs at least one worker")
+        self._context = context
+        self._size = workers
+        self._workers: list[_Worker] = []  # the live ones
+        self._spawning: set[asyncio.Task[None]] = set()  # replacements being started
+        self._numbers = itertools.count()
+        self._closing = False
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the live workers (for monitoring)."""
+        return [worker.process.pid for worker in self._workers]
+
+    @property
+    def in_flight(self) -> int:
+        """Messages sent to a worker and not yet answered."""
+        return sum(len(worker.pending) for worker in self._workers)
+
+    async def start(self) -> None:
+        """Start every worker and wait until each has built its Context."""
+        self._workers = list(await asyncio.gather(*(self._spawn() for _ in range(self._size))))
+
+    async def process(
+        self, data: bytes, message_format: SourceFormat, fhir_source: str | None = None
+    ) -> Processed:
+        """The pipeline's Outcome for one message, from the least busy worker."""
+        while not self._workers:  # every worker died: wait for a replacement
+            if self._closing:
+                raise RuntimeError("the worker pool is closed")
+            if not self._spawning:
+                self._replace()  # an earlier replacement failed to start: try again
+            await asyncio.wait(set(self._spawning))
+        worker = min(self._workers, key=lambda each: len(each.pending))
+        number = next(self._numbers)
+        future: asyncio.Future[Processed] = asyncio.get_running_loop().create_future()
+        worker.pending[number] = future
+        payload = pickle.dumps((number, data, message_format, fhir_source), _PROTOCOL)
+        worker.writer.write(_frame(payload))
+        return await future
+
+    async def close(self) -> None:
+        """Stop the workers once they have answered what was sent to them."""
+        self._closing = True
+        if self._spawning:
+            await asyncio.wait(set(self._spawning))
+        workers, self._workers = self._workers, []
+        await asyncio.gather(*(self._stop(worker) for worker in workers))
+
+    async def _spawn(self) -> _Worker:
+        ours, theirs = socket.socketpair()
+        with theirs:
+            process = subprocess.Popen(
+                [sys.executable, "-c", _WORKER_MAIN, str(theirs.fileno())],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,  # stderr is the service's: the pipeline logs there
+                pass_fds=(theirs.fileno(),),
+            )
+        reader, writer = await asyncio.open_connection(sock=ours)
+        writer.write(_frame(pickle.dumps((self._context, _log_setup()), _PROTOCOL)))
+        try:
+            await reader.readexactly(_HEADER.size)  # the worker's "ready": an empty frame
+        except asyncio.IncompleteReadError:
+            writer.close()
+            await asyncio.to_thread(process.wait)
+            raise RuntimeError("a worker process failed to start") from None
+        worker = _Worker(process, reader, writer)
+        worker.listener = asyncio.create_task(self._listen(worker), name="worker-results")
+        return worker
+
+    async def _listen(self, worker: _Worker) -> None:
+        try:
+            while True:
+                (length,) = _HEADER.unpack(await worker.reader.readexactly(_HEADER.size))
+                number, result = pickle.loads(await worker.reader.readexactly(length))
+                future = worker.pending.pop(number)
+                if not future.done():
+                    future.set_result(_rebuilt(result))
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass  # the worker exited (closed by us) or died
+        # No await from here until the worker is out of the list, so no message is sent to it.
+        for future in worker.pending.values():
+            if not future.done():
+                future.set_result(Processed(None, None, (), AdapterError(_LOST)))
+        worker.pending.clear()
+        if worker in self._workers:
+            self._workers.remove(worker)
+            worker.writer.close()
+            log.error("a worker process died (exit code %s)", worker.process.poll())
+            if not self._closing:
+                self._replace()
+
+    def _replace(self) -> None:
+        task = asyncio.create_task(self._add_worker(), name="worker-start")
+        self._spawning.add(task)
+        task.add_done_callback(self._spawning.discard)
+
+    async def _add_worker(self) -> None:
+        try:
+            self._workers.append(await self._spawn())
+        except (OSError, RuntimeError) as failure:  # tried again with the next message
+            log.error("a worker process could not be started: %s", type(failure).__name__)
+
+    async def _stop(self, worker: _Worker) -> None:
+        # Half-close: the worker answers what it was sent, then reads end-of-file and exits.
+        worker.writer.write_eof()
+        if worker.listener is not None:
+            await worker.listener
+        worker.writer.close()
+        try:
+            await asyncio.to_thread(worker.process.wait, _STOP_GRACE)
+        except subprocess.TimeoutExpired:
+            worker.process.kill()
+            await asyncio.to_thread(worker.process.wait)
+
+
+_PROTOCOL: Final = pickle.HIGHEST_PROTOCOL
+_WORKER_MAIN: Final = "import sys; from adapter.workers import serve; serve(int(sys.argv[1]))"
+
+
+def _frame(payload: bytes) -> bytes:
+    return _HEADER.pack(len(payload)) + payload
+
+
+def _rebuilt(result: _WorkResult) -> Processed:
+    message_id, bundle_json, reports, parts = result
+    error: AdapterError | None = None
+    if parts is not None:
+        kind, reason, location = parts
+        # Built past the subclass's __init__, whose signature may differ (MappingFileError).
+        error = kind.__new__(kind)
+        AdapterError.__init__(error, reason, location=location)
+    return Processed(message_id, bundle_json, reports, error)
+
+
+def serve(descriptor: int) -> None:
+    """A worker process: answer requests in order until the service closes the socket."""
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, signal.SIG_IGN)  # the service stops its workers in its own order
+    channel = socket.socket(fileno=descriptor)
+    incoming = channel.makefile("rb")
+    start = _read_frame(incoming)
+    if start is None:
+        return
+    context, (level, layout) = pickle.loads(start)
+    if layout is not None:  # the pipeline's logs go where the service's go (stderr)
+        logging.basicConfig(level=level, format=layout)
+    channel.sendall(_frame(b""))
+    while (request := _read_frame(incoming)) is not None:
+        number, data, message_format, fhir_source = pickle.loads(request)
+        result = _work(data, message_format, fhir_source, context)
+        channel.sendall(_frame(pickle.dumps((number, result), _PROTOCOL)))
+
+
+def _read_frame(incoming: BinaryIO) -> bytes | None:
+    """The next frame, or None at the end of the stream."""
+    header = incoming.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        return None
+    (length,) = _HEADER.unpack(header)
+    payload = incoming.read(length)
+    if len(payload) < length:
+        return None
+    return payload
+
+
+def _work(
+    data: bytes, message_format: SourceFormat, fhir_source: str | None, context: Context
+) -> _WorkResult:
+    if fhir_source is not None:
+        context = replace(context, fhir_source=fhir_source)
+    done = processed(process(RawMessage(data, message_format), context))
+    error = done.error
+    # Errors travel as their parts: an exception's pickling depends on its __init__.
+    parts = None if error is None else (type(error), error.reason, error.location)
+    return done.message_id, done.bundle_json, done.reports, parts
+
+
+def _log_setup() -> tuple[int, str | None]:
+    """The service's log level and line layout, when it logs through a root handler."""
+    root = logging.getLogger()
+    formatter = root.handlers[0].formatter if root.handlers else None
+    layout = formatter._fmt if formatter is not None else None  # Formatter has no public getter
+    return root.level, layout
