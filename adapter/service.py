@@ -214,6 +214,9 @@ class Service:
         )
         if receipt.duplicate and receipt.status is not MessageStatus.RECEIVED:
             return _from_receipt(receipt, identity)
+        if receipt.is_correction:
+            # Same control id, new content: kept as a new version beside the earlier one.
+            log.info("new version: message_id=%s version=%d", identity.message_id, receipt.version)
         outcome = await self._process(data, identity.format, fhir_source)
         return await self.record(receipt, identity, outcome, wait=wait_for_outcome)
 
