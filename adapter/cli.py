@@ -74,6 +74,12 @@ def convert(
         bool, typer.Option("--validate", help="Validate each Bundle with the FHIR R4B models.")
     ] = False,
     mappings: MappingsOption = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source", help="FHIR sender (a sender file's fhir_sources) when the input names none."
+        ),
+    ] = None,
 ) -> None:
     """Convert HL7 v2 ORU^R01 or FHIR input to FHIR R4 transaction Bundles (NDJSON on stdout)."""
     from adapter.config import Settings
@@ -82,7 +88,9 @@ def convert(
 
     try:
         settings = Settings(mappings_dir=mappings) if mappings else Settings()
-        context = Context.from_settings(settings, strict=strict, validate=validate)
+        context = Context.from_settings(
+            settings, strict=strict, validate=validate, fhir_source=source
+        )
     except AdapterError as error:
         _usage_error(str(error))
     if out is not None:

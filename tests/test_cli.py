@@ -108,3 +108,16 @@ def test_same_input_same_output(runner: CliRunner) -> None:
     first = runner.invoke(app, ["convert", BATCH]).stdout_bytes
     second = runner.invoke(app, ["convert", BATCH]).stdout_bytes
     assert first == second
+
+
+def test_fhir_source_option_selects_the_sender_mapping(runner: CliRunner) -> None:
+    """--source names the FHIR sender, so its local codes are understood."""
+    bundle = runner.invoke(app, ["convert", str(FIXTURES / "exlab-sp-ge6.hl7")]).stdout
+    without = runner.invoke(app, ["convert", "-"], input=bundle)
+    with_source = runner.invoke(
+        app, ["convert", "-", "--source", "https://lis.example-pathology.org/fhir"], input=bundle
+    )
+    assert with_source.exit_code == 0, with_source.stderr
+    summary = json.loads(with_source.stdout)
+    assert "HER2-positive" in json.dumps(summary)
+    assert without.stdout != with_source.stdout
