@@ -17,7 +17,7 @@ from datetime import datetime
 
 import orjson
 
-from adapter.emit.ack import AckCode, AckHeader, build_ack, fallback_ack_header
+from adapter.emit.ack import AckCode, AckHeader, build_ack, fallback_ack_header, hl7_timestamp
 from adapter.errors import AdapterError, InputError, MessageTooLarge
 from adapter.ingest import er7
 from adapter.ingest.fhir_document import content_message_id
@@ -320,7 +320,7 @@ class Service:
             header,
             code,
             control_id=ack_control_id(header.control_id),
-            timestamp=self.clock().strftime("%Y%m%d%H%M%S%z"),
+            timestamp=hl7_timestamp(self.clock()),
             error=error,
             text=text,
         )

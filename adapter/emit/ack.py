@@ -40,6 +40,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
 from typing import Final, Literal
 
 from adapter.emit.codes import HL7_CONDITIONS
@@ -103,20 +105,35 @@ def fallback_ack_header(control_id: str = "") -> AckHeader:
 
 def escape(text: str, header: AckHeader) -> str:
     """HL7 escape sequences for the separators; line breaks and control characters become spaces."""
-    escape_char = header.encoding_characters[2]
-    replacements = {
-        escape_char: "E",
-        header.field_separator: "F",
-        header.encoding_characters[0]: "S",
-        header.encoding_characters[1]: "R",
-        header.encoding_characters[3]: "T",
+    specials, table = _escape_table(header.field_separator + header.encoding_characters)
+    # Most texts hold no separator and no control character: returned as they are.
+    if text.isprintable() and not any(char in text for char in specials):
+        return text
+    return _LINE_BREAKS.sub(" ", text).translate(table)
+
+
+@lru_cache(maxsize=64)
+def _escape_table(separators: str) -> tuple[str, dict[int, str]]:
+    """The separators (MSH-1 then MSH-2) and their escape sequences, once per encoding."""
+    escape_char = separators[3]
+    names = "FSRETP"[: len(separators)]
+    return separators, {
+        ord(char): f"{escape_char}{name}{escape_char}"
+        for char, name in zip(separators, names, strict=True)
     }
-    if len(header.encoding_characters) == 5:
-        replacements[header.encoding_characters[4]] = "P"  # v2.7 truncation character
-    flat = _LINE_BREAKS.sub(" ", text)
-    return "".join(
-        f"{escape_char}{replacements[char]}{escape_char}" if char in replacements else char
-        for char in flat
+
+
+def hl7_timestamp(moment: datetime) -> str:
+    """``moment`` as the HL7 DTM ``YYYYMMDDHHMMSS+ZZZZ``: ``strftime`` for a few times less."""
+    offset = moment.utcoffset()
+    if offset is None or offset.microseconds or offset.seconds % 60:
+        return moment.strftime("%Y%m%d%H%M%S%z")  # naive, or an offset finer than minutes
+    minutes = offset.days * 1440 + offset.seconds // 60
+    sign = "-" if minutes < 0 else "+"
+    hours, minutes = divmod(abs(minutes), 60)
+    return (
+        f"{moment.year:04d}{moment.month:02d}{moment.day:02d}{moment.hour:02d}"
+        f"{moment.minute:02d}{moment.second:02d}{sign}{hours:02d}{minutes:02d}"
     )
 
 
