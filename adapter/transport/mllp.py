@@ -25,6 +25,7 @@ from adapter.emit.ack import (
     ApplicationCode,
     build_ack,
     enhanced_mode_decision,
+    hl7_timestamp,
 )
 from adapter.errors import TransientError
 from adapter.model import SourceFormat
@@ -342,7 +343,7 @@ class MllpServer:
             header,
             code,
             control_id=accept_control_id(header.control_id),
-            timestamp=self._service.clock().strftime("%Y%m%d%H%M%S%z"),
+            timestamp=hl7_timestamp(self._service.clock()),
             error=handled.error if code != "CA" else None,
         )
         return ack.encode("utf-8")
