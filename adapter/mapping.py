@@ -12,6 +12,7 @@ instead of being hidden behind a table entry.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -330,9 +331,9 @@ class MappingSet:
 
     def _mentions_recount(self, text: str) -> bool:
         key = _normalise(text)
-        if any(negation in key for negation in self.recount_negations):
+        if any(_names(negation, key) for negation in self.recount_negations):
             return False
-        return any(phrase in key for phrase in self.recount_phrases)
+        return any(_names(phrase, key) for phrase in self.recount_phrases)
 
     def tissue_for_code(self, system: str, code: str) -> Tissue | None:
         return self.sites.get((system, code))
@@ -343,7 +344,7 @@ class MappingSet:
 
     def _tissue_for_text(self, text: str) -> Tissue | None:
         key = _normalise(text)
-        found = {tissue for word, tissue in self.tissue_words if word in key}
+        found = {tissue for word, tissue in self.tissue_words if _names(word, key)}
         return found.pop() if len(found) == 1 else None
 
     def procedure_for_text(self, text: str) -> Procedure | None:
@@ -351,7 +352,7 @@ class MappingSet:
 
     def _procedure_for_text(self, text: str) -> Procedure | None:
         key = _normalise(text)
-        found = {procedure for word, procedure in self.procedure_words if word in key}
+        found = {procedure for word, procedure in self.procedure_words if _names(word, key)}
         return found.pop() if len(found) == 1 else None
 
     def observation_status_for(self, hl7_code: str) -> ResultStatus | None:
@@ -368,6 +369,17 @@ class MappingSet:
 
     def _unit_for(self, text: str) -> str | None:
         return self.units.get(_normalise(text))
+
+
+@cache
+def _word_start(phrase: str) -> re.Pattern[str]:
+    return re.compile(r"(?<![a-z0-9])" + re.escape(phrase))
+
+
+def _names(phrase: str, text: str) -> bool:
+    """``phrase`` starts a word of ``text``: "cardia" is not in "pericardial", "esophag" is in
+    "esophageal"."""
+    return _word_start(phrase).search(text) is not None
 
 
 def _split_word_and_score(key: str) -> tuple[str | None, str | None]:

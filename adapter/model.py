@@ -104,6 +104,7 @@ class Interpretation(StrEnum):
     LOW_POSITIVE = "low-positive"
     HER2_LOW = "her2-low"
     HER2_ULTRALOW = "her2-ultralow"
+    HER2_NULL = "her2-null"
 
 
 class Analyte(StrEnum):
@@ -266,25 +267,32 @@ class IhcResult(Frozen):
     score: IhcScore | None = None
     ihc0_subtype: Ihc0Subtype | None = None
     stained_percent: Interval | None = None  # % of cells with (faint) membrane staining
-    stated: Interpretation | None = (
-        None  # the word beside the score, e.g. "Negative" in "Negative (3+)"
-    )
+    # the word beside the score, e.g. "Negative" in "Negative (3+)"
+    stated: Interpretation | None = None
     indeterminate_reason: str | None = None  # the lab said it could not be scored
     provenance: tuple[Provenance, ...] = ()
 
 
+class IshCount(Frozen):
+    """One ISH count (a first count, or a recount) as reported."""
+
+    ratio: Interval | None = None
+    her2_copies: Interval | None = None
+    cep17_copies: Interval | None = None
+
+
 class IshResult(Frozen):
-    probe: IshProbe | None = (
-        None  # None: not stated (dual assumed only when CEP17 or a ratio is given)
-    )
+    # probe None: not stated (dual assumed only when CEP17 or a ratio is given)
+    probe: IshProbe | None = None
     ratio: Interval | None = None
     her2_copies: Interval | None = None
     cep17_copies: Interval | None = None
     cells_counted: int | None = None
     recount_done: bool = False
-    amplified_percent: Interval | None = (
-        None  # % amplified cells or a separately counted sub-population
-    )
+    # % amplified cells, or a separately counted sub-population
+    amplified_percent: Interval | None = None
+    # counts before the last one (ratio/copies above), when they differ from it
+    earlier_counts: tuple[IshCount, ...] = ()
     stated: Interpretation | None = None
     indeterminate_reason: str | None = None
     provenance: tuple[Provenance, ...] = ()

@@ -115,5 +115,5 @@ def test_er_pgr_only_order_says_no_her2_test(context: Context) -> None:
     """An ER/PgR-only order is not reported as a failed HER2 test."""
     bundle = _only(FIXTURES / "er-pgr-only.hl7", context)
     (report,) = _resources(bundle, "DiagnosticReport")
-    assert "reports no HER2 test" in report["conclusion"]
+    assert "carries no usable HER2 result" in report["conclusion"]
     assert "HR-positive" in report["conclusion"]

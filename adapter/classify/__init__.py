@@ -39,7 +39,7 @@ def classify(record: AssayRecord) -> Classification:
         status, category = _unknown_tissue(record)
         guidelines = [GUIDELINE_BREAST, GUIDELINE_GASTRIC]
     trace = status.trace
-    flag_lab_calls(record, status.official, trace)
+    flag_lab_calls(record, status.official, category, trace)
     receptors = classify_receptors(record.er, record.pgr, trace)
     if receptors.reported:
         guidelines.append(GUIDELINE_RECEPTORS)

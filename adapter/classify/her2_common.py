@@ -11,12 +11,15 @@ from decimal import ROUND_DOWN, Context, Decimal, Overflow, Underflow, localcont
 
 from adapter.classify.table import (
     COMPATIBLE_STATED,
+    COUNTS_DISAGREE,
     HETEROGENEITY,
     HETEROGENEITY_HIGH,
     HETEROGENEITY_LOW,
     IHC_RESULT,
+    INCOMPLETE_ISH_IHC01_OPEN,
     INCOMPLETE_ISH_WORKUP,
     PENDING_REFLEX_ISH,
+    STATED_CATEGORY,
     STATED_OFFICIAL,
     STATED_WITHOUT_SCORE,
     IhcBucket,
@@ -30,6 +33,7 @@ from adapter.model import (
     IhcScore,
     Interpretation,
     Interval,
+    IshCount,
     IshResult,
     OfficialResult,
 )
@@ -125,6 +129,8 @@ def ihc_bucket(ihc: IhcReading | None, recount_done: bool) -> IhcBucket:
         return IhcBucket.IHC3
     if ihc.score is IhcScore.TWO:
         return IhcBucket.IHC2_RECOUNT if recount_done else IhcBucket.IHC2_PENDING
+    if ihc.score is None and ihc.source.stated is Interpretation.HER2_LOW:
+        return IhcBucket.IHC_LOW_UNSCORED
     return IhcBucket.IHC01
 
 
@@ -135,7 +141,7 @@ def ish_lab_failed(ish: IshResult, failures: list[str]) -> bool:
     return False
 
 
-def ish_ratio(ish: IshResult, trace: Trace) -> Interval | None:
+def ish_ratio(ish: IshResult | IshCount, trace: Trace) -> Interval | None:
     """The reported ratio, else HER2 / CEP17 copies when both are single reported values."""
     if ish.ratio is not None:
         return ish.ratio
@@ -189,13 +195,41 @@ def _show_optional(value: Interval | None) -> str:
 
 
 def incomplete_ish(
-    reason: str, ihc: IhcReading | None, bucket: IhcBucket, trace: Trace
+    reason: str,
+    ihc: IhcReading | None,
+    bucket: IhcBucket,
+    trace: Trace,
+    *,
+    rules_out_positive: bool,
+    gastric: bool = False,
 ) -> OfficialResult:
-    """Section 4.4: decide on IHC where it can; equivocal on IHC 2+; indeterminate without IHC."""
+    """Section 4.4: decide on IHC where it can; equivocal on IHC 2+; indeterminate without IHC.
+
+    IHC 0/1+ decides negative only when the known values rule out an ISH-positive count, which
+    would be positive whatever the IHC (ASCO/CAP 2018, Bartley 2016): a deliberate departure
+    from a literal reading of section 4.4.
+    """
     trace.flag(FlagCode.INCOMPLETE_ISH, reason)
-    result, rule_id, pending = INCOMPLETE_ISH_WORKUP[bucket]
+    if bucket is IhcBucket.IHC01 and not rules_out_positive:
+        result, rule_id, pending = INCOMPLETE_ISH_IHC01_OPEN[gastric]
+    else:
+        result, rule_id, pending = INCOMPLETE_ISH_WORKUP[bucket]
     ihc_text = ihc.describe() if ihc else "no usable IHC"
     trace.fire(rule_id, f"{reason}; {ihc_text}: {result.value}")
+    if pending is not None:
+        trace.flag(FlagCode.PENDING_WORKUP, f"equivocal, pending {pending}")
+    return result
+
+
+def counts_disagree(
+    listing: str, ihc: IhcReading | None, trace: Trace, *, gastric: bool = False
+) -> OfficialResult:
+    """Sections 2 and 5: a count and a recount that disagree need adjudication, not a pick."""
+    three = ihc is not None and ihc.score is IhcScore.THREE
+    result, rule_id, pending = COUNTS_DISAGREE[(gastric, three)]
+    ihc_text = ihc.describe() if ihc else "no usable IHC"
+    trace.fire(rule_id, f"{listing}; {ihc_text}: {result.value}")
+    trace.flag(FlagCode.DISCORDANCE, f"{listing}; adjudication needed")
     if pending is not None:
         trace.flag(FlagCode.PENDING_WORKUP, f"equivocal, pending {pending}")
     return result
@@ -259,8 +293,12 @@ def flag_heterogeneity(ish: IshResult | None, trace: Trace) -> None:
         )
 
 
-def flag_lab_calls(record: AssayRecord, official: OfficialResult, trace: Trace) -> None:
-    """Flag a lab's own HER2 call that maps to another official result; it never changes ours."""
+def flag_lab_calls(
+    record: AssayRecord, official: OfficialResult, category: Category, trace: Trace
+) -> None:
+    """Flag a lab's own HER2 call that maps to another official result, or (overall call) names
+    another category; it never changes ours."""
+    _flag_lab_category(record, official, category, trace)
     calls = (
         ("the lab's overall HER2 call", record.lab_interpretation),
         ("the ISH result as stated", record.her2_ish),
@@ -280,3 +318,19 @@ def flag_lab_calls(record: AssayRecord, official: OfficialResult, trace: Trace) 
                 FlagCode.LAB_INTERPRETATION_DIFFERS,
                 f"{label} is '{stated.value}' ({mapped.value}); ours is {official.value}",
             )
+
+
+def _flag_lab_category(
+    record: AssayRecord, official: OfficialResult, category: Category, trace: Trace
+) -> None:
+    lab = record.lab_interpretation
+    stated = lab.stated if lab is not None else None
+    if stated is None or STATED_OFFICIAL.get(stated) is not official:
+        return  # no call, or one that differs in the official result (flagged below)
+    named = STATED_CATEGORY.get(stated)
+    if named is not None and named is not category:
+        trace.flag(
+            FlagCode.LAB_INTERPRETATION_DIFFERS,
+            f"the lab's overall HER2 call is '{stated.value}' ({named.value}); "
+            f"our category is {category.value}",
+        )

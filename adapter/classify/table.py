@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
-from adapter.model import IhcScore, Interpretation, Interval, OfficialResult, ReceptorCall
+from adapter.model import (
+    Category,
+    IhcScore,
+    Interpretation,
+    Interval,
+    OfficialResult,
+    ReceptorCall,
+)
 
 # --------------------------------------------------------------------------------------------
 # Guidelines
@@ -78,10 +85,13 @@ COPIES_LT4 = _below("4.0", "< 4.0")
 COPIES_GE4 = _at_least("4.0", "≥ 4.0")
 COPIES_4TO6 = _between("4.0", "6.0", "≥ 4.0 and < 6.0", low_in=True, high_in=False)
 COPIES_GE6 = _at_least("6.0", "≥ 6.0")
+COPIES_LT6 = _below("6.0", "< 6.0")
 
 IHC_STAINED_NULL = _between("0", "0", "0%", low_in=True, high_in=True)
 IHC_STAINED_ULTRALOW = _between("0", "10", "> 0% and ≤ 10%", low_in=False, high_in=True)
 IHC_STAINED_ABOVE_IHC0 = _above("10", "> 10%")
+# IHC 1+, 2+ and 3+ are each defined by staining in > 10% of cells: ≤ 10% contradicts the score.
+IHC_STAINED_AT_MOST_10 = Interval(high=Decimal("10"), text="≤ 10%")
 
 ER_NEGATIVE = _below("1", "< 1%")
 ER_LOW_POSITIVE = _between("1", "10", "≥ 1% and ≤ 10%", low_in=True, high_in=True)
@@ -100,9 +110,11 @@ BANDS: dict[str, Interval] = {
     "COPIES_GE4": COPIES_GE4,
     "COPIES_4TO6": COPIES_4TO6,
     "COPIES_GE6": COPIES_GE6,
+    "COPIES_LT6": COPIES_LT6,
     "IHC_STAINED_NULL": IHC_STAINED_NULL,
     "IHC_STAINED_ULTRALOW": IHC_STAINED_ULTRALOW,
     "IHC_STAINED_ABOVE_IHC0": IHC_STAINED_ABOVE_IHC0,
+    "IHC_STAINED_AT_MOST_10": IHC_STAINED_AT_MOST_10,
     "ER_NEGATIVE": ER_NEGATIVE,
     "ER_LOW_POSITIVE": ER_LOW_POSITIVE,
     "ER_POSITIVE": ER_POSITIVE,
@@ -143,7 +155,9 @@ COMPATIBLE_STATED: dict[IhcScore, frozenset[Interpretation]] = {
     IhcScore.THREE: frozenset({Interpretation.POSITIVE}),
     IhcScore.TWO: frozenset({Interpretation.EQUIVOCAL, Interpretation.HER2_LOW}),
     IhcScore.ONE: frozenset({Interpretation.NEGATIVE, Interpretation.HER2_LOW}),
-    IhcScore.ZERO: frozenset({Interpretation.NEGATIVE, Interpretation.HER2_ULTRALOW}),
+    IhcScore.ZERO: frozenset(
+        {Interpretation.NEGATIVE, Interpretation.HER2_ULTRALOW, Interpretation.HER2_NULL}
+    ),
 }
 
 # A word alone that still gives an IHC result (section 8): "Negative" is negative, score unknown.
@@ -151,6 +165,7 @@ STATED_WITHOUT_SCORE: dict[Interpretation, OfficialResult] = {
     Interpretation.NEGATIVE: OfficialResult.NEGATIVE,
     Interpretation.HER2_LOW: OfficialResult.NEGATIVE,
     Interpretation.HER2_ULTRALOW: OfficialResult.NEGATIVE,
+    Interpretation.HER2_NULL: OfficialResult.NEGATIVE,
 }
 
 # How a lab's own HER2 wording maps to an official result (for lab-interpretation-differs).
@@ -161,6 +176,14 @@ STATED_OFFICIAL: dict[Interpretation, OfficialResult] = {
     Interpretation.INDETERMINATE: OfficialResult.INDETERMINATE,
     Interpretation.HER2_LOW: OfficialResult.NEGATIVE,
     Interpretation.HER2_ULTRALOW: OfficialResult.NEGATIVE,
+    Interpretation.HER2_NULL: OfficialResult.NEGATIVE,
+}
+
+# The category a lab's own overall call names, when it names one (for lab-interpretation-differs).
+STATED_CATEGORY: dict[Interpretation, Category] = {
+    Interpretation.HER2_LOW: Category.HER2_LOW,
+    Interpretation.HER2_ULTRALOW: Category.HER2_ULTRALOW,
+    Interpretation.HER2_NULL: Category.HER2_NULL,
 }
 
 # --------------------------------------------------------------------------------------------
@@ -193,6 +216,8 @@ class IhcBucket(StrEnum):
     IHC2_RECOUNT = "IHC 2+, recount done"
     IHC2_PENDING = "IHC 2+, no recount yet"
     IHC01 = "IHC 0 or 1+ (or stated negative)"
+    # "HER2-low" covers IHC 1+ and IHC 2+ with ISH negative: it is not the "0 or 1+" column.
+    IHC_LOW_UNSCORED = "stated HER2-low, no score (1+ or 2+)"
     NONE = "no usable IHC"
 
 
@@ -201,6 +226,8 @@ PENDING_IHC = "concomitant IHC on the same tissue"
 PENDING_REFLEX_ISH = "reflex ISH"
 PENDING_DUAL_PROBE = "dual-probe ISH"
 PENDING_COMPLETE_ISH = "a complete ISH count (ratio and HER2 copies)"
+PENDING_IHC_SCORE = "IHC score"
+PENDING_ADJUDICATION = "adjudication of the ISH counts"
 
 # The comment ASCO/CAP 2018 asks to report with a negative in groups 2-4 (paraphrased).
 GROUP_NEGATIVE_COMMENT: dict[int, str] = {
@@ -227,6 +254,7 @@ def _groups_2_to_4(group: int, ihc2_after_recount: OfficialResult) -> dict[IhcBu
         IhcBucket.IHC2_RECOUNT: (ihc2_after_recount, f"{g}-IHC2-RECOUNT", None),
         IhcBucket.IHC2_PENDING: (_EQV, f"{g}-IHC2-PENDING", PENDING_RECOUNT),
         IhcBucket.IHC01: (_NEG, f"{g}-IHC01", None),
+        IhcBucket.IHC_LOW_UNSCORED: (_EQV, f"{g}-IHC-LOW-UNSCORED", PENDING_IHC_SCORE),
         IhcBucket.NONE: (_EQV, f"{g}-NO-IHC", PENDING_IHC),
     }
 
@@ -268,19 +296,43 @@ SINGLE_PROBE_WORKUP: dict[tuple[Interval, IhcBucket], WorkupCell] = {
             IhcBucket.IHC2_RECOUNT: _SP_4TO6_IHC2,
             IhcBucket.IHC2_PENDING: _SP_4TO6_IHC2,
             IhcBucket.IHC01: (_NEG, "HER2-ISH-SP-4TO6-IHC01", None),
+            IhcBucket.IHC_LOW_UNSCORED: (
+                _EQV,
+                "HER2-ISH-SP-4TO6-IHC-LOW-UNSCORED",
+                PENDING_IHC_SCORE,
+            ),
             IhcBucket.NONE: (_EQV, "HER2-ISH-SP-4TO6-NO-IHC", PENDING_DUAL_PROBE),
         },
     }.items()
     for bucket, cell in row.items()
 }
 
-# Section 4.4: incomplete ISH, IHC decides where it can.
+# Section 4.4: incomplete ISH, IHC decides where it can. IHC 0/1+ decides negative only when the
+# partial ISH rules out an ISH-positive count (group 1, single probe ≥ 6.0, gastric ratio ≥ 2.0),
+# because that count is positive whatever the IHC (ASCO/CAP 2018; Bartley 2016).
+_INCOMPLETE_IHC2 = (_EQV, "HER2-ISH-INCOMPLETE-IHC2", PENDING_COMPLETE_ISH)
 INCOMPLETE_ISH_WORKUP: dict[IhcBucket, WorkupCell] = {
     IhcBucket.IHC3: (_POS, "HER2-ISH-INCOMPLETE-IHC-DECIDES", None),
     IhcBucket.IHC01: (_NEG, "HER2-ISH-INCOMPLETE-IHC-DECIDES", None),
-    IhcBucket.IHC2_RECOUNT: (_EQV, "HER2-ISH-INCOMPLETE-IHC2", PENDING_COMPLETE_ISH),
-    IhcBucket.IHC2_PENDING: (_EQV, "HER2-ISH-INCOMPLETE-IHC2", PENDING_COMPLETE_ISH),
+    IhcBucket.IHC2_RECOUNT: _INCOMPLETE_IHC2,
+    IhcBucket.IHC2_PENDING: _INCOMPLETE_IHC2,
+    IhcBucket.IHC_LOW_UNSCORED: _INCOMPLETE_IHC2,
     IhcBucket.NONE: (OfficialResult.INDETERMINATE, "HER2-ISH-INCOMPLETE-NO-IHC", None),
+}
+# IHC 0/1+ when the partial ISH could still be ISH-positive: {gastric?: cell}.
+INCOMPLETE_ISH_IHC01_OPEN: dict[bool, WorkupCell] = {
+    False: (_EQV, "HER2-ISH-INCOMPLETE-IHC01-OPEN", PENDING_COMPLETE_ISH),
+    True: (_EQV, "GEA-ISH-INCOMPLETE-IHC01-OPEN", PENDING_COMPLETE_ISH),
+}
+
+# Several counts in different groups (gastric: on both sides of ratio 2.0): {(gastric?, IHC 3+?):
+# cell}. IHC 3+ stays positive: every group, and any gastric ratio, is positive with IHC 3+
+# (sections 2, 4.2, 7).
+COUNTS_DISAGREE: dict[tuple[bool, bool], WorkupCell] = {
+    (False, False): (_EQV, "HER2-ISH-COUNTS-DISAGREE", PENDING_ADJUDICATION),
+    (False, True): (_POS, "HER2-ISH-COUNTS-DISAGREE-IHC3", None),
+    (True, False): (_EQV, "GEA-ISH-COUNTS-DISAGREE", PENDING_ADJUDICATION),
+    (True, True): (_POS, "GEA-ISH-COUNTS-DISAGREE-IHC3", None),
 }
 
 # --------------------------------------------------------------------------------------------
@@ -328,6 +380,13 @@ def _workup_rules(group: int, ihc2_after_recount: str) -> tuple[Rule, ...]:
             ASCO_CAP_2018,
         ),
         _rule(
+            f"{g}-IHC-LOW-UNSCORED",
+            "2, 8",
+            f"{where}, IHC stated HER2-low without a score (1+ or 2+ changes the result)",
+            f"equivocal; pending-workup flag ({PENDING_IHC_SCORE})",
+            ASCO_CAP_2018,
+        ),
+        _rule(
             f"{g}-NO-IHC",
             "2",
             f"{where}, no usable IHC",
@@ -363,6 +422,22 @@ _IHC_RULES = (
         ASCO_CAP_2023,
     ),
     _rule(
+        "HER2-IHC-SCORE-CONTRADICTS-STAINED",
+        "1",
+        f"breast IHC score 1+, 2+ or 3+ with stained cells {IHC_STAINED_AT_MOST_10.text} "
+        f"(each score is defined by staining in {IHC_STAINED_ABOVE_IHC0.text})",
+        "discordance flag; the result still follows the score",
+        ASCO_CAP_2018,
+    ),
+    _rule(
+        "HER2-IHC0-SUBTYPE-CONTRADICTS-STAINED",
+        "1, 5",
+        "IHC 0 sub-type stated null or ultralow, stained percentage outside that sub-type's band "
+        f"(null {IHC_STAINED_NULL.text}, ultralow {IHC_STAINED_ULTRALOW.text}) or straddling it",
+        "sub-type unknown (HER2-negative when negative); discordance flag naming both",
+        DESTINY_BREAST,
+    ),
+    _rule(
         "HER2-IHC-TEXT-CONTRADICTS-SCORE",
         "5",
         "IHC text contradicts its score, e.g. 'Negative (3+)'",
@@ -393,6 +468,21 @@ _ISH_RULES = (
     *_workup_rules(2, "negative (with comment)"),
     *_workup_rules(3, "positive"),
     *_workup_rules(4, "negative (with comment)"),
+    _rule(
+        "HER2-ISH-COUNTS-DISAGREE",
+        "2, 5",
+        "several ISH counts (a count and a recount) fall in different groups (single probe: "
+        "copy-number bands; a count that cannot be placed counts as different); IHC not 3+",
+        f"equivocal; discordance and pending-workup flags ({PENDING_ADJUDICATION})",
+        ASCO_CAP_2018,
+    ),
+    _rule(
+        "HER2-ISH-COUNTS-DISAGREE-IHC3",
+        "2, 4.2, 5",
+        "several ISH counts fall in different groups; IHC 3+",
+        "positive (IHC 3+ is positive with every group); discordance flag",
+        ASCO_CAP_2018,
+    ),
     _rule("HER2-ISH-G5-NEGATIVE", "4.2", "group 5, IHC not 3+", "negative", ASCO_CAP_2018),
     _rule(
         "HER2-ISH-G5-IHC3",
@@ -444,6 +534,13 @@ _ISH_RULES = (
         ASCO_CAP_2018,
     ),
     _rule(
+        "HER2-ISH-SP-4TO6-IHC-LOW-UNSCORED",
+        "3, 8",
+        f"single probe, HER2 copies {COPIES_4TO6.text}, IHC stated HER2-low without a score",
+        f"equivocal; pending-workup flag ({PENDING_IHC_SCORE})",
+        ASCO_CAP_2018,
+    ),
+    _rule(
         "HER2-ISH-SP-4TO6-NO-IHC",
         "3",
         f"single probe, HER2 copies {COPIES_4TO6.text}, no usable IHC",
@@ -454,14 +551,26 @@ _ISH_RULES = (
         "HER2-ISH-INCOMPLETE-IHC-DECIDES",
         "4.4",
         "ISH incomplete (a count missing, a value straddling a threshold, or words only); "
-        "IHC 3+, 0, 1+ or stated negative",
+        "IHC 3+; or IHC 0, 1+ or stated negative when the known values rule out an "
+        f"ISH-positive count (ratio entirely {RATIO_NOT_AMPLIFIED.text} or HER2 copies entirely "
+        f"{COPIES_LT4.text}; single probe: copies entirely {COPIES_LT6.text})",
         "the IHC result; incomplete-ish flag",
+        ASCO_CAP_2018,
+    ),
+    _rule(
+        "HER2-ISH-INCOMPLETE-IHC01-OPEN",
+        "4.4, 2",
+        "ISH incomplete and the known values leave group 1 (single probe: copies ≥ 6.0) "
+        "possible, e.g. ratio alone ≥ 2.0, copies alone ≥ 4.0, or words only; IHC 0, 1+ or "
+        "stated negative. Deviates from a literal §4.4 ('decide on IHC alone'): group 1 is "
+        "positive whatever the IHC",
+        f"equivocal; incomplete-ish and pending-workup flags ({PENDING_COMPLETE_ISH})",
         ASCO_CAP_2018,
     ),
     _rule(
         "HER2-ISH-INCOMPLETE-IHC2",
         "4.4",
-        "ISH incomplete; IHC 2+",
+        "ISH incomplete; IHC 2+, or IHC stated HER2-low without a score",
         f"equivocal; incomplete-ish and pending-workup flags ({PENDING_COMPLETE_ISH})",
         ASCO_CAP_2018,
     ),
@@ -656,6 +765,31 @@ _GASTRIC_RULES = (
         "7",
         f"gastroesophageal ISH ratio {RATIO_NOT_AMPLIFIED.text}",
         "ISH negative; negative unless IHC 3+",
+        CAP_GEA_2016,
+    ),
+    _rule(
+        "GEA-ISH-INCOMPLETE-IHC01-OPEN",
+        "7, 4.4",
+        "gastroesophageal ISH without a ratio placeable against 2.0 (missing, straddling, or "
+        "words only); IHC 0 or 1+. Deviates from a literal §4.4: ratio ≥ 2.0 is positive "
+        "whatever the IHC",
+        f"equivocal; incomplete-ish and pending-workup flags ({PENDING_COMPLETE_ISH})",
+        CAP_GEA_2016,
+    ),
+    _rule(
+        "GEA-ISH-COUNTS-DISAGREE",
+        "7, 5",
+        f"several gastroesophageal ISH counts on different sides of ratio {RATIO_AMPLIFIED.text} "
+        "(a count without a placeable ratio counts as different); IHC not 3+",
+        f"equivocal; discordance and pending-workup flags ({PENDING_ADJUDICATION})",
+        CAP_GEA_2016,
+    ),
+    _rule(
+        "GEA-ISH-COUNTS-DISAGREE-IHC3",
+        "7, 5",
+        f"several gastroesophageal ISH counts on different sides of ratio {RATIO_AMPLIFIED.text}; "
+        "IHC 3+",
+        "positive (IHC 3+); discordance flag",
         CAP_GEA_2016,
     ),
     _rule(

@@ -18,6 +18,7 @@ from adapter.model import (
     IngestWarning,
     OfficialResult,
     ReceptorCall,
+    ReportStatus,
     Tissue,
     UnusedResult,
 )
@@ -67,9 +68,21 @@ CATEGORY_EXPLANATIONS: Final[dict[Category, str]] = {
 }
 
 NO_HER2_TEST: Final = (
-    "This order reports no HER2 test (ER/PgR only): 'indeterminate' here means HER2 is not "
-    "determined by this report, not that a HER2 test failed."
+    "This order carries no usable HER2 result (only ER/PgR): 'indeterminate' here means HER2 is "
+    "not determined by this report."
 )
+
+STATUS_WORDS: Final = {
+    ReportStatus.PRELIMINARY: "This report is preliminary: the classification may change.",
+    ReportStatus.PARTIAL: "This report is partial: results are still to come.",
+    ReportStatus.REGISTERED: "This report is registered only: results are still to come.",
+    ReportStatus.CANCELLED: "This report was cancelled: it is not a result to act on.",
+    ReportStatus.ENTERED_IN_ERROR: "This report was entered in error: it is not a result.",
+    ReportStatus.CORRECTED: "This report corrects an earlier one for the same order.",
+    ReportStatus.AMENDED: "This report amends an earlier one for the same order.",
+    ReportStatus.UNKNOWN: "The report status was not given.",
+}
+"""Said first in the conclusion whenever the report is not simply final."""
 
 GASTROESOPHAGEAL_NEGATIVE: Final = (
     "HER2-low, HER2-ultralow and HER2-null are breast cancer categories; they are not assigned "
@@ -80,6 +93,7 @@ GASTROESOPHAGEAL_NEGATIVE: Final = (
 def conclusion(record: AssayRecord, classification: Classification) -> str:
     """The human-readable conclusion of one record's DiagnosticReport."""
     sentences = [
+        STATUS_WORDS.get(record.report_status, ""),
         f"{OFFICIAL_RESULT_WORDS[classification.official_result]}; "
         f"category {classification.category.value}.",
         _category_explanation(record, classification),

@@ -18,12 +18,14 @@ from adapter.model import (
     IngestWarning,
     Interpretation,
     Interval,
+    IshCount,
     IshProbe,
     IshResult,
     LabInterpretation,
     Provenance,
     ReceptorResult,
     ReportedObservation,
+    ResultStatus,
     Tissue,
 )
 
@@ -105,6 +107,7 @@ def assemble(
     values: Sequence[ReadValue], mapping: MappingSet, group_notes: Iterable[str]
 ) -> AssembledResults:
     warnings: list[IngestWarning] = []
+    values = _current(values, warnings)
     by_analyte: dict[Analyte, list[ReadValue]] = {}
     for value in values:
         by_analyte.setdefault(value.analyte, []).append(value)
@@ -118,6 +121,45 @@ def assemble(
             by_analyte.get(Analyte.HER2_INTERPRETATION, []), warnings
         ),
         warnings=tuple(warnings),
+    )
+
+
+_CORRECTIONS = frozenset({ResultStatus.CORRECTED, ResultStatus.AMENDED})
+
+
+def _current(values: Sequence[ReadValue], warnings: list[IngestWarning]) -> list[ReadValue]:
+    """Drop values a later one of the same result (code and sub-id) replaces.
+
+    A corrected or amended value replaces the earlier ones; a final one replaces preliminary ones.
+    Values of different codes or sub-ids are separate results and all kept.
+    """
+    by_result: dict[tuple[object, ...], list[ReadValue]] = {}
+    for value in values:
+        code = value.provenance.code
+        key = (value.analyte, code.system if code else None, code.code if code else None)
+        by_result.setdefault((*key, value.provenance.sub_id), []).append(value)
+    replaced: set[int] = set()
+    for same in by_result.values():
+        if len(same) < 2:
+            continue
+        corrected = [v for v in same if v.observation.status in _CORRECTIONS]
+        final = [v for v in same if v.observation.status is ResultStatus.FINAL]
+        keep = corrected[-1:] or final or same
+        replaced.update(id(v) for v in same if all(v is not k for k in keep))
+    if replaced:
+        warnings.append(
+            IngestWarning(
+                code="RESULT-REPLACED",
+                message=f"{len(replaced)} result(s) replaced by a later corrected or final one",
+            )
+        )
+    return [v for v in values if id(v) not in replaced]
+
+
+def _failed(value: ReadValue) -> bool:
+    """The lab said this test could not be done (OBX-11 X, dataAbsentReason, "inadequate")."""
+    return bool(value.indeterminate_reason) or (
+        value.answer is not None and value.answer.indeterminate
     )
 
 
@@ -142,15 +184,15 @@ def _ihc(
     stained = by_analyte.get(Analyte.HER2_IHC_STAINED_PERCENT, [])
     if not (results or subtypes or stained):
         return None
-    answers = [v.answer for v in results if v.answer is not None]
+    # A failed attempt beside a scored one (a repeat stain) does not fail the IHC.
+    done = [v for v in (*results, *subtypes) if not _failed(v)]
+    answers = [v.answer for v in done if v.analyte is Analyte.HER2_IHC and v.answer]
     # A sub-type result ("ultralow", "null") also says the score is 0: 1+ with "ultralow"
     # is a conflict, not two compatible facts.
-    scores = {a.score for v in (*results, *subtypes) if (a := v.answer) and a.score is not None}
+    scores = {a.score for v in done if (a := v.answer) and a.score is not None}
     stated = {a.stated for a in answers if a.stated is not None}
-    subtype_values = {
-        a.ihc0_subtype for v in (*results, *subtypes) if (a := v.answer) and a.ihc0_subtype
-    }
-    reason = _indeterminate((*results, *subtypes))
+    subtype_values = {a.ihc0_subtype for v in done if (a := v.answer) and a.ihc0_subtype}
+    reason = None if scores or stated else _indeterminate((*results, *subtypes))
     if len(scores) > 1 or len(stated) > 1 or len(subtype_values) > 1:
         reason = "conflicting HER2 IHC results in one order: " + ", ".join(
             sorted(str(v.provenance.value_text) for v in (*results, *subtypes))
@@ -177,20 +219,32 @@ def _ish(
     values = [v for v in all_values if v.analyte in _ISH_ANALYTES]  # message order
     if not values:
         return None
-    ratio_values = by_analyte.get(Analyte.HER2_CEP17_RATIO, [])
-    her2_values = by_analyte.get(Analyte.HER2_COPIES, [])
-    cep17_values = by_analyte.get(Analyte.CEP17_COPIES, [])
-    second_count = any(len(found) > 1 for found in (ratio_values, her2_values, cep17_values))
+    counted = [_numbered(by_analyte, analyte) for analyte in _COUNT_ANALYTES]
+    ratio_values, her2_values, cep17_values = counted
+    second_count = any(len(found) > 1 for found in counted)
+    counts = _counts(ratio_values, her2_values, cep17_values)
     if second_count:
         warnings.append(
             IngestWarning(
                 code="SECOND-COUNT",
-                message="ISH counted more than once: the last count reported is used",
+                message="ISH counted more than once: the last count is used, "
+                "the earlier ones are checked against it",
             )
         )
-    qualitative = by_analyte.get(Analyte.HER2_ISH, [])
+    qualitative = [v for v in by_analyte.get(Analyte.HER2_ISH, []) if not _failed(v)]
     stated = {a.stated for v in qualitative if (a := v.answer) and a.stated}
-    reason = _indeterminate(values)
+    failed = [v for v in values if _failed(v)]
+    # One failed value (a CEP17 not counted) leaves the rest of the count usable: the ISH as a
+    # whole failed only when nothing usable is left.
+    reason = None if any(counted) or stated else _indeterminate(failed)
+    if failed and reason is None:
+        warnings.append(
+            IngestWarning(
+                code="ISH-VALUE-FAILED",
+                message="ISH values the lab could not report: "
+                + ", ".join(v.provenance.locator for v in failed),
+            )
+        )
     if len(stated) > 1:
         # "Amplified" and "Not amplified" in one order: something is wrong with this order's
         # ISH, so none of it is used unreviewed.
@@ -201,9 +255,10 @@ def _ish(
     cells = _single_number(by_analyte.get(Analyte.ISH_CELLS_COUNTED, []), "cells counted", warnings)
     return IshResult(
         probe=_probe(values, warnings),
-        ratio=_last_number(ratio_values),
-        her2_copies=_last_number(her2_values),
-        cep17_copies=_last_number(cep17_values),
+        ratio=counts[-1].ratio if counts else None,
+        her2_copies=counts[-1].her2_copies if counts else None,
+        cep17_copies=counts[-1].cep17_copies if counts else None,
+        earlier_counts=tuple(count for count in counts[:-1] if count != counts[-1]),
         cells_counted=int(cells.value) if cells is not None and cells.value is not None else None,
         recount_done=second_count or _recount_reported(values, mapping, group_notes),
         amplified_percent=_single_number(
@@ -213,6 +268,28 @@ def _ish(
         indeterminate_reason=reason,
         provenance=_provenance(values),
     )
+
+
+_COUNT_ANALYTES = (Analyte.HER2_CEP17_RATIO, Analyte.HER2_COPIES, Analyte.CEP17_COPIES)
+
+
+def _numbered(by_analyte: dict[Analyte, list[ReadValue]], analyte: Analyte) -> list[ReadValue]:
+    return [v for v in by_analyte.get(analyte, []) if v.observation.number is not None]
+
+
+def _counts(
+    ratios: list[ReadValue], her2: list[ReadValue], cep17: list[ReadValue]
+) -> list[IshCount]:
+    """The counts in reporting order: the n-th ratio, HER2 and CEP17 values form count n."""
+    total = max(len(ratios), len(her2), len(cep17))
+
+    def nth(found: list[ReadValue], n: int) -> Interval | None:
+        return found[n].observation.number if n < len(found) else None
+
+    return [
+        IshCount(ratio=nth(ratios, n), her2_copies=nth(her2, n), cep17_copies=nth(cep17, n))
+        for n in range(total)
+    ]
 
 
 def _recount_reported(
@@ -265,8 +342,8 @@ def _receptor(
         return None
     # A result code carrying a number ("95%") reports the percentage.
     numbered = [v for v in (*percents, *results) if v.observation.number is not None]
-    stated = {a.stated for v in results if (a := v.answer) and a.stated}
-    reason = _indeterminate((*results, *percents))
+    stated = {a.stated for v in results if (a := v.answer) and a.stated and not _failed(v)}
+    reason = None if numbered or stated else _indeterminate((*results, *percents))
     percent = _single_number(numbered, f"{label} %", warnings)
     if len(stated) > 1:
         reason = f"conflicting {label} results in one order"
@@ -302,11 +379,6 @@ def _lab_interpretation(
         text=observation.text,
         provenance=_provenance(values),
     )
-
-
-def _last_number(values: Sequence[ReadValue]) -> Interval | None:
-    numbers = [v.observation.number for v in values if v.observation.number is not None]
-    return numbers[-1] if numbers else None
 
 
 def _single_number(

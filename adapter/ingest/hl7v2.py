@@ -383,6 +383,16 @@ def _report_status(
                 )
             )
             return ReportStatus.UNKNOWN
+        if status is ReportStatus.FINAL and ResultStatus.PRELIMINARY in statuses:
+            # A classification resting on a preliminary result is not final, whatever OBR-25 says.
+            warnings.append(
+                IngestWarning(
+                    code="STATUS-PRELIMINARY",
+                    message="OBR-25 says final but a result is preliminary: report preliminary",
+                    locator="OBR-25",
+                )
+            )
+            return ReportStatus.PRELIMINARY
         # A corrected result (OBX-11 C) corrects the report even when OBR-25 still says final.
         return ReportStatus.CORRECTED if corrected and status is ReportStatus.FINAL else status
     if corrected:
