@@ -317,11 +317,10 @@ async def _reprocess(
     window: tuple[datetime | None, datetime | None],
     sender: str | None,
 ) -> dict[str, int]:
-    from adapter.errors import MessageTooLarge
     from adapter.pipeline import Context
     from adapter.server import utc_now
     from adapter.service import Service
-    from adapter.store import GroupCommitter, open_store
+    from adapter.store import GroupCommitter, MessageFormat, open_store
 
     context = Context.from_settings(settings)
     counts: dict[str, int] = {}
@@ -333,7 +332,7 @@ async def _reprocess(
                     status=status, since=window[0], until=window[1], sender=sender
                 )
                 for row in rows:
-                    if row.error_code == MessageTooLarge.code:
+                    if row.message_format is MessageFormat.TRUNCATED:
                         counts["skipped"] = counts.get("skipped", 0) + 1  # only a prefix is kept
                         continue
                     handled = await service.reprocess(row)

@@ -37,21 +37,21 @@ class Settings(BaseSettings):
     fallback_charset: str = Field(
         "latin-1", description="Used when MSH-18 is empty and the bytes are not valid UTF-8"
     )
-    max_message_bytes: int = Field(1024 * 1024, description="Larger messages are rejected")
+    max_message_bytes: int = Field(1024 * 1024, ge=1024, description="Larger messages are rejected")
 
 
 class ServiceSettings(Settings):
     """``her2-adapter serve``: flags, ``HER2_*`` environment variables, or a config file."""
 
     host: str = Field("127.0.0.1", description="Bind address (loopback unless told otherwise)")
-    mllp_port: int = Field(2575, description="MLLP listener port (0: do not listen)")
-    http_port: int = Field(8080, description="HTTP API port (0: do not listen)")
+    mllp_port: int = Field(2575, ge=0, le=65535, description="MLLP port (0: do not listen)")
+    http_port: int = Field(8080, ge=0, le=65535, description="HTTP API port (0: do not listen)")
     store: str = Field(
         "sqlite:///./her2-adapter.db", description="sqlite:///... or postgresql://..."
     )
     fhir_base: str | None = Field(None, description="Forward each Bundle to this FHIR server")
     api_token: str | None = Field(None, description="Bearer token required by the HTTP API")
-    forward_max_attempts: int = Field(10, description="Forwarding attempts before giving up")
+    forward_max_attempts: int = Field(10, ge=1, description="Forwarding attempts before giving up")
     workers: int | None = Field(
         None,
         ge=0,

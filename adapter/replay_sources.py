@@ -114,11 +114,13 @@ def store_messages(
     sender: str | None = None,
 ) -> Iterator[SourceMessage]:
     """Stored raw messages in the order received, with the format they were stored as."""
-    from adapter.store import open_store
+    from adapter.store import MessageFormat, open_store
 
     store = open_store(url)
     try:
         for row in store.iter_messages(status=status, since=since, until=until, sender=sender):
+            if row.message_format is MessageFormat.TRUNCATED:
+                continue  # only the first bytes of an oversized message were kept
             kind = (
                 SourceFormat(row.message_format.value)
                 if row.message_format.value in {f.value for f in SourceFormat}

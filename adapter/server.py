@@ -13,16 +13,24 @@ import logging
 import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, TomlConfigSettingsSource
 
 from adapter.config import ServiceSettings
+from adapter.errors import TransientError
 from adapter.pipeline import Context
 from adapter.service import Clock, Service
-from adapter.store import GroupCommitter, Store, open_store
+from adapter.store import (
+    GroupCommitter,
+    MessageFormat,
+    MessageRow,
+    MessageStatus,
+    Store,
+    open_store,
+)
 from adapter.transport.mllp import MllpServer
 from adapter.workers import WorkerPool
 
@@ -149,6 +157,7 @@ async def _run(
     http: uvicorn.Server | None = None
     http_task: asyncio.Task[None] | None = None
     forwarder: asyncio.Task[None] | None = None
+    recovery: asyncio.Task[None] | None = None
     try:
         if settings.mllp_port:
             mllp = MllpServer(runtime.service, max_message_bytes=settings.max_message_bytes)
@@ -165,6 +174,7 @@ async def _run(
             forwarder = asyncio.create_task(
                 run_forwarder(runtime.store, settings, runtime.clock, stop), name="forwarder"
             )
+        recovery = asyncio.create_task(_recover_received(runtime, stop), name="recovery")
         if on_ready is not None:
             on_ready(listening)
         await _wait_for_stop(stop, http_task)
@@ -177,7 +187,46 @@ async def _run(
             await asyncio.gather(http_task, return_exceptions=True)
         if forwarder is not None:
             await _finish(forwarder, FORWARDER_GRACE)
+        if recovery is not None:
+            await _finish(recovery, FORWARDER_GRACE)
         await runtime.committer.close()
+
+
+RECOVERY_INTERVAL = 30.0
+"""Seconds between sweeps for messages left ``received``."""
+RECOVERY_AGE = timedelta(seconds=60)
+"""A message still ``received`` this long after it arrived lost its outcome (a crash, or a
+store fault after its MLLP ACK): the sweep processes it again."""
+RECOVERY_BATCH = 500
+
+
+async def _recover_received(runtime: Runtime, stop: asyncio.Event) -> None:
+    """Complete messages that were stored (and maybe ACKed) but whose outcome never was."""
+    service = runtime.service
+    while not stop.is_set():
+        try:
+            cutoff = runtime.clock() - RECOVERY_AGE
+            rows = await asyncio.to_thread(_abandoned, runtime.store, cutoff)
+            for row in rows:
+                if stop.is_set():
+                    break
+                if row.message_format is MessageFormat.TRUNCATED or service.in_flight(row.row_id):
+                    continue
+                handled = await service.reprocess(row)
+                log.info("recovered: row=%d status=%s", row.row_id, handled.status.value)
+        except TransientError as error:
+            log.warning("recovery sweep skipped: %s", error.code)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), RECOVERY_INTERVAL)
+
+
+def _abandoned(store: Store, cutoff: datetime) -> list[MessageRow]:
+    rows: list[MessageRow] = []
+    for row in store.iter_messages(status=MessageStatus.RECEIVED, until=cutoff):
+        rows.append(row)
+        if len(rows) >= RECOVERY_BATCH:
+            break
+    return rows
 
 
 def _http_server(runtime: Runtime) -> uvicorn.Server:
@@ -192,7 +241,12 @@ def _http_server(runtime: Runtime) -> uvicorn.Server:
 
     settings = runtime.settings
     config = uvicorn.Config(
-        create_app(runtime), host=settings.host, port=settings.http_port, log_level="warning"
+        create_app(runtime),
+        host=settings.host,
+        port=settings.http_port,
+        log_level="warning",
+        access_log=False,  # query strings (?patient=...) must not reach the logs
+        timeout_graceful_shutdown=10,  # a stalled upload must not hold SIGTERM forever
     )
     return _Server(config)
 

@@ -18,7 +18,7 @@ from datetime import datetime
 import orjson
 
 from adapter.emit.ack import AckCode, AckHeader, build_ack, fallback_ack_header, hl7_timestamp
-from adapter.errors import AdapterError, InputError, MessageTooLarge
+from adapter.errors import AdapterError, EncodingError, InputError, MessageTooLarge
 from adapter.ingest import er7
 from adapter.ingest.fhir_document import content_message_id
 from adapter.model import SourceFormat
@@ -91,7 +91,7 @@ def ack_header_of(data: bytes) -> AckHeader:
     try:
         # The MSH segment alone: the header is all an ACK needs, and the body is parsed once,
         # later, by the pipeline.
-        message = er7.parse_message(er7.decode_message(_first_segment(data)).text)
+        message = er7.parse_message(_header_text(_first_segment(data)))
     except AdapterError:
         return fallback_ack_header(_naive_control_id(data))
     msh = message.msh
@@ -123,6 +123,14 @@ def ack_header_of(data: bytes) -> AckHeader:
         )
     except ValueError:  # separators an ACK cannot be written with
         return fallback_ack_header(message.control_id)
+
+
+def _header_text(msh: bytes) -> str:
+    """The MSH as text; an unsupported MSH-18 still leaves the ASCII header readable."""
+    try:
+        return er7.decode_message(msh).text
+    except EncodingError:
+        return msh.decode("latin-1")
 
 
 def _first_segment(data: bytes) -> bytes:
@@ -185,6 +193,9 @@ class Service:
         self.clock = clock
         self.forward = forward
         self.pool = pool
+        # Messages being processed, by store row: a copy arriving meanwhile (the engine resent
+        # on another connection) waits for the first answer instead of being processed twice.
+        self._in_flight: dict[int, asyncio.Future[Handled]] = {}
 
     async def handle(
         self,
@@ -214,11 +225,32 @@ class Service:
         )
         if receipt.duplicate and receipt.status is not MessageStatus.RECEIVED:
             return _from_receipt(receipt, identity)
+        first = self._in_flight.get(receipt.row_id)
+        if first is not None:
+            return replace(await asyncio.shield(first), duplicate=True)
         if receipt.is_correction:
             # Same control id, new content: kept as a new version beside the earlier one.
             log.info("new version: message_id=%s version=%d", identity.message_id, receipt.version)
-        outcome = await self._process(data, identity.format, fhir_source)
-        return await self.record(receipt, identity, outcome, wait=wait_for_outcome)
+        answer: asyncio.Future[Handled] = asyncio.get_running_loop().create_future()
+        self._in_flight[receipt.row_id] = answer
+        try:
+            outcome = await self._process(data, identity.format, fhir_source)
+            handled = await self.record(receipt, identity, outcome, wait=wait_for_outcome)
+        except asyncio.CancelledError:
+            answer.cancel()
+            raise
+        except Exception as failure:
+            answer.set_exception(failure)
+            answer.exception()  # retrieved here: a copy waiting on it re-raises it itself
+            raise
+        finally:
+            del self._in_flight[receipt.row_id]
+        answer.set_result(handled)
+        return handled
+
+    def in_flight(self, row_id: int) -> bool:
+        """Whether a message is being processed right now (the recovery sweep leaves it)."""
+        return row_id in self._in_flight
 
     async def reject_oversized(
         self,
@@ -232,7 +264,9 @@ class Service:
         identity = identify(prefix, ack_header=ack_header)
         receipt = await self.committer.receive(
             transport=transport,
-            message_format=identity.format.value,
+            # Stored as truncated, so that neither reprocess nor replay ever takes the prefix
+            # for a whole message, even if its TOO-LARGE outcome could not be stored.
+            message_format=MessageFormat.TRUNCATED.value,
             sender=identity.sender,
             message_id=identity.message_id,
             raw=prefix,
@@ -249,6 +283,8 @@ class Service:
         The stored sender is kept: for FHIR input it may have come from the caller rather than
         from the message.
         """
+        if row.message_format is MessageFormat.TRUNCATED:
+            raise ValueError("a truncated message is never processed")
         hint = (
             None
             if row.message_format is MessageFormat.UNKNOWN

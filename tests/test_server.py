@@ -9,6 +9,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -117,6 +118,55 @@ def test_serve_answers_mllp_and_closes_the_store_on_stop(tmp_path: Path) -> None
         row = store.get_message("serve-1")
         assert row is not None
         assert row.status is MessageStatus.PROCESSED
+
+
+def test_messages_left_received_are_completed_by_the_recovery_sweep(tmp_path: Path) -> None:
+    """A message stored but never processed (its outcome lost) is processed by serve itself."""
+    store_url = f"sqlite:///{tmp_path / 'store.db'}"
+    long_ago = datetime(2024, 1, 1, tzinfo=UTC)
+    with open_store(store_url) as store:
+        abandoned = store.receive(
+            transport="mllp",
+            message_format="hl7v2",
+            sender="LIS^LAB",
+            message_id="left-1",
+            raw=oru("left-1"),
+            received_at=long_ago,
+        )
+        prefix = store.receive(
+            transport="mllp",
+            message_format="truncated",
+            sender="LIS^LAB",
+            message_id="big-1",
+            raw=oru("big-1")[:40],
+            received_at=long_ago,
+        )
+    settings = load_settings(mllp_port=0, http_port=0, store=store_url, workers=0)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        ready: asyncio.Future[Listening] = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(
+            serve(settings, stop=stop, handle_signals=False, on_ready=ready.set_result)
+        )
+        await asyncio.wait_for(ready, 20)
+        for _ in range(200):  # the first sweep runs at start; bounded wait for it
+            with open_store(store_url) as store:
+                row = store.get_message_row(abandoned.row_id)
+            if row is not None and row.status is not MessageStatus.RECEIVED:
+                break
+            await asyncio.sleep(0.05)
+        stop.set()
+        await asyncio.wait_for(task, 20)
+
+    asyncio.run(main())
+    with open_store(store_url) as store:
+        done = store.get_message_row(abandoned.row_id)
+        untouched = store.get_message_row(prefix.row_id)
+    assert done is not None
+    assert done.status is MessageStatus.PROCESSED
+    assert untouched is not None
+    assert untouched.status is MessageStatus.RECEIVED  # a truncated prefix is never processed
 
 
 def test_serve_runs_http_and_forwarder_alongside_mllp(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from adapter.classify.table import (
     CAP_GEA_2016,
     DESTINY_BREAST,
     GROUP_WORKUP,
+    INCOMPLETE_ISH_IHC01_OPEN,
     INCOMPLETE_ISH_WORKUP,
     ISH_GROUPS,
     RULES,
@@ -45,9 +46,14 @@ ultralow) with no score is an IHC negative with unknown score: category `HER2-ne
 `score-missing` (section 8). Positive or equivocal with no score is not used (flag
 `score-missing`). A lab's "could not be scored" (`indeterminate_reason`, or stated indeterminate)
 makes that test unusable; if no test is usable the result is indeterminate
-(`HER2-INDETERMINATE-LAB`). IHC 0 sub-type: the stated sub-type wins; else the percentage of
-stained cells (0% null, >0% and ≤10% ultralow, a straddling value `undecidable-value`, a value
-above 10% `discordance`); else none. A sub-type without a score does not make a score.
+(`HER2-INDETERMINATE-LAB`). IHC 0 sub-type: the stated sub-type, unless the stained percentage
+contradicts it or straddles its band (null with stained > 0%, ultralow with 0% or > 10%): then the
+sub-type is unknown and `discordance` names both (`HER2-IHC0-SUBTYPE-CONTRADICTS-STAINED`); else
+the percentage of stained cells (0% null, >0% and ≤10% ultralow, a straddling value
+`undecidable-value`, a value above 10% `discordance`); else none. A sub-type without a score does
+not make a score. A breast score 1+, 2+ or 3+ with stained cells ≤ 10% raises `discordance`
+(each score needs staining in > 10% of cells) and the result still follows the score
+(`HER2-IHC-SCORE-CONTRADICTS-STAINED`).
 
 **Dual-probe ISH** needs the ratio (reported, or HER2 / CEP17 copies when both are single values,
 `HER2-ISH-RATIO-DERIVED`) and the HER2 copies, each inside one band of the group table; group 1
@@ -56,10 +62,35 @@ group can be assigned), is incomplete ISH (section 4.4, flag `incomplete-ish`): 
 it can. A probe not stated is read as dual probe; copies alone then count as incomplete ISH (only
 a stated single probe uses section 3).
 
+**Incomplete ISH with IHC 0/1+ (a deliberate departure from a literal section 4.4).** Section 4.4
+says to decide on IHC alone where it can; but ASCO/CAP 2018 makes group 1 positive whatever the
+IHC, so IHC 0/1+ (or a stated negative) decides negative only when the known values rule group 1
+out: ratio entirely < 2.0, or HER2 copies entirely < 4.0 (single probe: copies entirely < 6.0;
+gastroesophageal, Bartley 2016: a ratio placed entirely < 2.0, which is never incomplete). Any
+other partial count (ratio 4.5 alone, copies 12.0 alone, a ratio straddling 2.0 with copies 5, an
+ISH stated "amplified" or "negative" in words only) is equivocal with flags `incomplete-ish` and
+`pending-workup` (a complete ISH count): `HER2-ISH-INCOMPLETE-IHC01-OPEN`,
+`GEA-ISH-INCOMPLETE-IHC01-OPEN`. A word is not a count: a stated ISH result without numbers never
+rules group 1 out. IHC 3+ still decides positive; IHC 2+ is equivocal; no IHC is indeterminate.
+
+**Several counts.** When the record carries counts reported before the last one
+(`earlier_counts`, filled by ingest only when their values differ), each count is placed in its
+group (single probe: its copy-number band; gastroesophageal: its side of ratio 2.0). A count that
+cannot be placed differs from every other, as it cannot confirm them. Counts that differ give
+equivocal with flags `discordance` ("ISH counts fall in different groups: 4, 5; adjudication
+needed") and `pending-workup` (`HER2-ISH-COUNTS-DISAGREE`, `GEA-ISH-COUNTS-DISAGREE`), with any
+IHC except 3+, which stays positive with the discordance flag (every group and any gastric ratio
+is positive with IHC 3+: `HER2-ISH-COUNTS-DISAGREE-IHC3`, `GEA-ISH-COUNTS-DISAGREE-IHC3`). No ISH
+group is reported then. Counts that agree are read from the last count as usual; the section 2
+recount ("same group") is still the recount the message reports.
+
 **Work-up.** Groups 2-4 with IHC 2+ and no recount reported, or with no usable IHC, are equivocal
-with flag `pending-workup` naming what is pending. A stated IHC negative without a score counts as
-"IHC 0 or 1+" in the work-up tables. Single probe below 4.0 with IHC 3+ is positive with a
-discordance flag, by the same "one positive test suffices" reading as group 5 with IHC 3+.
+with flag `pending-workup` naming what is pending. A stated IHC negative (or ultralow / null)
+without a score counts as "IHC 0 or 1+" in the work-up tables. A stated HER2-low without a score
+may be IHC 1+ or 2+, which changes the result of groups 2-4 and single-probe 4.0 to < 6.0: those
+cells are equivocal, pending the IHC score; with incomplete ISH it reads as IHC 2+.
+Single probe below 4.0 with IHC 3+ is positive with a discordance flag, by the same "one positive
+test suffices" reading as group 5 with IHC 3+.
 IHC 2+ without usable ISH is equivocal with flag `pending-workup` (reflex ISH).
 
 **Category.** Negative with IHC 1+, or IHC 2+ (ISH negative after work-up), is `HER2-low`; IHC 0
@@ -71,7 +102,10 @@ those are not official ASCO/CAP results.
 heterogeneity (amplified cells > 5% and < 50%, breast and gastroesophageal alike); the lab's own
 call (overall interpretation, or the word on the ISH result) mapping to another official result
 than ours raises `lab-interpretation-differs` naming both (HER2-low / ultralow map to negative;
-a word that is not a HER2 result, such as "low positive", is always flagged).
+a word that is not a HER2 result, such as "low positive", is always flagged). The lab's overall
+call HER2-low, HER2-ultralow or HER2-null also raises `lab-interpretation-differs` when the
+official results agree but our category differs (e.g. lab HER2-low, ours HER2-ultralow or
+HER2-negative).
 
 **Tissue.** Breast uses sections 1-5. Gastroesophageal uses Bartley 2016: IHC 3+ positive, 2+
 equivocal, 0/1+ negative; ISH ratio ≥ 2.0 positive, else negative (positive still when IHC is 3+);
@@ -100,6 +134,7 @@ _BUCKET_ORDER = (
     IhcBucket.IHC2_RECOUNT,
     IhcBucket.IHC2_PENDING,
     IhcBucket.IHC01,
+    IhcBucket.IHC_LOW_UNSCORED,
     IhcBucket.NONE,
 )
 
@@ -180,6 +215,18 @@ def _single_probe_table() -> str:
 
 def _incomplete_table() -> str:
     rows = [(bucket.value, _cell(INCOMPLETE_ISH_WORKUP[bucket])) for bucket in _BUCKET_ORDER]
+    rows[_BUCKET_ORDER.index(IhcBucket.IHC01)] = (
+        f"{IhcBucket.IHC01.value}, known values rule out an ISH-positive count",
+        _cell(INCOMPLETE_ISH_WORKUP[IhcBucket.IHC01]),
+    )
+    rows.insert(
+        _BUCKET_ORDER.index(IhcBucket.IHC01) + 1,
+        (
+            f"{IhcBucket.IHC01.value}, an ISH-positive count still possible",
+            f"breast {_cell(INCOMPLETE_ISH_IHC01_OPEN[False])}; "
+            f"gastroesophageal {_cell(INCOMPLETE_ISH_IHC01_OPEN[True])}",
+        ),
+    )
     return "## Incomplete ISH: IHC decides where it can (section 4.4)\n\n" + _table(
         ("IHC", "result"), rows
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from adapter.classify.her2_common import (
     Her2Status,
     IhcReading,
+    counts_disagree,
     flag_heterogeneity,
     ihc_bucket,
     ihc_only,
@@ -19,9 +20,11 @@ from adapter.classify.her2_common import (
 from adapter.classify.table import (
     BREAST_IHC_RULE,
     COPIES_LT4,
+    COPIES_LT6,
     GROUP_NEGATIVE_COMMENT,
     GROUP_WORKUP,
     IHC_STAINED_ABOVE_IHC0,
+    IHC_STAINED_AT_MOST_10,
     IHC_STAINED_NULL,
     IHC_STAINED_ULTRALOW,
     ISH_GROUPS,
@@ -47,6 +50,7 @@ from adapter.model import (
 )
 
 _LOW_CATEGORIES = (Category.HER2_LOW, Category.HER2_ULTRALOW, Category.HER2_NULL)
+_SUBTYPE_BAND = {Ihc0Subtype.NULL: IHC_STAINED_NULL, Ihc0Subtype.ULTRALOW: IHC_STAINED_ULTRALOW}
 
 
 def breast_status(record: AssayRecord) -> Her2Status:
@@ -54,6 +58,7 @@ def breast_status(record: AssayRecord) -> Her2Status:
     failures: list[str] = []
     ish = record.her2_ish
     ihc = read_ihc(record.her2_ihc, BREAST_IHC_RULE, trace, failures)
+    _flag_score_against_stained(ihc, trace)
     bucket = ihc_bucket(ihc, recount_done=ish is not None and ish.recount_done)
     group: int | None = None
     if ish is None or ish_lab_failed(ish, failures):
@@ -66,18 +71,43 @@ def breast_status(record: AssayRecord) -> Her2Status:
     return Her2Status(official, ihc, group, trace)
 
 
+def _flag_score_against_stained(ihc: IhcReading | None, trace: Trace) -> None:
+    """Section 1: 1+, 2+ and 3+ each need staining in > 10% of cells; the score still decides."""
+    if ihc is None or ihc.score is None or ihc.score is IhcScore.ZERO:
+        return
+    percent = ihc.source.stained_percent
+    if percent is None or not percent.within(IHC_STAINED_AT_MOST_10):
+        return
+    stained = f"stained cells {show(percent)} {IHC_STAINED_AT_MOST_10.text}"
+    trace.fire(
+        "HER2-IHC-SCORE-CONTRADICTS-STAINED",
+        f"IHC {ihc.score.value} with {stained}: result follows the score, review",
+    )
+    trace.flag(
+        FlagCode.DISCORDANCE,
+        f"IHC {ihc.score.value} with {stained} (the score needs staining in "
+        f"{IHC_STAINED_ABOVE_IHC0.text}): review",
+    )
+
+
 def _single_probe(
     ish: IshResult, ihc: IhcReading | None, bucket: IhcBucket, trace: Trace
 ) -> OfficialResult:
     copies = ish.her2_copies
+    if ish.earlier_counts:
+        disagreement = _single_probe_disagreement(ish)
+        if disagreement is not None:
+            return counts_disagree(disagreement, ihc, trace)
     if copies is None:
-        return incomplete_ish("single-probe ISH without HER2 copies", ihc, bucket, trace)
+        reason = "single-probe ISH without HER2 copies"
+        return incomplete_ish(reason, ihc, bucket, trace, rules_out_positive=False)
     band = place(copies, SINGLE_PROBE_BANDS)
     if band is None:
         bands = " / ".join(band.text for band in SINGLE_PROBE_BANDS)
         reason = f"single-probe HER2 copies {show(copies)} straddle the bands {bands}"
         trace.flag(FlagCode.UNDECIDABLE_VALUE, reason)
-        return incomplete_ish(reason, ihc, bucket, trace)
+        below_positive = copies.within(COPIES_LT6)
+        return incomplete_ish(reason, ihc, bucket, trace, rules_out_positive=below_positive)
     cell = SINGLE_PROBE_WORKUP[(band, bucket)]
     _apply(cell, f"single probe, HER2 copies {show(copies)} {band.text}", ihc, trace)
     if band is COPIES_LT4 and bucket is IhcBucket.IHC3:
@@ -93,12 +123,18 @@ def _dual_probe(
 ) -> tuple[OfficialResult, int | None]:
     ratio = ish_ratio(ish, trace)
     copies = ish.her2_copies
+    if ish.earlier_counts:
+        disagreement = _dual_probe_disagreement(ish, ratio, trace)
+        if disagreement is not None:
+            return counts_disagree(disagreement, ihc, trace), None
+    no_group_1 = _rules_out_group_1(ratio, copies)
     if ratio is None or copies is None:
-        return incomplete_ish(missing_numbers_reason(ish, ratio), ihc, bucket, trace), None
+        reason = missing_numbers_reason(ish, ratio)
+        return incomplete_ish(reason, ihc, bucket, trace, rules_out_positive=no_group_1), None
     row = _group_row(ratio, copies, trace)
     if row is None:
         reason = f"ratio {show(ratio)} and HER2 copies {show(copies)} fit no single ISH group"
-        return incomplete_ish(reason, ihc, bucket, trace), None
+        return incomplete_ish(reason, ihc, bucket, trace, rules_out_positive=no_group_1), None
     trace.fire(
         row.rule_id,
         f"ratio {show(ratio)} {row.ratio.text} and HER2 copies {show(copies)} {row.copies.text}: "
@@ -109,6 +145,43 @@ def _dual_probe(
     _apply(cell, f"group {row.group}", ihc, trace, comment)
     _flag_group_discordance(row.group, ihc, trace)
     return cell[0], row.group
+
+
+def _rules_out_group_1(ratio: Interval | None, copies: Interval | None) -> bool:
+    """Group 1 needs ratio ≥ 2.0 and copies ≥ 4.0: one value wholly below its threshold rules
+    it out, which is what lets IHC 0/1+ decide an incomplete count."""
+    return (ratio is not None and ratio.within(RATIO_NOT_AMPLIFIED)) or (
+        copies is not None and copies.within(COPIES_LT4)
+    )
+
+
+def _group_of(ratio: Interval | None, copies: Interval | None) -> int | None:
+    """The group one count falls in, or ``None`` when a value is missing or straddles bands."""
+    if ratio is None or copies is None:
+        return None
+    ratio_band = place(ratio, (RATIO_AMPLIFIED, RATIO_NOT_AMPLIFIED))
+    rows = [row for row in ISH_GROUPS if row.ratio is ratio_band and copies.within(row.copies)]
+    return rows[0].group if len(rows) == 1 else None
+
+
+def _dual_probe_disagreement(ish: IshResult, last: Interval | None, trace: Trace) -> str | None:
+    """The groups of every count in reporting order when they differ; a count that cannot be
+    grouped differs from every other (it cannot confirm them)."""
+    groups = [_group_of(ish_ratio(count, trace), count.her2_copies) for count in ish.earlier_counts]
+    groups.append(_group_of(last, ish.her2_copies))
+    if len(set(groups)) == 1:
+        return None
+    labels = ["no group" if group is None else str(group) for group in groups]
+    return f"ISH counts fall in different groups: {', '.join(labels)}"
+
+
+def _single_probe_disagreement(ish: IshResult) -> str | None:
+    copies = [count.her2_copies for count in ish.earlier_counts] + [ish.her2_copies]
+    bands = [None if value is None else place(value, SINGLE_PROBE_BANDS) for value in copies]
+    if len(set(bands)) == 1:
+        return None
+    labels = ["no band" if band is None else band.text for band in bands]
+    return f"ISH counts fall in different HER2 copy-number bands: {', '.join(labels)}"
 
 
 def _group_row(ratio: Interval, copies: Interval, trace: Trace) -> GroupRow | None:
@@ -197,11 +270,16 @@ def _negative_category(ihc: IhcReading | None, trace: Trace) -> Category:
 
 
 def _ihc0_subtype(ihc: IhcReading, trace: Trace) -> tuple[Ihc0Subtype | None, str]:
-    """The stated sub-type wins; else the percentage of stained cells, when it fits one band."""
+    """The stated sub-type, unless the stained percentage contradicts it; else the percentage of
+    stained cells, when it fits one band."""
     source = ihc.source
-    if source.ihc0_subtype is not None:
-        return source.ihc0_subtype, f"sub-type stated {source.ihc0_subtype.value}"
     percent = source.stained_percent
+    stated = source.ihc0_subtype
+    band = _SUBTYPE_BAND.get(stated) if stated is not None else None
+    if stated is not None and band is not None and percent is not None and not percent.within(band):
+        return _subtype_contradiction(stated, band, percent, trace)
+    if stated is not None:
+        return stated, f"sub-type stated {stated.value}"
     if percent is None:
         return None, "not reported"
     stained = f"stained cells {show(percent)}"
@@ -221,3 +299,13 @@ def _ihc0_subtype(ihc: IhcReading, trace: Trace) -> tuple[Ihc0Subtype | None, st
         f"({IHC_STAINED_ULTRALOW.text})",
     )
     return Ihc0Subtype.UNKNOWN, f"unknown ({stained} undecidable)"
+
+
+def _subtype_contradiction(
+    stated: Ihc0Subtype, band: Interval, percent: Interval, trace: Trace
+) -> tuple[Ihc0Subtype, str]:
+    """A stated sub-type and a stained percentage that disagree (or may): neither is trusted."""
+    both = f"sub-type stated {stated.value}, stained cells {show(percent)} (not {band.text})"
+    trace.fire("HER2-IHC0-SUBTYPE-CONTRADICTS-STAINED", f"IHC 0 {both}: sub-type unknown")
+    trace.flag(FlagCode.DISCORDANCE, f"IHC 0 {both}: sub-type unknown, review")
+    return Ihc0Subtype.UNKNOWN, f"unknown ({both})"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from adapter.classify.her2_common import (
     Her2Status,
     IhcReading,
+    counts_disagree,
     flag_heterogeneity,
     ihc_bucket,
     ihc_only,
@@ -26,9 +27,12 @@ from adapter.model import (
     Category,
     FlagCode,
     IhcScore,
+    Interval,
     IshResult,
     OfficialResult,
 )
+
+_RATIO_BANDS = (RATIO_AMPLIFIED, RATIO_NOT_AMPLIFIED)
 
 
 def gastric_status(record: AssayRecord) -> Her2Status:
@@ -48,15 +52,21 @@ def _with_ish(ish: IshResult, ihc: IhcReading | None, trace: Trace) -> OfficialR
     # The recount is a breast group work-up; it does not change a gastric IHC 2+.
     bucket = ihc_bucket(ihc, recount_done=False)
     ratio = ish_ratio(ish, trace)
+    if ish.earlier_counts:
+        disagreement = _counts_disagreement(ish, ratio, trace)
+        if disagreement is not None:
+            return counts_disagree(disagreement, ihc, trace, gastric=True)
+    # Without a ratio placed below 2.0 nothing rules out an ISH-positive count.
     if ratio is None:
-        return incomplete_ish(missing_numbers_reason(ish, ratio), ihc, bucket, trace)
-    band = place(ratio, (RATIO_AMPLIFIED, RATIO_NOT_AMPLIFIED))
+        reason = missing_numbers_reason(ish, ratio)
+        return incomplete_ish(reason, ihc, bucket, trace, rules_out_positive=False, gastric=True)
+    band = place(ratio, _RATIO_BANDS)
     if band is None:
         reason = (
             f"ratio {show(ratio)} straddles {RATIO_AMPLIFIED.text} / {RATIO_NOT_AMPLIFIED.text}"
         )
         trace.flag(FlagCode.UNDECIDABLE_VALUE, reason)
-        return incomplete_ish(reason, ihc, bucket, trace)
+        return incomplete_ish(reason, ihc, bucket, trace, rules_out_positive=False, gastric=True)
     if band is RATIO_AMPLIFIED:
         trace.fire("GEA-ISH-POSITIVE", f"ratio {show(ratio)} {band.text}: positive")
         return OfficialResult.POSITIVE
@@ -65,6 +75,20 @@ def _with_ish(ish: IshResult, ihc: IhcReading | None, trace: Trace) -> OfficialR
         return OfficialResult.POSITIVE
     trace.fire("GEA-ISH-NEGATIVE", f"ratio {show(ratio)} {band.text}: negative")
     return OfficialResult.NEGATIVE
+
+
+def _counts_disagreement(ish: IshResult, last: Interval | None, trace: Trace) -> str | None:
+    """The counts' ratio bands in reporting order when they differ; a count without a placeable
+    ratio differs from every other (it cannot confirm them)."""
+    ratios = [ish_ratio(count, trace) for count in ish.earlier_counts] + [last]
+    bands = [None if ratio is None else place(ratio, _RATIO_BANDS) for ratio in ratios]
+    if len(set(bands)) == 1:
+        return None
+    labels = [
+        "no placeable ratio" if ratio is None or band is None else f"{show(ratio)} ({band.text})"
+        for ratio, band in zip(ratios, bands, strict=True)
+    ]
+    return f"ISH counts fall on different sides of ratio 2.0: {', '.join(labels)}"
 
 
 def gastric_category(status: Her2Status) -> Category:

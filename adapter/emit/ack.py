@@ -171,7 +171,7 @@ def build_ack(
     ]
     if text is None and error is not None:
         text = f"{error.code}: {error.reason}"
-    msa = ["MSA", code, header.control_id, escape(text, header) if text else ""]
+    msa = ["MSA", code, escape(header.control_id, header), escape(text, header) if text else ""]
     segments = [msh, msa]
     if error is not None:
         segments.append(_err_segment(header, error))

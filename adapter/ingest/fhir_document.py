@@ -112,6 +112,8 @@ def _loads(content: str, line_offset: int = 0) -> Any:
         ) from exc
     except ValueError as exc:
         raise InvalidJson(f"broken JSON: {exc}") from exc
+    except RecursionError as exc:  # "[[[[..." nested deeper than the parser can follow
+        raise InvalidJson("broken JSON: nested too deeply") from exc
 
 
 def _no_constants(name: str) -> NoReturn:

@@ -212,7 +212,8 @@ def _add_part(
     if indeterminate is None and not usable(entry.analyte, value.number, value.answer):
         if value.value_type is None:
             return unused("no value (no value[x] and no dataAbsentReason)")
-        return unused(f"value {value.value_text!r} not understood for {entry.analyte}")
+        # Not quoted: the reason reaches HTTP answers and logs (see obx.py).
+        return unused(f"{value.value_type or 'value'} not understood for {entry.analyte}")
     answer = _with_note_subtype(entry, value.answer, context, locator)
     observation = ReportedObservation(
         analyte=entry.analyte,

@@ -85,7 +85,9 @@ def read_obx(segment: er7.Segment, position: int, mapping: MappingSet, zone: tzi
     if indeterminate is None and not usable(entry.analyte, value.number, value.answer):
         if not raw_value:
             return unused("no value (OBX-5 empty)")
-        return unused(f"value {segment.field(5)!r} not understood for {entry.analyte}")
+        # The value itself is not quoted: this text reaches ACKs and logs, and free text in
+        # OBX-5 can hold anything, patient names included. Provenance keeps the value.
+        return unused(f"{value_type or 'OBX-5'} value not understood for {entry.analyte}")
     unit_text = segment.component(6, 1) or segment.component(6, 2)
     moment, _ = parse_hl7_datetime(segment.field(14), zone)
     observation = ReportedObservation(

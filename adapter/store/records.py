@@ -25,6 +25,7 @@ class MessageFormat(StrEnum):
     HL7V2 = "hl7v2"
     FHIR = "fhir"
     UNKNOWN = "unknown"
+    TRUNCATED = "truncated"  # the first bytes of a message over the size limit: never processed
 
 
 class MessageStatus(StrEnum):

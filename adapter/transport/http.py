@@ -131,7 +131,7 @@ def create_app(runtime: Runtime) -> FastAPI:
             lambda: http_read.search(store, base, str(request.url), patient, category, status)
         )
 
-    @app.get("/messages/{message_id}", responses={404: _OUTCOME, 503: _OUTCOME})
+    @app.get("/messages/{message_id:path}", responses={404: _OUTCOME, 503: _OUTCOME})
     async def get_message(
         message_id: str, sender: str | None = Query(None, description="Only this sender's")
     ) -> Response:

@@ -184,6 +184,18 @@ class FrameDecoder:
             raise NoStartBlock(f"{self._garbage_run} bytes without an MLLP start block")
 
 
+FRAME_TIMEOUT = 60.0
+"""Seconds a connection may stay silent inside a frame before it is dropped."""
+IDLE_TIMEOUT = 3600.0
+"""Seconds a connection may stay silent between messages (engines keep connections open)."""
+MAX_CONNECTIONS = 256
+"""Connections beyond this are refused at once, so file handles never run out."""
+
+
+def _wants_application_ack(header: AckHeader) -> bool:
+    return header.application_ack_type.strip().upper() not in ("NE", "SU")
+
+
 class MllpServer:
     """Serves many MLLP connections; each handles its messages one at a time, in order."""
 
@@ -222,6 +234,11 @@ class MllpServer:
             await asyncio.gather(*late, return_exceptions=True)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._connections) >= MAX_CONNECTIONS:
+            # Refused before anything is read: the engine's connection fails and it retries.
+            log.warning("mllp connection refused: %d connections open", len(self._connections))
+            writer.close()
+            return
         task = asyncio.current_task()
         assert task is not None  # a stream callback always runs in a task
         state = _ConnectionState(writer)
@@ -247,7 +264,16 @@ class MllpServer:
     ) -> None:
         decoder = FrameDecoder(self._max_message_bytes)
         while not state.closing:
-            chunk = await reader.read(READ_SIZE)
+            # A sender that stops halfway through a frame (or idles for very long) holds a
+            # buffer and a socket: after the timeout it is disconnected, and can resend.
+            timeout = FRAME_TIMEOUT if decoder.in_frame else IDLE_TIMEOUT
+            try:
+                chunk = await asyncio.wait_for(reader.read(READ_SIZE), timeout)
+            except TimeoutError:
+                log.info(
+                    "mllp connection timed out %s", "inside a frame" if decoder.in_frame else "idle"
+                )
+                return
             if not chunk:
                 if decoder.in_frame:
                     log.info("mllp connection closed inside a frame")
@@ -336,6 +362,10 @@ class MllpServer:
             replies.append((plan.accept, self._accept_ack(header, plan.accept, handled)))
         if plan.application is not None:
             replies.append((plan.application, handled.ack))
+        if not replies and oversized and _wants_application_ack(header):
+            # Accept ACKs off (NE) and the message refused before processing: the application
+            # ACK the sender waits for would never come, so the refusal is said there (AR).
+            replies.append((application, handled.ack))
         return replies
 
     def _accept_ack(self, header: AckHeader, code: AcceptCode, handled: Handled) -> bytes:

@@ -17,6 +17,7 @@ from adapter.model import (
     IhcScore,
     Interpretation,
     Interval,
+    IshCount,
     IshProbe,
     IshResult,
     LabInterpretation,
@@ -69,6 +70,9 @@ ihc_results = st.builds(
     stated=_stated,
     indeterminate_reason=_failed,
 )
+ish_counts = st.builds(
+    IshCount, ratio=_maybe_interval, her2_copies=_maybe_interval, cep17_copies=_maybe_interval
+)
 ish_results = st.builds(
     IshResult,
     probe=st.none() | st.sampled_from(IshProbe),
@@ -76,6 +80,7 @@ ish_results = st.builds(
     her2_copies=_maybe_interval,
     cep17_copies=_maybe_interval,
     recount_done=st.booleans(),
+    earlier_counts=st.lists(ish_counts, max_size=2).map(tuple),
     amplified_percent=_maybe_interval,
     stated=_stated,
     indeterminate_reason=_failed,

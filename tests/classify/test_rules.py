@@ -24,6 +24,7 @@ from adapter.model import (
     IhcScore,
     Interpretation,
     Interval,
+    IshCount,
     IshProbe,
     IshResult,
     LabInterpretation,
@@ -107,10 +108,20 @@ def ihc(
     )
 
 
+def _opt(text: str | None) -> Interval | None:
+    return None if text is None else num(text)
+
+
+def counts(*pairs: tuple[str | None, str | None]) -> tuple[IshCount, ...]:
+    """Earlier counts as (ratio, HER2 copies) pairs, in reporting order."""
+    return tuple(IshCount(ratio=_opt(ratio), her2_copies=_opt(copies)) for ratio, copies in pairs)
+
+
 def dual(
     ratio: str | None,
     copies: str | None,
     *,
+    earlier: tuple[tuple[str | None, str | None], ...] = (),
     recount: bool = False,
     cep17: str | None = None,
     amplified: str | None = None,
@@ -122,14 +133,19 @@ def dual(
         her2_copies=None if copies is None else num(copies),
         cep17_copies=None if cep17 is None else num(cep17),
         recount_done=recount,
+        earlier_counts=counts(*earlier),
         amplified_percent=None if amplified is None else num(amplified),
         stated=stated,
         indeterminate_reason=failed,
     )
 
 
-def single(copies: str | None) -> IshResult:
-    return IshResult(probe=IshProbe.SINGLE, her2_copies=None if copies is None else num(copies))
+def single(copies: str | None, *, earlier: tuple[str, ...] = ()) -> IshResult:
+    return IshResult(
+        probe=IshProbe.SINGLE,
+        her2_copies=_opt(copies),
+        earlier_counts=counts(*((None, value) for value in earlier)),
+    )
 
 
 def pct(text: str, stated: Interpretation | None = None) -> ReceptorResult:
@@ -282,11 +298,20 @@ IHC_ONLY = [
         flags=(F.UNDECIDABLE_VALUE,),
     ),
     her2(
-        "stated sub-type wins over the percentage",
-        record(ihc=ihc("0", subtype=Ihc0Subtype.NULL, stained="5")),
+        "stated null agrees with stained 0%",
+        record(ihc=ihc("0", subtype=Ihc0Subtype.NULL, stained="0")),
         NEG,
         C_NULL,
         ("HER2-CAT-NULL",),
+        no_flags=(F.DISCORDANCE,),
+    ),
+    her2(
+        "stated ultralow agrees with stained 10%",
+        record(ihc=ihc("0", subtype=Ihc0Subtype.ULTRALOW, stained="10")),
+        NEG,
+        C_ULTRA,
+        ("HER2-CAT-ULTRALOW",),
+        no_flags=(F.DISCORDANCE,),
     ),
     her2(
         "'Negative' without a score: HER2-negative, score missing",
@@ -574,12 +599,12 @@ INCOMPLETE = [
         flags=(F.INCOMPLETE_ISH,),
     ),
     her2(
-        "copies without ratio, IHC 0",
+        "copies 5.0 without ratio, IHC 0: group 1 possible, equivocal",
         record(ihc=ihc("0"), ish=dual(None, "5.0")),
-        NEG,
-        C_NEG,
-        ("HER2-ISH-INCOMPLETE-IHC-DECIDES",),
-        flags=(F.INCOMPLETE_ISH,),
+        EQV,
+        C_EQV,
+        ("HER2-ISH-INCOMPLETE-IHC01-OPEN",),
+        flags=(F.INCOMPLETE_ISH, F.PENDING_WORKUP),
     ),
     her2(
         "ratio without copies, IHC 2+",
@@ -598,13 +623,13 @@ INCOMPLETE = [
         flags=(F.INCOMPLETE_ISH,),
     ),
     her2(
-        "ISH stated positive only, IHC 1+",
+        "ISH stated positive only, IHC 1+: not overridden, equivocal",
         record(ihc=ihc("1+"), ish=dual(None, None, stated=Interpretation.POSITIVE)),
-        NEG,
-        C_LOW,
-        ("HER2-ISH-INCOMPLETE-IHC-DECIDES",),
+        EQV,
+        C_EQV,
+        ("HER2-ISH-INCOMPLETE-IHC01-OPEN",),
         group=None,
-        flags=(F.INCOMPLETE_ISH, F.LAB_INTERPRETATION_DIFFERS),
+        flags=(F.INCOMPLETE_ISH, F.PENDING_WORKUP, F.LAB_INTERPRETATION_DIFFERS),
     ),
     her2(
         "single probe without copies, IHC 2+",
@@ -774,12 +799,68 @@ GASTRIC = [
         ("HER2-ISH-RATIO-DERIVED", "GEA-ISH-POSITIVE"),
     ),
     her2(
-        "ratio 1.8-2.2 straddles: IHC 1+ decides",
+        "ratio 1.8-2.2 straddles, IHC 1+: ratio ≥ 2.0 possible, equivocal",
         record(GEA, ihc=ihc("1+"), ish=dual("1.8-2.2", None)),
+        EQV,
+        C_EQV,
+        ("GEA-ISH-INCOMPLETE-IHC01-OPEN",),
+        flags=(F.UNDECIDABLE_VALUE, F.INCOMPLETE_ISH, F.PENDING_WORKUP),
+    ),
+    her2(
+        "copies 12.0 without ratio, IHC 0: equivocal",
+        record(GEA, ihc=ihc("0"), ish=dual(None, "12.0")),
+        EQV,
+        C_EQV,
+        ("GEA-ISH-INCOMPLETE-IHC01-OPEN",),
+        flags=(F.INCOMPLETE_ISH, F.PENDING_WORKUP),
+    ),
+    her2(
+        "ISH stated negative in words only, IHC 1+: a word is not a ratio, equivocal",
+        record(GEA, ihc=ihc("1+"), ish=dual(None, None, stated=Interpretation.NEGATIVE)),
+        EQV,
+        C_EQV,
+        ("GEA-ISH-INCOMPLETE-IHC01-OPEN",),
+        flags=(F.INCOMPLETE_ISH, F.PENDING_WORKUP),
+    ),
+    her2(
+        "ISH without numbers, IHC 3+: positive",
+        record(GEA, ihc=ihc("3+"), ish=dual(None, None)),
+        POS,
+        C_POS,
+        ("HER2-ISH-INCOMPLETE-IHC-DECIDES",),
+    ),
+    her2(
+        "counts 2.2 then 1.8, IHC 1+: different sides of 2.0, equivocal",
+        record(GEA, ihc=ihc("1+"), ish=dual("1.8", "3.0", earlier=(("2.2", "4.4"),))),
+        EQV,
+        C_EQV,
+        ("GEA-ISH-COUNTS-DISAGREE",),
+        flags=(F.DISCORDANCE, F.PENDING_WORKUP),
+    ),
+    her2(
+        "counts 2.2 then 1.8, IHC 3+: positive, discordance",
+        record(GEA, ihc=ihc("3+"), ish=dual("1.8", "3.0", earlier=(("2.2", "4.4"),))),
+        POS,
+        C_POS,
+        ("GEA-ISH-COUNTS-DISAGREE-IHC3",),
+        flags=(F.DISCORDANCE,),
+        no_flags=(F.PENDING_WORKUP,),
+    ),
+    her2(
+        "counts 2.2 then 2.0, IHC 1+: both ≥ 2.0, positive",
+        record(GEA, ihc=ihc("1+"), ish=dual("2.0", "3.0", earlier=(("2.2", "4.4"),))),
+        POS,
+        C_POS,
+        ("GEA-ISH-POSITIVE",),
+        no_flags=(F.DISCORDANCE,),
+    ),
+    her2(
+        "counts 1.5 then 1.99, IHC 1+: both < 2.0, negative",
+        record(GEA, ihc=ihc("1+"), ish=dual("1.99", "3.0", earlier=(("1.5", "3.0"),))),
         NEG,
         C_NEG,
-        ("HER2-ISH-INCOMPLETE-IHC-DECIDES",),
-        flags=(F.UNDECIDABLE_VALUE, F.INCOMPLETE_ISH),
+        ("GEA-ISH-NEGATIVE",),
+        no_flags=(F.DISCORDANCE,),
     ),
     her2(
         "group-2 numbers, IHC 1+: gastric positive (breast would be negative)",
@@ -883,6 +964,400 @@ LAB_CALLS = [
         POS,
         C_POS,
         ("HER2-ISH-G2-IHC3",),
+        flags=(F.LAB_INTERPRETATION_DIFFERS,),
+    ),
+]
+
+# Review fix A: IHC 0/1+ decides an incomplete ISH only when the known values rule out group 1.
+INCOMPLETE_IHC01 = [
+    her2(
+        "ratio 4.5 alone, IHC 1+: group 1 possible",
+        record(ihc=ihc("1+"), ish=dual("4.5", None)),
+        EQV,
+        C_EQV,
+        ("HER2-ISH-INCOMPLETE-IHC01-OPEN", "HER2-CAT-EQUIVOCAL"),
+        group=None,
+        flags=(F.INCOMPLETE_ISH, F.PENDING_WORKUP),
+    ),
+    her2(
+        "HER2 copies 12.0 alone, IHC 0: group 1 possible",
+        record(ihc=ihc("0"), ish=dual(None, "12.0")),
+        EQV,
+        C_EQV,
+        ("HER2-ISH-INCOMPLETE-IHC01-OPEN",),
+        flags=(F.INCOMPLETE_ISH, F.PENDING_WORKUP),
+    ),
+    her2(
+        "ratio 1.9-2.1 straddles 2.0 with copies 5, IHC 1+: group 1 possible",
+        record(ihc=ihc("1+"), ish=dual("1.9-2.1", "5")),
+        EQV,
+        C_EQV,
+        ("HER2-ISH-INCOMPLETE-IHC01-OPEN",),
+        flags=(F.UNDECIDABLE_VALUE, F.INCOMPLETE_ISH, F.PENDING_WORKUP),
+    ),
+    her2(
+        "ISH stated amplified in words only, IHC 0: equivocal, lab call differs",
+        record(ihc=ihc("0"), ish=dual(None, None, stated=Interpretation.POSITIVE)),
+        EQV,
+        C_EQV,
+        ("HER2-ISH-INCOMPLETE-IHC01-OPEN",),
+        flags=(F.INCOMPLETE_ISH, F.PENDING_WORKUP, F.LAB_INTERPRETATION_DIFFERS),
+    ),
+    her2(
+        "ISH stated negative in words only, IHC 1+: a word is not a count, equivocal",
+        record(ihc=ihc("1+"), ish=dual(None, None, stated=Interpretation.NEGATIVE)),
+        EQV,
+        C_EQV,
+        ("HER2-ISH-INCOMPLETE-IHC01-OPEN",),
+        flags=(F.INCOMPLETE_ISH, F.PENDING_WORKUP),
+    ),
+    her2(
+        "ratio 2.0 alone (boundary), IHC 1+: group 1 possible",
+        record(ihc=ihc("1+"), ish=dual("2.0", None)),
+        EQV,
+        C_EQV,
+        ("HER2-ISH-INCOMPLETE-IHC01-OPEN",),
+    ),
+    her2(
+        "ratio 1.99 alone (boundary), IHC 1+: group 1 ruled out, negative",
+        record(ihc=ihc("1+"), ish=dual("1.99", None)),
+        NEG,
+        C_LOW,
+        ("HER2-ISH-INCOMPLETE-IHC-DECIDES", "HER2-CAT-LOW-IHC1"),
+        flags=(F.INCOMPLETE_ISH,),
+        no_flags=(F.PENDING_WORKUP,),
+    ),
+    her2(
+        "HER2 copies 4.0 alone (boundary), IHC 0: group 1 possible",
+        record(ihc=ihc("0"), ish=dual(None, "4.0")),
+        EQV,
+        C_EQV,
+        ("HER2-ISH-INCOMPLETE-IHC01-OPEN",),
+    ),
+    her2(
+        "HER2 copies 3.99 alone (boundary), IHC 0: group 1 ruled out, negative",
+        record(ihc=ihc("0"), ish=dual(None, "3.99")),
+        NEG,
+        C_NEG,
+        ("HER2-ISH-INCOMPLETE-IHC-DECIDES",),
+        no_flags=(F.PENDING_WORKUP,),
+    ),
+    her2(
+        "ratio 1.9-2.1 straddles, copies 3.0: group 1 ruled out, IHC 1+ negative",
+        record(ihc=ihc("1+"), ish=dual("1.9-2.1", "3.0")),
+        NEG,
+        C_LOW,
+        ("HER2-ISH-INCOMPLETE-IHC-DECIDES",),
+        flags=(F.UNDECIDABLE_VALUE, F.INCOMPLETE_ISH),
+    ),
+    her2(
+        "ratio 2.5, copies 3-5 straddles 4.0, IHC 1+: group 1 possible",
+        record(ihc=ihc("1+"), ish=dual("2.5", "3-5")),
+        EQV,
+        C_EQV,
+        ("HER2-ISH-INCOMPLETE-IHC01-OPEN",),
+    ),
+    her2(
+        "stated negative without score, ratio 4.5 alone: equivocal",
+        record(ihc=ihc(None, stated=Interpretation.NEGATIVE), ish=dual("4.5", None)),
+        EQV,
+        C_EQV,
+        ("HER2-ISH-INCOMPLETE-IHC01-OPEN",),
+    ),
+    her2(
+        "ratio 4.5 alone, IHC 3+: positive",
+        record(ihc=ihc("3+"), ish=dual("4.5", None)),
+        POS,
+        C_POS,
+        ("HER2-ISH-INCOMPLETE-IHC-DECIDES",),
+    ),
+    her2(
+        "single probe copies 5-7 straddles 6.0, IHC 1+: positive band possible",
+        record(ihc=ihc("1+"), ish=single("5-7")),
+        EQV,
+        C_EQV,
+        ("HER2-ISH-INCOMPLETE-IHC01-OPEN",),
+        flags=(F.UNDECIDABLE_VALUE, F.INCOMPLETE_ISH, F.PENDING_WORKUP),
+    ),
+    her2(
+        "single probe copies 3-5 straddles 4.0 (below 6.0), IHC 1+: negative",
+        record(ihc=ihc("1+"), ish=single("3-5")),
+        NEG,
+        C_LOW,
+        ("HER2-ISH-INCOMPLETE-IHC-DECIDES",),
+    ),
+    her2(
+        "single probe without copies, IHC 0: equivocal",
+        record(ihc=ihc("0"), ish=single(None)),
+        EQV,
+        C_EQV,
+        ("HER2-ISH-INCOMPLETE-IHC01-OPEN",),
+    ),
+]
+
+# Review fix B: a count and a recount in different groups need adjudication.
+SEVERAL_COUNTS = [
+    her2(
+        "group 4 then group 5, IHC 1+: equivocal, discordance",
+        record(ihc=ihc("1+"), ish=dual("1.8", "3.5", earlier=(("1.8", "4.5"),))),
+        EQV,
+        C_EQV,
+        ("HER2-ISH-COUNTS-DISAGREE", "HER2-CAT-EQUIVOCAL"),
+        group=None,
+        flags=(F.DISCORDANCE, F.PENDING_WORKUP),
+    ),
+    her2(
+        "group 1 then group 4 (ratio 2.0 then 1.99), IHC 0: equivocal",
+        record(ihc=ihc("0"), ish=dual("1.99", "4.0", earlier=(("2.0", "4.0"),))),
+        EQV,
+        C_EQV,
+        ("HER2-ISH-COUNTS-DISAGREE",),
+        group=None,
+        flags=(F.DISCORDANCE, F.PENDING_WORKUP),
+    ),
+    her2(
+        "group 2 then group 1, no IHC: equivocal",
+        record(ish=dual("2.5", "4.5", earlier=(("2.5", "3.5"),))),
+        EQV,
+        C_EQV,
+        ("HER2-ISH-COUNTS-DISAGREE",),
+        group=None,
+    ),
+    her2(
+        "group 4 then group 5, IHC 3+: positive, discordance",
+        record(ihc=ihc("3+"), ish=dual("1.8", "3.5", earlier=(("1.8", "4.5"),))),
+        POS,
+        C_POS,
+        ("HER2-ISH-COUNTS-DISAGREE-IHC3",),
+        group=None,
+        flags=(F.DISCORDANCE,),
+        no_flags=(F.PENDING_WORKUP,),
+    ),
+    her2(
+        "earlier count ratio alone, last group 1: cannot confirm, equivocal",
+        record(ihc=ihc("1+"), ish=dual("2.5", "5.0", earlier=(("2.5", None),))),
+        EQV,
+        C_EQV,
+        ("HER2-ISH-COUNTS-DISAGREE",),
+        flags=(F.DISCORDANCE,),
+    ),
+    her2(
+        "group 4 twice, IHC 2+ recount: same group, negative",
+        record(ihc=ihc("2+"), ish=dual("1.6", "5.0", recount=True, earlier=(("1.5", "4.5"),))),
+        NEG,
+        C_LOW,
+        ("HER2-ISH-G4-IHC2-RECOUNT",),
+        group=4,
+        no_flags=(F.DISCORDANCE,),
+    ),
+    her2(
+        "group 1 twice, IHC 1+: positive",
+        record(ihc=ihc("1+"), ish=dual("2.3", "4.5", earlier=(("2.1", "4.2"),))),
+        POS,
+        C_POS,
+        ("HER2-ISH-G1-POSITIVE",),
+        group=1,
+        no_flags=(F.DISCORDANCE,),
+    ),
+    her2(
+        "single probe 6.5 then 5.0, no IHC: different bands, equivocal",
+        record(ish=single("5.0", earlier=("6.5",))),
+        EQV,
+        C_EQV,
+        ("HER2-ISH-COUNTS-DISAGREE",),
+        flags=(F.DISCORDANCE, F.PENDING_WORKUP),
+    ),
+    her2(
+        "single probe 6.5 then 7.0, IHC 1+: same band, positive",
+        record(ihc=ihc("1+"), ish=single("7.0", earlier=("6.5",))),
+        POS,
+        C_POS,
+        ("HER2-ISH-SP-GE6",),
+        no_flags=(F.DISCORDANCE,),
+    ),
+]
+
+# Review fix C: "HER2-low" without a score may be IHC 2+; it is not the "0 or 1+" column.
+_LOW = Interpretation.HER2_LOW
+HER2_LOW_UNSCORED = [
+    *(
+        her2(
+            f"group {group}, IHC stated HER2-low without score: pending IHC score",
+            record(ihc=ihc(None, stated=_LOW), ish=dual(*GROUP_NUMBERS[group])),
+            EQV,
+            C_EQV,
+            (f"HER2-ISH-G{group}-IHC-LOW-UNSCORED",),
+            group=group,
+            flags=(F.PENDING_WORKUP, F.SCORE_MISSING),
+        )
+        for group in (2, 3, 4)
+    ),
+    her2(
+        "group 1, IHC stated HER2-low without score: positive",
+        record(ihc=ihc(None, stated=_LOW), ish=dual(*GROUP_NUMBERS[1])),
+        POS,
+        C_POS,
+        ("HER2-ISH-G1-POSITIVE",),
+        group=1,
+    ),
+    her2(
+        "group 5, IHC stated HER2-low without score: negative",
+        record(ihc=ihc(None, stated=_LOW), ish=dual(*GROUP_NUMBERS[5])),
+        NEG,
+        C_NEG,
+        ("HER2-ISH-G5-NEGATIVE",),
+        group=5,
+    ),
+    her2(
+        "group 4, IHC stated negative without score: still 0 or 1+, negative",
+        record(ihc=ihc(None, stated=Interpretation.NEGATIVE), ish=dual(*GROUP_NUMBERS[4])),
+        NEG,
+        C_NEG,
+        ("HER2-ISH-G4-IHC01",),
+        group=4,
+    ),
+    her2(
+        "single probe 5.0, IHC stated HER2-low without score: pending IHC score",
+        record(ihc=ihc(None, stated=_LOW), ish=single("5.0")),
+        EQV,
+        C_EQV,
+        ("HER2-ISH-SP-4TO6-IHC-LOW-UNSCORED",),
+        flags=(F.PENDING_WORKUP,),
+    ),
+    her2(
+        "ratio 1.5 alone, IHC stated HER2-low without score: read as 2+, equivocal",
+        record(ihc=ihc(None, stated=_LOW), ish=dual("1.5", None)),
+        EQV,
+        C_EQV,
+        ("HER2-ISH-INCOMPLETE-IHC2",),
+        flags=(F.INCOMPLETE_ISH, F.PENDING_WORKUP),
+    ),
+]
+
+# Review fix D: IHC score, sub-type and stained percentage that contradict one another.
+_NULL, _ULTRA = Ihc0Subtype.NULL, Ihc0Subtype.ULTRALOW
+IHC_CONTRADICTIONS = [
+    her2(
+        "0 stated null, stained 5%: sub-type unknown, discordance",
+        record(ihc=ihc("0", subtype=_NULL, stained="5")),
+        NEG,
+        C_NEG,
+        ("HER2-IHC0-SUBTYPE-CONTRADICTS-STAINED", "HER2-CAT-NEGATIVE-NO-SUBTYPE"),
+        flags=(F.DISCORDANCE,),
+    ),
+    her2(
+        "0 stated ultralow, stained 0%: sub-type unknown, discordance",
+        record(ihc=ihc("0", subtype=_ULTRA, stained="0")),
+        NEG,
+        C_NEG,
+        ("HER2-IHC0-SUBTYPE-CONTRADICTS-STAINED",),
+        flags=(F.DISCORDANCE,),
+    ),
+    her2(
+        "0 stated null, stained 0-5% straddles: sub-type unknown, discordance",
+        record(ihc=ihc("0", subtype=_NULL, stained="0-5")),
+        NEG,
+        C_NEG,
+        ("HER2-IHC0-SUBTYPE-CONTRADICTS-STAINED",),
+        flags=(F.DISCORDANCE,),
+    ),
+    her2(
+        "0 stated ultralow, stained 10.5%: sub-type unknown, discordance",
+        record(ihc=ihc("0", subtype=_ULTRA, stained="10.5")),
+        NEG,
+        C_NEG,
+        ("HER2-IHC0-SUBTYPE-CONTRADICTS-STAINED",),
+        flags=(F.DISCORDANCE,),
+    ),
+    her2(
+        "1+ with stained 10%: discordance, still HER2-low",
+        record(ihc=ihc("1+", stained="10")),
+        NEG,
+        C_LOW,
+        ("HER2-IHC-SCORE-CONTRADICTS-STAINED", "HER2-CAT-LOW-IHC1"),
+        flags=(F.DISCORDANCE,),
+    ),
+    her2(
+        "1+ with stained 10.5%: agrees",
+        record(ihc=ihc("1+", stained="10.5")),
+        NEG,
+        C_LOW,
+        ("HER2-IHC-1",),
+        no_flags=(F.DISCORDANCE,),
+    ),
+    her2(
+        "3+ with stained 5%: discordance, still positive",
+        record(ihc=ihc("3+", stained="5")),
+        POS,
+        C_POS,
+        ("HER2-IHC-SCORE-CONTRADICTS-STAINED", "HER2-IHC-3"),
+        flags=(F.DISCORDANCE,),
+    ),
+    her2(
+        "2+ with stained 0%: discordance, still equivocal",
+        record(ihc=ihc("2+", stained="0")),
+        EQV,
+        C_EQV,
+        ("HER2-IHC-SCORE-CONTRADICTS-STAINED",),
+        flags=(F.DISCORDANCE, F.PENDING_WORKUP),
+    ),
+    her2(
+        "2+ with stained 5-15% straddling 10%: no discordance",
+        record(ihc=ihc("2+", stained="5-15")),
+        EQV,
+        C_EQV,
+        ("HER2-IHC-2",),
+        no_flags=(F.DISCORDANCE,),
+    ),
+    her2(
+        "'HER2-null (0)' agrees",
+        record(ihc=ihc("0", stated=Interpretation.HER2_NULL)),
+        NEG,
+        C_NEG,
+        ("HER2-IHC-0",),
+        no_flags=(F.DISCORDANCE,),
+    ),
+]
+
+LAB_CATEGORY = [
+    her2(
+        "lab says HER2-ultralow, ours HER2-low",
+        record(ihc=ihc("1+"), lab=Interpretation.HER2_ULTRALOW),
+        NEG,
+        C_LOW,
+        ("HER2-CAT-LOW-IHC1",),
+        flags=(F.LAB_INTERPRETATION_DIFFERS,),
+    ),
+    her2(
+        "lab says HER2-null, ours HER2-ultralow",
+        record(ihc=ihc("0", stained="5"), lab=Interpretation.HER2_NULL),
+        NEG,
+        C_ULTRA,
+        ("HER2-CAT-ULTRALOW",),
+        flags=(F.LAB_INTERPRETATION_DIFFERS,),
+    ),
+    her2(
+        "lab says HER2-null, ours HER2-null: no flag",
+        record(ihc=ihc("0", stained="0"), lab=Interpretation.HER2_NULL),
+        NEG,
+        C_NULL,
+        ("HER2-CAT-NULL",),
+        no_flags=(F.LAB_INTERPRETATION_DIFFERS,),
+    ),
+    her2(
+        "lab says HER2-low, ours HER2-negative (IHC 0, no sub-type)",
+        record(ihc=ihc("0"), lab=Interpretation.HER2_LOW),
+        NEG,
+        C_NEG,
+        ("HER2-CAT-NEGATIVE-NO-SUBTYPE",),
+        flags=(F.LAB_INTERPRETATION_DIFFERS,),
+    ),
+    her2(
+        "gastric, lab says HER2-low, ours HER2-negative",
+        record(GEA, ihc=ihc("1+"), lab=Interpretation.HER2_LOW),
+        NEG,
+        C_NEG,
+        ("GEA-CAT-NEGATIVE",),
         flags=(F.LAB_INTERPRETATION_DIFFERS,),
     ),
 ]
@@ -1052,6 +1527,11 @@ CASES = (
     + [("ISH group", c) for c in GROUP_MATRIX]
     + [("ISH boundary", c) for c in ISH_BOUNDARIES]
     + [("ISH incomplete", c) for c in INCOMPLETE]
+    + [("ISH incomplete, IHC 0/1+", c) for c in INCOMPLETE_IHC01]
+    + [("several ISH counts", c) for c in SEVERAL_COUNTS]
+    + [("HER2-low without score", c) for c in HER2_LOW_UNSCORED]
+    + [("IHC contradictions", c) for c in IHC_CONTRADICTIONS]
+    + [("lab category", c) for c in LAB_CATEGORY]
     + [("single probe", c) for c in SINGLE_PROBE]
     + [("heterogeneity", c) for c in HETEROGENEITY]
     + [("gastroesophageal", c) for c in GASTRIC]
@@ -1166,3 +1646,32 @@ def test_same_input_same_output() -> None:
     """Classification is deterministic down to the serialised bytes."""
     rec = record(UNK, ihc=ihc("2+"), ish=dual(None, "7.25", cep17="3.1", amplified="20"))
     assert classify(rec).model_dump_json() == classify(rec).model_dump_json()
+
+
+def test_counts_disagreement_names_the_groups() -> None:
+    """The discordance flag lists each count's group in reporting order, asking for adjudication."""
+    result = classify(record(ihc=ihc("1+"), ish=dual("1.8", "3.5", earlier=(("1.8", "4.5"),))))
+    [reason] = [f.reason for f in result.flags if f.code is F.DISCORDANCE]
+    assert reason == "ISH counts fall in different groups: 4, 5; adjudication needed"
+
+
+def test_incomplete_ihc01_pending_a_complete_count() -> None:
+    """An open incomplete ISH with IHC 0/1+ waits for a complete count (ratio and HER2 copies)."""
+    result = classify(record(ihc=ihc("1+"), ish=dual("4.5", None)))
+    [pending] = [f.reason for f in result.flags if f.code is F.PENDING_WORKUP]
+    assert "a complete ISH count (ratio and HER2 copies)" in pending
+
+
+def test_her2_low_unscored_pending_the_ihc_score() -> None:
+    """Groups 2-4 with an unscored HER2-low wait for the IHC score."""
+    result = classify(record(ihc=ihc(None, stated=_LOW), ish=dual("1.5", "5.0")))
+    [pending] = [f.reason for f in result.flags if f.code is F.PENDING_WORKUP]
+    assert pending.endswith("pending IHC score")
+
+
+def test_subtype_contradiction_names_both() -> None:
+    """The sub-type discordance flag names the stated sub-type and the stained percentage."""
+    result = classify(record(ihc=ihc("0", subtype=_NULL, stained="5")))
+    [reason] = [f.reason for f in result.flags if f.code is F.DISCORDANCE]
+    assert "stated null" in reason
+    assert "stained cells 5" in reason

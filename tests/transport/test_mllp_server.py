@@ -235,6 +235,21 @@ def test_oversized_frame_in_enhanced_mode_gets_cr_only(tmp_path: Path) -> None:
     assert segments(after)["MSA"][2] == "after-big-2"
 
 
+def test_oversized_frame_without_accept_acks_still_gets_an_answer(tmp_path: Path) -> None:
+    """MSH-15 NE, MSH-16 AL: no CR may be sent, so the refusal comes as the application AR."""
+    big = _oversized("big-3", 200_000, accept="NE", application="AL")
+
+    async def scenario(running: Running) -> bytes:
+        client = await running.client()
+        (ack,) = await client.send(big)
+        await client.close()
+        return ack
+
+    ack = run_mllp(tmp_path, scenario, max_message_bytes=100_000)
+    assert segments(ack)["MSA"][1:3] == ["AR", "big-3"]
+    assert "TOO-LARGE" in "|".join(segments(ack)["ERR"])
+
+
 def test_garbage_before_a_frame_is_ignored(tmp_path: Path) -> None:
     """Unframed bytes before a start block are discarded; the frame after them is answered."""
 
@@ -407,3 +422,48 @@ def test_shutdown_closes_idle_connections(tmp_path: Path) -> None:
         return time.perf_counter() - started
 
     assert run_mllp(tmp_path, scenario) < 2.0
+
+
+def test_a_sender_stalled_inside_a_frame_is_disconnected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Half a frame and then silence: the connection is dropped, others are still served."""
+    monkeypatch.setattr("adapter.transport.mllp.FRAME_TIMEOUT", 0.2)
+
+    async def scenario(running: Running) -> tuple[bytes, str]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", running.server.port)
+        writer.write(b"\x0b" + oru("stall-1")[:50])
+        await writer.drain()
+        closed = await asyncio.wait_for(reader.read(), 5)  # EOF once the server gives up
+        writer.close()
+        client = await running.client()
+        (ack,) = await client.send(oru("after-stall"))
+        await client.close()
+        return closed, msa_code(ack)
+
+    closed, code = run_mllp(tmp_path, scenario)
+    assert closed == b""
+    assert code == "AA"
+
+
+def test_connections_over_the_limit_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beyond the connection limit a new connection is closed at once; open ones keep working."""
+    monkeypatch.setattr("adapter.transport.mllp.MAX_CONNECTIONS", 2)
+
+    async def scenario(running: Running) -> tuple[bytes, str]:
+        first = await running.client()
+        second = await running.client()
+        (ack,) = await first.send(oru("limit-1"))
+        await second.send(oru("limit-2"))
+        reader, writer = await asyncio.open_connection("127.0.0.1", running.server.port)
+        refused = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        await first.close()
+        await second.close()
+        return refused, msa_code(ack)
+
+    refused, code = run_mllp(tmp_path, scenario)
+    assert refused == b""
+    assert code == "AA"
