@@ -65,8 +65,9 @@ def test_format_is_detected_from_the_first_byte(data: bytes, expected: SourceFor
 
 def test_oversized_message_is_rejected_before_reading(context: Context) -> None:
     """A message over the limit is refused with TOO-LARGE and never parsed."""
-    small = Context(Settings(max_message_bytes=100), context.mappings)
-    data = (FIXTURES / "ihc3-positive.hl7").read_bytes()
+    small = Context(Settings(max_message_bytes=1024), context.mappings)
+    data = (FIXTURES / "ish-g2-ihc2-recount.hl7").read_bytes()
+    assert len(data) > 1024
     outcome = process(RawMessage(data, SourceFormat.HL7V2), small)
     assert outcome.error is not None
     assert outcome.error.code == "TOO-LARGE"

@@ -16,6 +16,7 @@ from adapter.classify.her2_common import (
     missing_numbers_reason,
     non_negative_category,
     read_ihc,
+    words_only_negative,
 )
 from adapter.classify.table import (
     BREAST_IHC_RULE,
@@ -127,7 +128,7 @@ def _dual_probe(
         disagreement = _dual_probe_disagreement(ish, ratio, trace)
         if disagreement is not None:
             return counts_disagree(disagreement, ihc, trace), None
-    no_group_1 = _rules_out_group_1(ratio, copies)
+    no_group_1 = _rules_out_group_1(ratio, copies) or words_only_negative(ish, ratio)
     if ratio is None or copies is None:
         reason = missing_numbers_reason(ish, ratio)
         return incomplete_ish(reason, ihc, bucket, trace, rules_out_positive=no_group_1), None

@@ -221,6 +221,16 @@ def incomplete_ish(
     return result
 
 
+def words_only_negative(ish: IshResult, ratio: Interval | None) -> bool:
+    """An ISH reported only as "not amplified", with no numbers at all.
+
+    Nothing then suggests an ISH-positive count, so IHC 0/1+ decides as it would without any
+    ISH; an ISH stated "amplified" in words keeps the question open instead.
+    """
+    numbers = (ratio, ish.her2_copies, ish.cep17_copies)
+    return all(value is None for value in numbers) and ish.stated is Interpretation.NEGATIVE
+
+
 def counts_disagree(
     listing: str, ihc: IhcReading | None, trace: Trace, *, gastric: bool = False
 ) -> OfficialResult:

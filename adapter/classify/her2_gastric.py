@@ -19,6 +19,7 @@ from adapter.classify.her2_common import (
     missing_numbers_reason,
     non_negative_category,
     read_ihc,
+    words_only_negative,
 )
 from adapter.classify.table import GASTRIC_IHC_RULE, RATIO_AMPLIFIED, RATIO_NOT_AMPLIFIED
 from adapter.classify.trace import Trace, place, show
@@ -59,7 +60,10 @@ def _with_ish(ish: IshResult, ihc: IhcReading | None, trace: Trace) -> OfficialR
     # Without a ratio placed below 2.0 nothing rules out an ISH-positive count.
     if ratio is None:
         reason = missing_numbers_reason(ish, ratio)
-        return incomplete_ish(reason, ihc, bucket, trace, rules_out_positive=False, gastric=True)
+        negative_words = words_only_negative(ish, ratio)
+        return incomplete_ish(
+            reason, ihc, bucket, trace, rules_out_positive=negative_words, gastric=True
+        )
     band = place(ratio, _RATIO_BANDS)
     if band is None:
         reason = (
