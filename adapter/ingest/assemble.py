@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TypeVar
 
 from adapter.mapping import Answer, MappingSet
@@ -81,8 +82,32 @@ NUMBER_OR_ANSWER = frozenset({Analyte.ER_RESULT, Analyte.PGR_RESULT, Analyte.ISH
 READ_AS_NUMBER = NUMERIC_ANALYTES | NUMBER_OR_ANSWER
 
 
+PERCENT_ANALYTES = frozenset(
+    {
+        Analyte.ER_PERCENT,
+        Analyte.PGR_PERCENT,
+        Analyte.ER_RESULT,
+        Analyte.PGR_RESULT,
+        Analyte.HER2_IHC_STAINED_PERCENT,
+        Analyte.ISH_AMPLIFIED_PERCENT,
+    }
+)
+
+
+def _possible_percent(number: Interval) -> bool:
+    """Every bound the lab gave lies in 0-100 (``<1`` and ``>95`` are fine, ``95-150`` is not)."""
+    return all(
+        bound is None or Decimal(0) <= bound <= Decimal(100) for bound in (number.low, number.high)
+    )
+
+
 def usable(analyte: Analyte, number: Interval | None, answer: Answer | None) -> bool:
-    """Whether a read value says something for its analyte (else it is reported as not used)."""
+    """Whether a read value says something for its analyte (else it is reported as not used).
+
+    A percentage outside 0-100 (``150``, ``-5``) is a typo or another quantity: not used.
+    """
+    if number is not None and analyte in PERCENT_ANALYTES and not _possible_percent(number):
+        return False
     if analyte in NUMERIC_ANALYTES:
         return number is not None or (answer is not None and answer.indeterminate)
     if analyte in NUMBER_OR_ANSWER and number is not None:

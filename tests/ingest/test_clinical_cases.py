@@ -158,3 +158,11 @@ def test_a_value_not_understood_is_not_echoed() -> None:
     reasons = " ".join(u.reason for u in outcome.records[0].unused)
     assert "not understood" in reasons
     assert "SMITH" not in reasons
+
+
+@pytest.mark.parametrize("value", ["150", "-5", "95-150"])
+def test_a_percentage_outside_0_to_100_is_not_used(value: str) -> None:
+    """ER 150% or -5% is a typo or another quantity: reported as not used, never classified."""
+    outcome = run(obx(1, "CWE", IHC, "3+^Positive (3+)^L"), obx(2, "ST", "85329-1^ER %^LN", value))
+    assert only(outcome).er_result is None
+    assert [u.provenance.locator for u in outcome.records[0].unused] == ["OBX[2]"]
