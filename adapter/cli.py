@@ -1,7 +1,8 @@
 """``her2-adapter``: the command line.
 
-Exit codes are the same for every command: 0 all went well, 1 some input was rejected (one
-stderr line each: file, control id, error code, reason), 2 usage errors (typer's own).
+Exit codes: 0 all went well; 1 some input was rejected (``convert``: one stderr line each, with
+file, control id, error code and reason) or, for ``replay`` and ``diff``, something changed; 2
+usage errors. ``reprocess`` reports its counts and exits 0: rejections are outcomes it records.
 """
 
 from __future__ import annotations

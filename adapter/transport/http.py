@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from adapter import __version__
 from adapter.errors import StoreUnavailable
@@ -272,11 +273,20 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
         return outcome_response(400, "HTTP-BAD-REQUEST", "invalid", problems[:500])
 
-    @app.exception_handler(Exception)
-    async def internal(request: Request, exc: Exception) -> Response:
-        # The exception's message may quote message content: log its type and frames only.
-        frames = "".join(traceback.format_tb(exc.__traceback__))
-        log.error("internal error %s at %s\n%s", type(exc).__name__, request.url.path, frames)
-        return outcome_response(
-            500, "INTERNAL", "exception", "internal error; the details are in the server log"
-        )
+    @app.middleware("http")
+    async def internal(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        # Caught here, inside Starlette's own error middleware, so that nothing re-raises the
+        # exception to uvicorn, which would log its text: it may quote message content.
+        try:
+            return await call_next(request)
+        except ClientDisconnect:
+            log.info("client disconnected at %s", request.url.path)
+            return Response(status_code=400)
+        except Exception as exc:  # noqa: BLE001 - answered as a 500 OperationOutcome
+            frames = "".join(traceback.format_tb(exc.__traceback__))
+            log.error("internal error %s at %s\n%s", type(exc).__name__, request.url.path, frames)
+            return outcome_response(
+                500, "INTERNAL", "exception", "internal error; the details are in the server log"
+            )
