@@ -288,7 +288,8 @@ class IshResult(Frozen):
     her2_copies: Interval | None = None
     cep17_copies: Interval | None = None
     cells_counted: int | None = None
-    recount_done: bool = False
+    recount_done: bool = False  # the message says a recount was done (words, a second count)
+    recount_cells: int | None = None  # cells counted in the recount, when the lab gives it
     # % amplified cells, or a separately counted sub-population
     amplified_percent: Interval | None = None
     # counts before the last one (ratio/copies above), when they differ from it

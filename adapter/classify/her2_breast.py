@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from adapter.classify.her2_common import (
     Her2Status,
     IhcReading,
@@ -31,6 +33,7 @@ from adapter.classify.table import (
     ISH_GROUPS,
     RATIO_AMPLIFIED,
     RATIO_NOT_AMPLIFIED,
+    RECOUNT_MIN_CELLS,
     SINGLE_PROBE_BANDS,
     SINGLE_PROBE_WORKUP,
     GroupRow,
@@ -54,13 +57,27 @@ _LOW_CATEGORIES = (Category.HER2_LOW, Category.HER2_ULTRALOW, Category.HER2_NULL
 _SUBTYPE_BAND = {Ihc0Subtype.NULL: IHC_STAINED_NULL, Ihc0Subtype.ULTRALOW: IHC_STAINED_ULTRALOW}
 
 
+def _recounted(ish: IshResult, trace: Trace) -> bool:
+    """A recount as section 2 asks: reported, and of >= 20 cells when the number is given."""
+    if ish.recount_cells is None:
+        return ish.recount_done
+    cells = Interval.point(Decimal(ish.recount_cells), f"{ish.recount_cells} cells")
+    if cells.within(RECOUNT_MIN_CELLS):
+        return True
+    trace.flag(
+        FlagCode.PENDING_WORKUP,
+        f"the recount reported {cells.text}, fewer than {RECOUNT_MIN_CELLS.text}: not a recount",
+    )
+    return False
+
+
 def breast_status(record: AssayRecord) -> Her2Status:
     trace = Trace()
     failures: list[str] = []
     ish = record.her2_ish
     ihc = read_ihc(record.her2_ihc, BREAST_IHC_RULE, trace, failures)
     _flag_score_against_stained(ihc, trace)
-    bucket = ihc_bucket(ihc, recount_done=ish is not None and ish.recount_done)
+    bucket = ihc_bucket(ihc, recount_done=ish is not None and _recounted(ish, trace))
     group: int | None = None
     if ish is None or ish_lab_failed(ish, failures):
         official = ihc_only(ihc, record, failures, trace)

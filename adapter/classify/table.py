@@ -222,6 +222,8 @@ class IhcBucket(StrEnum):
 
 
 PENDING_RECOUNT = "blinded recount of ≥20 cells by an additional observer"
+RECOUNT_MIN_CELLS = Interval(low=Decimal(20), text="≥ 20 cells")
+"""A recount counts at least 20 cells (ASCO/CAP 2018, groups 2-4 work-up)."""
 PENDING_IHC = "concomitant IHC on the same tissue"
 PENDING_REFLEX_ISH = "reflex ISH"
 PENDING_DUAL_PROBE = "dual-probe ISH"

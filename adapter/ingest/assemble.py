@@ -286,6 +286,7 @@ def _ish(
         earlier_counts=tuple(count for count in counts[:-1] if count != counts[-1]),
         cells_counted=int(cells.value) if cells is not None and cells.value is not None else None,
         recount_done=second_count or _recount_reported(values, mapping, group_notes),
+        recount_cells=_recount_cells(by_analyte.get(Analyte.ISH_RECOUNT, [])),
         amplified_percent=_single_number(
             by_analyte.get(Analyte.ISH_AMPLIFIED_PERCENT, []), "amplified cells %", warnings
         ),
@@ -325,17 +326,27 @@ def _recount_reported(
         answer = value.answer
         if answer is not None and answer.recount:
             return True
-        if value.analyte is Analyte.ISH_RECOUNT:
-            # A recount result says so with "positive"/"yes"-like answers or a count of cells.
-            if answer is not None and answer.stated is Interpretation.POSITIVE:
-                return True
-            number = observation.number
-            if number is not None and number.low is not None and number.low > 0:
-                return True
+        # A recount result says so with a "positive"/"yes"-like answer; a number is the cells
+        # it counted, which the classifier checks (recount_cells).
+        if (
+            value.analyte is Analyte.ISH_RECOUNT
+            and answer is not None
+            and answer.stated is Interpretation.POSITIVE
+        ):
+            return True
         texts = (*observation.notes, observation.text or "")
         if any(mapping.mentions_recount(text) for text in texts if text):
             return True
     return any(mapping.mentions_recount(note) for note in group_notes)
+
+
+def _recount_cells(values: Sequence[ReadValue]) -> int | None:
+    """A recount result given as a number: the cells counted (the classifier checks >= 20)."""
+    for value in reversed(values):
+        number = value.observation.number
+        if number is not None and number.value is not None and number.value == number.value // 1:
+            return int(number.value)
+    return None
 
 
 def _probe(values: Sequence[ReadValue], warnings: list[IngestWarning]) -> IshProbe | None:

@@ -313,8 +313,9 @@ def test_ish_numbers(default: MappingSet) -> None:
             True,
             id="recount-result-positive",
         ),
-        pytest.param((value(A.ISH_RECOUNT, number="20"),), (), True, id="recount-cells-counted"),
-        pytest.param((value(A.ISH_RECOUNT, number="0"),), (), False, id="recount-zero-cells"),
+        pytest.param(
+            (value(A.ISH_RECOUNT, number="20"),), (), False, id="recount-cells-left-to-classifier"
+        ),
         pytest.param(
             (value(A.HER2_ISH, answer=Answer(recount=True), text="Recount performed"),),
             (),
@@ -348,6 +349,16 @@ def test_recount_reported(
     result = run(default, *values, notes=notes)
     assert result.her2_ish is not None
     assert result.her2_ish.recount_done is recount
+
+
+@pytest.mark.parametrize("cells", ["12", "20", "0"])
+def test_a_recount_given_as_a_number_is_the_cells_it_counted(
+    default: MappingSet, cells: str
+) -> None:
+    """A numeric recount result is passed on as cells counted (the classifier checks >= 20)."""
+    result = run(default, value(A.ISH_RECOUNT, number=cells))
+    assert result.her2_ish is not None
+    assert result.her2_ish.recount_cells == int(cells)
 
 
 def test_second_count_is_a_recount_and_the_last_count_wins(default: MappingSet) -> None:

@@ -11,7 +11,7 @@ from adapter.config import Settings
 from adapter.model import Classification, ReportStatus, SourceFormat, Tissue
 from adapter.pipeline import Context, Outcome, RawMessage, process
 
-HEADER = "MSH|^~\\&|LIS|LAB|HUB|HUB|20240312101500||ORU^R01^ORU_R01|{id}|P|2.5.1"
+HEADER = "MSH|^~\\&|{app}|LAB|HUB|HUB|20240312101500||ORU^R01^ORU_R01|{id}|P|2.5.1"
 PID = "PID|1||MRN1^^^HOSP^MR"
 OBR = "OBR|1|PL1|FI1|PROG^Prognostic markers^L|||20240310083000" + "|" * 17 + "{status}"
 SPM_BREAST = "SPM|1|^S1||TISS^Tissue^HL70487|||||80248007^Left breast structure^SCT"
@@ -25,8 +25,11 @@ def obx(n: int, kind: str, code: str, value: str, status: str = "F", sub_id: str
     return f"OBX|{n}|{kind}|{code}|{sub_id}|{value}||||||{status}"
 
 
-def run(*segments: str, report_status: str = "F", site: str = SPM_BREAST) -> Outcome:
-    lines = [HEADER.format(id="case"), PID, OBR.format(status=report_status), *segments]
+def run(
+    *segments: str, report_status: str = "F", site: str = SPM_BREAST, header_app: str = "LIS"
+) -> Outcome:
+    lines = [HEADER.format(app=header_app, id="case"), PID, OBR.format(status=report_status)]
+    lines.extend(segments)
     if site:
         lines.append(site)
     outcome = process(
@@ -166,3 +169,21 @@ def test_a_percentage_outside_0_to_100_is_not_used(value: str) -> None:
     outcome = run(obx(1, "CWE", IHC, "3+^Positive (3+)^L"), obx(2, "ST", "85329-1^ER %^LN", value))
     assert only(outcome).er_result is None
     assert [u.provenance.locator for u in outcome.records[0].unused] == ["OBX[2]"]
+
+
+@pytest.mark.parametrize(
+    ("cells", "official"),
+    [pytest.param("12", "equivocal", id="12-cells"), pytest.param("20", "negative", id="20-cells")],
+)
+def test_a_recount_of_fewer_than_20_cells_does_not_complete_the_work_up(
+    cells: str, official: str
+) -> None:
+    """Group 2, IHC 2+, and the lab's recount result given as cells counted: 20 is the minimum."""
+    outcome = run(
+        obx(1, "CWE", IHC, "2+^Equivocal (2+)^L"),
+        obx(2, "NM", RATIO, "2.1"),
+        obx(3, "NM", HER2, "3.4"),
+        obx(4, "NM", "RECOUNT^ISH recount by second observer^EXL", cells),
+        header_app="EXLAB-LIS",
+    )
+    assert only(outcome).official_result.value == official
