@@ -41,6 +41,14 @@ MappingsOption = Annotated[
 ]
 
 
+StrictOption = Annotated[
+    bool, typer.Option("--strict", help="Check HL7 v2 structure with hl7apy first.")
+]
+ValidateOption = Annotated[
+    bool, typer.Option("--validate", help="Validate each Bundle with the FHIR R4B models.")
+]
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"her2-adapter {__version__}")
@@ -68,12 +76,8 @@ def convert(
     out: Annotated[
         Path | None, typer.Option("--out", help="Write one <message-id>.json per message here.")
     ] = None,
-    strict: Annotated[
-        bool, typer.Option("--strict", help="Check HL7 v2 structure with hl7apy first.")
-    ] = False,
-    validate: Annotated[
-        bool, typer.Option("--validate", help="Validate each Bundle with the FHIR R4B models.")
-    ] = False,
+    strict: StrictOption = False,
+    validate: ValidateOption = False,
     mappings: MappingsOption = None,
     source: Annotated[
         str | None,
@@ -397,12 +401,8 @@ def replay(
         bool | None,
         typer.Option("--progress/--no-progress", help="Progress bar (default: on a terminal)."),
     ] = None,
-    strict: Annotated[
-        bool, typer.Option("--strict", help="Check HL7 v2 structure with hl7apy first.")
-    ] = False,
-    validate: Annotated[
-        bool, typer.Option("--validate", help="Validate each Bundle with the FHIR R4B models.")
-    ] = False,
+    strict: StrictOption = False,
+    validate: ValidateOption = False,
     mappings: MappingsOption = None,
 ) -> None:
     """Replay traffic and report which outcomes changed, and why (exit 1 if any did)."""
