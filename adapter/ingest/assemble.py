@@ -7,7 +7,7 @@ including how conflicts and recounts are recognised, is decided once, here.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import TypeVar
 
@@ -16,6 +16,7 @@ from adapter.model import (
     Analyte,
     Coding,
     IhcResult,
+    IhcScore,
     IngestWarning,
     Interpretation,
     Interval,
@@ -138,7 +139,7 @@ def assemble(
         by_analyte.setdefault(value.analyte, []).append(value)
     notes = tuple(group_notes)
     return AssembledResults(
-        her2_ihc=_ihc(by_analyte, warnings),
+        her2_ihc=_ihc(by_analyte, mapping, warnings),
         her2_ish=_ish(values, by_analyte, mapping, notes, warnings),
         er=_receptor(by_analyte, Analyte.ER_RESULT, Analyte.ER_PERCENT, "ER", warnings),
         pgr=_receptor(by_analyte, Analyte.PGR_RESULT, Analyte.PGR_PERCENT, "PgR", warnings),
@@ -202,10 +203,14 @@ def _indeterminate(values: Iterable[ReadValue]) -> str | None:
 
 
 def _ihc(
-    by_analyte: dict[Analyte, list[ReadValue]], warnings: list[IngestWarning]
+    by_analyte: dict[Analyte, list[ReadValue]],
+    mapping: MappingSet,
+    warnings: list[IngestWarning],
 ) -> IhcResult | None:
-    results = by_analyte.get(Analyte.HER2_IHC, [])
-    subtypes = by_analyte.get(Analyte.HER2_IHC0_SUBTYPE, [])
+    results = [_note_subtype(v, mapping, warnings) for v in by_analyte.get(Analyte.HER2_IHC, [])]
+    subtypes = [
+        _note_subtype(v, mapping, warnings) for v in by_analyte.get(Analyte.HER2_IHC0_SUBTYPE, [])
+    ]
     stained = by_analyte.get(Analyte.HER2_IHC_STAINED_PERCENT, [])
     if not (results or subtypes or stained):
         return None
@@ -232,6 +237,34 @@ def _ihc(
         indeterminate_reason=reason,
         provenance=_provenance((*results, *subtypes, *stained)),
     )
+
+
+def _note_subtype(
+    value: ReadValue, mapping: MappingSet, warnings: list[IngestWarning]
+) -> ReadValue:
+    """IHC 0 whose note is an IHC-0 sub-type wording ("ultralow", "no staining") takes it on.
+
+    Labs often put the DESTINY-Breast06 sub-type in a note on the score (an NTE after the OBX,
+    an Observation.note) rather than in a result of its own.
+    """
+    answer = value.answer
+    if answer is None or answer.score is not IhcScore.ZERO or answer.ihc0_subtype is not None:
+        return value
+    for note in value.observation.notes:
+        worded = mapping.answer_for_text(note)
+        if worded is None or worded.ihc0_subtype is None:
+            continue
+        merged = answer.merged(worded)
+        if merged is not None:
+            return replace(value, answer=merged)
+        warnings.append(
+            IngestWarning(
+                code="NOTE-CONFLICT",
+                message="a note names an IHC-0 sub-type the value contradicts; note not used",
+                locator=value.provenance.locator,
+            )
+        )
+    return value
 
 
 def _ish(

@@ -29,7 +29,6 @@ from adapter.mapping import V3_INTERPRETATION_CODES, Answer, CodeEntry, MappingS
 from adapter.model import (
     Analyte,
     Coding,
-    IhcScore,
     IngestWarning,
     Interval,
     Provenance,
@@ -39,7 +38,6 @@ from adapter.model import (
 )
 
 # Result analytes that may carry a percentage instead of a word ("ER: 95%"), as in obx.py.
-_IHC0_ANALYTES = frozenset({Analyte.HER2_IHC, Analyte.HER2_IHC0_SUBTYPE})
 _R5_STATUS_READ_AS = {"specimen-in-process": ResultStatus.REGISTERED}
 
 
@@ -214,7 +212,7 @@ def _add_part(
             return unused("no value (no value[x] and no dataAbsentReason)")
         # Not quoted: the reason reaches HTTP answers and logs (see obx.py).
         return unused(f"{value.value_type or 'value'} not understood for {entry.analyte}")
-    answer = _with_note_subtype(entry, value.answer, context, locator)
+    answer = value.answer
     observation = ReportedObservation(
         analyte=entry.analyte,
         provenance=provenance,
@@ -270,31 +268,6 @@ def _indeterminate_reason(part: JsonObject, status: ResultStatus) -> str | None:
         # Like OBX-11 X: a test ordered but not done is a result (indeterminate), not silence.
         return "result cannot be obtained (Observation.status cancelled)"
     return None
-
-
-def _with_note_subtype(
-    entry: CodeEntry, answer: Answer | None, context: _Context, locator: str
-) -> Answer | None:
-    """IHC 0 whose note is an IHC-0 sub-type wording ("ultralow", "no staining") takes it on."""
-    if entry.analyte not in _IHC0_ANALYTES or answer is None or answer.score is not IhcScore.ZERO:
-        return answer
-    if answer.ihc0_subtype is not None:
-        return answer
-    for note in context.notes:
-        worded = context.mapping.answer_for_text(note)
-        if worded is None or worded.ihc0_subtype is None:
-            continue
-        merged = answer.merged(worded)
-        if merged is not None:
-            return merged
-        context.warnings.append(
-            IngestWarning(
-                code="NOTE-CONFLICT",
-                message="a note names an IHC-0 sub-type the value contradicts; note not used",
-                locator=locator,
-            )
-        )
-    return answer
 
 
 def _interpretation(

@@ -187,3 +187,9 @@ def test_a_recount_of_fewer_than_20_cells_does_not_complete_the_work_up(
         header_app="EXLAB-LIS",
     )
     assert only(outcome).official_result.value == official
+
+
+def test_an_nte_naming_the_ihc0_sub_type_gives_it() -> None:
+    """IHC 0 with an NTE 'ultralow' on the score: HER2-ultralow, as a FHIR note would give."""
+    outcome = run(obx(1, "CWE", IHC, "0^Negative (0)^L"), "NTE|1||ultralow")
+    assert only(outcome).category.value == "HER2-ultralow"
