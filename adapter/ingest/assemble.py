@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import TypeVar
 
+from adapter.ingest.values import parse_interval
 from adapter.mapping import Answer, MappingSet
 from adapter.model import (
     Analyte,
@@ -100,6 +101,23 @@ def _possible_percent(number: Interval) -> bool:
     return all(
         bound is None or Decimal(0) <= bound <= Decimal(100) for bound in (number.low, number.high)
     )
+
+
+def worded_number(
+    text: str, analyte: Analyte, mapping: MappingSet
+) -> tuple[Interval, Answer] | None:
+    """``Positive (95%)`` for an ER/PgR result: the word and the percentage, both kept.
+
+    The classifier then decides on the percentage and flags a word that contradicts it.
+    """
+    if analyte not in NUMBER_OR_ANSWER or not text.endswith(")") or "(" not in text:
+        return None
+    word, _, inner = text[:-1].partition("(")
+    number = parse_interval(inner)
+    answer = mapping.answer_for_text(word) if word.strip() else None
+    if number is None or answer is None:
+        return None
+    return number, answer
 
 
 def usable(analyte: Analyte, number: Interval | None, answer: Answer | None) -> bool:

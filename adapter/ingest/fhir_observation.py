@@ -12,7 +12,7 @@ from datetime import datetime, tzinfo
 from decimal import Decimal, DivisionByZero, InvalidOperation
 from typing import Any
 
-from adapter.ingest.assemble import READ_AS_NUMBER, ReadValue, usable
+from adapter.ingest.assemble import READ_AS_NUMBER, ReadValue, usable, worded_number
 from adapter.ingest.fhir_elements import (
     UCUM,
     V3_INTERPRETATION,
@@ -445,6 +445,12 @@ def _text_value(sent: str, analyte: Analyte | None, mapping: MappingSet, value_t
         number = parse_interval(sent)
         if number is not None:
             return _Value(value_type=value_type, value_text=sent, number=number, text=sent)
+        worded = worded_number(sent, analyte, mapping) if analyte is not None else None
+        if worded is not None:
+            number, answer = worded
+            return _Value(
+                value_type=value_type, value_text=sent, number=number, text=sent, answer=answer
+            )
     return _Value(
         value_type=value_type,
         value_text=sent,

@@ -13,7 +13,7 @@ from decimal import Decimal, DivisionByZero, InvalidOperation
 from typing import NamedTuple
 
 from adapter.ingest import er7
-from adapter.ingest.assemble import READ_AS_NUMBER, ReadValue, usable
+from adapter.ingest.assemble import READ_AS_NUMBER, ReadValue, usable, worded_number
 from adapter.ingest.values import bounded, parse_decimal, parse_hl7_datetime, parse_interval
 from adapter.mapping import Answer, CodeEntry, MappingSet
 from adapter.model import (
@@ -206,6 +206,9 @@ def _text_value(text: str, analyte: Analyte, mapping: MappingSet) -> _Value:
         number = parse_interval(text)
         if number is not None:
             return _Value(number=number, text=text)
+        worded = worded_number(text, analyte, mapping)
+        if worded is not None:
+            return _Value(number=worded[0], text=text, answer=worded[1])
     return _Value(text=text, answer=mapping.answer_for_text(text))
 
 

@@ -193,3 +193,30 @@ def test_an_nte_naming_the_ihc0_sub_type_gives_it() -> None:
     """IHC 0 with an NTE 'ultralow' on the score: HER2-ultralow, as a FHIR note would give."""
     outcome = run(obx(1, "CWE", IHC, "0^Negative (0)^L"), "NTE|1||ultralow")
     assert only(outcome).category.value == "HER2-ultralow"
+
+
+@pytest.mark.parametrize(
+    ("text", "er_result"),
+    [
+        pytest.param("Positive (95%)", "positive", id="positive-95"),
+        pytest.param("Low positive (5%)", "low-positive", id="low-positive-5"),
+        pytest.param("Negative (<1%)", "negative", id="negative-lt1"),
+    ],
+)
+def test_an_er_result_worded_with_its_percentage_is_read(text: str, er_result: str) -> None:
+    """'Positive (95%)' in an ER result gives the percentage and the word, both used."""
+    outcome = run(obx(1, "CWE", IHC, "3+^Positive (3+)^L"), obx(2, "ST", "85337-4^ER^LN", text))
+    result = only(outcome)
+    assert result.er_result is not None
+    assert result.er_result.value == er_result
+    assert outcome.records[0].unused == ()
+
+
+def test_an_er_word_contradicting_its_percentage_is_flagged() -> None:
+    """'Negative (95%)': no ER call is made, and the contradiction is flagged for review."""
+    outcome = run(
+        obx(1, "CWE", IHC, "3+^Positive (3+)^L"), obx(2, "ST", "85337-4^ER^LN", "Negative (95%)")
+    )
+    result = only(outcome)
+    assert result.er_result is None
+    assert "discordance" in [flag.code.value for flag in result.flags]
