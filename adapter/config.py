@@ -2,15 +2,25 @@
 
 Everything that changes output (CodeSystem URL, site time zone, mappings) is here, so a replay can
 state exactly what it ran with.
+
+``Settings`` (what ``convert`` and the pipeline need) reads its ``HER2_*`` variables itself, as
+pydantic-settings would: importing pydantic-settings costs about a third of ``convert``'s start.
+``ServiceSettings`` (``serve``, ``reprocess``: ports, store, a TOML file) is a pydantic-settings
+class in ``adapter/service_settings.py``, loaded only when asked for; tests/test_config.py holds the
+two to reading the environment alike.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any, ClassVar
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ENV_PREFIX = "HER2_"
+"""Environment variables ``HER2_<FIELD>`` set a field (the name in any case)."""
 
 DEFAULT_CODESYSTEM = "http://her2-adapter.org/fhir/CodeSystem/her2-adapter"
 """The adapter's own CodeSystem (categories, flags, rule ids, the ISH group component)."""
@@ -24,8 +34,14 @@ def default_mappings_dir() -> Path:
     return PROJECT_MAPPINGS if PROJECT_MAPPINGS.is_dir() else INSTALLED_MAPPINGS
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HER2_", frozen=True, extra="forbid")
+class Settings(BaseModel):
+    """Arguments over ``HER2_*`` environment variables over defaults."""
+
+    # validate_default as pydantic-settings has it, so both classes check the same values.
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+    reads_environment: ClassVar[bool] = True
+    """False in a pydantic-settings subclass, which reads the environment itself."""
 
     codesystem_url: str = Field(
         DEFAULT_CODESYSTEM, description="Canonical URL of the adapter's CodeSystem"
@@ -39,29 +55,20 @@ class Settings(BaseSettings):
     )
     max_message_bytes: int = Field(1024 * 1024, ge=1024, description="Larger messages are rejected")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _environment_under_arguments(cls, given: Any) -> Any:
+        if not cls.reads_environment or not isinstance(given, dict):
+            return given
+        return {**_environment_values(cls.model_fields), **given}
 
-class ServiceSettings(Settings):
-    """``her2-adapter serve``: flags, ``HER2_*`` environment variables, or a config file."""
 
-    host: str = Field("127.0.0.1", description="Bind address (loopback unless told otherwise)")
-    mllp_port: int = Field(2575, ge=0, le=65535, description="MLLP port (0: do not listen)")
-    http_port: int = Field(8080, ge=0, le=65535, description="HTTP API port (0: do not listen)")
-    store: str = Field(
-        "sqlite:///./her2-adapter.db", description="sqlite:///... or postgresql://..."
-    )
-    fhir_base: str | None = Field(None, description="Forward each Bundle to this FHIR server")
-    api_token: str | None = Field(None, description="Bearer token required by the HTTP API")
-    forward_max_attempts: int = Field(10, ge=1, description="Forwarding attempts before giving up")
-    workers: int | None = Field(
-        None,
-        ge=0,
-        description="Worker processes running the pipeline (0: in the service process;"
-        " default: one per CPU but one, for the event loop and the store writer)",
-    )
+def _environment_values(fields: Iterable[str]) -> dict[str, str]:
+    """The ``HER2_<FIELD>`` variables of these fields, read as pydantic-settings reads them.
 
-    @property
-    def worker_count(self) -> int:
-        """``workers``, or the default for the CPUs this process may use (0 with one CPU)."""
-        if self.workers is not None:
-            return self.workers
-        return len(os.sched_getaffinity(0)) - 1
+    Names match in any case (of two spellings, the one ``os.environ`` lists last wins); values are
+    passed on as given, an empty one included, for the fields to validate.
+    """
+    variables = {name.lower(): value for name, value in os.environ.items()}
+    found = {field: variables.get(f"{ENV_PREFIX}{field}".lower()) for field in fields}
+    return {field: value for field, value in found.items() if value is not None}

@@ -29,10 +29,10 @@ from tenacity import (
     wait_exponential,
 )
 
-from adapter.config import ServiceSettings
 from adapter.errors import StoreUnavailable
 from adapter.metrics import FORWARDS
 from adapter.service import Clock
+from adapter.service_settings import ServiceSettings
 from adapter.store import OutboxItem, Store
 
 log = logging.getLogger("her2_adapter.forward")

@@ -1,10 +1,11 @@
-"""The service core shared by MLLP, HTTP and reprocess: store first, then process, then answer.
+"""The service core shared by MLLP, HTTP and reprocess: store, process, then answer.
 
 Order matters for an interface engine: the raw message is durably stored (group commit) before
 anything is answered, so an ACK always means "kept". A store fault raises ``StoreUnavailable``
-out of ``handle``: the transport then sends no ACK (HTTP 503) and the engine retries. Everything
-after the store is pure (``pipeline.process``) and its outcome, ACK included, is stored with the
-message, so a resent duplicate is answered from the store with the same ACK.
+out of ``handle``: the transport then sends no ACK (HTTP 503) and the engine retries. Processing
+is pure (``pipeline.process``), so it runs while the raw message is being written; its outcome,
+ACK included, is stored with the message, so a resent duplicate is answered from the store with
+the same ACK.
 """
 
 from __future__ import annotations
@@ -215,18 +216,29 @@ class Service:
         ``ack_header`` saves reading the MSH again when the transport already did.
         """
         identity = identify(data, format_hint, ack_header=ack_header)
-        receipt = await self.committer.receive(
-            transport=transport,
-            message_format=identity.format.value,
-            sender=fhir_source or identity.sender,
-            message_id=identity.message_id,
-            raw=data,
-            received_at=self.clock(),
-        )
+        # Processing is pure, so it runs while the raw message is being made durable rather than
+        # after: nothing uses its result before that write has committed. A duplicate wastes
+        # the work, which is rare; every message saves the wait (the machine's cores are kept
+        # busy instead of waiting for the disk).
+        processing = asyncio.ensure_future(self._process(data, identity.format, fhir_source))
+        try:
+            receipt = await self.committer.receive(
+                transport=transport,
+                message_format=identity.format.value,
+                sender=fhir_source or identity.sender,
+                message_id=identity.message_id,
+                raw=data,
+                received_at=self.clock(),
+            )
+        except BaseException:
+            _abandon(processing)
+            raise
         if receipt.duplicate and receipt.status is not MessageStatus.RECEIVED:
+            _abandon(processing)
             return _from_receipt(receipt, identity)
         first = self._in_flight.get(receipt.row_id)
         if first is not None:
+            _abandon(processing)
             return replace(await asyncio.shield(first), duplicate=True)
         if receipt.is_correction:
             # Same control id, new content: kept as a new version beside the earlier one.
@@ -234,7 +246,7 @@ class Service:
         answer: asyncio.Future[Handled] = asyncio.get_running_loop().create_future()
         self._in_flight[receipt.row_id] = answer
         try:
-            outcome = await self._process(data, identity.format, fhir_source)
+            outcome = await processing
             handled = await self.record(receipt, identity, outcome, wait=wait_for_outcome)
         except asyncio.CancelledError:
             answer.cancel()
@@ -361,6 +373,17 @@ class Service:
             text=text,
         )
         return ack.encode("utf-8")
+
+
+def _abandon(processing: asyncio.Future[Processed]) -> None:
+    """Drop a message's processing whose result will not be used (its failure included)."""
+    processing.cancel()
+    processing.add_done_callback(_retrieve_quietly)
+
+
+def _retrieve_quietly(processing: asyncio.Future[Processed]) -> None:
+    if not processing.cancelled():
+        processing.exception()  # retrieved, so asyncio does not log it as never retrieved
 
 
 def _log_late_failure(future: asyncio.Future[list[WriteResult]]) -> None:

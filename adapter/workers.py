@@ -20,6 +20,7 @@ A worker that dies gives its in-flight messages an ``INTERNAL`` error (stored as
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import logging
 import pickle
@@ -197,9 +198,11 @@ class WorkerPool:
         if worker in self._workers:
             self._workers.remove(worker)
             worker.writer.close()
-            log.error("a worker process died (exit code %s)", worker.process.poll())
             if not self._closing:
                 self._replace()
+            # Its socket is closed, so it is gone or going: reap it (poll() alone can be too
+            # early, and a process never waited for stays a zombie).
+            log.error("a worker process died (exit code %s)", await _reap(worker.process))
 
     def _replace(self) -> None:
         task = asyncio.create_task(self._add_worker(), name="worker-start")
@@ -218,15 +221,20 @@ class WorkerPool:
         if worker.listener is not None:
             await worker.listener
         worker.writer.close()
-        try:
-            await asyncio.to_thread(worker.process.wait, _STOP_GRACE)
-        except subprocess.TimeoutExpired:
-            worker.process.kill()
-            await asyncio.to_thread(worker.process.wait)
+        await _reap(worker.process)
 
 
 _PROTOCOL: Final = pickle.HIGHEST_PROTOCOL
 _WORKER_MAIN: Final = "import sys; from adapter.workers import serve; serve(int(sys.argv[1]))"
+
+
+async def _reap(process: subprocess.Popen[bytes]) -> int:
+    """The exit code of a worker told to stop (or found dead), killed after the grace period."""
+    try:
+        return await asyncio.to_thread(process.wait, _STOP_GRACE)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return await asyncio.to_thread(process.wait)
 
 
 def _frame(payload: bytes) -> bytes:
@@ -256,6 +264,10 @@ def serve(descriptor: int) -> None:
     context, (level, layout) = pickle.loads(start)
     if layout is not None:  # the pipeline's logs go where the service's go (stderr)
         logging.basicConfig(level=level, format=layout)
+    # The Context (mappings, decision table) and the imported modules live as long as the
+    # worker: keep them out of every garbage collection, which otherwise walks them again and
+    # again for the short-lived objects each message makes.
+    gc.freeze()
     channel.sendall(_frame(b""))
     while (request := _read_frame(incoming)) is not None:
         number, data, message_format, fhir_source = pickle.loads(request)

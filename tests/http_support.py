@@ -11,11 +11,11 @@ from typing import Any
 
 import httpx
 
-from adapter.config import ServiceSettings
 from adapter.mapping import Mappings, load_mappings
 from adapter.pipeline import Context
 from adapter.server import Runtime
 from adapter.service import Service
+from adapter.service_settings import ServiceSettings
 from adapter.store import GroupCommitter, open_store
 from adapter.transport.http import create_app
 

@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from adapter.config import ServiceSettings
 from adapter.pipeline import Context
 from adapter.service import Service
+from adapter.service_settings import ServiceSettings
 from adapter.store import GroupCommitter, Store, open_store
 from adapter.transport.mllp import MllpClient, MllpServer
 

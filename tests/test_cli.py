@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -121,3 +125,54 @@ def test_fhir_source_option_selects_the_sender_mapping(runner: CliRunner) -> Non
     summary = json.loads(with_source.stdout)
     assert "HER2-positive" in json.dumps(summary)
     assert without.stdout != with_source.stdout
+
+
+@pytest.fixture
+def collector_state() -> Iterator[None]:
+    """Whatever a test does to the garbage collector is undone after it."""
+    was_enabled = gc.isenabled()
+    yield
+    if was_enabled:
+        gc.enable()
+    else:
+        gc.disable()
+
+
+@pytest.mark.usefixtures("collector_state")
+@pytest.mark.parametrize("enabled", [True, False], ids=["collector-on", "collector-off"])
+def test_convert_leaves_the_garbage_collector_as_it_found_it(
+    runner: CliRunner, enabled: bool
+) -> None:
+    """convert pauses the collector only while it loads the pipeline."""
+    if enabled:
+        gc.enable()
+    else:
+        gc.disable()
+    result = runner.invoke(app, ["convert", GOOD])
+    assert result.exit_code == 0, result.stderr
+    assert gc.isenabled() is enabled
+
+
+CONVERT_THEN_LIST_MODULES = """
+import sys
+from adapter.cli import app
+try:
+    app(["convert", sys.argv[1]])
+except SystemExit:
+    pass
+print(*sorted(sys.modules), file=sys.stderr)
+"""
+
+
+def test_convert_loads_no_library_it_does_not_use() -> None:
+    """Converting HL7 v2 loads none of pydantic-settings, hl7apy, fhir.resources and rich."""
+    run = subprocess.run(
+        [sys.executable, "-c", CONVERT_THEN_LIST_MODULES, GOOD],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(run.stdout)["resourceType"] == "Bundle"
+    loaded = run.stderr.split()
+    heavy = ("pydantic_settings", "hl7apy", "fhir.resources", "rich")
+    assert [name for name in loaded if name.startswith(heavy)] == []

@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import socket
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -330,3 +331,32 @@ def test_kill_9_mid_stream_loses_no_acked_message(tmp_path: Path) -> None:
         counts = store.counts().messages
     assert counts[MessageStatus.PROCESSED] == len(sent)
     assert counts[MessageStatus.RECEIVED] == 0
+
+
+RUN_AND_REPORT = """
+import asyncio, gc, os, signal, sys
+from adapter.server import run
+from adapter.service_settings import ServiceSettings
+
+def ready(listening):
+    print(type(asyncio.get_running_loop()).__module__, gc.get_freeze_count() > 0, flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+run(ServiceSettings(mllp_port=0, http_port=0, store=sys.argv[1], workers=0), on_ready=ready)
+"""
+
+
+def test_run_serves_on_uvloop_with_its_startup_heap_frozen(tmp_path: Path) -> None:
+    """`serve`'s runner: uvloop, everything loaded at startup frozen out of GC, SIGTERM stops it."""
+    store_url = f"sqlite:///{tmp_path / 'store.db'}"
+    finished = subprocess.run(
+        [sys.executable, "-c", RUN_AND_REPORT, store_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    loop_module, frozen = finished.stdout.split()
+    assert loop_module.startswith("uvloop")
+    assert frozen == "True"

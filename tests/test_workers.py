@@ -13,11 +13,11 @@ from typing import Any, TypeVar
 import pytest
 from mllp_support import LOOPBACK, NOW, no_results, oru
 
-from adapter.config import ServiceSettings
 from adapter.model import SourceFormat
 from adapter.pipeline import Context, split_input
 from adapter.server import load_settings, serve
 from adapter.service import Handled, Service
+from adapter.service_settings import ServiceSettings
 from adapter.store import GroupCommitter, MessageStatus, Store, Transport, open_store
 from adapter.transport.mllp import MllpClient
 from adapter.workers import WorkerPool
@@ -147,11 +147,13 @@ def test_worker_killed_mid_message_fails_that_message_and_the_next_are_fine(
     tmp_path: Path,
 ) -> None:
     """A message whose worker dies is stored failed (INTERNAL, AE); a new worker takes the rest."""
+    victims: list[int] = []
 
     async def scenario(service: Service, pool: WorkerPool | None) -> list[Handled]:
         assert pool is not None
         before = await service.handle(oru("kill-1"), Transport.MLLP)
         (victim,) = pool.pids
+        victims.append(victim)
         os.kill(victim, signal.SIGSTOP)  # it cannot answer before it is killed
         lost = asyncio.create_task(service.handle(oru("kill-2"), Transport.MLLP))
         while pool.in_flight == 0:
@@ -165,6 +167,8 @@ def test_worker_killed_mid_message_fails_that_message_and_the_next_are_fine(
         return answers
 
     answers, store = run_service(tmp_path, 1, scenario)
+    with pytest.raises(ProcessLookupError):
+        os.kill(victims[0], 0)  # reaped, not left a zombie
     statuses = [(answer.status, answer.error_code) for answer in answers]
     assert statuses == [
         (MessageStatus.PROCESSED, None),

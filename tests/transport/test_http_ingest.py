@@ -303,21 +303,17 @@ async def test_fhir_sender_is_named_by_query_or_header(
     assert stored["sender"] == "urn:lab:north"
 
 
-async def test_store_down_is_503_without_processing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """With the store down nothing is processed: 503, transient, Retry-After."""
-    called: list[object] = []
-    monkeypatch.setattr("adapter.service.process", lambda *args: called.append(args))
+async def test_store_down_is_503_without_a_result(tmp_path: Path) -> None:
+    """With the store down no Bundle is answered, though one could be built: 503, Retry-After."""
     runtime = build_runtime(tmp_path)
     async with serving(runtime) as client:
         runtime.store.close()
         response = await client.post("/hl7v2", content=oru("DOWN-1"), headers=HL7)
     assert response.status_code == 503
     assert response.headers["Retry-After"].isdigit()
+    assert response.json()["resourceType"] == "OperationOutcome"
     issue = issue_of(response)
     assert (issue["code"], adapter_code(issue)) == ("transient", StoreUnavailable.code)
-    assert called == []
 
 
 async def test_messages_are_counted_in_metrics(client: httpx.AsyncClient) -> None:

@@ -1,0 +1,47 @@
+"""``ServiceSettings``: what ``serve`` and ``reprocess`` add to ``Settings``, via pydantic-settings.
+
+Flags over ``HER2_*`` environment variables over a TOML file (``adapter.server.load_settings``) over
+defaults. It lives apart from ``Settings`` so that ``convert``, which needs only ``Settings``,
+does not import pydantic-settings.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import ClassVar
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from adapter.config import ENV_PREFIX, Settings
+
+
+class ServiceSettings(BaseSettings, Settings):
+    """``her2-adapter serve``: flags, ``HER2_*`` environment variables, or a config file."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
+
+    reads_environment: ClassVar[bool] = False  # pydantic-settings does, with the file under it
+
+    host: str = Field("127.0.0.1", description="Bind address (loopback unless told otherwise)")
+    mllp_port: int = Field(2575, ge=0, le=65535, description="MLLP port (0: do not listen)")
+    http_port: int = Field(8080, ge=0, le=65535, description="HTTP API port (0: do not listen)")
+    store: str = Field(
+        "sqlite:///./her2-adapter.db", description="sqlite:///... or postgresql://..."
+    )
+    fhir_base: str | None = Field(None, description="Forward each Bundle to this FHIR server")
+    api_token: str | None = Field(None, description="Bearer token required by the HTTP API")
+    forward_max_attempts: int = Field(10, ge=1, description="Forwarding attempts before giving up")
+    workers: int | None = Field(
+        None,
+        ge=0,
+        description="Worker processes running the pipeline (0: in the service process;"
+        " default: one per CPU but one, for the event loop and the store writer)",
+    )
+
+    @property
+    def worker_count(self) -> int:
+        """``workers``, or the default for the CPUs this process may use (0 with one CPU)."""
+        if self.workers is not None:
+            return self.workers
+        return len(os.sched_getaffinity(0)) - 1
