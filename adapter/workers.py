@@ -30,7 +30,7 @@ import struct
 import subprocess
 import sys
 from dataclasses import dataclass, field, replace
-from typing import Any, BinaryIO, Final
+from typing import Any, Final
 
 import orjson
 
@@ -89,6 +89,7 @@ def _category_code(report: dict[str, Any]) -> str:
 
 
 _HEADER: Final = struct.Struct("!I")  # each pickle's length
+_READ_SIZE: Final = 1 << 20
 _STOP_GRACE: Final = 10.0
 """Seconds a worker gets to exit after its socket is closed, before it is killed."""
 _LOST: Final = "internal error (worker process died); the message is kept"
@@ -257,11 +258,11 @@ def serve(descriptor: int) -> None:
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, signal.SIG_IGN)  # the service stops its workers in its own order
     channel = socket.socket(fileno=descriptor)
-    incoming = channel.makefile("rb")
-    start = _read_frame(incoming)
-    if start is None:
+    frames = _Frames(channel)
+    first = frames.next_batch()
+    if not first:
         return
-    context, (level, layout) = pickle.loads(start)
+    context, (level, layout) = pickle.loads(first[0])
     if layout is not None:  # the pipeline's logs go where the service's go (stderr)
         logging.basicConfig(level=level, format=layout)
     # The Context (mappings, decision table) and the imported modules live as long as the
@@ -269,22 +270,49 @@ def serve(descriptor: int) -> None:
     # again for the short-lived objects each message makes.
     gc.freeze()
     channel.sendall(_frame(b""))
-    while (request := _read_frame(incoming)) is not None:
-        number, data, message_format, fhir_source = pickle.loads(request)
-        result = _work(data, message_format, fhir_source, context)
-        channel.sendall(_frame(pickle.dumps((number, result), _PROTOCOL)))
+    requests = first[1:]  # empty: the service sends work only after the "ready" above
+    while requests or (requests := frames.next_batch()):
+        # Every request that has arrived is answered in one write: under load that is one
+        # wake-up of the service's event loop for several messages instead of one each.
+        replies = []
+        for request in requests:
+            number, data, message_format, fhir_source = pickle.loads(request)
+            result = _work(data, message_format, fhir_source, context)
+            replies.append(_frame(pickle.dumps((number, result), _PROTOCOL)))
+        channel.sendall(b"".join(replies))
+        requests = []
 
 
-def _read_frame(incoming: BinaryIO) -> bytes | None:
-    """The next frame, or None at the end of the stream."""
-    header = incoming.read(_HEADER.size)
-    if len(header) < _HEADER.size:
-        return None
-    (length,) = _HEADER.unpack(header)
-    payload = incoming.read(length)
-    if len(payload) < length:
-        return None
-    return payload
+class _Frames:
+    """Length-prefixed frames read from a socket, as many at a time as have arrived."""
+
+    def __init__(self, channel: socket.socket) -> None:
+        self._channel = channel
+        self._buffer = bytearray()
+
+    def next_batch(self) -> list[bytes]:
+        """The complete frames received so far (waiting for one); ``[]`` at the end."""
+        while True:
+            frames = self._complete()
+            if frames:
+                return frames
+            chunk = self._channel.recv(_READ_SIZE)
+            if not chunk:
+                return []
+            self._buffer += chunk
+
+    def _complete(self) -> list[bytes]:
+        frames: list[bytes] = []
+        start, buffer = 0, self._buffer
+        while len(buffer) - start >= _HEADER.size:
+            (length,) = _HEADER.unpack_from(buffer, start)
+            end = start + _HEADER.size + length
+            if len(buffer) < end:
+                break
+            frames.append(bytes(buffer[start + _HEADER.size : end]))
+            start = end
+        del buffer[:start]
+        return frames
 
 
 def _work(

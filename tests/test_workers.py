@@ -20,7 +20,7 @@ from adapter.service import Handled, Service
 from adapter.service_settings import ServiceSettings
 from adapter.store import GroupCommitter, MessageStatus, Store, Transport, open_store
 from adapter.transport.mllp import MllpClient
-from adapter.workers import WorkerPool
+from adapter.workers import WorkerPool, _frame, _Frames
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -193,12 +193,18 @@ def test_close_answers_what_the_workers_were_sent_then_stops_them(tmp_path: Path
     ) -> tuple[list[Handled], list[int]]:
         assert pool is not None
         pids = pool.pids
+        for pid in pids:  # held still, so that all six are surely in flight when close starts
+            os.kill(pid, signal.SIGSTOP)
         handling = [
             asyncio.create_task(service.handle(oru(f"close-{n}"), Transport.MLLP)) for n in range(6)
         ]
-        while pool.in_flight == 0:
+        while pool.in_flight < 6:
             await asyncio.sleep(0.001)
         closing = asyncio.create_task(pool.close())
+        await asyncio.sleep(0.05)
+        assert not closing.done()
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
         answers = await asyncio.gather(*handling)
         await closing
         return answers, pids
@@ -269,3 +275,17 @@ def test_serve_with_workers_answers_mllp(tmp_path: Path, monkeypatch: pytest.Mon
         row = store.get_message("pool-1")
         assert row is not None
         assert row.status is MessageStatus.PROCESSED
+
+
+def test_a_worker_reads_every_frame_that_has_arrived_and_waits_for_split_ones() -> None:
+    """Frames arriving together are read as one batch; a frame cut in two waits for its rest."""
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        frames = _Frames(theirs)
+        split = _frame(b"four")
+        ours.sendall(_frame(b"one") + _frame(b"") + _frame(b"three") + split[:6])
+        assert frames.next_batch() == [b"one", b"", b"three"]
+        ours.sendall(split[6:])
+        assert frames.next_batch() == [b"four"]
+        ours.shutdown(socket.SHUT_WR)
+        assert frames.next_batch() == []

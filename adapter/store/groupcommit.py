@@ -4,8 +4,14 @@ With ``synchronous=FULL`` every SQLite commit waits for the disk (~1-5 ms). Eigh
 each waiting for their own commit would queue behind each other; instead every request waiting
 while a commit runs goes into the next one. A single writer task takes everything queued, runs it
 in one transaction on a dedicated thread, and only after the commit has returned resolves each
-caller's future: no caller can ACK before its message is on disk. There is no timer: the next
-batch starts as soon as the writer is free, so a lone message is never delayed.
+caller's future: no caller can ACK before its message is on disk. There is no timer for what
+callers wait for: the next batch starts as soon as the writer is free, so a lone message is
+never delayed.
+
+Writes nobody waits for (an MLLP message's outcome, written after its ACK) are deferred: they
+ride in the next transaction that someone does wait for, ahead of its requests, or are written on
+their own after ``defer_for`` seconds. Each message then costs the disk one commit, not two, and
+a sender's next message no longer queues behind its previous message's outcome.
 """
 
 from __future__ import annotations
@@ -48,6 +54,10 @@ class _Stop:
     """Queued by ``close`` after the last request, so everything before it is written."""
 
 
+class _Flush:
+    """Queued when deferred writes have waited ``defer_for``: write them even if alone."""
+
+
 class GroupCommitter:
     """Batches writes from many asyncio tasks into shared transactions on one writer thread.
 
@@ -55,12 +65,17 @@ class GroupCommitter:
     request if not started explicitly. ``close`` writes everything already queued, then stops.
     """
 
-    def __init__(self, store: Store, *, max_batch: int = 500) -> None:
+    def __init__(self, store: Store, *, max_batch: int = 500, defer_for: float = 0.05) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be positive")
+        if defer_for < 0:
+            raise ValueError("defer_for must not be negative")
         self._store = store
         self._max_batch = max_batch
-        self._queue: asyncio.Queue[_Pending | _Stop] = asyncio.Queue()
+        self._defer_for = defer_for
+        self._queue: asyncio.Queue[_Pending | _Stop | _Flush] = asyncio.Queue()
+        self._deferred: list[_Pending] = []
+        self._flush_timer: asyncio.TimerHandle | None = None
         self._writer: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._closing = False
@@ -110,17 +125,27 @@ class GroupCommitter:
         """
         return await self.submit(requests)
 
-    def submit(self, requests: Sequence[WriteRequest]) -> asyncio.Future[list[WriteResult]]:
+    def submit(
+        self, requests: Sequence[WriteRequest], *, defer: bool = False
+    ) -> asyncio.Future[list[WriteResult]]:
         """Queues the requests now and returns the future ``write`` would await.
 
         For writes nobody waits for (an outcome after its ACK): queued before ``close`` is
-        called, they are still written by it.
+        called, they are still written by it. With ``defer`` they wait for the next transaction
+        (at most ``defer_for`` seconds) instead of starting one.
         """
         if self._closing:
             raise StoreUnavailable("the store writer is closed")
         self.start()
-        future: asyncio.Future[list[WriteResult]] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(tuple(requests), future))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[WriteResult]] = loop.create_future()
+        pending = _Pending(tuple(requests), future)
+        if not defer:
+            self._queue.put_nowait(pending)
+            return future
+        self._deferred.append(pending)
+        if self._flush_timer is None:
+            self._flush_timer = loop.call_later(self._defer_for, self._queue.put_nowait, _Flush())
         return future
 
     async def receive(
@@ -171,19 +196,29 @@ class GroupCommitter:
     async def _write_loop(self) -> None:
         while True:
             first = await self._queue.get()
-            if isinstance(first, _Stop):
-                return
-            batch = [first]
-            stop = False
-            while len(batch) < self._max_batch and not self._queue.empty():
+            # Deferred writes go first: each was queued before the requests now waiting (or
+            # concerns a row committed before them), so a resend sees its original's outcome.
+            batch = self._take_deferred()
+            stop = isinstance(first, _Stop)
+            if isinstance(first, _Pending):
+                batch.append(first)
+            while not stop and len(batch) < self._max_batch and not self._queue.empty():
                 queued = self._queue.get_nowait()
                 if isinstance(queued, _Stop):
                     stop = True
-                    break
-                batch.append(queued)
-            await self._commit(batch)
+                elif isinstance(queued, _Pending):
+                    batch.append(queued)
+            if batch:
+                await self._commit(batch)
             if stop:
                 return
+
+    def _take_deferred(self) -> list[_Pending]:
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        taken, self._deferred = self._deferred, []
+        return taken
 
     async def _commit(self, batch: list[_Pending]) -> None:
         self._batches += 1

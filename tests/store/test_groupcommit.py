@@ -131,6 +131,68 @@ def test_outcome_batched_with_receives(store: Store) -> None:
     assert (again.status, again.ack) == (MessageStatus.PROCESSED, b"MSA|AA")
 
 
+def _outcome(row_id: int) -> list[OutcomeRequest]:
+    return [OutcomeRequest(row_id, MessageStatus.PROCESSED, T0, bundle=b"{}", ack=b"MSA|AA")]
+
+
+def test_a_deferred_write_rides_in_the_next_waited_for_commit(store: Store) -> None:
+    """A deferred outcome starts no commit of its own: it goes first in the next one."""
+
+    async def main() -> tuple[Receipt, int]:
+        async with GroupCommitter(store, defer_for=30) as committer:
+            first = await _receive(committer, "M1")
+            deferred = committer.submit(_outcome(first.row_id), defer=True)
+            await asyncio.sleep(0.05)
+            assert not deferred.done()  # nothing waited for it: no commit yet
+            batches_before = committer.stats.batches
+            resend = await _receive(committer, "M1")  # the engine resends the same message
+            assert deferred.done()
+            return resend, committer.stats.batches - batches_before
+
+    resend, commits = asyncio.run(main())
+    assert commits == 1
+    assert resend.duplicate
+    assert (resend.status, resend.ack) == (MessageStatus.PROCESSED, b"MSA|AA")
+
+
+def test_a_deferred_write_alone_is_written_after_defer_for(store: Store) -> None:
+    """With nothing else to ride with, a deferred write is committed after defer_for seconds."""
+
+    async def main() -> tuple[int, float]:
+        async with GroupCommitter(store, defer_for=0.05) as committer:
+            first = await _receive(committer, "M1")
+            started = time.monotonic()
+            await committer.submit(_outcome(first.row_id), defer=True)
+            return first.row_id, time.monotonic() - started
+
+    row_id, waited = asyncio.run(main())
+    assert 0.04 <= waited < 2
+    row = store.get_message_row(row_id)
+    assert row is not None
+    assert row.status is MessageStatus.PROCESSED
+
+
+def test_close_writes_deferred_writes(store: Store) -> None:
+    """close() does not wait for defer_for, nor leave a deferred write behind."""
+
+    async def main() -> int:
+        committer = GroupCommitter(store, defer_for=30)
+        first = await _receive(committer, "M1")
+        committer.submit(_outcome(first.row_id), defer=True)
+        await asyncio.wait_for(committer.close(), 5)
+        return first.row_id
+
+    row = store.get_message_row(asyncio.run(main()))
+    assert row is not None
+    assert row.status is MessageStatus.PROCESSED
+
+
+def test_defer_for_must_not_be_negative(store: Store) -> None:
+    """A negative deferral is a configuration error."""
+    with pytest.raises(ValueError, match="defer_for"):
+        GroupCommitter(store, defer_for=-1)
+
+
 def test_a_request_naming_a_missing_row_fails_alone(store: Store) -> None:
     """A LookupError goes to its caller only; the others in the transaction are stored."""
 
