@@ -268,7 +268,9 @@ class MllpServer:
             # buffer and a socket: after the timeout it is disconnected, and can resend.
             timeout = FRAME_TIMEOUT if decoder.in_frame else IDLE_TIMEOUT
             try:
-                chunk = await asyncio.wait_for(reader.read(READ_SIZE), timeout)
+                # asyncio.timeout rather than wait_for: no extra task for every read.
+                async with asyncio.timeout(timeout):
+                    chunk = await reader.read(READ_SIZE)
             except TimeoutError:
                 log.info(
                     "mllp connection timed out %s", "inside a frame" if decoder.in_frame else "idle"
