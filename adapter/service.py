@@ -216,11 +216,15 @@ class Service:
         ``ack_header`` saves reading the MSH again when the transport already did.
         """
         identity = identify(data, format_hint, ack_header=ack_header)
-        # Processing is pure, so it runs while the raw message is being made durable rather than
-        # after: nothing uses its result before that write has committed. A duplicate wastes
-        # the work, which is rare; every message saves the wait (the machine's cores are kept
-        # busy instead of waiting for the disk).
-        processing = asyncio.ensure_future(self._process(data, identity.format, fhir_source))
+        # With worker processes, processing (pure) starts while the raw message is being made
+        # durable rather than after: nothing uses its result before that write has committed.
+        # A duplicate wastes the work, which is rare; every message saves the wait. In this
+        # process it would only run first and hold up the write, so it waits its turn there.
+        processing = (
+            asyncio.ensure_future(self._process(data, identity.format, fhir_source))
+            if self.pool is not None
+            else None
+        )
         try:
             receipt = await self.committer.receive(
                 transport=transport,
@@ -244,10 +248,21 @@ class Service:
             # Same control id, new content: kept as a new version beside the earlier one.
             log.info("new version: message_id=%s version=%d", identity.message_id, receipt.version)
         answer: asyncio.Future[Handled] = asyncio.get_running_loop().create_future()
-        self._in_flight[receipt.row_id] = answer
+        row_id = receipt.row_id
+        self._in_flight[row_id] = answer
+        stored: asyncio.Future[list[WriteResult]] | None = None
         try:
-            outcome = await processing
-            handled = await self.record(receipt, identity, outcome, wait=wait_for_outcome)
+            if processing is None:
+                outcome = await self._process(data, identity.format, fhir_source)
+            else:
+                outcome = await processing
+            handled, writes = self._answer(receipt, identity, outcome)
+            if wait_for_outcome:
+                await self.committer.write(writes)
+            else:
+                # Rides in the next commit someone waits for: one disk flush per message, not two.
+                stored = self.committer.submit(writes, defer=True)
+                stored.add_done_callback(_log_late_failure)
         except asyncio.CancelledError:
             answer.cancel()
             raise
@@ -256,7 +271,12 @@ class Service:
             answer.exception()  # retrieved here: a copy waiting on it re-raises it itself
             raise
         finally:
-            del self._in_flight[receipt.row_id]
+            if stored is None:
+                del self._in_flight[row_id]
+            else:
+                # Until the outcome is stored, a copy of this message must still find this
+                # answer here, or it would find the row "received" and process it again.
+                stored.add_done_callback(lambda _: self._in_flight.pop(row_id, None))
         answer.set_result(handled)
         return handled
 
@@ -324,10 +344,16 @@ class Service:
             context = replace(context, fhir_source=fhir_source)
         return processed(process(RawMessage(data, message_format), context))
 
-    async def record(
-        self, receipt: Receipt, identity: Identity, outcome: Processed, *, wait: bool = True
-    ) -> Handled:
+    async def record(self, receipt: Receipt, identity: Identity, outcome: Processed) -> Handled:
         """Store what became of a message (again, on reprocess) and build its answer."""
+        handled, writes = self._answer(receipt, identity, outcome)
+        await self.committer.write(writes)
+        return handled
+
+    def _answer(
+        self, receipt: Receipt, identity: Identity, outcome: Processed
+    ) -> tuple[Handled, list[WriteRequest]]:
+        """A message's answer, and the writes that store its outcome."""
         error = outcome.error
         status = _status_of(error)
         ack = self._ack(identity.ack_header, error) if identity.ack_header is not None else None
@@ -346,12 +372,7 @@ class Service:
             requests.append(IndexReportsRequest(receipt.row_id, outcome.reports))
             if self.forward:
                 requests.append(EnqueueRequest(receipt.row_id, outcome.bundle_json, self.clock()))
-        if wait:
-            await self.committer.write(requests)
-        else:
-            # Rides in the next commit someone waits for: one disk flush per message, not two.
-            self.committer.submit(requests, defer=True).add_done_callback(_log_late_failure)
-        return Handled(
+        handled = Handled(
             receipt=receipt,
             status=status,
             message_id=outcome.message_id or identity.message_id,
@@ -361,6 +382,7 @@ class Service:
             ack=ack,
             duplicate=False,
         )
+        return handled, requests
 
     def _ack(self, header: AckHeader, error: AdapterError | None) -> bytes:
         code: AckCode = "AA" if error is None else ("AR" if error.ack_code == "AR" else "AE")
@@ -376,8 +398,10 @@ class Service:
         return ack.encode("utf-8")
 
 
-def _abandon(processing: asyncio.Future[Processed]) -> None:
+def _abandon(processing: asyncio.Future[Processed] | None) -> None:
     """Drop a message's processing whose result will not be used (its failure included)."""
+    if processing is None:
+        return
     processing.cancel()
     processing.add_done_callback(_retrieve_quietly)
 

@@ -10,34 +10,58 @@ from typing import Any
 import pytest
 from mllp_support import TickingClock, msa_code, oru
 
-import adapter.service
 from adapter.errors import EncodingError
 from adapter.ingest.er7 import decode_message
-from adapter.pipeline import Context, Outcome, RawMessage
-from adapter.service import Service, ack_header_of
+from adapter.pipeline import Context
+from adapter.service import Handled, Service, ack_header_of
 from adapter.service_settings import ServiceSettings
 from adapter.store import GroupCommitter, MessageStatus, Store, Transport, open_store
+from adapter.workers import Processed, WorkerPool
 
 
-def test_copies_arriving_together_are_processed_once(tmp_path: Path) -> None:
-    """The same message on two connections at once: one outcome, one outbox item, one answer."""
+@pytest.mark.parametrize("workers", [0, 1], ids=["in-process", "worker-pool"])
+@pytest.mark.parametrize("wait_for_outcome", [True, False], ids=["http", "mllp"])
+def test_copies_arriving_together_are_processed_once(
+    tmp_path: Path, workers: int, wait_for_outcome: bool
+) -> None:
+    """The same message on several connections at once: one outcome, one outbox item, one ACK.
+
+    Over MLLP the outcome is stored after the ACK, in a later commit: a copy arriving meanwhile
+    must still be answered as the first one was, not processed again.
+    """
     store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    settings = ServiceSettings(mllp_port=0, http_port=0, workers=0)
+    settings = ServiceSettings(mllp_port=0, http_port=0, workers=workers)
 
-    async def main() -> list[bytes | None]:
-        async with GroupCommitter(store) as committer:
-            service = Service(
-                Context.from_settings(settings), committer, TickingClock(), forward=True
-            )
-            answers = await asyncio.gather(
-                *(service.handle(oru(f"twin-{n % 10}"), Transport.MLLP) for n in range(40))
-            )
-        return [handled.ack for handled in answers]
+    async def main() -> list[Handled]:
+        context = Context.from_settings(settings)
+        pool = WorkerPool(context, workers) if workers else None
+        if pool is not None:
+            await pool.start()
+        try:
+            async with GroupCommitter(store) as committer:
+                service = Service(context, committer, TickingClock(), forward=True, pool=pool)
+                return await asyncio.gather(
+                    *(
+                        service.handle(
+                            oru(f"twin-{n % 10}"),
+                            Transport.MLLP,
+                            wait_for_outcome=wait_for_outcome,
+                        )
+                        for n in range(40)
+                    )
+                )
+        finally:
+            if pool is not None:
+                await pool.close()
 
-    acks = asyncio.run(main())
-    assert {msa_code(ack) for ack in acks if ack} == {"AA"}
-    assert all(ack is not None for ack in acks)
+    answers = asyncio.run(main())
+    assert sum(handled.duplicate for handled in answers) == 30
     for n in range(10):
+        copies = [handled for handled in answers if handled.message_id == f"twin-{n}"]
+        assert len({handled.ack for handled in copies}) == 1
+        ack = copies[0].ack
+        assert ack is not None
+        assert msa_code(ack) == "AA"
         row = store.get_message(f"twin-{n}")
         assert row is not None
         assert row.status is MessageStatus.PROCESSED
@@ -70,36 +94,47 @@ class _GatedStore:
         return self._store.write_batch(groups)
 
 
-def test_processing_overlaps_the_commit_but_the_answer_waits_for_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The pipeline runs while the raw message is written; nothing is answered before the commit."""
-    processed: list[bytes] = []
-    real_process = adapter.service.process
+@pytest.mark.parametrize("workers", [0, 1], ids=["in-process", "worker-pool"])
+def test_no_answer_before_the_commit_whenever_processing_runs(tmp_path: Path, workers: int) -> None:
+    """Nothing is answered before the raw message's commit, however fast processing is.
 
-    def recording_process(message: RawMessage, context: Context) -> Outcome:
-        processed.append(message.data)
-        return real_process(message, context)
-
-    monkeypatch.setattr(adapter.service, "process", recording_process)
+    With worker processes the pipeline runs while the write is held back and is done before it;
+    in the service process it waits for the write, which it would otherwise only delay.
+    """
     store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
     gate = threading.Event()
-    settings = ServiceSettings(mllp_port=0, http_port=0, workers=0)
+    settings = ServiceSettings(mllp_port=0, http_port=0, workers=workers)
+    processed: list[str] = []
 
-    async def main() -> tuple[bool, MessageStatus]:
-        async with GroupCommitter(_GatedStore(store, gate)) as committer:  # type: ignore[arg-type]
-            service = Service(Context.from_settings(settings), committer, TickingClock())
-            handling = asyncio.create_task(service.handle(oru("gate-1"), Transport.MLLP))
-            while not processed:
-                await asyncio.sleep(0.001)
-            await asyncio.sleep(0.05)
-            answered_before_commit = handling.done()
-            gate.set()
-            return answered_before_commit, (await handling).status
+    async def main() -> tuple[list[str], bool, MessageStatus]:
+        context = Context.from_settings(settings)
+        pool = WorkerPool(context, workers) if workers else None
+        if pool is not None:
+            await pool.start()
+        try:
+            async with GroupCommitter(_GatedStore(store, gate)) as committer:  # type: ignore[arg-type]
+                service = Service(context, committer, TickingClock(), pool=pool)
+                original = service._process
 
-    answered_before_commit, status = asyncio.run(main())
-    assert processed == [oru("gate-1")]
-    assert not answered_before_commit
+                async def recording(*args: Any) -> Processed:
+                    outcome = await original(*args)
+                    processed.append("done")
+                    return outcome
+
+                service._process = recording  # type: ignore[method-assign]
+                handling = asyncio.create_task(service.handle(oru("gate-1"), Transport.MLLP))
+                await asyncio.sleep(0.3)  # far longer than processing one message takes
+                while_held = list(processed)
+                answered_while_held = handling.done()
+                gate.set()
+                return while_held, answered_while_held, (await handling).status
+        finally:
+            if pool is not None:
+                await pool.close()
+
+    while_held, answered_while_held, status = asyncio.run(main())
+    assert while_held == (["done"] if workers else [])
+    assert not answered_while_held
     assert status is MessageStatus.PROCESSED
     row = store.get_message("gate-1")
     assert row is not None

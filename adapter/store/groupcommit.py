@@ -198,8 +198,8 @@ class GroupCommitter:
             first = await self._queue.get()
             # Deferred writes go first: each was queued before the requests now waiting (or
             # concerns a row committed before them), so a resend sees its original's outcome.
-            batch = self._take_deferred()
             stop = isinstance(first, _Stop)
+            batch = self._take_deferred(self._max_batch - isinstance(first, _Pending))
             if isinstance(first, _Pending):
                 batch.append(first)
             while not stop and len(batch) < self._max_batch and not self._queue.empty():
@@ -211,13 +211,18 @@ class GroupCommitter:
             if batch:
                 await self._commit(batch)
             if stop:
+                while self._deferred:  # close() writes every deferred write before it returns
+                    await self._commit(self._take_deferred(self._max_batch))
                 return
 
-    def _take_deferred(self) -> list[_Pending]:
+    def _take_deferred(self, limit: int) -> list[_Pending]:
+        """At most ``limit`` deferred writes, oldest first; the rest go in the next batch."""
+        taken, self._deferred = self._deferred[:limit], self._deferred[limit:]
         if self._flush_timer is not None:
             self._flush_timer.cancel()
             self._flush_timer = None
-        taken, self._deferred = self._deferred, []
+        if self._deferred:
+            self._queue.put_nowait(_Flush())  # written next, without waiting for defer_for
         return taken
 
     async def _commit(self, batch: list[_Pending]) -> None:

@@ -1,8 +1,8 @@
 """The HTTP API of ``her2-adapter serve``: ingest, report queries, message status, health, metrics.
 
 Every answer that is not a success is a FHIR OperationOutcome carrying the adapter's error code
-(``http_outcome``). Ingest follows the service's order: the body is size-checked, then stored,
-then processed; a store fault answers 503 with Retry-After and nothing is processed.
+(``http_outcome``). Ingest follows the service's order: the body is size-checked, then stored
+and processed, then answered; a store fault answers 503 with Retry-After and no result.
 """
 
 from __future__ import annotations
@@ -200,6 +200,9 @@ async def _answer(store: Store, handled: Handled) -> Response:
     """The Bundle or the OperationOutcome; a duplicate is answered as its first copy was."""
     if handled.duplicate:
         headers = {"X-HER2-Duplicate": "true"}
+        if handled.bundle_json is not None:
+            # A copy of a message still in flight: its outcome may not be stored yet.
+            return Response(handled.bundle_json, media_type=FHIR_JSON, headers=headers)
         if handled.status is MessageStatus.PROCESSED:
             row = await asyncio.to_thread(store.get_message_row, handled.receipt.row_id)
             if row is not None and row.bundle is not None:

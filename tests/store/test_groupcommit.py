@@ -187,6 +187,35 @@ def test_close_writes_deferred_writes(store: Store) -> None:
     assert row.status is MessageStatus.PROCESSED
 
 
+def test_deferred_writes_respect_max_batch_and_are_all_written(store: Store) -> None:
+    """Many deferred writes: no transaction over max_batch, none left behind, at close too."""
+    sizes: list[int] = []
+
+    class Recording:
+        def write_batch(self, groups: Any) -> Any:
+            sizes.append(len(groups))
+            return store.write_batch(groups)
+
+    async def main() -> list[int]:
+        committer = GroupCommitter(Recording(), max_batch=4, defer_for=30)  # type: ignore[arg-type]
+        rows = [(await _receive(committer, f"M{i}")).row_id for i in range(10)]
+        for row_id in rows:
+            committer.submit(_outcome(row_id), defer=True)
+        await _receive(committer, "trigger")  # rides with some of them, the rest follow
+        for row_id in rows[:5]:
+            committer.submit(_outcome(row_id), defer=True)
+        await asyncio.wait_for(committer.close(), 5)
+        return rows
+
+    rows = asyncio.run(main())
+    assert max(sizes) <= 4
+    assert sum(sizes) == 10 + 10 + 1 + 5
+    for row_id in rows:
+        row = store.get_message_row(row_id)
+        assert row is not None
+        assert row.status is MessageStatus.PROCESSED
+
+
 def test_defer_for_must_not_be_negative(store: Store) -> None:
     """A negative deferral is a configuration error."""
     with pytest.raises(ValueError, match="defer_for"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -13,7 +14,9 @@ from http_support import FHIR, GLUCOSE, HL7, build_runtime, observation, oru, se
 
 from adapter.errors import StoreUnavailable
 from adapter.metrics import REGISTRY
-from adapter.store import MessageStatus
+from adapter.service import Handled
+from adapter.store import MessageStatus, Transport
+from adapter.transport.http import _answer as http_answer
 
 pytestmark = pytest.mark.anyio
 
@@ -359,3 +362,26 @@ async def test_processed_message_status_is_recorded(client: httpx.AsyncClient) -
     """After a 200 the stored message is processed (the answer comes after the outcome)."""
     await client.post("/hl7v2", content=oru("REC-1"), headers=HL7)
     assert (await client.get("/messages/REC-1")).json()["status"] == MessageStatus.PROCESSED
+
+
+def test_an_http_copy_of_a_message_in_flight_over_mllp_gets_its_bundle(tmp_path: Path) -> None:
+    """An HTTP copy arriving before the MLLP original's outcome is stored: 200 with its Bundle."""
+    runtime = build_runtime(tmp_path)
+
+    async def main() -> tuple[Handled, Handled, int, bytes]:
+        async with runtime.committer:
+            service = runtime.service
+            original, copy = await asyncio.gather(
+                service.handle(oru("both-1"), Transport.MLLP, wait_for_outcome=False),
+                service.handle(oru("both-1"), Transport.HTTP),
+            )
+            response = await http_answer(runtime.store, copy)
+            return original, copy, response.status_code, bytes(response.body)
+
+    original, copy, status_code, body = asyncio.run(main())
+    runtime.store.close()
+    assert not original.duplicate
+    assert copy.duplicate
+    assert status_code == 200
+    assert original.bundle_json is not None
+    assert body == original.bundle_json
