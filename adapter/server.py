@@ -12,7 +12,7 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import uvloop
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, TomlConfigSettingsSource
 
+from adapter.affinity import available_cpus, pin, plan_cpus
 from adapter.errors import TransientError
 from adapter.pipeline import Context
 from adapter.service import Clock, Service
@@ -122,6 +123,8 @@ def run(settings: ServiceSettings, *, on_ready: Callable[[Listening], None] | No
 
     On uvloop, whose socket handling costs the MLLP listener less CPU per message than the
     default loop; both cores are busy at full load, so that CPU goes to processing instead.
+    With ``pin_cpus`` (the default) and CPUs enough, the service and each worker process get
+    CPUs of their own (adapter/affinity.py).
     """
 
     def ready(listening: Listening) -> None:
@@ -132,7 +135,15 @@ def run(settings: ServiceSettings, *, on_ready: Callable[[Listening], None] | No
         if on_ready is not None:
             on_ready(listening)
 
-    uvloop.run(serve(settings, on_ready=ready))
+    # The default worker count follows the CPUs this process may use: fixed now, since pinning
+    # this process changes what it may use.
+    settings = settings.model_copy(update={"workers": settings.worker_count})
+    plan = plan_cpus(available_cpus(), settings.worker_count) if settings.pin_cpus else None
+    if plan is not None:
+        # Pinned before any thread or worker starts: threads inherit it, workers get their own.
+        pin(0, plan.service)
+    worker_cpus = plan.workers if plan is not None else ()
+    uvloop.run(serve(settings, on_ready=ready, worker_cpus=worker_cpus))
 
 
 async def serve(
@@ -142,15 +153,19 @@ async def serve(
     clock: Clock = utc_now,
     handle_signals: bool = True,
     on_ready: Callable[[Listening], None] | None = None,
+    worker_cpus: Sequence[frozenset[int]] = (),
 ) -> None:
-    """Run the service until ``stop`` is set (or SIGTERM/SIGINT when ``handle_signals``)."""
+    """Run the service until ``stop`` is set (or SIGTERM/SIGINT when ``handle_signals``).
+
+    ``worker_cpus``: a CPU set to pin each worker process to (adapter/affinity.py).
+    """
     stop = stop or asyncio.Event()
     context = Context.from_settings(settings)
     store = open_store(settings.store)
     pool: WorkerPool | None = None
     try:
         if settings.worker_count:
-            pool = WorkerPool(context, settings.worker_count)
+            pool = WorkerPool(context, settings.worker_count, cpus=worker_cpus)
             await pool.start()
         committer = GroupCommitter(store)
         committer.start()

@@ -39,6 +39,12 @@ class ServiceSettings(BaseSettings, Settings):
         " default: one per CPU but one, for the event loop and the store writer)",
     )
 
+    pin_cpus: bool = Field(
+        True,
+        description="Give the service and each worker process CPUs of their own, when there"
+        " are enough (Linux); false leaves their placement to the operating system",
+    )
+
     @property
     def worker_count(self) -> int:
         """``workers``, or the default for the CPUs this process may use (0 with one CPU)."""

@@ -29,11 +29,13 @@ import socket
 import struct
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 import orjson
 
+from adapter.affinity import pin
 from adapter.errors import AdapterError
 from adapter.model import SourceFormat
 from adapter.pipeline import Context, Outcome, RawMessage, process
@@ -103,6 +105,7 @@ class _Worker:
     process: subprocess.Popen[bytes]
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
+    cpus: frozenset[int] | None  # where it is pinned (adapter/affinity.py), if anywhere
     pending: dict[int, asyncio.Future[Processed]] = field(default_factory=dict)
     listener: asyncio.Task[None] | None = None
 
@@ -110,11 +113,15 @@ class _Worker:
 class WorkerPool:
     """Processes running the pipeline: ``await start()`` first, ``await close()`` last."""
 
-    def __init__(self, context: Context, workers: int) -> None:
+    def __init__(
+        self, context: Context, workers: int, *, cpus: Sequence[frozenset[int]] = ()
+    ) -> None:
+        """``cpus``: a CPU set per worker to pin it to (see adapter/affinity.py); () pins none."""
         if workers < 1:
             raise ValueError("a worker pool needs at least one worker")
         self._context = context
         self._size = workers
+        self._cpus = tuple(cpus)
         self._workers: list[_Worker] = []  # the live ones
         self._spawning: set[asyncio.Task[None]] = set()  # replacements being started
         self._numbers = itertools.count()
@@ -132,7 +139,11 @@ class WorkerPool:
 
     async def start(self) -> None:
         """Start every worker and wait until each has built its Context."""
-        self._workers = list(await asyncio.gather(*(self._spawn() for _ in range(self._size))))
+        self._workers = list(
+            await asyncio.gather(
+                *(self._spawn(self._cpus[n] if self._cpus else None) for n in range(self._size))
+            )
+        )
 
     async def process(
         self, data: bytes, message_format: SourceFormat, fhir_source: str | None = None
@@ -160,7 +171,7 @@ class WorkerPool:
         workers, self._workers = self._workers, []
         await asyncio.gather(*(self._stop(worker) for worker in workers))
 
-    async def _spawn(self) -> _Worker:
+    async def _spawn(self, cpus: frozenset[int] | None) -> _Worker:
         ours, theirs = socket.socketpair()
         with theirs:
             process = subprocess.Popen(
@@ -169,6 +180,8 @@ class WorkerPool:
                 stdout=subprocess.DEVNULL,  # stderr is the service's: the pipeline logs there
                 pass_fds=(theirs.fileno(),),
             )
+        if cpus is not None:
+            pin(process.pid, cpus)
         reader, writer = await asyncio.open_connection(sock=ours)
         writer.write(_frame(pickle.dumps((self._context, _log_setup()), _PROTOCOL)))
         try:
@@ -177,7 +190,7 @@ class WorkerPool:
             writer.close()
             await asyncio.to_thread(process.wait)
             raise RuntimeError("a worker process failed to start") from None
-        worker = _Worker(process, reader, writer)
+        worker = _Worker(process, reader, writer, cpus)
         worker.listener = asyncio.create_task(self._listen(worker), name="worker-results")
         return worker
 
@@ -212,9 +225,15 @@ class WorkerPool:
 
     async def _add_worker(self) -> None:
         try:
-            self._workers.append(await self._spawn())
+            self._workers.append(await self._spawn(self._least_used_cpus()))
         except (OSError, RuntimeError) as failure:  # tried again with the next message
             log.error("a worker process could not be started: %s", type(failure).__name__)
+
+    def _least_used_cpus(self) -> frozenset[int] | None:
+        """For a replacement worker: the CPU set that the fewest live workers are pinned to."""
+        if not self._cpus:
+            return None
+        return min(self._cpus, key=lambda cpus: sum(w.cpus == cpus for w in self._workers))
 
     async def _stop(self, worker: _Worker) -> None:
         # Half-close: the worker answers what it was sent, then reads end-of-file and exits.
