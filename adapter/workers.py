@@ -119,6 +119,8 @@ class WorkerPool:
         """``cpus``: a CPU set per worker to pin it to (see adapter/affinity.py); () pins none."""
         if workers < 1:
             raise ValueError("a worker pool needs at least one worker")
+        if cpus and len(cpus) != workers:
+            raise ValueError(f"{len(cpus)} CPU sets for {workers} workers")
         self._context = context
         self._size = workers
         self._cpus = tuple(cpus)

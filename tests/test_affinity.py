@@ -129,3 +129,9 @@ def test_serve_pins_itself_when_there_are_cpus_enough(tmp_path: Path, pinning: s
     plan = plan_cpus(available_cpus(), 1)
     expected = plan.service if plan is not None and pinning == "on" else available_cpus()
     assert finished.stdout.strip() == str(sorted(expected))
+
+
+def test_a_pool_needs_a_cpu_set_per_worker() -> None:
+    """CPU sets given for a pool must match its workers one for one."""
+    with pytest.raises(ValueError, match="1 CPU sets for 2 workers"):
+        WorkerPool(Context.from_settings(Settings()), 2, cpus=[frozenset({0})])
