@@ -197,6 +197,9 @@ class Service:
         # Messages being processed, by store row: a copy arriving meanwhile (the engine resent
         # on another connection) waits for the first answer instead of being processed twice.
         self._in_flight: dict[int, asyncio.Future[Handled]] = {}
+        # Senders' control ids seen lately (oldest first, bounded): a message that repeats one
+        # is a resend or a correction, and is not processed before the store has said which.
+        self._seen: dict[tuple[str, str], None] = {}
 
     async def handle(
         self,
@@ -219,10 +222,13 @@ class Service:
         # With worker processes, processing (pure) starts while the raw message is being made
         # durable rather than after: nothing uses its result before that write has committed.
         # A duplicate wastes the work, which is rare; every message saves the wait. In this
-        # process it would only run first and hold up the write, so it waits its turn there.
+        # process it would only run first and hold up the write, so it waits its turn there, as
+        # a likely resend does: engines resend when answers are slow, and processing each copy
+        # again before the store finds it a duplicate would only add to the load.
         processing = (
             asyncio.ensure_future(self._process(data, identity.format, fhir_source))
             if self.pool is not None
+            and not self._seen_before(fhir_source or identity.sender, identity.message_id)
             else None
         )
         try:
@@ -279,6 +285,18 @@ class Service:
                 stored.add_done_callback(lambda _: self._in_flight.pop(row_id, None))
         answer.set_result(handled)
         return handled
+
+    def _seen_before(self, sender: str, message_id: str | None) -> bool:
+        """Whether this sender's control id came lately; remembers it either way."""
+        if message_id is None:
+            return False
+        key = (sender, message_id)
+        if key in self._seen:
+            return True
+        self._seen[key] = None
+        if len(self._seen) > _SEEN_LIMIT:
+            del self._seen[next(iter(self._seen))]
+        return False
 
     def in_flight(self, row_id: int) -> bool:
         """Whether a message is being processed right now (the recovery sweep leaves it)."""
@@ -396,6 +414,10 @@ class Service:
             text=text,
         )
         return ack.encode("utf-8")
+
+
+_SEEN_LIMIT = 10_000
+"""Control ids remembered for spotting resends: seconds of traffic at full speed, about 3 MB."""
 
 
 def _abandon(processing: asyncio.Future[Processed] | None) -> None:

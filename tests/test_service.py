@@ -140,3 +140,41 @@ def test_no_answer_before_the_commit_whenever_processing_runs(tmp_path: Path, wo
     assert row is not None
     assert row.status is MessageStatus.PROCESSED
     store.close()
+
+
+def test_a_resend_is_not_processed_but_a_correction_is(tmp_path: Path) -> None:
+    """With workers: a resent message is answered from the store without processing it again;
+    a correction (same control id, new content) is processed, once its version is stored."""
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    settings = ServiceSettings(mllp_port=0, http_port=0, workers=1)
+    calls: list[bytes] = []
+
+    async def main() -> list[Handled]:
+        context = Context.from_settings(settings)
+        pool = WorkerPool(context, 1)
+        await pool.start()
+        try:
+            async with GroupCommitter(store) as committer:
+                service = Service(context, committer, TickingClock(), pool=pool)
+                original = service._process
+
+                async def counting(data: bytes, *args: Any) -> Processed:
+                    calls.append(data)
+                    return await original(data, *args)
+
+                service._process = counting  # type: ignore[method-assign]
+                corrected = oru("again-1").replace(b"|F\r", b"|C\r")
+                return [
+                    await service.handle(message, Transport.MLLP, wait_for_outcome=False)
+                    for message in (oru("again-1"), oru("again-1"), corrected)
+                ]
+        finally:
+            await pool.close()
+
+    first, resend, correction = asyncio.run(main())
+    assert calls == [oru("again-1"), oru("again-1").replace(b"|F\r", b"|C\r")]
+    assert (first.duplicate, resend.duplicate, correction.duplicate) == (False, True, False)
+    assert resend.ack == first.ack
+    assert correction.receipt.version == 2
+    assert correction.status is MessageStatus.PROCESSED
+    store.close()
