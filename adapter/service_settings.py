@@ -7,12 +7,12 @@ does not import pydantic-settings.
 
 from __future__ import annotations
 
-import os
 from typing import ClassVar
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from adapter.affinity import available_cpus
 from adapter.config import ENV_PREFIX, Settings
 
 
@@ -50,4 +50,4 @@ class ServiceSettings(BaseSettings, Settings):
         """``workers``, or the default for the CPUs this process may use (0 with one CPU)."""
         if self.workers is not None:
             return self.workers
-        return len(os.sched_getaffinity(0)) - 1
+        return len(available_cpus()) - 1
