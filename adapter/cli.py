@@ -21,7 +21,7 @@ import typer
 from adapter import __version__
 
 if TYPE_CHECKING:
-    from adapter.service_settings import ServiceSettings
+    from adapter.service.settings import ServiceSettings
     from adapter.store import MessageStatus
 
 app = typer.Typer(
@@ -241,7 +241,7 @@ def serve(
     import logging
 
     from adapter.errors import AdapterError
-    from adapter.server import run as run_service
+    from adapter.service.server import run as run_service
 
     settings = _service_settings(
         config,
@@ -314,7 +314,7 @@ def _service_settings(config: Path | None, **flags: object) -> "ServiceSettings"
     """Flags over ``HER2_*`` environment variables over the config file over defaults."""
     from pydantic import ValidationError
 
-    from adapter.server import load_settings
+    from adapter.service.server import load_settings
 
     given = {name: value for name, value in flags.items() if value is not None}
     if config is not None and not config.is_file():
@@ -346,8 +346,8 @@ async def _reprocess(
     sender: str | None,
 ) -> dict[str, int]:
     from adapter.pipeline import Context
-    from adapter.server import utc_now
-    from adapter.service import Service
+    from adapter.service.handler import Service
+    from adapter.service.server import utc_now
     from adapter.store import GroupCommitter, MessageFormat, open_store
 
     context = Context.from_settings(settings)
@@ -432,13 +432,13 @@ def replay(
     from rich.console import Console
 
     from adapter.errors import ConfigError
-    from adapter.replay_run import (
+    from adapter.replay.run import (
         ReplayRequest,
         StoreFilter,
         parse_rate,
         parse_time,
     )
-    from adapter.replay_run import (
+    from adapter.replay.run import (
         replay as run_replay,
     )
 
@@ -482,7 +482,7 @@ def diff(
 ) -> None:
     """Field-level differences between two Bundles or two HL7 v2 messages (exit 1 if any)."""
     from adapter.errors import ConfigError
-    from adapter.replay_run import diff_files
+    from adapter.replay.run import diff_files
 
     try:
         lines = diff_files(a, b, tuple(ignore or ()))

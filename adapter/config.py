@@ -6,7 +6,7 @@ state exactly what it ran with.
 ``Settings`` (what ``convert`` and the pipeline need) reads its ``HER2_*`` variables itself, as
 pydantic-settings would: importing pydantic-settings costs about a third of ``convert``'s start.
 ``ServiceSettings`` (``serve``, ``reprocess``: ports, store, a TOML file) is a pydantic-settings
-class in ``adapter/service_settings.py``, loaded only when asked for; tests/test_config.py holds the
+class in ``adapter/service/settings.py``, loaded only when asked for; tests/test_config.py holds the
 two to reading the environment alike.
 """
 

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-from adapter.transport.mllp import END_BLOCK, frame
+from adapter.service.mllp import END_BLOCK, frame
 
 SEGMENTS = (
     "PID|1||TST000178^^^GOODHEALTH^MR||TEST^PATIENT||19870622|F",

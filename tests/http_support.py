@@ -13,11 +13,11 @@ import httpx
 
 from adapter.mapping import Mappings, load_mappings
 from adapter.pipeline import Context
-from adapter.server import Runtime
-from adapter.service import Service
-from adapter.service_settings import ServiceSettings
+from adapter.service.handler import Service
+from adapter.service.http import create_app
+from adapter.service.server import Runtime
+from adapter.service.settings import ServiceSettings
 from adapter.store import GroupCommitter, open_store
-from adapter.transport.http import create_app
 
 T0 = datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
 

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from adapter.pipeline import Context
-from adapter.service import Service
-from adapter.service_settings import ServiceSettings
+from adapter.service.handler import Service
+from adapter.service.mllp import MllpClient, MllpServer
+from adapter.service.settings import ServiceSettings
 from adapter.store import GroupCommitter, Store, open_store
-from adapter.transport.mllp import MllpClient, MllpServer
 
 T = TypeVar("T")
 LOOPBACK = "127.0.0.1"

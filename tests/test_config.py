@@ -12,7 +12,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from adapter.config import Settings, default_mappings_dir
-from adapter.service_settings import ServiceSettings
+from adapter.service.settings import ServiceSettings
 
 FIELDS = list(Settings.model_fields)
 

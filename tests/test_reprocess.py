@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from adapter.cli import app
 from adapter.config import default_mappings_dir
 from adapter.pipeline import Context
-from adapter.service import Service
-from adapter.service_settings import ServiceSettings
+from adapter.service.handler import Service
+from adapter.service.settings import ServiceSettings
 from adapter.store import GroupCommitter, MessageStatus, Transport, open_store
 
 pytestmark = pytest.mark.timeout(60)

@@ -19,9 +19,9 @@ from mllp_support import LOOPBACK, msa_code, oru, segments
 from typer.testing import CliRunner
 
 from adapter.cli import app
-from adapter.server import Listening, load_settings, redact, serve
+from adapter.service.mllp import MllpClient
+from adapter.service.server import Listening, load_settings, redact, serve
 from adapter.store import MessageStatus, open_store
-from adapter.transport.mllp import MllpClient
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -335,8 +335,8 @@ def test_kill_9_mid_stream_loses_no_acked_message(tmp_path: Path) -> None:
 
 RUN_AND_REPORT = """
 import asyncio, gc, os, signal, sys
-from adapter.server import run
-from adapter.service_settings import ServiceSettings
+from adapter.service.server import run
+from adapter.service.settings import ServiceSettings
 
 def ready(listening):
     print(type(asyncio.get_running_loop()).__module__, gc.get_freeze_count() > 0, flush=True)

@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from adapter.cli import app
-from adapter.diff import diff_json, dump_json, load_json
-from adapter.diff_hl7 import diff_messages, parse
+from adapter.replay.diff import diff_json, dump_json, load_json
+from adapter.replay.diff_hl7 import diff_messages, parse
 
 CS = "http://her2-adapter.org/fhir/CodeSystem/her2-adapter"
 

@@ -7,9 +7,9 @@ import asyncio
 import pytest
 
 from adapter.model import SourceFormat
-from adapter.replay_run import UsageError, parse_rate
-from adapter.replay_sources import SourceMessage
-from adapter.replay_targets import MllpClient, _http_observed
+from adapter.replay.run import UsageError, parse_rate
+from adapter.replay.sources import SourceMessage
+from adapter.replay.targets import MllpClient, _http_observed
 
 ORU = b"MSH|^~\\&|LAB|FAC|||20240101||ORU^R01|M1|P|2.5.1\rPID|1||X\r"
 

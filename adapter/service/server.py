@@ -21,11 +21,13 @@ from typing import TYPE_CHECKING, Any
 import uvloop
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, TomlConfigSettingsSource
 
-from adapter.affinity import available_cpus, pin, plan_cpus
 from adapter.errors import TransientError
 from adapter.pipeline import Context
-from adapter.service import Clock, Service
-from adapter.service_settings import ServiceSettings
+from adapter.service.affinity import available_cpus, pin, plan_cpus
+from adapter.service.handler import Clock, Service
+from adapter.service.mllp import MllpServer
+from adapter.service.settings import ServiceSettings
+from adapter.service.workers import WorkerPool
 from adapter.store import (
     GroupCommitter,
     MessageFormat,
@@ -34,8 +36,6 @@ from adapter.store import (
     Store,
     open_store,
 )
-from adapter.transport.mllp import MllpServer
-from adapter.workers import WorkerPool
 
 if TYPE_CHECKING:
     import uvicorn
@@ -124,7 +124,7 @@ def run(settings: ServiceSettings, *, on_ready: Callable[[Listening], None] | No
     On uvloop, whose socket handling costs the MLLP listener less CPU per message than the
     default loop; both cores are busy at full load, so that CPU goes to processing instead.
     With ``pin_cpus`` (the default) and CPUs enough, the service and each worker process get
-    CPUs of their own (adapter/affinity.py).
+    CPUs of their own (adapter/service/affinity.py).
     """
 
     def ready(listening: Listening) -> None:
@@ -157,7 +157,7 @@ async def serve(
 ) -> None:
     """Run the service until ``stop`` is set (or SIGTERM/SIGINT when ``handle_signals``).
 
-    ``worker_cpus``: a CPU set to pin each worker process to (adapter/affinity.py).
+    ``worker_cpus``: a CPU set to pin each worker process to (adapter/service/affinity.py).
     """
     stop = stop or asyncio.Event()
     context = Context.from_settings(settings)
@@ -204,7 +204,7 @@ async def _run(
             await _until_started(http, http_task)
             listening.http_port = settings.http_port
         if settings.fhir_base:
-            from adapter.forward import run_forwarder
+            from adapter.service.forward import run_forwarder
 
             forwarder = asyncio.create_task(
                 run_forwarder(runtime.store, settings, runtime.clock, stop), name="forwarder"
@@ -267,7 +267,7 @@ def _abandoned(store: Store, cutoff: datetime) -> list[MessageRow]:
 def _http_server(runtime: Runtime) -> uvicorn.Server:
     import uvicorn
 
-    from adapter.transport.http import create_app
+    from adapter.service.http import create_app
 
     class _Server(uvicorn.Server):
         @contextlib.contextmanager

@@ -12,14 +12,14 @@ from urllib.parse import urlsplit
 
 from rich.console import Console
 
-from adapter.diff import DEFAULT_IGNORE, diff_json, load_json
 from adapter.errors import AdapterError
 from adapter.model import SourceFormat
 from adapter.pipeline import detect_format
-from adapter.replay import Collector, Summary, collect
-from adapter.replay_expected import ExpectedDir, Observed
-from adapter.replay_report import print_summary, progress_bar, write_html, write_json, write_junit
-from adapter.replay_sources import (
+from adapter.replay.collect import Collector, Summary, collect
+from adapter.replay.diff import DEFAULT_IGNORE, diff_json, load_json
+from adapter.replay.expected import ExpectedDir, Observed
+from adapter.replay.report import print_summary, progress_bar, write_html, write_json, write_junit
+from adapter.replay.sources import (
     KeySpec,
     SourceMessage,
     UsageError,
@@ -27,7 +27,7 @@ from adapter.replay_sources import (
     file_messages,
     store_messages,
 )
-from adapter.replay_targets import EngineOptions, HttpClient, MllpClient, in_process, paced
+from adapter.replay.targets import EngineOptions, HttpClient, MllpClient, in_process, paced
 
 
 @dataclass(frozen=True)
@@ -184,7 +184,7 @@ def diff_files(a: Path, b: Path, ignore: Sequence[str]) -> list[str]:
         except ValueError as error:
             raise UsageError(f"not JSON: {error}") from None
         return diff_json(before, after, (*DEFAULT_IGNORE, *ignore)).lines()
-    from adapter.diff_hl7 import diff_messages, parse
+    from adapter.replay.diff_hl7 import diff_messages, parse
 
     try:
         return [str(c) for c in diff_messages(parse(data_a), parse(data_b), ignore)]

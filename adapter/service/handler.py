@@ -24,6 +24,7 @@ from adapter.ingest import er7
 from adapter.ingest.fhir_document import content_message_id
 from adapter.model import SourceFormat
 from adapter.pipeline import Context, RawMessage, detect_format, process
+from adapter.service.workers import Processed, WorkerPool, processed
 from adapter.store import (
     EnqueueRequest,
     GroupCommitter,
@@ -37,7 +38,6 @@ from adapter.store import (
     WriteRequest,
     WriteResult,
 )
-from adapter.workers import Processed, WorkerPool, processed
 
 Clock = Callable[[], datetime]
 log = logging.getLogger("her2_adapter.service")

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from http_support import FHIR, HL7, T0, build_runtime, observation, oru, serving
 
-from adapter.forward import Forwarder
-from adapter.server import Runtime
+from adapter.service.forward import Forwarder
+from adapter.service.server import Runtime
 
 pytestmark = pytest.mark.anyio
 

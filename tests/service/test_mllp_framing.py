@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from adapter.transport.mllp import Frame, FrameDecoder, NoStartBlock, OversizedFrame, frame
+from adapter.service.mllp import Frame, FrameDecoder, NoStartBlock, OversizedFrame, frame
 
 MSG_A = b"MSH|^~\\&|A|B|C|D|20240101||ORU^R01|1|P|2.5.1\rPID|1\r"
 MSG_B = b"MSH|^~\\&|A|B|C|D|20240101||ORU^R01|2|P|2.5.1\rPID|2\r"

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from adapter.affinity import CpuPlan, available_cpus, pin, plan_cpus
 from adapter.config import Settings
 from adapter.pipeline import Context
-from adapter.workers import WorkerPool
+from adapter.service.affinity import CpuPlan, available_cpus, pin, plan_cpus
+from adapter.service.workers import WorkerPool
 
 linux_only = pytest.mark.skipif(
     not hasattr(os, "sched_setaffinity"), reason="CPU affinity is a Linux interface"
@@ -100,8 +100,8 @@ def test_pin_refuses_quietly_what_it_cannot_do() -> None:
 
 SERVICE_AFFINITY = """
 import os, signal, sys
-from adapter.server import run
-from adapter.service_settings import ServiceSettings
+from adapter.service.server import run
+from adapter.service.settings import ServiceSettings
 
 def ready(listening):
     print(sorted(os.sched_getaffinity(0)), flush=True)

@@ -18,7 +18,6 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Final
 
-from adapter import metrics
 from adapter.emit.ack import (
     AcceptCode,
     AckHeader,
@@ -29,7 +28,8 @@ from adapter.emit.ack import (
 )
 from adapter.errors import TransientError
 from adapter.model import SourceFormat
-from adapter.service import Handled, Service, ack_header_of
+from adapter.service import metrics
+from adapter.service.handler import Handled, Service, ack_header_of
 from adapter.store import Transport
 
 log = logging.getLogger("her2_adapter.mllp")

@@ -11,8 +11,8 @@ import pytest
 from mllp_support import Running, msa_code, no_results, oru, run_mllp, segments
 
 from adapter.errors import StoreUnavailable
+from adapter.service.mllp import MllpClient
 from adapter.store import MessageStatus
-from adapter.transport.mllp import MllpClient
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -428,7 +428,7 @@ def test_a_sender_stalled_inside_a_frame_is_disconnected(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Half a frame and then silence: the connection is dropped, others are still served."""
-    monkeypatch.setattr("adapter.transport.mllp.FRAME_TIMEOUT", 0.2)
+    monkeypatch.setattr("adapter.service.mllp.FRAME_TIMEOUT", 0.2)
 
     async def scenario(running: Running) -> tuple[bytes, str]:
         reader, writer = await asyncio.open_connection("127.0.0.1", running.server.port)
@@ -450,7 +450,7 @@ def test_connections_over_the_limit_are_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Beyond the connection limit a new connection is closed at once; open ones keep working."""
-    monkeypatch.setattr("adapter.transport.mllp.MAX_CONNECTIONS", 2)
+    monkeypatch.setattr("adapter.service.mllp.MAX_CONNECTIONS", 2)
 
     async def scenario(running: Running) -> tuple[bytes, str]:
         first = await running.client()

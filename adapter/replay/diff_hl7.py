@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from adapter.diff import Change
 from adapter.ingest import er7
+from adapter.replay.diff import Change
 
 _ABSENT = "(absent)"
 _T = TypeVar("_T")

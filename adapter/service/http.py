@@ -24,12 +24,10 @@ from starlette.requests import ClientDisconnect
 
 from adapter import __version__
 from adapter.errors import StoreUnavailable
-from adapter.metrics import REGISTRY, observe
 from adapter.model import SourceFormat
-from adapter.service import Handled
-from adapter.store import MessageStatus, Store, Transport
-from adapter.transport import http_read
-from adapter.transport.http_body import (
+from adapter.service import http_read
+from adapter.service.handler import Handled
+from adapter.service.http_body import (
     FHIR_MEDIA_TYPES,
     HL7_MEDIA_TYPES,
     BadContentLength,
@@ -37,15 +35,17 @@ from adapter.transport.http_body import (
     media_type,
     read_body,
 )
-from adapter.transport.http_outcome import (
+from adapter.service.http_outcome import (
     FHIR_JSON,
     error_response,
     outcome_for_code,
     outcome_response,
 )
+from adapter.service.metrics import REGISTRY, observe
+from adapter.store import MessageStatus, Store, Transport
 
-if TYPE_CHECKING:  # adapter.server imports this module to build the app
-    from adapter.server import Runtime
+if TYPE_CHECKING:  # adapter.service.server imports this module to build the app
+    from adapter.service.server import Runtime
 
 log = logging.getLogger("her2_adapter.http")
 

@@ -15,17 +15,17 @@ from mllp_support import LOOPBACK, NOW, no_results, oru
 
 from adapter.model import SourceFormat
 from adapter.pipeline import Context, split_input
-from adapter.server import load_settings, serve
-from adapter.service import Handled, Service
-from adapter.service_settings import ServiceSettings
+from adapter.service.handler import Handled, Service
+from adapter.service.mllp import MllpClient
+from adapter.service.server import load_settings, serve
+from adapter.service.settings import ServiceSettings
+from adapter.service.workers import WorkerPool, _frame, _Frames
 from adapter.store import GroupCommitter, MessageStatus, Store, Transport, open_store
-from adapter.transport.mllp import MllpClient
-from adapter.workers import WorkerPool, _frame, _Frames
 
 pytestmark = pytest.mark.timeout(120)
 
 T = TypeVar("T")
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 FHIR_SOURCE = "lab-portal"
 
 

@@ -1,8 +1,8 @@
 """Replay stored traffic and report, per message, whether its outcome changed and why.
 
-A replay takes messages (:mod:`adapter.replay_sources`), obtains an outcome for each
-(:mod:`adapter.replay_targets`: in-process, or a live MLLP / HTTP endpoint) and compares it with
-the expected file of the message's key (:mod:`adapter.replay_expected`). Each message is:
+A replay takes messages (:mod:`adapter.replay.sources`), obtains an outcome for each
+(:mod:`adapter.replay.targets`: in-process, or a live MLLP / HTTP endpoint) and compares it with
+the expected file of the message's key (:mod:`adapter.replay.expected`). Each message is:
 
 =========  ===================================================================
 same       the outcome equals the expected file (semantically)
@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from adapter.diff import DEFAULT_IGNORE
-from adapter.replay_expected import ExpectedDir, Observed, compare
-from adapter.replay_sources import SourceMessage
+from adapter.replay.diff import DEFAULT_IGNORE
+from adapter.replay.expected import ExpectedDir, Observed, compare
+from adapter.replay.sources import SourceMessage
 
 
 class Status(StrEnum):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from adapter.diff import DEFAULT_IGNORE, diff_json, dump_json, load_json
+from adapter.replay.diff import DEFAULT_IGNORE, diff_json, dump_json, load_json
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ import pytest
 from http_support import FHIR, GLUCOSE, HL7, build_runtime, observation, oru, serving
 
 from adapter.errors import StoreUnavailable
-from adapter.metrics import REGISTRY
-from adapter.service import Handled
+from adapter.service.handler import Handled
+from adapter.service.http import _answer as http_answer
+from adapter.service.metrics import REGISTRY
 from adapter.store import MessageStatus, Transport
-from adapter.transport.http import _answer as http_answer
 
 pytestmark = pytest.mark.anyio
 
@@ -349,7 +349,7 @@ async def test_internal_error_is_500_without_details(
     def explode(*args: object) -> Callable[[], None]:
         raise RuntimeError("TEST^PATIENT^ALPHA")
 
-    monkeypatch.setattr("adapter.transport.http._answer", explode)
+    monkeypatch.setattr("adapter.service.http._answer", explode)
     async with serving(build_runtime(tmp_path), raise_errors=False) as client:
         response = await client.post("/hl7v2", content=oru("BOOM-1"), headers=HL7)
     assert response.status_code == 500

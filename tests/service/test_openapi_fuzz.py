@@ -13,7 +13,7 @@ from schemathesis.openapi import from_asgi
 from schemathesis.python import asgi
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
-from adapter.transport.http import create_app
+from adapter.service.http import create_app
 
 
 @pytest.fixture(scope="module")

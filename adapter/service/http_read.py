@@ -12,8 +12,8 @@ from typing import Any
 import orjson
 from fastapi.responses import Response
 
+from adapter.service.http_outcome import FHIR_JSON, outcome_response
 from adapter.store import MessageRow, OutboxItem, Store
-from adapter.transport.http_outcome import FHIR_JSON, outcome_response
 
 
 def report(store: Store, report_id: str) -> Response:

@@ -35,10 +35,10 @@ from typing import Any, Final
 
 import orjson
 
-from adapter.affinity import pin
 from adapter.errors import AdapterError
 from adapter.model import SourceFormat
 from adapter.pipeline import Context, Outcome, RawMessage, process
+from adapter.service.affinity import pin
 from adapter.store import ReportIndexRow
 
 log = logging.getLogger("her2_adapter.workers")
@@ -105,7 +105,7 @@ class _Worker:
     process: subprocess.Popen[bytes]
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
-    cpus: frozenset[int] | None  # where it is pinned (adapter/affinity.py), if anywhere
+    cpus: frozenset[int] | None  # where it is pinned (adapter/service/affinity.py), if anywhere
     pending: dict[int, asyncio.Future[Processed]] = field(default_factory=dict)
     listener: asyncio.Task[None] | None = None
 
@@ -116,7 +116,7 @@ class WorkerPool:
     def __init__(
         self, context: Context, workers: int, *, cpus: Sequence[frozenset[int]] = ()
     ) -> None:
-        """``cpus``: a CPU set per worker to pin it to (see adapter/affinity.py); () pins none."""
+        """``cpus``: a CPU set per worker to pin it to (see ``affinity.py``); () pins none."""
         if workers < 1:
             raise ValueError("a worker pool needs at least one worker")
         if cpus and len(cpus) != workers:
@@ -247,7 +247,9 @@ class WorkerPool:
 
 
 _PROTOCOL: Final = pickle.HIGHEST_PROTOCOL
-_WORKER_MAIN: Final = "import sys; from adapter.workers import serve; serve(int(sys.argv[1]))"
+_WORKER_MAIN: Final = (
+    "import sys; from adapter.service.workers import serve; serve(int(sys.argv[1]))"
+)
 
 
 async def _reap(process: subprocess.Popen[bytes]) -> int:

@@ -26,8 +26,8 @@ from typing import Any, ClassVar
 
 from adapter.errors import AdapterError
 from adapter.model import SourceFormat
-from adapter.replay_expected import Observed
-from adapter.replay_sources import KeySpec, SourceMessage, message_key
+from adapter.replay.expected import Observed
+from adapter.replay.sources import KeySpec, SourceMessage, message_key
 
 Result = tuple[SourceMessage, str | None, Observed]
 

@@ -1,8 +1,8 @@
 """``ServiceSettings``: what ``serve`` and ``reprocess`` add to ``Settings``, via pydantic-settings.
 
-Flags over ``HER2_*`` environment variables over a TOML file (``adapter.server.load_settings``) over
-defaults. It lives apart from ``Settings`` so that ``convert``, which needs only ``Settings``,
-does not import pydantic-settings.
+Flags over ``HER2_*`` environment variables over a TOML file
+(``adapter.service.server.load_settings``) over defaults. It lives apart from ``Settings`` so that
+``convert``, which needs only ``Settings``, does not import pydantic-settings.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import ClassVar
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from adapter.affinity import available_cpus
 from adapter.config import ENV_PREFIX, Settings
+from adapter.service.affinity import available_cpus
 
 
 class ServiceSettings(BaseSettings, Settings):

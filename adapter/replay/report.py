@@ -24,7 +24,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from adapter.replay import MessageResult, Status, Summary
+from adapter.replay.collect import MessageResult, Status, Summary
 
 _STYLES = {
     Status.SAME: "green",

@@ -30,9 +30,9 @@ from tenacity import (
 )
 
 from adapter.errors import StoreUnavailable
-from adapter.metrics import FORWARDS
-from adapter.service import Clock
-from adapter.service_settings import ServiceSettings
+from adapter.service.handler import Clock
+from adapter.service.metrics import FORWARDS
+from adapter.service.settings import ServiceSettings
 from adapter.store import OutboxItem, Store
 
 log = logging.getLogger("her2_adapter.forward")

@@ -13,10 +13,10 @@ from mllp_support import TickingClock, msa_code, oru
 from adapter.errors import EncodingError
 from adapter.ingest.er7 import decode_message
 from adapter.pipeline import Context
-from adapter.service import Handled, Service, ack_header_of
-from adapter.service_settings import ServiceSettings
+from adapter.service.handler import Handled, Service, ack_header_of
+from adapter.service.settings import ServiceSettings
+from adapter.service.workers import Processed, WorkerPool
 from adapter.store import GroupCommitter, MessageStatus, Store, Transport, open_store
-from adapter.workers import Processed, WorkerPool
 
 
 @pytest.mark.parametrize("workers", [0, 1], ids=["in-process", "worker-pool"])

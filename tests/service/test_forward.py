@@ -18,9 +18,9 @@ import orjson
 import pytest
 from http_support import HL7, T0, build_runtime, oru, serving
 
-from adapter.forward import Forwarder, ForwardPolicy, run_forwarder
-from adapter.metrics import REGISTRY
-from adapter.service_settings import ServiceSettings
+from adapter.service.forward import Forwarder, ForwardPolicy, run_forwarder
+from adapter.service.metrics import REGISTRY
+from adapter.service.settings import ServiceSettings
 from adapter.store import OutboxItem, OutboxStatus, Store, open_store
 
 FAST = ForwardPolicy(poll_seconds=0.01, connect_tries=3, connect_wait_seconds=0, backoff_seconds=10)
