@@ -1,7 +1,7 @@
 """Log lines: one event per line, as text or JSON, at a chosen level, never with patient data.
 
 The standard library's ``logging`` carries the events (every module logs to a named logger under
-``her2_adapter``); this module only lays the lines out. structlog was declared and is not used:
+``her2_adapter``); this module only lays the lines out. structlog is not used (it was declared):
 importing it pulls asyncio and rich's console into ``convert``'s start, some tens of
 milliseconds, for what two small formatters do here.
 
