@@ -14,6 +14,7 @@ lines, the store and the logs, so that an interface analyst can look any of them
     │   ├── NotFhir               FHIR-NOT-FHIR     JSON that is not a FHIR resource
     │   ├── UnsupportedResource   FHIR-UNSUPPORTED  a resourceType we do not take
     │   ├── InvalidResource       FHIR-INVALID      a resource that violates FHIR R4
+    │   ├── ValueNotWritable      VALUE-INVALID     a value FHIR cannot hold (a code, an offset)
     │   └── NothingToClassify     NO-HER2-RESULT    no HER2/ER/PgR tissue result in it
     ├── ConfigError               the adapter's own configuration is wrong
     │   └── MappingFileError      MAPPING-INVALID   a mappings/*.toml file failed validation
@@ -97,6 +98,16 @@ class UnsupportedResource(InputError):
 
 class InvalidResource(InputError):
     code = "FHIR-INVALID"
+    http_status = 422
+
+
+class ValueNotWritable(InputError):
+    """A value read from the input that its FHIR datatype cannot hold (a code with a line break,
+    a time zone offset beyond ±14:00, an empty identifier): refused, never written invalid."""
+
+    code = "VALUE-INVALID"
+    hl7_condition = "102"  # data type error
+    ack_code = "AE"
     http_status = 422
 
 

@@ -69,6 +69,7 @@ from adapter.model import (
     ReportedObservation,
     ReportStatus,
     ResultStatus,
+    SourceFormat,
 )
 
 JsonDict = dt.JsonDict
@@ -107,10 +108,13 @@ def build_bundle(
         order = order_identity(record.origin)
         occurrences[order] += 1
         assembly.add(record, classification, record_ids(record, occurrences[order]))
+    # An HL7 v2 control id of separators alone (MSH-10 "~") reads as empty.
+    hl7 = bool(results) and results[0][0].origin.format is SourceFormat.HL7V2
+    value = dt.identifier_value(message_id, _at(hl7, "MSH-10", "Bundle.identifier"))
     bundle: JsonDict = {
         "resourceType": "Bundle",
         "id": resource_id("Bundle", message_id),
-        "identifier": {"system": MESSAGE_ID_SYSTEM, "value": message_id},
+        "identifier": {"system": MESSAGE_ID_SYSTEM, "value": value},
         "type": "transaction",
     }
     entries = assembly.entries()
@@ -159,8 +163,10 @@ class _Assembly:
     specimens: dict[str, _SpecimenParts] = field(default_factory=dict)
     record_resources: list[JsonDict] = field(default_factory=list)
     times: dt.DateTimeTexts = field(default_factory=dt.DateTimeTexts)
+    hl7: bool = False  # the input was HL7 v2: errors name its fields too
 
     def add(self, record: AssayRecord, classification: Classification, ids: RecordIds) -> None:
+        self.hl7 = record.origin.format is SourceFormat.HL7V2
         known = self.patients.setdefault(ids.patient, [])
         known.extend(i for i in record.patient.identifiers if i not in known)
         specimen_id = self._add_specimen(record, ids)
@@ -190,8 +196,8 @@ class _Assembly:
 
     def entries(self) -> list[JsonDict]:
         resources = [
-            *(_patient(pid, identifiers) for pid, identifiers in self.patients.items()),
-            *(_specimen(sid, parts) for sid, parts in self.specimens.items()),
+            *(_patient(pid, known, self.hl7) for pid, known in self.patients.items()),
+            *(_specimen(sid, parts, self.hl7) for sid, parts in self.specimens.items()),
             *self.record_resources,
         ]
         return [_entry(resource) for resource in resources]
@@ -211,25 +217,38 @@ def _entry(resource: JsonDict) -> JsonDict:
 # --------------------------------------------------------------------------------------------
 
 
-def _patient(patient_id: str, identifiers: list[Identifier]) -> JsonDict:
+def _at(hl7: bool, field: str, element: str) -> str:
+    """Where a value sits, for an error: the HL7 v2 field too when the input was HL7 v2."""
+    return f"{field}: {element}" if hl7 else element
+
+
+def _patient(patient_id: str, identifiers: list[Identifier], hl7: bool) -> JsonDict:
     # identifiers only: names, birth dates and addresses never leave the sender
     resource: JsonDict = {"resourceType": "Patient", "id": patient_id}
     if identifiers:
-        resource["identifier"] = [dt.identifier(i) for i in identifiers]
+        resource["identifier"] = [
+            dt.identifier(each, _at(hl7, "PID-3", f"Patient.identifier[{index}]"))
+            for index, each in enumerate(identifiers)
+        ]
     return resource
 
 
-def _specimen(specimen_id: str, parts: _SpecimenParts) -> JsonDict:
+def _specimen(specimen_id: str, parts: _SpecimenParts, hl7: bool) -> JsonDict:
     resource: JsonDict = {"resourceType": "Specimen", "id": specimen_id}
     if parts.specimen_id:
-        resource["identifier"] = [{"value": parts.specimen_id}]
-    specimen_type = dt.codeable(parts.type)
+        value = dt.identifier_value(parts.specimen_id, _at(hl7, "SPM-2", "Specimen.identifier"))
+        resource["identifier"] = [{"value": value}]
+    specimen_type = dt.codeable(parts.type, _at(hl7, "SPM-4", "Specimen.type"))
     if specimen_type:
         resource["type"] = specimen_type
     resource["subject"] = dt.reference(parts.patient_id)
     # R4 has one bodySite: the codings sent for the site (e.g. SNOMED and ICD-O) share it
-    site_codings = [c for c in map(dt.coding, parts.body_sites) if c is not None]
-    site_text = next((s.display for s in parts.body_sites if s.display), None)
+    site_codings = [
+        coded
+        for site in parts.body_sites
+        if (coded := dt.coding(site, _at(hl7, "SPM-8", "Specimen.collection.bodySite"))) is not None
+    ]
+    site_text = dt.text(next((s.display for s in parts.body_sites if s.display), None))
     site: JsonDict = {}
     if site_codings:
         site["coding"] = site_codings
@@ -273,33 +292,49 @@ def _observation(
     times: dt.DateTimeTexts,
 ) -> JsonDict:
     effective = observation.effective or record.effective
-    code = dt.codeable(observation.provenance.code) or {"text": observation.analyte.value}
+    at = observation.provenance.locator
+    code = dt.codeable(observation.provenance.code, f"{at}: Observation.code") or {
+        "text": observation.analyte.value
+    }
     resource = _common_observation_head(
         record,
         observation_id,
         observation.status,
         code,
         patient_id,
-        times(effective, "Observation.effectiveDateTime") if effective else None,
+        times(effective, f"{at}: Observation.effectiveDateTime") if effective else None,
         times,
     )
     resource.update(_value(observation))
     if observation.interpretation:
         resource["interpretation"] = [
-            {"coding": [{"system": OBSERVATION_INTERPRETATION, "code": code}]}
+            {
+                "coding": [
+                    {
+                        "system": OBSERVATION_INTERPRETATION,
+                        "code": dt.code(code, f"{at}: Observation.interpretation"),
+                    }
+                ]
+            }
             for code in observation.interpretation
         ]
-    if observation.notes:
-        resource["note"] = [{"text": note} for note in observation.notes]
+    notes = _notes(observation.notes)
+    if notes:
+        resource["note"] = notes
     if specimen_id:
         resource["specimen"] = dt.reference(specimen_id)
     return resource
 
 
+def _notes(texts: Sequence[str]) -> list[JsonDict]:
+    return [{"text": written} for note in texts if (written := dt.text(note))]
+
+
 def _value(observation: ReportedObservation) -> JsonDict:
     """value[x] in order of fidelity: coded, ratio, number, text; else why there is none."""
     if observation.coding is not None:
-        concept = dt.codeable(observation.coding, observation.text)
+        element = f"{observation.provenance.locator}: Observation.valueCodeableConcept"
+        concept = dt.codeable(observation.coding, element, observation.text)
         if concept:
             return {"valueCodeableConcept": concept}
     if observation.ratio is not None:
@@ -312,11 +347,12 @@ def _value(observation: ReportedObservation) -> JsonDict:
         if amount is not None:
             return {"valueQuantity": amount}
         # a range such as "1-10": FHIR Quantity cannot hold it, so the text is kept as sent
-        text = dt.interval_text(observation.number) or observation.text
+        text = dt.interval_text(observation.number) or dt.text(observation.text)
         if text:
             return {"valueString": text}
-    if observation.text:
-        return {"valueString": observation.text}
+    text = dt.text(observation.text)
+    if text:
+        return {"valueString": text}
     return {"dataAbsentReason": {"coding": [{"system": DATA_ABSENT_REASON, "code": "unknown"}]}}
 
 
@@ -345,7 +381,7 @@ def _summary(
         *map(warning_note, record.warnings),
     ]
     if notes:
-        resource["note"] = [{"text": note} for note in notes]
+        resource["note"] = _notes(notes)
     if specimen_id:
         resource["specimen"] = dt.reference(specimen_id)
     if ids.observations:
@@ -454,10 +490,17 @@ def _report(
     times: dt.DateTimeTexts,
 ) -> JsonDict:
     origin = record.origin
+    hl7 = origin.format is SourceFormat.HL7V2
     resource: JsonDict = {"resourceType": "DiagnosticReport", "id": ids.report}
     order_numbers = [
-        {"type": {"coding": [{"system": V2_0203, "code": kind}]}, "value": number}
-        for kind, number in (("PLAC", origin.placer_order), ("FILL", origin.filler_order))
+        {
+            "type": {"coding": [{"system": V2_0203, "code": kind}]},
+            "value": dt.identifier_value(number, _at(hl7, field, "DiagnosticReport.identifier")),
+        }
+        for kind, number, field in (
+            ("PLAC", origin.placer_order, "ORC-2/OBR-2"),
+            ("FILL", origin.filler_order, "ORC-3/OBR-3"),
+        )
         if number
     ]
     if order_numbers:
@@ -465,7 +508,9 @@ def _report(
     system, code, display = HER2_INTERPRETATION
     resource["status"] = record.report_status.value
     resource["category"] = [LAB_REPORT_CATEGORY]
-    resource["code"] = dt.codeable(origin.order_code) or {
+    resource["code"] = dt.codeable(
+        origin.order_code, _at(hl7, "OBR-4", "DiagnosticReport.code")
+    ) or {
         "coding": [{"system": system, "code": code, "display": display}],
         "text": display,
     }
@@ -479,7 +524,7 @@ def _report(
     if specimen_id:
         resource["specimen"] = [dt.reference(specimen_id)]
     resource["result"] = [dt.reference(oid) for oid in (*ids.observations, ids.summary)]
-    resource["conclusion"] = conclusion(record, classification)
+    resource["conclusion"] = dt.text(conclusion(record, classification))
     resource["conclusionCode"] = _conclusion_codes(classification, codesystem)
     return resource
 

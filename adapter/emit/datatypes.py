@@ -1,42 +1,96 @@
-"""FHIR R4 data types as plain dicts, keys in the order the specification lists the elements.
+r"""FHIR R4 data types as plain dicts, keys in the order the specification lists the elements.
 
 No empty strings or empty arrays are ever written: FHIR forbids them.
+
+Every value copied from the input is held to its FHIR datatype here, where it is written:
+``code`` and ``uri`` values that their pattern refuses (whitespace at an end or a line break
+inside, often an escaped CR such as ``\X0D\``), an empty identifier, a time zone offset beyond
+±14:00 raise :class:`ValueNotWritable` naming the element (and the input position the caller
+knows); free text keeps its words, with the whitespace characters FHIR's ``string`` pattern
+refuses (vertical tab, form feed, no-break space...) written as plain spaces.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+import re
+from datetime import datetime, timedelta
+from typing import Any, Final
 
 from adapter.emit.codes import UCUM, V2_0203
-from adapter.errors import OutputInvalid
+from adapter.errors import OutputInvalid, ValueNotWritable
 from adapter.model import Coding, Identifier, Interval
 
 JsonDict = dict[str, Any]
 
+_CODE: Final = re.compile(r"\S+(?: \S+)*")
+r"""FHIR ``code``: no whitespace at either end, single spaces inside (Python's ``\S`` refuses
+every Unicode space, as the R4 JSON schema's pattern does)."""
+_URI: Final = re.compile(r"\S+")
+_NOT_IN_STRING: Final = re.compile(
+    "[\x0b\x0c\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
+)
+"""Whitespace other than space, tab, CR and LF: FHIR's ``string`` pattern refuses it."""
+_LARGEST_OFFSET: Final = timedelta(hours=14)
 
-def coding(value: Coding) -> JsonDict | None:
+
+def code(value: str, element: str) -> str:
+    """``value`` as a FHIR ``code``, or ValueNotWritable at ``element``."""
+    if _CODE.fullmatch(value) is None:
+        raise ValueNotWritable(
+            "a code with a line break, a tab or spaces at an end cannot be written as FHIR",
+            location=element,
+        )
+    return value
+
+
+def uri(value: str, element: str) -> str:
+    """``value`` as a FHIR ``uri`` (no whitespace at all), or ValueNotWritable at ``element``."""
+    if _URI.fullmatch(value) is None:
+        raise ValueNotWritable("a URI with whitespace cannot be written as FHIR", location=element)
+    return value
+
+
+def text(value: str | None) -> str | None:
+    """Free text as a FHIR ``string``: refused whitespace becomes a space; None when blank."""
+    if value is None:
+        return None
+    if _NOT_IN_STRING.search(value) is not None:
+        value = _NOT_IN_STRING.sub(" ", value)
+    return value if value.strip() else None
+
+
+def identifier_value(value: str, element: str) -> str:
+    """A non-blank FHIR ``string`` for ``Identifier.value``, or ValueNotWritable."""
+    written = text(value)
+    if written is None:
+        raise ValueNotWritable("an identifier is empty", location=element)
+    return written
+
+
+def coding(value: Coding, element: str) -> JsonDict | None:
     """A Coding, or ``None`` when nothing was coded (a display alone becomes text instead)."""
     if not value.code:
         return None
     out: JsonDict = {}
     if value.system:
-        out["system"] = value.system  # ingest resolved it to a URI through the mappings
-    out["code"] = value.code
-    if value.display:
-        out["display"] = value.display
+        # ingest resolved it to a URI through the mappings, or kept the sender's own
+        out["system"] = uri(value.system, f"{element}.system")
+    out["code"] = code(value.code, f"{element}.code")
+    display = text(value.display)
+    if display:
+        out["display"] = display
     return out
 
 
-def codeable(value: Coding | None, text: str | None = None) -> JsonDict | None:
+def codeable(value: Coding | None, element: str, label: str | None = None) -> JsonDict | None:
     """A CodeableConcept from one incoming coding; its display doubles as text when no text."""
     out: JsonDict = {}
-    coded = coding(value) if value is not None else None
+    coded = coding(value, f"{element}.coding") if value is not None else None
     if coded is not None:
         out["coding"] = [coded]
-    label = text or (value.display if value is not None else None)
-    if label:
-        out["text"] = label
+    written = text(label or (value.display if value is not None else None))
+    if written:
+        out["text"] = written
     return out or None
 
 
@@ -47,13 +101,14 @@ def adapter_coding(system: str, code: str, display: str | None = None) -> JsonDi
     return out
 
 
-def identifier(value: Identifier) -> JsonDict:
+def identifier(value: Identifier, element: str) -> JsonDict:
     out: JsonDict = {}
     if value.type_code:
-        out["type"] = {"coding": [{"system": V2_0203, "code": value.type_code}]}
+        type_code = code(value.type_code, f"{element}.type.coding.code")
+        out["type"] = {"coding": [{"system": V2_0203, "code": type_code}]}
     if value.system:
-        out["system"] = value.system
-    out["value"] = value.value
+        out["system"] = uri(value.system, f"{element}.system")
+    out["value"] = identifier_value(value.value, f"{element}.value")
     return out
 
 
@@ -72,7 +127,8 @@ def quantity(number: Interval, unit: str | None, ucum: str | None) -> JsonDict |
         out = {"value": number.low, "comparator": ">=" if number.low_inclusive else ">"}
     else:
         return None
-    if unit and unit.strip():
+    unit = text(unit)
+    if unit:
         out["unit"] = unit
     if ucum is not None:
         out["system"] = UCUM
@@ -83,7 +139,7 @@ def quantity(number: Interval, unit: str | None, ucum: str | None) -> JsonDict |
 def interval_text(number: Interval) -> str | None:
     """The value as the lab sent it; else the bounds written out (``1-10``)."""
     if number.text:
-        return number.text
+        return text(number.text)
     if number.low is not None and number.high is not None:
         return f"{number.low}-{number.high}"
     return None
@@ -99,7 +155,11 @@ def date_time(value: datetime, element: str) -> str:
     if offset is None:
         raise OutputInvalid("datetime without a time zone", location=element)
     if offset.seconds % 60 or offset.microseconds:
-        raise OutputInvalid("time zone offset is not whole minutes", location=element)
+        raise ValueNotWritable("a time zone offset is not whole minutes", location=element)
+    if abs(offset) > _LARGEST_OFFSET:
+        raise ValueNotWritable(
+            "a time zone offset beyond ±14:00 cannot be written as FHIR", location=element
+        )
     text = value.isoformat(timespec="seconds")
     if value.microsecond:
         fraction = f"{value.microsecond:06d}".rstrip("0")

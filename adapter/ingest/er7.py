@@ -185,6 +185,8 @@ def _declared_charset(raw: bytes) -> str:
         if 0 <= found < header_end:
             header_end = found
     header = raw[:header_end]
+    if len(header) < 4:  # a bare "MSH" line: no field separator to read the rest with
+        raise MalformedMessage("the MSH segment has no field separator", location="MSH-1")
     fields = header.split(header[3:4])
     # MSH-1 is the separator itself, so MSH-18 sits at split index 17.
     if len(fields) < 18:

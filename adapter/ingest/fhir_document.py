@@ -102,9 +102,15 @@ def _one_object_per_line(line: str) -> bool:
     return stripped.startswith("{") and stripped.endswith("}")
 
 
+MAX_DEPTH = 64
+"""JSON nesting that a FHIR resource never needs (a Bundle with a contained resource, its
+extensions and their values stays under 20): deeper input is refused before the models, whose
+validators recurse once per level and would run out of stack."""
+
+
 def _loads(content: str, line_offset: int = 0) -> Any:
     try:
-        return json.loads(content, parse_float=Decimal, parse_constant=_no_constants)
+        document = json.loads(content, parse_float=Decimal, parse_constant=_no_constants)
     except json.JSONDecodeError as exc:
         line = exc.lineno + line_offset
         raise InvalidJson(
@@ -114,6 +120,26 @@ def _loads(content: str, line_offset: int = 0) -> Any:
         raise InvalidJson(f"broken JSON: {exc}") from exc
     except RecursionError as exc:  # "[[[[..." nested deeper than the parser can follow
         raise InvalidJson("broken JSON: nested too deeply") from exc
+    if _deeper_than(document, MAX_DEPTH):
+        raise InvalidJson(f"JSON nested deeper than {MAX_DEPTH} levels is not taken")
+    return document
+
+
+def _deeper_than(document: Any, limit: int) -> bool:
+    """Whether objects and arrays nest more than ``limit`` levels (without recursion)."""
+    pending: list[tuple[Any, int]] = [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def _no_constants(name: str) -> NoReturn:

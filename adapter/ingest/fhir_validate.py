@@ -85,9 +85,16 @@ def check_resource(resource: JsonObject, locator: str) -> Checked:
     readable, warnings = _r5_tolerance(kind, resource, locator)
     _check_values(kind, readable, locator)
     for index, contained in enumerate(objects(readable.get("contained"))):
-        inner = str(contained.get("resourceType"))
+        inner = contained.get("resourceType")
+        where = f"{locator}.contained[{index}]"
+        if not isinstance(inner, str) or not _is_r4_type(inner):
+            # The models would fail on it with a KeyError rather than a validation error.
+            raise InvalidResource(
+                f"{where}: resourceType is not an R4 resource type",
+                location=f"{kind}.contained[{index}].resourceType",
+            )
         if inner in SUPPORTED_TYPES:
-            _check_values(inner, contained, f"{locator}.contained[{index}]")
+            _check_values(inner, contained, where)
     _validate_model(kind, _without_tolerated(kind, readable), locator)
     return Checked(readable, tuple(warnings))
 
@@ -138,6 +145,24 @@ def _check_values(kind: str, resource: JsonObject, locator: str) -> None:
         _check_code(
             kind, resource.get("status"), REPORT_STATUSES, "DiagnosticReportStatus", locator
         )
+    elif kind == "MessageHeader":
+        endpoint = obj(resource.get("source")).get("endpoint")
+        if endpoint is not None and not isinstance(endpoint, str):
+            # The model's url type calls str methods on it before it checks the type.
+            raise InvalidResource(
+                f"{locator}: source.endpoint: a url must be a JSON string",
+                location="MessageHeader.source.endpoint",
+            )
+
+
+def _is_r4_type(name: str) -> bool:
+    from fhir.resources.R4B import get_fhir_model_class
+
+    try:
+        get_fhir_model_class(name)
+    except (KeyError, ValueError):
+        return False
+    return True
 
 
 def _check_one_value(element: JsonObject, locator: str, where: str) -> None:
@@ -196,7 +221,9 @@ def _validate_model(kind: str, resource: JsonObject, locator: str) -> None:
         raise InvalidResource(
             f"{locator}: {where}: {message}{more}", location=f"{kind}.{where}"
         ) from exc
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        # The models' own validators fail like this on some wrongly typed JSON, before they
+        # report it: it is still the resource that is wrong.
         raise InvalidResource(
             f"{locator}: not a valid {kind} ({type(exc).__name__})", location=kind
         ) from exc

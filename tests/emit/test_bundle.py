@@ -13,7 +13,7 @@ import pytest
 from adapter.config import Settings
 from adapter.emit.bundle import build_bundle, dumps
 from adapter.emit.datatypes import date_time
-from adapter.errors import OutputInvalid
+from adapter.errors import OutputInvalid, ValueNotWritable
 from adapter.model import (
     Analyte,
     AssayRecord,
@@ -382,8 +382,23 @@ def test_date_time_rendering(value: datetime, expected: str) -> None:
 def test_date_time_refuses_offsets_fhir_cannot_write() -> None:
     """An offset with seconds (historic local mean time) cannot be a FHIR dateTime."""
     odd = datetime(1890, 1, 1, tzinfo=timezone(timedelta(minutes=53, seconds=28)))
-    with pytest.raises(OutputInvalid):
+    with pytest.raises(ValueNotWritable, match="whole minutes"):
         date_time(odd, "DiagnosticReport.issued")
+
+
+@pytest.mark.parametrize(("hours", "minutes"), [(-15, 0), (14, 1), (-14, -1), (23, 59)])
+def test_date_time_refuses_offsets_beyond_14_hours(hours: int, minutes: int) -> None:
+    """FHIR's dateTime allows -14:00 to +14:00 (an HL7 offset of -1500 is beyond it)."""
+    moment = datetime(2024, 3, 5, 9, 30, tzinfo=timezone(timedelta(hours=hours, minutes=minutes)))
+    with pytest.raises(ValueNotWritable, match="14:00") as raised:
+        date_time(moment, "OBX[1]: Observation.effectiveDateTime")
+    assert raised.value.location == "OBX[1]: Observation.effectiveDateTime"
+
+
+@pytest.mark.parametrize("hours", [-14, 14, 0])
+def test_date_time_writes_the_outermost_offsets(hours: int) -> None:
+    moment = datetime(2024, 3, 5, 9, 30, tzinfo=timezone(timedelta(hours=hours)))
+    assert date_time(moment, "issued").startswith("2024-03-05T09:30:00")
 
 
 # --------------------------------------------------------------------------------------------
