@@ -143,6 +143,14 @@ class TransientError(AdapterError):
 class StoreUnavailable(TransientError):
     code = "STORE-UNAVAILABLE"
 
+    def __init__(
+        self, reason: str, *, location: str | None = None, cause: str = "unavailable"
+    ) -> None:
+        super().__init__(reason, location=location)
+        self.cause = cause
+        """Why, in a few words fit for a log line and a health answer: ``read-only``,
+        ``disk full``, ``unreachable``... (never data: the reason may name a file or a host)."""
+
 
 def all_error_classes() -> list[type[AdapterError]]:
     """Every concrete error class, for docs and for the test that codes are unique."""

@@ -200,6 +200,9 @@ class Service:
         # Senders' control ids seen lately (oldest first, bounded): a message that repeats one
         # is a resend or a correction, and is not processed before the store has said which.
         self._seen: dict[tuple[str, str], None] = {}
+        # Messages ACKed whose outcome could not be stored (the store failed after the raw
+        # commit): completed as soon as the store is back, not at the next age-based sweep.
+        self._unrecorded: set[int] = set()
 
     async def handle(
         self,
@@ -268,7 +271,7 @@ class Service:
             else:
                 # Rides in the next commit someone waits for: one disk flush per message, not two.
                 stored = self.committer.submit(writes, defer=True)
-                stored.add_done_callback(_log_late_failure)
+                stored.add_done_callback(lambda done: self._note_late_failure(row_id, done))
         except asyncio.CancelledError:
             answer.cancel()
             raise
@@ -297,6 +300,23 @@ class Service:
         if len(self._seen) > _SEEN_LIMIT:
             del self._seen[next(iter(self._seen))]
         return False
+
+    def _note_late_failure(self, row_id: int, stored: asyncio.Future[list[WriteResult]]) -> None:
+        """An outcome not stored after its ACK: the message is kept for completion."""
+        if stored.cancelled() or (error := stored.exception()) is None:
+            return
+        log.warning("outcome not stored: row=%d %s", row_id, type(error).__name__)
+        self._unrecorded.add(row_id)
+
+    def take_unrecorded(self) -> list[int]:
+        """Rows whose outcome could not be stored after their ACK, oldest first (and forgets
+        them: the caller completes them, or a later sweep does)."""
+        rows, self._unrecorded = sorted(self._unrecorded), set()
+        return rows
+
+    def unrecorded_again(self, rows: list[int]) -> None:
+        """Rows taken by ``take_unrecorded`` that could not be completed either."""
+        self._unrecorded.update(rows)
 
     def in_flight(self, row_id: int) -> bool:
         """Whether a message is being processed right now (the recovery sweep leaves it)."""
@@ -421,12 +441,6 @@ def _abandon(processing: asyncio.Future[Processed] | None) -> None:
 def _retrieve_quietly(processing: asyncio.Future[Processed]) -> None:
     if not processing.cancelled():
         processing.exception()  # retrieved, so asyncio does not log it as never retrieved
-
-
-def _log_late_failure(future: asyncio.Future[list[WriteResult]]) -> None:
-    """An outcome that could not be stored after the ACK: the message stays reprocessable."""
-    if not future.cancelled() and (error := future.exception()) is not None:
-        log.warning("outcome not stored: %s", type(error).__name__)
 
 
 def application_ack(header: AckHeader, error: AdapterError | None, moment: datetime) -> bytes:

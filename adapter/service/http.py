@@ -50,7 +50,7 @@ if TYPE_CHECKING:  # adapter.service.server imports this module to build the app
 log = logging.getLogger("her2_adapter.http")
 
 RETRY_AFTER_SECONDS = "5"
-PUBLIC_PATHS = frozenset({"/healthz"})
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
 
 _HL7_BODY = {"schema": {"type": "string"}}
 _HL7_REQUEST = {
@@ -141,8 +141,13 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     @app.get("/healthz", responses={503: _OUTCOME})
     async def healthz() -> Response:
-        """200 when the store answers, 503 (with Retry-After) when it does not."""
-        return await _read(lambda: _health(store))
+        """200 when the store takes a write; 503 (with Retry-After) naming why it does not."""
+        return await _health(runtime, ready=False)
+
+    @app.get("/readyz", responses={503: _OUTCOME})
+    async def readyz() -> Response:
+        """For load balancers: /healthz, and a worker process to run the pipeline in."""
+        return await _health(runtime, ready=True)
 
     @app.get("/metrics", response_class=Response)
     async def metrics() -> Response:
@@ -152,9 +157,28 @@ def create_app(runtime: Runtime) -> FastAPI:
     return app
 
 
-def _health(store: Store) -> Response:
-    store.ping()
-    return JSONResponse({"status": "ok", "store": store.backend_name})
+async def _health(runtime: Runtime, *, ready: bool) -> Response:
+    """A committed write through the store's writer (shared by callers within a second)."""
+    try:
+        await runtime.committer.probe()
+    except StoreUnavailable as error:
+        return outcome_response(
+            503,
+            error.code,
+            "transient",
+            f"the store does not take writes: {error.cause}",
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        )
+    pool = runtime.service.pool
+    if ready and pool is not None and not pool.pids:
+        return outcome_response(
+            503,
+            "HTTP-NOT-READY",
+            "transient",
+            "no worker process is running; replacements are being started",
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        )
+    return JSONResponse({"status": "ok", "store": runtime.store.backend_name, "writable": True})
 
 
 async def _read(answer: Callable[[], Response]) -> Response:

@@ -237,26 +237,78 @@ RECOVERY_AGE = timedelta(seconds=60)
 """A message still ``received`` this long after it arrived lost its outcome (a crash, or a
 store fault after its MLLP ACK): the sweep processes it again."""
 RECOVERY_BATCH = 500
+PROBE_INTERVAL = 1.0
+"""Seconds between write probes while the store is failing, so that the service sees it come
+back (and completes what the fault left) without waiting for a message or a health check."""
 
 
 async def _recover_received(runtime: Runtime, stop: asyncio.Event) -> None:
-    """Complete messages that were stored (and maybe ACKed) but whose outcome never was."""
-    service = runtime.service
+    """Complete messages that were stored (and maybe ACKed) but whose outcome never was.
+
+    Those whose outcome write failed in this process are known by row: they are completed as
+    soon as the store takes writes again. The age-based sweep finds the others (a crash).
+    """
+    committer = runtime.committer
+    next_sweep = 0.0
+    loop = asyncio.get_running_loop()
     while not stop.is_set():
         try:
-            cutoff = runtime.clock() - RECOVERY_AGE
-            rows = await asyncio.to_thread(_abandoned, runtime.store, cutoff)
-            for row in rows:
-                if stop.is_set():
-                    break
-                if row.message_format is MessageFormat.TRUNCATED or service.in_flight(row.row_id):
-                    continue
-                handled = await service.reprocess(row)
-                log.info("recovered: row=%d status=%s", row.row_id, handled.status.value)
+            if committer.failure is not None:
+                await committer.probe()  # raises while the store is still failing
+            unrecorded = runtime.service.take_unrecorded()
+            try:
+                await _complete(runtime, unrecorded, stop)
+            except TransientError:
+                runtime.service.unrecorded_again(unrecorded)  # the store failed again
+                raise
+            if loop.time() >= next_sweep:
+                cutoff = runtime.clock() - RECOVERY_AGE
+                await _complete(
+                    runtime, await asyncio.to_thread(_abandoned, runtime.store, cutoff), stop
+                )
+                next_sweep = loop.time() + RECOVERY_INTERVAL
         except TransientError as error:
-            log.warning("recovery sweep skipped: %s", error.code)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), RECOVERY_INTERVAL)
+            log.warning("recovery waits for the store: %s", getattr(error, "cause", error.code))
+        failing = committer.failure is not None
+        await _first_of(
+            stop, committer, PROBE_INTERVAL if failing else max(0.1, next_sweep - loop.time())
+        )
+
+
+async def _first_of(stop: asyncio.Event, committer: GroupCommitter, timeout: float) -> None:
+    """Until asked to stop, the store recovers, or ``timeout`` seconds have passed."""
+    waits = {
+        asyncio.ensure_future(stop.wait()),
+        asyncio.ensure_future(committer.wait_for_recovery()),
+    }
+    _, pending = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+
+
+async def _complete(
+    runtime: Runtime, rows: Sequence[MessageRow | int], stop: asyncio.Event
+) -> None:
+    """Process again each row still ``received`` (by row, or by row id) and store its outcome."""
+    service = runtime.service
+    for item in rows:
+        if stop.is_set():
+            return
+        row = (
+            item
+            if isinstance(item, MessageRow)
+            else await asyncio.to_thread(runtime.store.get_message_row, item)
+        )
+        if (
+            row is None
+            or row.status is not MessageStatus.RECEIVED
+            or row.message_format is MessageFormat.TRUNCATED
+            or service.in_flight(row.row_id)
+        ):
+            continue  # completed meanwhile (a resend), or never to be processed
+        handled = await service.reprocess(row)
+        log.info("recovered: row=%d status=%s", row.row_id, handled.status.value)
 
 
 def _abandoned(store: Store, cutoff: datetime) -> list[MessageRow]:

@@ -13,8 +13,10 @@ Workers are fresh interpreters (never forked: the service process runs threads) 
 stdout open after the service is killed. They ignore SIGINT/SIGTERM (the service stops them
 after its in-flight messages) and exit when their socket closes, so they never outlive it.
 
-A worker that dies gives its in-flight messages an ``INTERNAL`` error (stored as failed, so
-``her2-adapter reprocess`` takes them again) and is replaced: a crash never stops the service.
+A worker that dies is replaced (a crash never stops the service), and each message it held is
+sent once more, to another worker: most were only its neighbours in the queue. A message whose
+second worker dies too is taken for poison: it gets an ``INTERNAL`` error (AE, stored as failed,
+so ``her2-adapter reprocess`` can take it again after a fix) and no third worker is risked.
 """
 
 from __future__ import annotations
@@ -95,7 +97,17 @@ _HEADER: Final = struct.Struct("!I")  # each pickle's length
 _READ_SIZE: Final = 1 << 20
 _STOP_GRACE: Final = 10.0
 """Seconds a worker gets to exit after its socket is closed, before it is killed."""
-_LOST: Final = "internal error (worker process died); the message is kept"
+_POISON: Final = (
+    "internal error (two worker processes died processing it: taken for poison);"
+    " the message is kept"
+)
+_TRIES: Final = 2
+"""Workers a message is given to: a second after a crash, not a third (poison)."""
+
+
+class _WorkerDied(Exception):
+    """The worker holding a message died before it answered."""
+
 
 _ErrorParts = tuple[type[AdapterError], str, str | None]
 _WorkResult = tuple[str | None, bytes | None, tuple[ReportIndexRow, ...], _ErrorParts | None]
@@ -148,23 +160,41 @@ class WorkerPool:
             )
         )
 
+    @property
+    def busy_pids(self) -> list[int]:
+        """Process ids of the live workers holding a message now (for monitoring)."""
+        return [worker.process.pid for worker in self._workers if worker.pending]
+
     async def process(
         self, data: bytes, message_format: SourceFormat, fhir_source: str | None = None
     ) -> Processed:
-        """The pipeline's Outcome for one message, from the least busy worker."""
+        """The pipeline's Outcome for one message, from the least busy worker.
+
+        If that worker dies first, the message goes to another; if that one dies too, the
+        message is poison and gets an ``INTERNAL`` error.
+        """
+        for _ in range(_TRIES):
+            worker = await self._live_worker()
+            number = next(self._numbers)
+            future: asyncio.Future[Processed] = asyncio.get_running_loop().create_future()
+            worker.pending[number] = future
+            payload = pickle.dumps((number, data, message_format, fhir_source), _PROTOCOL)
+            worker.writer.write(_frame(payload))
+            try:
+                return await future
+            except _WorkerDied:
+                continue  # the dead worker is out of the list: another one gets it
+        log.error("a message crashed %d worker processes: taken for poison", _TRIES)
+        return Processed(None, None, (), AdapterError(_POISON))
+
+    async def _live_worker(self) -> _Worker:
         while not self._workers:  # every worker died: wait for a replacement
             if self._closing:
                 raise RuntimeError("the worker pool is closed")
             if not self._spawning:
                 self._replace()  # an earlier replacement failed to start: try again
             await asyncio.wait(set(self._spawning))
-        worker = min(self._workers, key=lambda each: len(each.pending))
-        number = next(self._numbers)
-        future: asyncio.Future[Processed] = asyncio.get_running_loop().create_future()
-        worker.pending[number] = future
-        payload = pickle.dumps((number, data, message_format, fhir_source), _PROTOCOL)
-        worker.writer.write(_frame(payload))
-        return await future
+        return min(self._workers, key=lambda each: len(each.pending))
 
     async def close(self) -> None:
         """Stop the workers once they have answered what was sent to them."""
@@ -210,7 +240,7 @@ class WorkerPool:
         # No await from here until the worker is out of the list, so no message is sent to it.
         for future in worker.pending.values():
             if not future.done():
-                future.set_result(Processed(None, None, (), AdapterError(_LOST)))
+                future.set_exception(_WorkerDied())  # its caller gives it to another worker
         worker.pending.clear()
         if worker in self._workers:
             self._workers.remove(worker)

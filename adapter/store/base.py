@@ -10,6 +10,7 @@ next call, so the store recovers when the database comes back.
 
 from __future__ import annotations
 
+import errno
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
@@ -83,6 +84,28 @@ class Backend(ABC):
     @abstractmethod
     def lock_schema(self, conn: Connection) -> None:
         """Serialises schema upgrades by concurrent processes, inside the open transaction."""
+
+    @abstractmethod
+    def cause_of(self, error: BaseException) -> str:
+        """A driver error in a few words (``read-only``, ``disk full``...): ``StoreUnavailable``."""
+
+
+def os_cause(error: OSError) -> str:
+    """What an operating-system error says about a store, in a few words."""
+    return _OS_CAUSES.get(error.errno or 0, "operating-system error")
+
+
+_OS_CAUSES = {
+    errno.ENOSPC: "disk full",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EIO: "I/O error",
+    errno.ECONNREFUSED: "unreachable",
+    errno.ETIMEDOUT: "unreachable",
+    errno.EHOSTUNREACH: "unreachable",
+}
 
 
 _MESSAGE_COLUMNS = (
@@ -163,7 +186,8 @@ class Store:
                     self._drop_connection(conn)
                 first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
                 raise StoreUnavailable(
-                    f"{backend.name}: {type(exc).__name__}: {first_line}".rstrip(": ")
+                    f"{backend.name}: {type(exc).__name__}: {first_line}".rstrip(": "),
+                    cause=backend.cause_of(exc),
                 ) from exc
 
     def _rollback_quietly(self, conn: Connection) -> None:
@@ -207,6 +231,15 @@ class Store:
         """Raises StoreUnavailable unless the database answers."""
         with self._transaction(write=False) as session:
             session.one("SELECT 1")
+
+    def probe_write(self) -> None:
+        """Raises StoreUnavailable unless the database takes a committed write.
+
+        The write changes nothing but is real (a row rewritten and committed), so a read-only
+        database, a full disk or a lost connection fail it as they would fail a message.
+        """
+        with self._transaction(write=True) as session:
+            session.run("UPDATE schema_version SET version = version")
 
     # ----------------------------------------------------------------------------------------
     # Writes

@@ -17,6 +17,8 @@ a sender's next message no longer queues behind its previous message's outcome.
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,6 +37,8 @@ from adapter.store.records import (
     WriteRequest,
     WriteResult,
 )
+
+log = logging.getLogger("her2_adapter.store")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +83,12 @@ class GroupCommitter:
         self._writer: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._closing = False
+        # Health: why the last write failed, until one succeeds (every transaction and every
+        # probe counts), and an event for whoever completes what the fault left undone.
+        self._failure: StoreUnavailable | None = None
+        self._recovered = asyncio.Event()
+        self._probe: asyncio.Future[None] | None = None
+        self._probed_at = float("-inf")
         self._batches = 0
         self._groups = 0
         self._largest = 0
@@ -116,6 +126,56 @@ class GroupCommitter:
         await self._writer
         if self._executor is not None:
             self._executor.shutdown(wait=True)
+
+    @property
+    def failure(self) -> StoreUnavailable | None:
+        """Why the last write failed, while no write has succeeded since; None when healthy."""
+        return self._failure
+
+    async def probe(self, *, max_age: float = 1.0) -> None:
+        """A committed write that changes nothing, on the writer thread; raises StoreUnavailable.
+
+        At most one every ``max_age`` seconds: callers in between (health checks of several load
+        balancers, a flood of them) share the last one's answer instead of each writing.
+        """
+        if self._closing:
+            raise StoreUnavailable("the store writer is closed")
+        self.start()
+        fresh = self._probe is not None and time.monotonic() - self._probed_at < max_age
+        if fresh and self._failure is not None:
+            raise _own_copy(self._failure)  # a write failed since that probe succeeded
+        if self._probe is None or (self._probe.done() and not fresh):
+            self._probed_at = time.monotonic()
+            loop = asyncio.get_running_loop()
+            self._probe = loop.run_in_executor(self._executor, self._store.probe_write)
+            self._probe.add_done_callback(self._probed)
+        await asyncio.shield(self._probe)
+
+    def _probed(self, probe: asyncio.Future[None]) -> None:
+        self._probed_at = time.monotonic()  # the answer's age counts from when it came
+        failure = None if probe.cancelled() else probe.exception()
+        if failure is None:
+            self._succeeded()
+        elif isinstance(failure, StoreUnavailable):
+            self._failed(failure)
+
+    async def wait_for_recovery(self) -> None:
+        """Until a write succeeds after a failure (returns once per recovery)."""
+        await self._recovered.wait()
+        self._recovered.clear()
+
+    def _failed(self, failure: StoreUnavailable) -> None:
+        if self._failure is None:
+            # Once per fault, with its cause: the reason may name the file or the host, never
+            # message content.
+            log.warning("store unavailable: %s (%s)", failure.cause, failure.reason)
+        self._failure = failure
+
+    def _succeeded(self) -> None:
+        if self._failure is not None:
+            log.warning("store available again (it was: %s)", self._failure.cause)
+            self._failure = None
+            self._recovered.set()
 
     async def write(self, requests: Sequence[WriteRequest]) -> list[WriteResult]:
         """Writes the requests atomically together, in the next shared transaction.
@@ -237,9 +297,12 @@ class GroupCommitter:
         except Exception as failure:  # noqa: BLE001 - a bug too must reach the waiting callers
             # A store fault fails every caller of the batch; anything else is a bug, but it must
             # still reach the callers rather than leave them waiting for ever.
+            if isinstance(failure, StoreUnavailable):
+                self._failed(failure)
             for pending in batch:
                 _settle(pending.future, _own_copy(failure))
             return
+        self._succeeded()
         for pending, outcome in zip(batch, outcomes, strict=True):
             _settle(pending.future, outcome)
 
@@ -259,6 +322,6 @@ def _own_copy(failure: Exception) -> Exception:
     """A StoreUnavailable per caller, so that tracebacks of concurrent tasks do not mix."""
     if not isinstance(failure, StoreUnavailable):
         return failure
-    copy = StoreUnavailable(failure.reason, location=failure.location)
+    copy = StoreUnavailable(failure.reason, location=failure.location, cause=failure.cause)
     copy.__cause__ = failure.__cause__
     return copy

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from adapter.store.base import Backend, Connection
+from adapter.store.base import Backend, Connection, os_cause
 
 _SCHEMA_LOCK_KEY = 0x4E52_3241  # any constant shared by every adapter process: "HER2"
 
@@ -70,6 +70,20 @@ _SCHEMA_V1 = (
 )
 
 
+_SQLSTATE_CAUSES = {
+    "53100": "disk full",
+    "53200": "out of memory",
+    "53300": "too many connections",
+    "25006": "read-only",
+    "57P01": "shutting down",
+    "57P02": "shutting down",
+    "57P03": "starting up",
+    "28000": "authentication failed",
+    "28P01": "authentication failed",
+    "3D000": "no such database",
+}
+
+
 class PostgresBackend(Backend):
     name: ClassVar[str] = "postgresql"
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = (psycopg.Error, OSError)
@@ -111,6 +125,16 @@ class PostgresBackend(Backend):
     def has_table(self, conn: Connection, table: str) -> bool:
         found = conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()
         return found is not None and found[0] is not None
+
+    def cause_of(self, error: BaseException) -> str:
+        if isinstance(error, OSError):
+            return os_cause(error)
+        state = str(getattr(error, "sqlstate", None) or "")
+        if state in _SQLSTATE_CAUSES:
+            return _SQLSTATE_CAUSES[state]
+        if state.startswith("08") or (isinstance(error, psycopg.OperationalError) and not state):
+            return "unreachable"  # connection exceptions, or no server answer at all
+        return "database error"
 
     def lock_schema(self, conn: Connection) -> None:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from adapter.store.base import Backend, Connection
+from adapter.store.base import Backend, Connection, os_cause
 
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -70,6 +70,19 @@ _SCHEMA_V1 = (
 )
 
 
+_SQLITE_CAUSES = (
+    ("SQLITE_READONLY", "read-only"),
+    ("SQLITE_FULL", "disk full"),
+    ("SQLITE_IOERR", "I/O error"),
+    ("SQLITE_CANTOPEN", "cannot open the database file"),
+    ("SQLITE_BUSY", "locked by another process"),
+    ("SQLITE_LOCKED", "locked by another process"),
+    ("SQLITE_CORRUPT", "corrupt database"),
+    ("SQLITE_NOTADB", "not a database file"),
+    ("SQLITE_PERM", "permission denied"),
+)
+
+
 class SQLiteBackend(Backend):
     name: ClassVar[str] = "sqlite"
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = (sqlite3.Error, OSError)
@@ -108,7 +121,19 @@ class SQLiteBackend(Backend):
         conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
 
     def is_broken(self, conn: Connection) -> bool:
-        return False  # a local file does not drop; reopening an in-memory database would lose it
+        # After any error a file's connection is reopened: one opened while the file system was
+        # read-only stays read-only for good, and reopening is cheap. Reopening an in-memory
+        # database would lose it.
+        return self.path != ":memory:"
+
+    def cause_of(self, error: BaseException) -> str:
+        if isinstance(error, OSError):
+            return os_cause(error)
+        name = str(getattr(error, "sqlite_errorname", ""))
+        for prefix, cause in _SQLITE_CAUSES:
+            if name.startswith(prefix):
+                return cause
+        return "database error"
 
     def sql(self, text: str) -> str:
         return text

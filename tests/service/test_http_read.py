@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -227,6 +228,7 @@ async def test_healthz_follows_the_store(tmp_path: Path) -> None:
     async with serving(runtime) as client:
         healthy = await client.get("/healthz")
         runtime.store.close()
+        await asyncio.sleep(1.1)  # the last probe's answer is shared for a second
         down = await client.get("/healthz")
         report = await client.get("/fhir/DiagnosticReport/x")
     assert (healthy.status_code, healthy.json()["status"]) == (200, "ok")

@@ -143,10 +143,8 @@ def test_pool_and_in_process_give_identical_answers_and_stored_outcomes(tmp_path
     assert {MessageStatus.PROCESSED, MessageStatus.REJECTED} <= statuses  # the corpus has both
 
 
-def test_worker_killed_mid_message_fails_that_message_and_the_next_are_fine(
-    tmp_path: Path,
-) -> None:
-    """A message whose worker dies is stored failed (INTERNAL, AE); a new worker takes the rest."""
+def test_a_message_whose_worker_is_killed_is_processed_by_another(tmp_path: Path) -> None:
+    """The worker holding a message dies: the message goes to its replacement and gets AA."""
     victims: list[int] = []
 
     async def scenario(service: Service, pool: WorkerPool | None) -> list[Handled]:
@@ -155,13 +153,12 @@ def test_worker_killed_mid_message_fails_that_message_and_the_next_are_fine(
         (victim,) = pool.pids
         victims.append(victim)
         os.kill(victim, signal.SIGSTOP)  # it cannot answer before it is killed
-        lost = asyncio.create_task(service.handle(oru("kill-2"), Transport.MLLP))
+        retried = asyncio.create_task(service.handle(oru("kill-2"), Transport.MLLP))
         while pool.in_flight == 0:
             await asyncio.sleep(0.01)
         os.kill(victim, signal.SIGKILL)
-        answers = [before, await lost]
-        answers.append(await service.handle(oru("kill-3"), Transport.MLLP))
-        answers.append(await service.handle(no_results("kill-4"), Transport.MLLP))
+        answers = [before, await retried]
+        answers.append(await service.handle(no_results("kill-3"), Transport.MLLP))
         assert pool.pids
         assert victim not in pool.pids
         return answers
@@ -172,17 +169,73 @@ def test_worker_killed_mid_message_fails_that_message_and_the_next_are_fine(
     statuses = [(answer.status, answer.error_code) for answer in answers]
     assert statuses == [
         (MessageStatus.PROCESSED, None),
-        (MessageStatus.FAILED, "INTERNAL"),
         (MessageStatus.PROCESSED, None),
         (MessageStatus.REJECTED, "NO-HER2-RESULT"),
     ]
     assert answers[1].ack is not None
-    assert b"MSA|AE|kill-2" in answers[1].ack
+    assert b"MSA|AA|kill-2" in answers[1].ack
     with store:
         row = store.get_message("kill-2")
         assert row is not None
+        assert row.status is MessageStatus.PROCESSED
+
+
+def test_a_message_that_two_workers_die_on_is_poison(tmp_path: Path) -> None:
+    """Its second worker dies too: AE with INTERNAL, stored failed and kept; no third try."""
+
+    async def scenario(service: Service, pool: WorkerPool | None) -> tuple[Handled, int]:
+        assert pool is not None
+        for pid in pool.pids:
+            os.kill(pid, signal.SIGSTOP)  # neither can answer before it is killed
+        poison = asyncio.create_task(service.handle(oru("poison-1"), Transport.MLLP))
+        killed: set[int] = set()
+        while not poison.done():
+            for pid in set(pool.busy_pids) - killed:
+                os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
+            for pid in pool.pids:  # replacements start unstopped: hold them too
+                os.kill(pid, signal.SIGSTOP)
+            await asyncio.sleep(0.01)
+        for pid in pool.pids:
+            os.kill(pid, signal.SIGCONT)
+        return await poison, len(killed)
+
+    (answer, killed), store = run_service(tmp_path, 2, scenario)
+    assert killed == 2
+    assert (answer.status, answer.error_code) == (MessageStatus.FAILED, "INTERNAL")
+    assert answer.ack is not None
+    assert b"MSA|AE|poison-1" in answer.ack
+    with store:
+        row = store.get_message("poison-1")
+        assert row is not None
         assert (row.status, row.error_code) == (MessageStatus.FAILED, "INTERNAL")
-        assert row.raw == oru("kill-2")  # kept for reprocessing
+        assert row.raw == oru("poison-1")  # kept for reprocessing
+
+
+def test_a_worker_killed_under_load_leaves_no_final_ae(tmp_path: Path) -> None:
+    """300 messages from 8 senders at once; a worker is killed halfway: every one gets AA."""
+
+    async def scenario(service: Service, pool: WorkerPool | None) -> tuple[list[Handled], int]:
+        assert pool is not None
+        done: list[Handled] = []
+
+        async def sender(name: str) -> None:
+            for number in range(300 // 8 + 1):
+                done.append(await service.handle(oru(f"{name}-{number}"), Transport.MLLP))
+
+        senders = [asyncio.create_task(sender(f"load{n}")) for n in range(8)]
+        while len(done) < 100:
+            await asyncio.sleep(0.005)
+        while not pool.busy_pids:
+            await asyncio.sleep(0)
+        victim = pool.busy_pids[0]
+        os.kill(victim, signal.SIGKILL)
+        await asyncio.gather(*senders)
+        return done, victim
+
+    (answers, _), _ = run_service(tmp_path, 2, scenario)
+    assert len(answers) == 8 * (300 // 8 + 1)
+    assert {(a.status, a.error_code) for a in answers} == {(MessageStatus.PROCESSED, None)}
 
 
 def test_close_answers_what_the_workers_were_sent_then_stops_them(tmp_path: Path) -> None:

@@ -1,0 +1,56 @@
+"""Coverage-guided fuzzing of the two entry points with atheris (libFuzzer), bounded in time.
+
+    python tests/fuzz/run.py hl7v2 SECONDS     (or fhir)
+
+Starts from ``fixtures/<kind>/`` and the committed corpus ``tests/fuzz/corpus/<kind>/`` (inputs
+that earlier runs found new coverage with, minimised) and checks the invariant of
+``invariant.py`` on every input. A finding stops the run with libFuzzer's exit code (77) and is
+written to ``tests/fuzz/findings/<kind>-crash-<sha1>`` (its Base64 is printed too, for a run in
+CI): keep the file, fix the cause, and ``tests/test_fuzz_findings.py`` replays it from then on.
+
+New coverage goes to a scratch directory, printed at the end. To keep what adds coverage beyond
+the fixtures and the corpus, merge it in (libFuzzer's own arguments follow the kind)::
+
+    python tests/fuzz/run.py hl7v2 -merge=1 tests/fuzz/corpus/hl7v2 SCRATCH
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import atheris
+
+HERE = Path(__file__).resolve().parent
+FIXTURES = HERE.parents[1] / "fixtures"
+
+with atheris.instrument_imports(include=["adapter"]):
+    from invariant import check  # type: ignore[import-not-found]
+
+    import adapter.ingest.fhir  # noqa: F401 - imported lazily by the pipeline: instrument it too
+
+
+def main() -> None:
+    kind, given = sys.argv[1], sys.argv[2:]
+    options = [
+        "-max_len=16384",
+        "-timeout=20",
+        "-rss_limit_mb=4096",
+        f"-artifact_prefix={HERE / 'findings'}/{kind}-",
+    ]
+    if len(given) == 1 and given[0].isdigit():
+        scratch = tempfile.mkdtemp(prefix=f"her2-fuzz-{kind}-")
+        print(f"new coverage goes to {scratch}", file=sys.stderr)
+        given = [
+            f"-max_total_time={given[0]}",
+            scratch,
+            str(HERE / "corpus" / kind),
+            str(FIXTURES / kind),
+        ]
+    atheris.Setup([sys.argv[0], *options, *given], lambda data: check(data, kind))
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()
