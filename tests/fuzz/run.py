@@ -8,10 +8,9 @@ that earlier runs found new coverage with, minimised) and checks the invariant o
 written to ``tests/fuzz/findings/<kind>-crash-<sha1>`` (its Base64 is printed too, for a run in
 CI): keep the file, fix the cause, and ``tests/test_fuzz_findings.py`` replays it from then on.
 
-New coverage goes to a scratch directory, printed at the end. To keep what adds coverage beyond
-the fixtures and the corpus, merge it in (libFuzzer's own arguments follow the kind)::
-
-    python tests/fuzz/run.py hl7v2 -merge=1 tests/fuzz/corpus/hl7v2 SCRATCH
+New coverage goes to a scratch directory, named at the start: copy its files into the corpus to
+keep them (the corpus here came from two-minute runs of each). libFuzzer's own arguments may
+follow the kind instead of the seconds.
 """
 
 from __future__ import annotations
