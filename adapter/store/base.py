@@ -61,8 +61,8 @@ class Backend(ABC):
     def begin(self, conn: Connection, *, write: bool) -> None: ...
 
     @abstractmethod
-    def is_broken(self, conn: Connection) -> bool:
-        """True when the connection cannot be used again and must be reopened."""
+    def is_broken(self, conn: Connection, error: BaseException) -> bool:
+        """True when the connection cannot be used again after ``error`` and must be reopened."""
 
     @abstractmethod
     def sql(self, text: str) -> str:
@@ -182,7 +182,7 @@ class Store:
                     self._rollback_quietly(conn)
                     raise
             except backend.driver_errors as exc:
-                if conn is not None and backend.is_broken(conn):
+                if conn is not None and backend.is_broken(conn, exc):
                     self._drop_connection(conn)
                 first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
                 raise StoreUnavailable(

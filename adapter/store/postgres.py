@@ -75,6 +75,7 @@ _SQLSTATE_CAUSES = {
     "53200": "out of memory",
     "53300": "too many connections",
     "25006": "read-only",
+    "42501": "permission denied",
     "57P01": "shutting down",
     "57P02": "shutting down",
     "57P03": "starting up",
@@ -109,8 +110,11 @@ class PostgresBackend(Backend):
     def begin(self, conn: Connection, *, write: bool) -> None:
         """psycopg opens the transaction with the first statement."""
 
-    def is_broken(self, conn: Connection) -> bool:
-        return bool(conn.closed or conn.broken)
+    def is_broken(self, conn: Connection, error: BaseException) -> bool:
+        # A server that turned read-only (a primary demoted in a failover) keeps its sessions:
+        # a new connection may reach the new primary.
+        read_only = getattr(error, "sqlstate", None) == "25006"
+        return bool(conn.closed or conn.broken or read_only)
 
     def sql(self, text: str) -> str:
         return text.replace("?", "%s")

@@ -120,7 +120,7 @@ class SQLiteBackend(Backend):
         # IMMEDIATE takes the write lock up front: no deadlock upgrading a read lock later.
         conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
 
-    def is_broken(self, conn: Connection) -> bool:
+    def is_broken(self, conn: Connection, error: BaseException) -> bool:
         # After any error a file's connection is reopened: one opened while the file system was
         # read-only stays read-only for good, and reopening is cheap. Reopening an in-memory
         # database would lose it.
