@@ -29,6 +29,7 @@ from adapter.store.records import (
     OutboxItem,
     OutboxStatus,
     OutcomeRequest,
+    Purged,
     Receipt,
     ReceiveRequest,
     ReportIndexRow,
@@ -537,6 +538,55 @@ class Store:
         return StoreCounts(
             messages={status: int(by_status.get(status.value, 0)) for status in MessageStatus},
             outbox={status: int(by_outbox.get(status.value, 0)) for status in OutboxStatus},
+        )
+
+    def purge(self, received_before: datetime, *, batch: int = 500) -> Purged:
+        """Delete messages received before the cutoff that nothing needs any more.
+
+        Deleted: finished messages (processed or rejected) with their raw content, Bundle, ACK,
+        report index rows and outbox items. Kept however old: messages still ``received`` or
+        ``failed`` (reprocess and the recovery sweep need their raw content) and those with a
+        Bundle still pending in the outbox. Short transactions of ``batch`` messages each, so
+        the writer is never held for long.
+        """
+        cutoff = self._backend.time_to_db(utc(received_before))
+        finished = (MessageStatus.PROCESSED.value, MessageStatus.REJECTED.value)
+        pending = OutboxStatus.PENDING.value
+        old_finished = (
+            "FROM messages m WHERE m.received_at < ? AND m.status IN (?, ?) AND NOT EXISTS ("
+            "SELECT 1 FROM outbox o WHERE o.message_row_id = m.id AND o.status = ?)"
+        )
+        deleted = 0
+        while True:
+            with self._transaction(write=True) as session:
+                rows = session.all(
+                    f"SELECT m.id {old_finished} ORDER BY m.id LIMIT ?",
+                    (cutoff, *finished, pending, batch),
+                )
+                ids = [row[0] for row in rows]
+                if ids:
+                    marks = ", ".join("?" * len(ids))
+                    for table in ("reports", "outbox"):
+                        session.run(f"DELETE FROM {table} WHERE message_row_id IN ({marks})", ids)
+                    session.run(f"DELETE FROM messages WHERE id IN ({marks})", ids)
+            deleted += len(ids)
+            if len(ids) < batch:
+                break
+        with self._transaction(write=False) as session:
+            unfinished = session.one(
+                "SELECT COUNT(*) FROM messages WHERE received_at < ? AND status NOT IN (?, ?)",
+                (cutoff, *finished),
+            )
+            forwarding = session.one(
+                "SELECT COUNT(*) FROM messages m WHERE m.received_at < ? AND m.status IN (?, ?)"
+                " AND EXISTS (SELECT 1 FROM outbox o WHERE o.message_row_id = m.id"
+                " AND o.status = ?)",
+                (cutoff, *finished, pending),
+            )
+        return Purged(
+            deleted,
+            int(unfinished[0]) if unfinished else 0,
+            int(forwarding[0]) if forwarding else 0,
         )
 
     def _message(self, row: Row) -> MessageRow:

@@ -135,6 +135,15 @@ class StoreCounts:
     outbox: dict[OutboxStatus, int]
 
 
+@dataclass(frozen=True, slots=True)
+class Purged:
+    """What ``Store.purge`` deleted, and what it kept although it was old enough."""
+
+    messages: int  # with their raw content, Bundle, ACK, report index rows and outbox items
+    kept_unfinished: int  # received or failed: reprocess (and the recovery sweep) needs them
+    kept_forwarding: int  # a Bundle still pending in the outbox
+
+
 # --------------------------------------------------------------------------------------------
 # Write requests: validated when built, so a bad request never reaches a shared transaction.
 # --------------------------------------------------------------------------------------------

@@ -6,13 +6,18 @@ instants it names.
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote
 
 from adapter.store.base import Backend, Connection, os_cause
+
+log = logging.getLogger("her2_adapter.store")
 
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -70,6 +75,28 @@ _SCHEMA_V1 = (
 )
 
 
+def private_file(path: Path) -> None:
+    """Create the store file 0600 (and its directory, when missing, 0700) before SQLite opens it.
+
+    SQLite gives the -wal and -shm files the database file's mode, so all three stay readable by
+    the service's user alone. An existing file is left as it is (its mode is the operator's
+    decision), with one warning per process when other users may read it.
+    """
+    directory = path.parent
+    if not directory.exists():
+        directory.mkdir(mode=0o700, parents=True)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077 and path not in _WARNED:
+            _WARNED.add(path)
+            log.warning("the store file is open to other users (mode %o): chmod 600 it", mode)
+
+
+_WARNED: set[Path] = set()
+
+
 _SQLITE_CAUSES = (
     ("SQLITE_READONLY", "read-only"),
     ("SQLITE_FULL", "disk full"),
@@ -97,6 +124,8 @@ class SQLiteBackend(Backend):
         if self.path == ":memory:":
             target = ":memory:"
         else:
+            if "mode=ro" not in self.query:
+                private_file(Path(self.path))
             target = f"file:{quote(self.path)}" + (f"?{self.query}" if self.query else "")
         # isolation_level=None: transactions are begun explicitly (BEGIN IMMEDIATE for writes).
         conn = sqlite3.connect(
