@@ -193,6 +193,7 @@ async def _run(
     http_task: asyncio.Task[None] | None = None
     forwarder: asyncio.Task[None] | None = None
     recovery: asyncio.Task[None] | None = None
+    purger: asyncio.Task[None] | None = None
     try:
         if settings.mllp_port:
             mllp = MllpServer(
@@ -214,6 +215,10 @@ async def _run(
                 run_forwarder(runtime.store, settings, runtime.clock, stop), name="forwarder"
             )
         recovery = asyncio.create_task(_recover_received(runtime, stop), name="recovery")
+        if settings.retention_days is not None:
+            purger = asyncio.create_task(
+                _purge_periodically(runtime, settings.retention_days, stop), name="retention"
+            )
         if on_ready is not None:
             on_ready(listening)
         await _wait_for_stop(stop, http_task)
@@ -226,8 +231,9 @@ async def _run(
             await asyncio.gather(http_task, return_exceptions=True)
         if forwarder is not None:
             await _finish(forwarder, FORWARDER_GRACE)
-        if recovery is not None:
-            await _finish(recovery, FORWARDER_GRACE)
+        for task in (recovery, purger):
+            if task is not None:
+                await _finish(task, FORWARDER_GRACE)
         await runtime.committer.close()
 
 
@@ -309,6 +315,31 @@ async def _complete(
             continue  # completed meanwhile (a resend), or never to be processed
         handled = await service.reprocess(row)
         log.info("recovered: row=%d status=%s", row.row_id, handled.status.value)
+
+
+PURGE_INTERVAL = 3600.0
+"""Seconds between two retention purges (the first runs at start)."""
+
+
+async def _purge_periodically(runtime: Runtime, days: int, stop: asyncio.Event) -> None:
+    """``retention_days``: delete what is older and finished, every hour, and say what stayed."""
+    while not stop.is_set():
+        cutoff = runtime.clock() - timedelta(days=days)
+        try:
+            purged = await asyncio.to_thread(runtime.store.purge, cutoff)
+        except TransientError as error:
+            log.warning("retention purge skipped: %s", getattr(error, "cause", error.code))
+        else:
+            log.info(
+                "retention purge: %d messages older than %d days deleted; kept %d unfinished"
+                " (reprocess needs them) and %d still forwarding",
+                purged.messages,
+                days,
+                purged.kept_unfinished,
+                purged.kept_forwarding,
+            )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), PURGE_INTERVAL)
 
 
 def _abandoned(store: Store, cutoff: datetime) -> list[MessageRow]:

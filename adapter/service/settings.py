@@ -46,6 +46,13 @@ class ServiceSettings(BaseSettings, Settings):
         " are enough (Linux); false leaves their placement to the operating system",
     )
 
+    retention_days: int | None = Field(
+        None,
+        ge=1,
+        description="Delete finished messages (and their reports and Bundles) received more than"
+        " this many days ago, hourly; unfinished or still forwarding ones are kept (default: keep"
+        " everything)",
+    )
     mllp_max_connections: int = Field(
         256, ge=1, description="MLLP connections served at once; more are refused at connect"
     )
