@@ -91,7 +91,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         version=__version__,
         description="HL7 v2 / FHIR HER2 results in, guideline-classified FHIR R4 reports out.",
     )
-    _install_auth(app, runtime.settings.api_token)
+    _install_auth(app, runtime.settings.bearer_token)
     _install_error_handlers(app)
     store = runtime.store
 

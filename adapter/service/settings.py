@@ -7,12 +7,14 @@ Flags over ``HER2_*`` environment variables over a TOML file
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapter.config import ENV_PREFIX, Settings
+from adapter.errors import ConfigError
 from adapter.service.admission import Limits
 from adapter.service.affinity import available_cpus
 
@@ -31,7 +33,14 @@ class ServiceSettings(BaseSettings, Settings):
         "sqlite:///./her2-adapter.db", description="sqlite:///... or postgresql://..."
     )
     fhir_base: str | None = Field(None, description="Forward each Bundle to this FHIR server")
-    api_token: str | None = Field(None, description="Bearer token required by the HTTP API")
+    api_token: str | None = Field(
+        None,
+        description="Bearer token required by the HTTP API (from HER2_API_TOKEN or the config"
+        " file: a command line is readable by every user in /proc)",
+    )
+    api_token_file: Path | None = Field(
+        None, description="A file holding the bearer token (mode 0600), instead of api_token"
+    )
     forward_max_attempts: int = Field(10, ge=1, description="Forwarding attempts before giving up")
     workers: int | None = Field(
         None,
@@ -89,6 +98,22 @@ class ServiceSettings(BaseSettings, Settings):
             ):
                 raise ValueError(f"{transport}_max_per_source exceeds {transport}_max_connections")
         return self
+
+    @property
+    def bearer_token(self) -> str | None:
+        """The HTTP API's token: ``api_token``, or the first line of ``api_token_file``."""
+        if self.api_token or self.api_token_file is None:
+            return self.api_token
+        try:
+            lines = self.api_token_file.read_text(encoding="utf-8").splitlines()
+        except OSError as error:
+            raise ConfigError(
+                f"api_token_file cannot be read ({error.strerror})", location="api_token_file"
+            ) from error
+        token = lines[0].strip() if lines else ""
+        if not token:
+            raise ConfigError("api_token_file is empty", location="api_token_file")
+        return token
 
     @property
     def mllp_limits(self) -> Limits:
