@@ -125,6 +125,8 @@ class Analyte(StrEnum):
     ER_PERCENT = "er-percent"
     PGR_RESULT = "pgr-result"
     PGR_PERCENT = "pgr-percent"
+    # a pathology report's text (final diagnosis, synoptic, addendum): read for statements
+    REPORT_TEXT = "report-text"
 
 
 # --------------------------------------------------------------------------------------------

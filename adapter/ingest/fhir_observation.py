@@ -55,6 +55,8 @@ class ObservationRead:
     panel_code: Coding | None = None  # the code of a container Observation
     body_sites: list[Coding] = field(default_factory=list)
     issued: datetime | None = None
+    texts: list[tuple[str, str]] = field(default_factory=list)  # report text: (locator, text)
+    own_summary: bool = False  # the adapter's own summary, fed back
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,13 @@ def _add_part(
         return unused("result code not in the mappings")
     if context.status is ResultStatus.ENTERED_IN_ERROR:
         return unused("entered in error (Observation.status entered-in-error)")
+    if entry.analyte is Analyte.REPORT_TEXT:
+        # A report's text: its group reads the lines for statements (report_text).
+        sent = text(part.get("valueString"))
+        if sent:
+            read.texts.append((locator, sent))
+            return None
+        return unused("report text without a value")
     indeterminate = _indeterminate_reason(part, context.status)
     if value.reading is not None:
         context.warnings.extend(

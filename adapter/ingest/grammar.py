@@ -92,7 +92,7 @@ SET_ASIDE = "VALUE-SET-ASIDE"  # a clause about another marker or test, not read
 class Lexicon:
     """A sender's phrases, indexed by first token, longest first."""
 
-    phrases: dict[str, tuple[tuple[tuple[str, ...], Part, bool], ...]]
+    phrases: dict[str, tuple[tuple[tuple[str, ...], Part], ...]]
     decimal_comma: bool
 
 
@@ -107,12 +107,12 @@ def lexicon(mapping: MappingSet) -> Lexicon:
 
 def _build_lexicon(mapping: MappingSet) -> Lexicon:
     comma = mapping.grammar.decimal_comma
-    entries: dict[tuple[str, ...], tuple[Part, bool]] = {}
+    entries: dict[tuple[str, ...], Part] = {}
     grammar_parts: Iterable[tuple[str, GrammarPart]] = mapping.grammar.phrases.items()
     for phrase, (kind, value) in grammar_parts:
         tokens = tuple(text for _, text in tokenize(phrase, comma))
         if tokens:
-            entries[tokens] = (Part(kind, value), False)
+            entries[tokens] = Part(kind, value)
     for phrase, answer in mapping.text_answers.items():
         tokens_found = tokenize(normalise(phrase), comma)
         tokens = tuple(text for _, text in tokens_found)
@@ -121,26 +121,25 @@ def _build_lexicon(mapping: MappingSet) -> Lexicon:
         scored = any(kind == "num" for kind, _ in tokens_found)
         number_only = len(tokens_found) == 1 and tokens_found[0][0] == "num"
         number = _number(tokens[0]) if number_only else None
-        entries[tokens] = (Part("answer", answer, scored, number), number_only)
-    index: dict[str, list[tuple[tuple[str, ...], Part, bool]]] = {}
-    for tokens, (part, number_only) in entries.items():
-        index.setdefault(tokens[0], []).append((tokens, part, number_only))
+        entries[tokens] = Part("answer", answer, scored, number)
+    index: dict[str, list[tuple[tuple[str, ...], Part]]] = {}
+    for tokens, part in entries.items():
+        index.setdefault(tokens[0], []).append((tokens, part))
     return Lexicon(
         {first: tuple(sorted(found, key=lambda e: -len(e[0]))) for first, found in index.items()},
         comma,
     )
 
 
-def parts_of(text: str, words: Lexicon, *, scores: bool) -> list[Part]:
-    """The phrases of ``text``, longest match first; ``scores``: a bare "2" may be a score."""
+def parts_of(text: str, words: Lexicon) -> list[Part]:
+    """The phrases of ``text``, longest match first (a bare "2" is a score phrase here; the
+    reader takes it for a number where the value is not an IHC score)."""
     tokens = tokenize(normalise(text), words.decimal_comma)
     found: list[Part] = []
     at, count = 0, len(tokens)
     while at < count:
         kind, token = tokens[at]
-        for phrase, part, number_only in words.phrases.get(token, ()):
-            if number_only and not scores:
-                continue
+        for phrase, part in words.phrases.get(token, ()):
             end = at + len(phrase)
             if end <= count and all(tokens[at + i][1] == t for i, t in enumerate(phrase)):
                 found.append(part)
@@ -280,7 +279,7 @@ def read(mapping: MappingSet, text: str, analyte: Analyte | None) -> Reading:
     found = memo.get(key)
     if found is not None:
         return found
-    reading = read_parts(parts_of(text, lexicon(mapping), scores=analyte in _IHC), analyte)
+    reading = read_parts(parts_of(text, lexicon(mapping)), analyte)
     if len(memo) >= 4096:  # free text is unbounded: forget and start again (as mapping._Memo)
         memo.clear()
     memo[key] = reading
@@ -299,6 +298,9 @@ class _Reader:
         self.warnings: list[tuple[str, str]] = []
 
     def read(self, parts: Sequence[Part]) -> Reading:
+        if self.analyte not in _IHC:
+            # "2" is a score only where the value is an IHC score; elsewhere it is a number
+            parts = [Part("num", p.number) if p.number is not None else p for p in parts]
         if any(part.kind == "unknown" for part in parts):
             return Reading(problem="words or signs not in the mappings")
         kept: list[Part] = []

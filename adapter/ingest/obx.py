@@ -7,7 +7,7 @@ mapping tables only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import tzinfo
 from decimal import Decimal, DivisionByZero, InvalidOperation
 from typing import NamedTuple
@@ -31,6 +31,7 @@ from adapter.model import (
 _CODED_TYPES = frozenset({"CWE", "CE", "CNE", "CF"})
 _TEXT_TYPES = frozenset({"ST", "TX", "FT", "IS", "ID", "TN"})
 _SN_COMPARATORS = ("<=", ">=", "<>", "<", ">", "=")
+_REPORT_TYPES = frozenset({"TX", "FT"})
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class ObxOutcome:
     unused: UnusedResult | None
     status: ResultStatus | None
     warnings: tuple[IngestWarning, ...]
+    report_text: str | None = None  # TX/FT report text, read for statements by the group
 
 
 class _Value(NamedTuple):
@@ -76,10 +78,20 @@ def read_obx(segment: er7.Segment, position: int, mapping: MappingSet, zone: tzi
     entry, excluded = _lookup(code_parts, mapping)
     if excluded is not None:
         return unused(f"not classified: {excluded}")
+    if status is ResultStatus.ENTERED_IN_ERROR:
+        if entry is None:
+            return unused("result code not in the mappings")
+        return unused(f"entered in error (OBX-11 {status_code})")
+    is_report = entry is not None and entry.analyte is Analyte.REPORT_TEXT
+    if is_report or (entry is None and value_type in _REPORT_TYPES):
+        # Report text (a mapped report code, or free text under a code no table knows): the
+        # group reads its lines for statements; this stays the reason if none is found.
+        reason = "report text without a HER2, ER or PgR statement"
+        outcome = unused(reason if is_report else "result code not in the mappings")
+        text = "\n".join(segment.repetitions(5))
+        return replace(outcome, report_text=text or None)
     if entry is None:
         return unused("result code not in the mappings")
-    if status is ResultStatus.ENTERED_IN_ERROR:
-        return unused(f"entered in error (OBX-11 {status_code})")
     indeterminate = (
         "result cannot be obtained (OBX-11 X)" if status is ResultStatus.CANCELLED else None
     )
