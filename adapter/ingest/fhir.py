@@ -98,7 +98,7 @@ def _read(
                 t
                 for note in objects(incoming.resource.get("note"))
                 if (t := text(note.get("text")))
-            ]
+            ],
         )
     return read_observation(incoming.resource, incoming.locator, mapping, zone)
 
