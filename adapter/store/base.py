@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 from adapter.errors import ConfigError, StoreUnavailable
 from adapter.store.records import (
+    AuditRow,
     EnqueueRequest,
     IndexReportsRequest,
     MessageFormat,
@@ -34,6 +35,7 @@ from adapter.store.records import (
     StoreCounts,
     StoredReport,
     Transport,
+    UnprocessedRow,
     WriteRequest,
     WriteResult,
     content_hash,
@@ -402,7 +404,7 @@ class Store:
         for report in request.reports:
             session.run(
                 "INSERT INTO reports (message_row_id, report_id, patient, category, status,"
-                " bundle) VALUES (?, ?, ?, ?, ?, ?)",
+                " bundle, audit) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     request.message_row_id,
                     report.report_id,
@@ -410,6 +412,7 @@ class Store:
                     report.category,
                     report.status,
                     report.bundle,
+                    report.audit,
                 ),
             )
 
@@ -571,6 +574,37 @@ class Store:
         with self._transaction(write=False) as session:
             row = session.one(query, (report_id,))
         return None if row is None else self._report(row)
+
+    def audit_rows(self, *, sender: str | None = None) -> list[AuditRow]:
+        """The latest version of every indexed report, with its sender and audit facts."""
+        query = (
+            f"SELECT m.sender, m.received_at, r.audit FROM ({_LATEST_REPORTS}) r"
+            " JOIN messages m ON m.id = r.message_row_id"
+        )
+        params: list[object] = []
+        if sender is not None:
+            query += " WHERE m.sender = ?"
+            params.append(sender)
+        to_time = self._backend.time_from_db
+        with self._transaction(write=False) as session:
+            rows = session.all(query, params)
+        return [AuditRow(row[0], to_time(row[1]), row[2]) for row in rows]
+
+    def unprocessed_rows(self, *, sender: str | None = None) -> list[UnprocessedRow]:
+        """Every stored message version that was rejected or failed (no report came of it)."""
+        query = (
+            "SELECT sender, received_at, status, error_code FROM messages WHERE status IN (?, ?)"
+        )
+        params: list[object] = [MessageStatus.REJECTED.value, MessageStatus.FAILED.value]
+        if sender is not None:
+            query += " AND sender = ?"
+            params.append(sender)
+        to_time = self._backend.time_from_db
+        with self._transaction(write=False) as session:
+            rows = session.all(query, params)
+        return [
+            UnprocessedRow(row[0], to_time(row[1]), MessageStatus(row[2]), row[3]) for row in rows
+        ]
 
     def _report(self, row: Row) -> StoredReport:
         return StoredReport(

@@ -70,6 +70,11 @@ _SCHEMA_V1 = (
 )
 
 
+# Version 2: the audit facts of each report (adapter/audit/facts.py), NULL for reports indexed
+# before; `her2-adapter reprocess --status processed` fills them in.
+_SCHEMA_V2 = ("ALTER TABLE reports ADD COLUMN audit TEXT",)
+
+
 class PostgresBackend(Backend):
     name: ClassVar[str] = "postgresql"
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = (psycopg.Error, OSError)
@@ -116,4 +121,4 @@ class PostgresBackend(Backend):
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
 
     def migrations(self) -> Sequence[Sequence[str]]:
-        return (_SCHEMA_V1,)
+        return (_SCHEMA_V1, _SCHEMA_V2)

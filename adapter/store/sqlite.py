@@ -70,6 +70,11 @@ _SCHEMA_V1 = (
 )
 
 
+# Version 2: the audit facts of each report (adapter/audit/facts.py), NULL for reports indexed
+# before; `her2-adapter reprocess --status processed` fills them in.
+_SCHEMA_V2 = ("ALTER TABLE reports ADD COLUMN audit TEXT",)
+
+
 class SQLiteBackend(Backend):
     name: ClassVar[str] = "sqlite"
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = (sqlite3.Error, OSError)
@@ -129,4 +134,4 @@ class SQLiteBackend(Backend):
         """BEGIN IMMEDIATE already holds the database's single write lock."""
 
     def migrations(self) -> Sequence[Sequence[str]]:
-        return (_SCHEMA_V1,)
+        return (_SCHEMA_V1, _SCHEMA_V2)
