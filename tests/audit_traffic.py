@@ -9,13 +9,18 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
+from adapter.audit.figures import AuditOptions, build_audit
+from adapter.audit.sources import from_store
 from adapter.mapping import load_mappings
 from adapter.pipeline import Context
 from adapter.service.handler import Service
 from adapter.service.settings import ServiceSettings
 from adapter.store import GroupCommitter, Transport, open_store
 
+LAB_A, LAB_B, LAB_C = "LAB-A^LAB-A PATHOLOGY", "LAB-B^LAB-B PATHOLOGY", "LAB-C^LAB-C PATHOLOGY"
+"""The senders of the known traffic as the store names them (MSH-3^MSH-4)."""
 RECEIVED_AT = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 """When the store received the traffic: after every report's own day, which the audit uses."""
 
@@ -180,3 +185,15 @@ def build_store(url: str, cases: list[Case]) -> None:
                 await send_all(service, cases)
 
     asyncio.run(run())
+
+
+def audit_of(url: str, **options: Any) -> dict[str, Any]:
+    """The audit of the store at ``url`` with these AuditOptions."""
+    with open_store(url) as store:
+        data = from_store(store, sender=options.get("sender"))
+    return build_audit(data.reports, data.unprocessed, AuditOptions(**options))
+
+
+def cell(audit: dict[str, Any], sender: str, period: str) -> dict[str, Any]:
+    (found,) = [c for c in audit["cells"] if c["sender"] == sender and c["period"] == period]
+    return found

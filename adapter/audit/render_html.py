@@ -19,14 +19,17 @@ from adapter.audit.figures import ALL_PERIODS
 
 Row = Sequence[object]
 
+# Category order in model.Category: positive red, low orange, ultralow yellow, null light blue,
+# negative blue, equivocal purple, indeterminate grey; later members take the colours after.
 _PALETTE = (
-    "#b2182b", "#ef8a62", "#fddbc7", "#67a9cf", "#2166ac", "#f4a582", "#999999",
-    "#1b7837", "#762a83", "#c2a5cf", "#a6dba0", "#e08214", "#543005", "#8c510a",
+    "#b2182b", "#f1a340", "#fee08b", "#91bfdb", "#4575b4", "#8e6bbf", "#999999",
+    "#1b7837", "#a6611a", "#e7298a", "#66c2a5", "#543005", "#c7eae5", "#762a83",
 )  # fmt: skip
 _STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em auto;max-width:1100px;color:#222}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ccc}
 figure{margin:1em 0;padding:.5em;border:1px solid #e4e4e4;border-radius:4px}
+.charts{display:flex;flex-wrap:wrap;gap:0 1em}.charts figure{flex:1 1 420px;margin:.5em 0}
 figcaption{font-weight:600;margin-bottom:.3em}
 table{border-collapse:collapse;font-size:12px;margin:.4em 0}
 th,td{border:1px solid #ddd;padding:2px 6px;text-align:right}
@@ -50,18 +53,23 @@ def render_html(audit: dict[str, Any], *, title: str = "HER2 lab QA audit") -> s
         f"<h1>{escape(title)}</h1>",
         _intro(audit),
         "<h2>Category mix over time</h2>",
+        '<div class="charts">',
         *(
             _category_chart(audit, sender, tissue, colours)
             for sender in audit["senders"]
             for tissue in vocabulary["tissues"]
             if _has(audit, sender, "categories", tissue)
         ),
+        "</div>",
         "<h2>IHC score distribution</h2>",
+        '<div class="charts">',
         *(
-            _ihc_chart(audit, tissue, ihc_colours)
+            _ihc_chart(audit, sender, tissue, ihc_colours)
+            for sender in audit["senders"]
             for tissue in vocabulary["tissues"]
-            if any(_has(audit, s, "ihc", tissue) for s in audit["senders"])
+            if _has(audit, sender, "ihc", tissue)
         ),
+        "</div>",
         _drift_table(audit),
         "<h2>Work-up</h2>",
         _funnel_chart(audit),
@@ -185,9 +193,11 @@ def _stacked_columns(
     columns: Sequence[tuple[str, int, dict[str, int] | None]],
     names: Sequence[str],
     colours: dict[str, str],
+    *,
+    marked: set[str] | frozenset[str] = frozenset(),
 ) -> str:
     """One 100% column per (label, total, counts); counts None: too few reports for shares, a
-    grey column with the count only."""
+    grey column with the count only. A ``marked`` label gets a triangle above its column."""
     step, width, top, height = 56, 34, 14, 160
     svg_width = 50 + step * max(len(columns), 1)
     shapes = [
@@ -222,6 +232,11 @@ def _stacked_columns(
             f'<text x="{x + width / 2}" y="{top + height + 14}" text-anchor="middle">'
             f"{escape(label)}</text>"
         )
+        if label in marked:
+            shapes.append(
+                f'<text class="drift-mark" x="{x + width / 2}" y="{top - 3}" '
+                f'text-anchor="middle" fill="#b2182b" data-period="{escape(label)}">▲</text>'
+            )
     return (
         f'<svg id="{chart_id}-svg" role="img" width="{svg_width}" height="{top + height + 24}" '
         f'viewBox="0 0 {svg_width} {top + height + 24}">{"".join(shapes)}</svg>'
@@ -255,36 +270,37 @@ def _category_chart(
     )
 
 
-def _ihc_chart(audit: dict[str, Any], tissue: str, colours: dict[str, str]) -> str:
+def _ihc_chart(audit: dict[str, Any], sender: str, tissue: str, colours: dict[str, str]) -> str:
     names = audit["vocabulary"]["ihc"]
-    flagged = {
-        (t["sender"], t["period"], t["ihc"])
-        for t in audit["drift"]["flagged"]
-        if t["tissue"] == tissue
-    }
+    flagged: dict[tuple[str, str], list[str]] = {}
+    for test in audit["drift"]["flagged"]:
+        if test["sender"] == sender and test["tissue"] == tissue:
+            flagged.setdefault((test["period"], test["ihc"]), []).append(test["against"])
     columns = []
+    drifting = set()
     rows: list[Row] = []
-    for sender in audit["senders"]:
-        for cell in _cells(audit, sender):
-            part = cell["ihc"].get(tissue)
-            if part is None:
-                continue
-            shown = part["shares"] is not None
-            label = f"{sender} {cell['period']}"
-            columns.append((label, part["total"], part["counts"] if shown else None))
-            for name in names:
-                share = part["shares"][name] if shown else None
-                drift = "yes" if (sender, cell["period"], name) in flagged else ""
-                rows.append(
-                    (sender, cell["period"], name, part["counts"][name], _pct(share), drift)
-                )
-    chart_id = _slug("ihc", tissue)
-    svg = _stacked_columns(chart_id, columns, names, colours)
+    for cell in _cells(audit, sender):
+        part = cell["ihc"].get(tissue)
+        if part is None:
+            continue
+        shown = part["shares"] is not None
+        columns.append((cell["period"], part["total"], part["counts"] if shown else None))
+        for name in names:
+            share = part["shares"][name] if shown else None
+            against = flagged.get((cell["period"], name), [])
+            if against:
+                drifting.add(cell["period"])
+            rows.append(
+                (cell["period"], name, part["counts"][name], _pct(share), ", ".join(against))
+            )
+    chart_id = _slug("ihc", sender, tissue)
+    svg = _stacked_columns(chart_id, columns, names, colours, marked=drifting)
     return _figure(
         chart_id,
-        f"{tissue}: IHC score distribution by sender and {audit['options']['period']}",
+        f"{sender}: {tissue} IHC score distribution by {audit['options']['period']}"
+        + (" (▲ drift flagged)" if drifting else ""),
         svg,
-        ("sender", "period", "IHC", "reports", "share", "drift flagged"),
+        ("period", "IHC", "reports", "share", "drift flagged against"),
         rows,
         _legend(colours, names),
     )

@@ -8,30 +8,26 @@ from typing import Any
 
 import orjson
 import pytest
-from audit_traffic import IHC2_WORKUP, ISH_HOURS, JUMP_MONTH, STEADY_MONTH
+from audit_traffic import (
+    IHC2_WORKUP,
+    ISH_HOURS,
+    JUMP_MONTH,
+    LAB_A,
+    LAB_B,
+    LAB_C,
+    STEADY_MONTH,
+    audit_of,
+    cell,
+)
 
-from adapter.audit.figures import AuditOptions, Period, build_audit
-from adapter.audit.sources import from_store
+from adapter.audit.figures import Period
 from adapter.model import Category, FlagCode
-from adapter.store import open_store
 
 SHARE = 5e-5  # shares are rounded to four places
 
-LAB_A, LAB_B, LAB_C = "LAB-A^LAB-A PATHOLOGY", "LAB-B^LAB-B PATHOLOGY", "LAB-C^LAB-C PATHOLOGY"
 GROUP_5 = sum(1 for ish in IHC2_WORKUP if ish == ("1.2", "2.5", "2.1"))
 GROUP_4 = sum(1 for ish in IHC2_WORKUP if ish == ("1.6", "4.9", "3.06"))
 NO_ISH = sum(1 for ish in IHC2_WORKUP if ish is None)
-
-
-def audit_of(url: str, **options: Any) -> dict[str, Any]:
-    with open_store(url) as store:
-        data = from_store(store, sender=options.get("sender"))
-    return build_audit(data.reports, data.unprocessed, AuditOptions(**options))
-
-
-def cell(audit: dict[str, Any], sender: str, period: str) -> dict[str, Any]:
-    (found,) = [c for c in audit["cells"] if c["sender"] == sender and c["period"] == period]
-    return found
 
 
 @pytest.fixture(scope="module")
