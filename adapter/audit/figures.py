@@ -22,6 +22,8 @@ from adapter.model import Category, FlagCode, Tissue
 
 ALL_PERIODS = "all"
 UNDATED = "undated"
+MAX_MIN_REPORTS = 1_000_000
+"""The largest ``min_reports`` taken (JSON numbers stay well inside 64 bits)."""
 TOP_CODES = 20
 """Result codes listed per sender and period in the data-quality table (the rest are summed)."""
 
@@ -41,8 +43,8 @@ class AuditOptions:
     until: date | None = None  # exclusive
 
     def __post_init__(self) -> None:
-        if self.min_reports < 1:
-            raise ValueError("min_reports must be at least 1")
+        if not 1 <= self.min_reports <= MAX_MIN_REPORTS:
+            raise ValueError(f"min_reports must be between 1 and {MAX_MIN_REPORTS}")
         if not 0 < self.alpha < 1:
             raise ValueError("alpha must be between 0 and 1")
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, Query
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from adapter.audit.figures import AuditOptions, Period, build_audit
+from adapter.audit.figures import MAX_MIN_REPORTS, AuditOptions, Period, build_audit
 from adapter.audit.render_html import render_html
 from adapter.audit.sources import from_store
 from adapter.errors import StoreUnavailable
@@ -28,7 +28,12 @@ _PERIOD = Query(Period.MONTH, description="Count by ISO week or by month")
 _SENDER = Query(None, max_length=200, description="Only this sender (MSH-3^MSH-4)")
 _SINCE = Query(None, description="Reports of this day or later")
 _UNTIL = Query(None, description="Reports before this day")
-_MIN = Query(None, ge=1, description="Shares only from this many reports (default: settings)")
+_MIN = Query(
+    None,
+    ge=1,
+    le=MAX_MIN_REPORTS,
+    description="Shares only from this many reports (default: settings)",
+)
 
 
 def install_audit(app: FastAPI, runtime: Runtime) -> None:

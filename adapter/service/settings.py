@@ -48,6 +48,7 @@ class ServiceSettings(BaseSettings, Settings):
     audit_min_reports: int = Field(
         10,
         ge=1,
+        le=1_000_000,
         description="The audit (/audit, `audit`) shows shares for a sender and period only from"
         " this many reports; fewer show the count alone",
     )
