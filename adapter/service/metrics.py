@@ -45,9 +45,10 @@ def observe(transport: str, outcome: str, seconds: float, ack_code: str | None =
 # --------------------------------------------------------------------------------------------
 # What the traffic says (the audit's signals, for a hospital's Grafana): per sender and category,
 # per flag, per IHC class, per result code not used. Label sets are bounded: categories, tissues,
-# flags, IHC classes and unused kinds are enums; senders and result codes keep their own label up
-# to a cap (settings metrics_max_senders, metrics_max_codes) and count as "other" beyond it, so a
-# misconfigured feed cannot grow the series without end. No label ever holds patient data.
+# flags, IHC classes and unused kinds are enums; senders and (sender, result code) pairs keep
+# their own label up to a cap (settings metrics_max_senders, metrics_max_codes) and count as
+# "other" beyond it, so a misconfigured feed cannot grow the series without end. No label ever
+# holds patient data.
 # --------------------------------------------------------------------------------------------
 
 OTHER = "other"
@@ -119,4 +120,7 @@ def count_reports(sender: str, reports: Iterable[ReportFacts]) -> None:
         for flag in facts.flags:
             FLAGS.labels(sender=label, flag=flag).inc()
         for kind, code in facts.unused:
-            UNUSED.labels(sender=label, kind=kind.value, code=_codes(code)).inc()
+            # The cap counts (sender, code) pairs, so the series stay bounded whatever mix of
+            # senders sends which codes.
+            code_label = code if _codes(f"{label}\x1f{code}") != OTHER else OTHER
+            UNUSED.labels(sender=label, kind=kind.value, code=code_label).inc()

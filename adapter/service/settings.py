@@ -60,7 +60,8 @@ class ServiceSettings(BaseSettings, Settings):
     metrics_max_codes: int = Field(
         200,
         ge=1,
-        description="Result codes named in her2_unused_results_total; later ones count as 'other'",
+        description="(sender, result code) pairs named in her2_unused_results_total; later"
+        " ones count as 'other'",
     )
 
     @property

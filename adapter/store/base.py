@@ -400,20 +400,27 @@ class Store:
         )
 
     def _replace_reports(self, session: _Session, request: IndexReportsRequest) -> None:
-        session.run("DELETE FROM reports WHERE message_row_id = ?", (request.message_row_id,))
+        row_id = request.message_row_id
+        session.run("DELETE FROM reports WHERE message_row_id = ?", (row_id,))
+        session.run("DELETE FROM report_facts WHERE message_row_id = ?", (row_id,))
         for report in request.reports:
             session.run(
                 "INSERT INTO reports (message_row_id, report_id, patient, category, status,"
-                " bundle, audit) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " bundle) VALUES (?, ?, ?, ?, ?, ?)",
                 (
-                    request.message_row_id,
+                    row_id,
                     report.report_id,
                     report.patient,
                     report.category,
                     report.status,
                     report.bundle,
-                    report.audit,
                 ),
+            )
+            # The message's sender and time come along in the same statement (no round trip).
+            session.run(
+                "INSERT INTO report_facts (message_row_id, report_id, sender, received_at, facts)"
+                " SELECT id, ?, sender, received_at, ? FROM messages WHERE id = ?",
+                (report.report_id, report.audit, row_id),
             )
 
     def _insert_outbox(self, session: _Session, request: EnqueueRequest) -> int:
@@ -576,14 +583,21 @@ class Store:
         return None if row is None else self._report(row)
 
     def audit_rows(self, *, sender: str | None = None) -> list[AuditRow]:
-        """The latest version of every indexed report, with its sender and audit facts."""
+        """The latest version of every indexed report, with its sender and audit facts.
+
+        Ranked like ``_LATEST_REPORTS`` (received time, then row id), on the narrow
+        ``report_facts`` table alone.
+        """
         query = (
-            f"SELECT m.sender, m.received_at, r.audit FROM ({_LATEST_REPORTS}) r"
-            " JOIN messages m ON m.id = r.message_row_id"
+            "SELECT sender, received_at, facts FROM (SELECT sender, received_at, facts,"
+            " ROW_NUMBER() OVER (PARTITION BY report_id"
+            " ORDER BY received_at DESC, message_row_id DESC) AS recency"
+            " FROM report_facts) ranked WHERE recency = 1"
         )
         params: list[object] = []
         if sender is not None:
-            query += " WHERE m.sender = ?"
+            # After ranking: the latest version wins whoever sent it, as in find_reports.
+            query += " AND sender = ?"
             params.append(sender)
         to_time = self._backend.time_from_db
         with self._transaction(write=False) as session:
