@@ -11,6 +11,7 @@ Not a test: figures go to docs/performance.md.
 from __future__ import annotations
 
 import argparse
+import resource
 import subprocess
 import sys
 import tempfile
@@ -87,6 +88,12 @@ def fill(url: str, reports: int) -> None:
             store.write(writes)
 
 
+def _children_cpu() -> float:
+    """CPU seconds of finished child processes: steadier than wall time on a shared machine."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-n", type=int, default=100_000, help="reports in the store")
@@ -100,14 +107,17 @@ def main() -> None:
         print(f"filled {args.n} reports in {time.perf_counter() - began:.1f} s ({size >> 20} MiB)")
         command = [str(Path(sys.executable).with_name("her2-adapter")), "audit", "--from-store"]
         for run in range(1, args.runs + 1):
-            began = time.perf_counter()
+            began, cpu = time.perf_counter(), _children_cpu()
             subprocess.run(
                 [*command, url, "--json", str(Path(directory) / "a.json")],
                 check=True,
                 stdout=subprocess.DEVNULL,
             )
-            took = time.perf_counter() - began
-            print(f"run {run}: her2-adapter audit --from-store ... --json FILE: {took:.2f} s")
+            took, used = time.perf_counter() - began, _children_cpu() - cpu
+            print(
+                f"run {run}: her2-adapter audit --from-store ... --json FILE: {took:.2f} s wall,"
+                f" {used:.2f} s CPU"
+            )
         with open_store(url) as store:
             began = time.perf_counter()
             data = from_store(store)

@@ -103,9 +103,9 @@ class _Cell:
         if facts is None:
             self.not_indexed += 1
             return
-        self.categories.setdefault(facts.tissue, Counter())[facts.category] += 1
+        _counter(self.categories, facts.tissue)[facts.category] += 1
         if facts.ihc is not None:
-            self.ihc.setdefault(facts.tissue, Counter())[facts.ihc] += 1
+            _counter(self.ihc, facts.tissue)[facts.ihc] += 1
             if facts.ihc is IhcClass.TWO:
                 self.ihc2 += 1
                 self.ihc2_with_ish += facts.ish_reported
@@ -130,7 +130,7 @@ class _Cell:
         for name in ("categories", "ihc"):
             mine: dict[str, Counter[str]] = getattr(self, name)
             for tissue, counts in getattr(other, name).items():
-                mine.setdefault(tissue, Counter()).update(counts)
+                _counter(mine, tissue).update(counts)
         self.ihc2 += other.ihc2
         self.ihc2_with_ish += other.ihc2_with_ish
         self.hours.extend(other.hours)
@@ -141,6 +141,14 @@ class _Cell:
         for name in ("disagreement_rules", "flags", "unused", "unused_codes", "warnings"):
             getattr(self, name).update(getattr(other, name))
         self.unprocessed.update(other.unprocessed)
+
+
+def _counter(counters: dict[str, Counter[str]], key: str) -> Counter[str]:
+    """``counters[key]``, made on first use (setdefault would build a Counter every call)."""
+    found = counters.get(key)
+    if found is None:
+        found = counters[key] = Counter()
+    return found
 
 
 def _is_her2_rule(rule_id: str) -> bool:
@@ -164,14 +172,20 @@ def build_audit(
     """The audit as plain JSON-ready data (the CLI's --json, the HTML page and its charts)."""
     options = options or AuditOptions()
     cells: dict[tuple[str, str], _Cell] = {}
+
+    def cell_of(sender: str, day: date | None) -> _Cell:
+        key = (sender, period_of(day, options.period))
+        found = cells.get(key)
+        if found is None:
+            found = cells[key] = _Cell()
+        return found
+
     for item in reports:
         if _kept(item.sender, item.day, options):
-            key = (item.sender, period_of(item.day, options.period))
-            cells.setdefault(key, _Cell()).add(item.facts)
+            cell_of(item.sender, item.day).add(item.facts)
     for message in unprocessed:
         if _kept(message.sender, message.day, options):
-            key = (message.sender, period_of(message.day, options.period))
-            cells.setdefault(key, _Cell()).unprocessed[message.error_code] += 1
+            cell_of(message.sender, message.day).unprocessed[message.error_code] += 1
     vocabulary = _vocabulary(cells.values())
     senders = sorted({sender for sender, _ in cells})
     periods = sorted({period for _, period in cells})
@@ -341,7 +355,7 @@ def _drift(
                             sender, period, tissue, against, counts, reference, vocabulary, options
                         )
                     )
-                earlier.setdefault(tissue, Counter()).update(counts)
+                _counter(earlier, tissue).update(counts)
     return {
         "test": TEST_NAME,
         "alpha": options.alpha,
