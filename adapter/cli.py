@@ -580,8 +580,11 @@ def replay(
 @app.command()
 def audit(
     paths: Annotated[
-        list[Path] | None,
-        typer.Argument(help="HL7 v2 / FHIR message files to classify and audit (or --from-store)."),
+        list[str] | None,
+        typer.Argument(
+            help="HL7 v2 / FHIR message files, folders or globs to classify and audit"
+            " (or --from-store)."
+        ),
     ] = None,
     from_store: Annotated[
         str | None, typer.Option("--from-store", help="Audit the reports of this store (URL).")
@@ -624,6 +627,7 @@ def audit(
     from adapter.audit.sources import from_files
     from adapter.audit.sources import from_store as store_data
     from adapter.errors import AdapterError
+    from adapter.inputs import InputFileError
     from adapter.store import open_store
 
     if bool(paths) == bool(from_store):
@@ -647,10 +651,8 @@ def audit(
                 data = store_data(store, sender=sender)
         else:
             data = from_files(paths or [], mappings)
-    except AdapterError as error:
+    except (AdapterError, InputFileError) as error:
         _usage_error(str(error))
-    except OSError as error:
-        _usage_error(f"cannot read {error.filename}: {error.strerror}")
     figures = build_audit(
         data.reports, data.unprocessed, options, source="store" if from_store else "files"
     )

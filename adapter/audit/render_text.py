@@ -6,6 +6,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from adapter.audit.figures import ALL_PERIODS
 
@@ -16,6 +17,11 @@ def _count(count: int, share: float | None) -> str:
 
 def _pct(share: float | None) -> str:
     return "-" if share is None else f"{share * 100:.1f}%"
+
+
+def _add_row(table: Table, *cells: str) -> None:
+    """Cells as plain text: a sender name or a code is data, never rich markup."""
+    table.add_row(*(Text(cell) for cell in cells))
 
 
 def print_audit(audit: dict[str, Any], console: Console) -> None:
@@ -61,7 +67,8 @@ def _mix_table(
     for cell in present:
         figures = cell[part][tissue]
         shares = figures["shares"] or {}
-        table.add_row(
+        _add_row(
+            table,
             cell["sender"],
             cell["period"],
             str(figures["total"]),
@@ -78,7 +85,8 @@ def _drift_table(console: Console, drift: dict[str, Any]) -> None:
     for column in ("sender", "period", "tissue", "IHC", "against", "share", "reference", "z", "p"):
         table.add_column(column)
     for test in drift["flagged"]:
-        table.add_row(
+        _add_row(
+            table,
             test["sender"],
             test["period"],
             test["tissue"],
@@ -104,7 +112,8 @@ def _workup_table(console: Console, cells: list[dict[str, Any]]) -> None:
     for cell in cells:
         work = cell["workup"]
         median = work["ihc_to_ish_median_hours"]
-        table.add_row(
+        _add_row(
+            table,
             cell["sender"],
             cell["period"],
             str(work["ihc2"]),
@@ -125,7 +134,7 @@ def _disagreement_table(console: Console, totals: list[dict[str, Any]]) -> None:
     for cell in totals:
         part = cell["disagreements"]
         rules = ", ".join(f"{rule} {count}" for rule, count in part["by_rule"].items())
-        table.add_row(cell["sender"], _count(part["reports"], part["share"]), rules or "-")
+        _add_row(table, cell["sender"], _count(part["reports"], part["share"]), rules or "-")
     console.print(table)
 
 
@@ -147,5 +156,5 @@ def _quality_table(
             f"{item['code']} ({item['kind']}) {item['count']}" for item in quality["unused_codes"]
         )
         unprocessed = ", ".join(f"{code} {n}" for code, n in quality["unprocessed"].items())
-        table.add_row(cell["sender"], flags or "-", codes or "-", unprocessed or "-")
+        _add_row(table, cell["sender"], flags or "-", codes or "-", unprocessed or "-")
     console.print(table)

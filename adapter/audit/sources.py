@@ -8,7 +8,7 @@ the day the store received it (files: "undated").
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,20 +39,24 @@ def from_store(store: Store, *, sender: str | None = None) -> AuditData:
     return data
 
 
-def from_files(paths: Iterable[Path], mappings_dir: Path | None = None) -> AuditData:
-    """Every message of every file, classified with the given (or shipped) mappings."""
+def from_files(sources: Sequence[str], mappings_dir: Path | None = None) -> AuditData:
+    """Every message of every file (folders, globs and compressed files as ``convert`` takes
+    them), classified with the given (or shipped) mappings. Raises InputFileError for a name
+    that cannot be read."""
     from adapter.config import Settings
+    from adapter.inputs import expand_paths, read_input
     from adapter.pipeline import Context, process, split_input
     from adapter.service.handler import identify
 
     settings = Settings(mappings_dir=mappings_dir) if mappings_dir else Settings()
     context = Context.from_settings(settings)
     data = AuditData()
-    for path in paths:
+    for source in list(expand_paths(sources)):
         try:
-            messages = split_input(path.read_bytes())
+            messages = split_input(read_input(source))
         except AdapterError as error:
-            data.unprocessed.append(UnprocessedInput(f"(file {path.name})", None, error.code))
+            name = Path(source).name
+            data.unprocessed.append(UnprocessedInput(f"(file {name})", None, error.code))
             continue
         for message in messages:
             sender = identify(message.data, message.format).sender or "(unknown sender)"
