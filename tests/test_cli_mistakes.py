@@ -266,3 +266,15 @@ def test_bare_command_still_shows_help(runner: CliRunner) -> None:
     result = runner.invoke(app, [])
     assert "convert" in result.stdout
     assert result.stderr == ""
+
+
+@pytest.mark.parametrize("name", ["bad-version-2.1.hl7", "bad-adt-a01.hl7"])
+def test_strict_keeps_unsupported_as_unsupported(runner: CliRunner, name: str) -> None:
+    """--strict checks the structure of what we take; a version or type we do not take is
+    HL7-UNSUPPORTED (ACK AR, condition 200), as without --strict."""
+    path = FIXTURES / name
+    plain = runner.invoke(app, ["convert", str(path)])
+    strict = runner.invoke(app, ["convert", "--strict", str(path)])
+    assert strict.exit_code == plain.exit_code == 1
+    assert _only_line(strict.stderr) == _only_line(plain.stderr)
+    assert ": HL7-UNSUPPORTED: " in strict.stderr
