@@ -16,7 +16,8 @@ from typing import Any
 import orjson
 
 from adapter.model import (
-    Analyte,
+    IHC_ANALYTES,
+    ISH_ANALYTES,
     AssayRecord,
     Category,
     Classification,
@@ -58,20 +59,6 @@ _UNUSED_MARKERS: tuple[tuple[str, UnusedKind], ...] = (
     ("no value", UnusedKind.NO_VALUE),
 )
 
-_IHC_ANALYTES = frozenset(
-    {Analyte.HER2_IHC, Analyte.HER2_IHC0_SUBTYPE, Analyte.HER2_IHC_STAINED_PERCENT}
-)
-_ISH_ANALYTES = frozenset(
-    {
-        Analyte.HER2_ISH,
-        Analyte.HER2_CEP17_RATIO,
-        Analyte.HER2_COPIES,
-        Analyte.CEP17_COPIES,
-        Analyte.ISH_CELLS_COUNTED,
-        Analyte.ISH_AMPLIFIED_PERCENT,
-        Analyte.ISH_RECOUNT,
-    }
-)
 _SCORE_CLASS = {
     IhcScore.ONE: IhcClass.ONE,
     IhcScore.TWO: IhcClass.TWO,
@@ -182,8 +169,8 @@ def _unused(item: UnusedResult) -> tuple[UnusedKind, str]:
 
 
 def _ihc_to_ish_hours(record: AssayRecord) -> float | None:
-    ihc = [o.effective for o in record.observations if o.analyte in _IHC_ANALYTES and o.effective]
-    ish = [o.effective for o in record.observations if o.analyte in _ISH_ANALYTES and o.effective]
+    ihc = [o.effective for o in record.observations if o.analyte in IHC_ANALYTES and o.effective]
+    ish = [o.effective for o in record.observations if o.analyte in ISH_ANALYTES and o.effective]
     if not ihc or not ish:
         return None
     hours = (min(ish) - min(ihc)).total_seconds() / 3600
