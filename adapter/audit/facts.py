@@ -9,7 +9,7 @@ id), a lab's result *code* (never its value or text), a day, or a number of hour
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date
+from datetime import date
 from enum import StrEnum
 from typing import Any
 
@@ -82,7 +82,7 @@ class ReportFacts:
     rules: tuple[str, ...]
     unused: tuple[tuple[UnusedKind, str], ...]  # (kind, "system|code") per result not used
     warnings: tuple[str, ...]  # ingest warning codes
-    reported_on: date | None  # the report's issue day (else its effective day), UTC
+    reported_on: date | None  # the report's issue day (else its effective day), lab's offset
     ihc_to_ish_hours: float | None  # first ISH time minus first IHC time, when both are sent
 
     def to_json(self) -> bytes:
@@ -136,7 +136,9 @@ def report_facts(record: AssayRecord, classification: Classification) -> ReportF
         rules=tuple(dict.fromkeys(rule.rule_id for rule in classification.rules)),
         unused=tuple(_unused(item) for item in record.unused),
         warnings=tuple(warning.code for warning in record.warnings),
-        reported_on=moment.astimezone(UTC).date() if moment else None,
+        # The day as the lab wrote it (its own offset): a report issued late on 31 March counts
+        # in March wherever the audit runs.
+        reported_on=moment.date() if moment else None,
         ihc_to_ish_hours=_ihc_to_ish_hours(record),
     )
 

@@ -82,3 +82,13 @@ def test_facts_survive_json(context: Context) -> None:
 )
 def test_unused_reasons_fall_into_kinds(reason: str, kind: UnusedKind) -> None:
     assert unused_kind(reason) is kind
+
+
+def test_the_day_is_the_labs_own(context: Context) -> None:
+    """Issued at 23:00 -05:00 on 31 March is 1 April in UTC, and 31 March for the audit."""
+    case = Case("LAB", date(2024, 3, 28), ihc="1+")
+    raw = message(case, 1).replace(b"20240331090000+0000", b"20240331230000-0500")
+    (split,) = split_input(raw)
+    outcome = process(split, context)
+    ((record, classification),) = zip(outcome.records, outcome.classifications, strict=True)
+    assert report_facts(record, classification).reported_on == date(2024, 3, 31)
