@@ -82,6 +82,7 @@ class ReportFacts:
     rules: tuple[str, ...]
     unused: tuple[tuple[UnusedKind, str], ...]  # (kind, "system|code") per result not used
     warnings: tuple[str, ...]  # ingest warning codes
+    lab_stated: str | None  # the lab's own overall HER2 call (Interpretation), when it gave one
     reported_on: date | None  # the report's issue day (else its effective day), lab's offset
     ihc_to_ish_hours: float | None  # first ISH time minus first IHC time, when both are sent
 
@@ -98,6 +99,7 @@ class ReportFacts:
                 "rules": self.rules,
                 "unused": self.unused,
                 "warnings": self.warnings,
+                "lab_stated": self.lab_stated,
                 "day": self.reported_on.isoformat() if self.reported_on else None,
                 "ihc_to_ish_hours": self.ihc_to_ish_hours,
             }
@@ -118,6 +120,7 @@ class ReportFacts:
             rules=tuple(item.get("rules", ())),
             unused=tuple((UnusedKind(kind), code) for kind, code in item.get("unused", ())),
             warnings=tuple(item.get("warnings", ())),
+            lab_stated=item.get("lab_stated"),
             reported_on=date.fromisoformat(day) if day else None,
             ihc_to_ish_hours=item.get("ihc_to_ish_hours"),
         )
@@ -125,6 +128,7 @@ class ReportFacts:
 
 def report_facts(record: AssayRecord, classification: Classification) -> ReportFacts:
     moment = record.issued or record.effective
+    lab = record.lab_interpretation
     return ReportFacts(
         tissue=classification.tissue.value,
         category=classification.category.value,
@@ -136,6 +140,7 @@ def report_facts(record: AssayRecord, classification: Classification) -> ReportF
         rules=tuple(dict.fromkeys(rule.rule_id for rule in classification.rules)),
         unused=tuple(_unused(item) for item in record.unused),
         warnings=tuple(warning.code for warning in record.warnings),
+        lab_stated=lab.stated.value if lab is not None and lab.stated is not None else None,
         # The day as the lab wrote it (its own offset): a report issued late on 31 March counts
         # in March wherever the audit runs.
         reported_on=moment.date() if moment else None,

@@ -64,6 +64,12 @@ def test_an_unmapped_code_is_kept_by_code_without_its_value(context: Context) ->
     assert b"30" not in facts.to_json().replace(b"2024-03-13", b"")
 
 
+def test_the_labs_overall_call_is_kept(context: Context) -> None:
+    facts = facts_of(Case("LAB", DAY, ihc="1+", stated="Positive"), context)
+    assert (facts.lab_stated, facts.category) == ("positive", "HER2-low")
+    assert "lab-interpretation-differs" in facts.flags
+
+
 def test_facts_survive_json(context: Context) -> None:
     facts = facts_of(Case("LAB", DAY, ihc="2+", ish=("1.2", "2.5", "2.1")), context)
     assert ReportFacts.from_json(facts.to_json()) == facts
