@@ -125,6 +125,26 @@ class Analyte(StrEnum):
     ER_PERCENT = "er-percent"
     PGR_RESULT = "pgr-result"
     PGR_PERCENT = "pgr-percent"
+    # a pathology report's text (final diagnosis, synoptic, addendum): read for statements
+    REPORT_TEXT = "report-text"
+
+
+IHC_ANALYTES = frozenset(
+    {Analyte.HER2_IHC, Analyte.HER2_IHC0_SUBTYPE, Analyte.HER2_IHC_STAINED_PERCENT}
+)
+"""The values that make up a HER2 IHC result."""
+ISH_ANALYTES = frozenset(
+    {
+        Analyte.HER2_ISH,
+        Analyte.HER2_CEP17_RATIO,
+        Analyte.HER2_COPIES,
+        Analyte.CEP17_COPIES,
+        Analyte.ISH_CELLS_COUNTED,
+        Analyte.ISH_AMPLIFIED_PERCENT,
+        Analyte.ISH_RECOUNT,
+    }
+)
+"""The values that make up a HER2 ISH result (counts, ratio, words, recount)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -196,6 +216,9 @@ class Provenance(Frozen):
     sub_id: str | None = None  # OBX-4
     value_type: str | None = None  # OBX-2, or the FHIR value[x] type
     value_text: str | None = None  # the value as sent
+    # read from report text (OBX TX/FT, DiagnosticReport.conclusion / presentedForm): the
+    # locator names the line, value_text holds it
+    from_text: bool = False
 
 
 class IngestWarning(Frozen):
@@ -270,6 +293,7 @@ class IhcResult(Frozen):
     # the word beside the score, e.g. "Negative" in "Negative (3+)"
     stated: Interpretation | None = None
     indeterminate_reason: str | None = None  # the lab said it could not be scored
+    heterogeneity_noted: bool = False  # the lab's words call the staining heterogeneous
     provenance: tuple[Provenance, ...] = ()
 
 
@@ -296,6 +320,7 @@ class IshResult(Frozen):
     earlier_counts: tuple[IshCount, ...] = ()
     stated: Interpretation | None = None
     indeterminate_reason: str | None = None
+    heterogeneity_noted: bool = False  # the lab's words (a note, the method) say heterogeneous
     provenance: tuple[Provenance, ...] = ()
 
 
@@ -384,6 +409,8 @@ class FlagCode(StrEnum):
     LAB_INTERPRETATION_DIFFERS = "lab-interpretation-differs"
     RECEPTOR_UNDETERMINED = "receptor-undetermined"
     ER_LOW_POSITIVE = "er-low-positive"
+    PROBE_INFERRED = "probe-inferred"  # single probe: HER2 copies, no CEP17 and no ratio at all
+    READ_FROM_TEXT = "read-from-text"  # a result was read from report text: a reviewer checks
 
 
 class Flag(Frozen):

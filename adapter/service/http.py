@@ -27,6 +27,7 @@ from adapter.errors import StoreUnavailable
 from adapter.model import SourceFormat
 from adapter.service import http_read
 from adapter.service.handler import Handled
+from adapter.service.http_audit import install_audit
 from adapter.service.http_body import (
     FHIR_MEDIA_TYPES,
     HL7_MEDIA_TYPES,
@@ -148,6 +149,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     async def readyz() -> Response:
         """For load balancers: /healthz, and a worker process to run the pipeline in."""
         return await _health(runtime, ready=True)
+
+    install_audit(app, runtime)
 
     @app.get("/metrics", response_class=Response)
     async def metrics() -> Response:
