@@ -554,10 +554,10 @@ class Store:
         """Delete messages received before the cutoff that nothing needs any more.
 
         Deleted: finished messages (processed or rejected) with their raw content, Bundle, ACK,
-        report index rows, audit facts and outbox items. Kept however old: messages still ``received`` or
-        ``failed`` (reprocess and the recovery sweep need their raw content) and those with a
-        Bundle still pending in the outbox. Short transactions of ``batch`` messages each, so
-        the writer is never held for long.
+        report index rows, audit facts and outbox items. Kept however old: messages still
+        ``received`` or ``failed`` (reprocess and the recovery sweep need their raw content) and
+        those with a Bundle still pending in the outbox. Short transactions of ``batch`` messages
+        each, so the writer is never held for long.
         """
         cutoff = self._backend.time_to_db(utc(received_before))
         finished = (MessageStatus.PROCESSED.value, MessageStatus.REJECTED.value)
