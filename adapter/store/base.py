@@ -100,6 +100,7 @@ def os_cause(error: OSError) -> str:
 
 _OS_CAUSES = {
     errno.ENOSPC: "disk full",
+    errno.ENOENT: "no such file or directory",
     errno.EDQUOT: "disk quota exceeded",
     errno.EROFS: "read-only",
     errno.EACCES: "permission denied",

@@ -76,7 +76,8 @@ _SCHEMA_V1 = (
 
 
 def private_file(path: Path) -> None:
-    """Create the store file 0600 (and its directory, when missing, 0700) before SQLite opens it.
+    """Create the store file 0600 (and its directory, if that alone is missing, 0700) before
+    SQLite opens it.
 
     SQLite gives the -wal and -shm files the database file's mode, so all three stay readable by
     the service's user alone. An existing file is left as it is (its mode is the operator's
@@ -84,7 +85,7 @@ def private_file(path: Path) -> None:
     """
     directory = path.parent
     if not directory.exists():
-        directory.mkdir(mode=0o700, parents=True)
+        directory.mkdir(mode=0o700)  # its own directory only: a mistyped path still fails
     try:
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
     except FileExistsError:

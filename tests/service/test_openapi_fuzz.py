@@ -33,6 +33,7 @@ OPERATIONS = [
     ("GET", "/fhir/DiagnosticReport"),
     ("GET", "/messages/{message_id}"),
     ("GET", "/healthz"),
+    ("GET", "/readyz"),
     ("GET", "/metrics"),
     ("GET", "/audit"),
     ("GET", "/audit.json"),

@@ -247,9 +247,11 @@ def test_sqlite_disk_full_keeps_what_was_stored(tmp_path: Path) -> None:
 
 
 def test_missing_directory_is_store_unavailable(tmp_path: Path) -> None:
-    """A database path that cannot be opened is a store fault at open time."""
-    with pytest.raises(StoreUnavailable, match="unable to open"):
-        open_store(f"sqlite:///{tmp_path / 'absent' / 'x.db'}")
+    """A database path that cannot be opened is a store fault at open time (the store's own
+    directory is created when missing, not the directories above it)."""
+    with pytest.raises(StoreUnavailable, match="No such file or directory") as raised:
+        open_store(f"sqlite:///{tmp_path / 'absent' / 'deeper' / 'x.db'}")
+    assert raised.value.cause == "no such file or directory"
 
 
 def test_a_closed_store_is_unavailable(store: Store) -> None:
