@@ -329,7 +329,16 @@ def serve(
         Path | None, typer.Option("--config", help="TOML file with the same keys as HER2_*.")
     ] = None,
     api_token: Annotated[
-        str | None, typer.Option("--api-token", help="Bearer token the HTTP API requires.")
+        str | None,
+        typer.Option(
+            "--api-token",
+            help="Bearer token the HTTP API requires. Avoid: a command line is readable by every"
+            " user; use --api-token-file or HER2_API_TOKEN.",
+        ),
+    ] = None,
+    api_token_file: Annotated[
+        Path | None,
+        typer.Option("--api-token-file", help="A file (mode 0600) holding the bearer token."),
     ] = None,
     mappings: MappingsOption = None,
     workers: Annotated[
@@ -354,10 +363,18 @@ def serve(
         store=store,
         fhir_base=fhir_base,
         api_token=api_token,
+        api_token_file=api_token_file,
         mappings_dir=mappings,
         workers=workers,
     )
     _configure_logging(log_level, log_format)
+    if api_token is not None:
+        import logging
+
+        logging.getLogger("her2_adapter.cli").warning(
+            "--api-token puts the token where every user of this machine can read it (ps,"
+            " /proc): use --api-token-file or HER2_API_TOKEN"
+        )
     try:
         run_service(settings, on_ready=lambda where: typer.echo(where.describe()))
     except AdapterError as error:
@@ -414,6 +431,49 @@ def reprocess(
         _usage_error(str(error))
     summary = ", ".join(f"{name} {number}" for name, number in sorted(counts.items()))
     typer.echo(f"reprocessed {sum(counts.values()) - counts.get('skipped', 0)}: {summary}")
+
+
+@app.command()
+def purge(
+    store: Annotated[
+        str | None, typer.Option("--store", help="Store URL (default: as for serve).")
+    ] = None,
+    older_than: Annotated[
+        int | None,
+        typer.Option(
+            "--older-than",
+            min=1,
+            help="Days: purge what was received longer ago (default: retention_days).",
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="TOML file with the same keys as HER2_*.")
+    ] = None,
+    log_level: ServiceLogLevel = "info",
+    log_format: LogFormatOption = "text",
+) -> None:
+    """Delete finished messages older than the retention; keep unfinished and forwarding ones."""
+    from datetime import timedelta
+
+    from adapter.errors import AdapterError
+    from adapter.store import open_store
+
+    _configure_logging(log_level, log_format)
+    settings = _service_settings(config, store=store)
+    days = older_than if older_than is not None else settings.retention_days
+    if days is None:
+        _usage_error("give --older-than DAYS, or set retention_days (HER2_RETENTION_DAYS)")
+    cutoff = datetime.now(UTC) - timedelta(days=days)
+    try:
+        with open_store(settings.store) as opened:
+            purged = opened.purge(cutoff)
+    except AdapterError as error:
+        _usage_error(str(error))
+    typer.echo(
+        f"purged {purged.messages} messages received before {cutoff:%Y-%m-%d %H:%M} UTC;"
+        f" kept {purged.kept_unfinished} unfinished (reprocess needs them)"
+        f" and {purged.kept_forwarding} still forwarding"
+    )
 
 
 def _service_settings(config: Path | None, **flags: object) -> "ServiceSettings":
