@@ -21,7 +21,7 @@ import typer
 from adapter import __version__
 
 if TYPE_CHECKING:
-    from adapter.service.settings import ServiceSettings
+    from adapter.config import Settings
     from adapter.store import MessageStatus
 
 app = typer.Typer(
@@ -310,17 +310,17 @@ def reprocess(
     typer.echo(f"reprocessed {sum(counts.values()) - counts.get('skipped', 0)}: {summary}")
 
 
-def _service_settings(config: Path | None, **flags: object) -> "ServiceSettings":
+def _service_settings(config: Path | None, **flags: object) -> "Settings":
     """Flags over ``HER2_*`` environment variables over the config file over defaults."""
     from pydantic import ValidationError
 
-    from adapter.service.server import load_settings
+    from adapter.config import Settings
 
     given = {name: value for name, value in flags.items() if value is not None}
     if config is not None and not config.is_file():
         _usage_error(f"no config file {config}")
     try:
-        return load_settings(config, **given)
+        return Settings.load(config, **given)
     except ValidationError as error:
         problems = "; ".join(
             f"{'.'.join(str(part) for part in issue['loc'])}: {issue['msg']}"
@@ -340,7 +340,7 @@ def _iso_time(option: str, value: str | None) -> datetime | None:
 
 
 async def _reprocess(
-    settings: "ServiceSettings",
+    settings: "Settings",
     statuses: "list[MessageStatus]",
     window: tuple[datetime | None, datetime | None],
     sender: str | None,

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-from adapter.service.mllp import END_BLOCK, frame
+from adapter.ingest.mllp import TRAILER, frame
 
 SEGMENTS = (
     "PID|1||TST000178^^^GOODHEALTH^MR||TEST^PATIENT||19870622|F",
@@ -55,7 +55,7 @@ def sender(host: str, port: int, prefix: str, count: int) -> list[float]:
     so more of the machine measures the service. The service does not see the difference.
     """
     latencies = []
-    trailer = END_BLOCK + b"\r"
+    trailer = TRAILER
     with socket.create_connection((host, port)) as connection:
         connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         pending = b""

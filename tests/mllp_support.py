@@ -10,10 +10,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+from adapter.config import Settings
 from adapter.pipeline import Context
 from adapter.service.handler import Service
-from adapter.service.mllp import MllpClient, MllpServer
-from adapter.service.settings import ServiceSettings
+from adapter.service.mllp import MllpServer
+from adapter.service.mllp_client import MllpClient
 from adapter.store import GroupCommitter, Store, open_store
 
 T = TypeVar("T")
@@ -98,7 +99,7 @@ class Running:
 @asynccontextmanager
 async def mllp_server(store: Store, **settings: Any) -> AsyncIterator[Running]:
     """Serve MLLP on an ephemeral loopback port over ``store`` (closed afterwards)."""
-    service_settings = ServiceSettings(mllp_port=0, http_port=0, **settings)
+    service_settings = Settings(mllp_port=0, http_port=0, **settings)
     committer = GroupCommitter(store)
     service = Service(Context.from_settings(service_settings), committer, TickingClock())
     server = MllpServer(service, max_message_bytes=service_settings.max_message_bytes)

@@ -21,6 +21,7 @@ import codecs
 from typing import NamedTuple
 
 from adapter.errors import EncodingError, MalformedMessage
+from adapter.ingest.mllp import END_BLOCK, START_BLOCK
 
 __all__ = [
     "DecodedMessage",
@@ -36,8 +37,6 @@ __all__ = [
 ]
 
 _BOM = b"\xef\xbb\xbf"
-_MLLP_START = b"\x0b"
-_MLLP_END = b"\x1c"
 _BATCH_ENVELOPE = (b"FHS", b"BHS", b"BTS", b"FTS")
 
 # --------------------------------------------------------------------------------------------
@@ -54,7 +53,7 @@ def split_messages(data: bytes) -> list[bytes]:
     """
     if data.startswith(_BOM):
         data = data[len(_BOM) :]
-    if _MLLP_START not in data:
+    if START_BLOCK not in data:
         return _split_plain(data, where="")
     messages: list[bytes] = []
     for number, frame in enumerate(_mllp_frames(data), start=1):
@@ -66,20 +65,20 @@ def split_messages(data: bytes) -> list[bytes]:
 
 def _mllp_frames(data: bytes) -> list[bytes]:
     frames: list[bytes] = []
-    start = data.find(_MLLP_START)
+    start = data.find(START_BLOCK)
     while start >= 0:
-        end = data.find(_MLLP_END, start + 1)
+        end = data.find(END_BLOCK, start + 1)
         if end < 0:
             # A frame without its end block is most likely a truncated capture: refuse it
             # rather than hand on a message that may be missing its last segments.
             raise MalformedMessage("MLLP frame is not terminated", location=f"byte {start}")
-        nested = data.find(_MLLP_START, start + 1, end)
+        nested = data.find(START_BLOCK, start + 1, end)
         if nested >= 0:
             raise MalformedMessage(
                 "MLLP frame starts inside another frame", location=f"byte {nested}"
             )
         frames.append(data[start + 1 : end])
-        start = data.find(_MLLP_START, end + 1)
+        start = data.find(START_BLOCK, end + 1)
     return frames
 
 

@@ -27,6 +27,7 @@ from adapter.emit.ack import (
     hl7_timestamp,
 )
 from adapter.errors import TransientError
+from adapter.ingest.mllp import CARRIAGE_RETURN, END_BLOCK, START_BLOCK, frame
 from adapter.model import SourceFormat
 from adapter.service import metrics
 from adapter.service.handler import Handled, Service, ack_header_of
@@ -34,15 +35,11 @@ from adapter.store import Transport
 
 log = logging.getLogger("her2_adapter.mllp")
 
-START_BLOCK: Final = b"\x0b"
-END_BLOCK: Final = b"\x1c"
-CARRIAGE_RETURN: Final = b"\r"
 KEEP_PREFIX: Final = 64 * 1024
 """How much of an oversized frame is kept (and stored) to read its header and answer it."""
 MAX_GARBAGE: Final = 64 * 1024
 """Bytes without a start block after which a connection is taken to be no MLLP sender."""
 READ_SIZE: Final = 64 * 1024
-MAX_ACK_BYTES: Final = 1024 * 1024
 SHUTDOWN_GRACE: Final = 10.0
 """Seconds a message being handled at shutdown gets to finish and be answered."""
 
@@ -67,11 +64,6 @@ class OversizedFrame:
 
 class NoStartBlock(Exception):
     """More bytes than allowed arrived without a start block: not an MLLP sender."""
-
-
-def frame(message: bytes) -> bytes:
-    """The message with MLLP framing."""
-    return START_BLOCK + message + END_BLOCK + CARRIAGE_RETURN
 
 
 class FrameDecoder:
@@ -405,49 +397,3 @@ def msa_code(ack: bytes) -> ApplicationCode:
             if code is not None:
                 return code
     raise ValueError("the stored ACK has no MSA-1 of AA, AE or AR")
-
-
-class MllpClient:
-    """A sending connection, as an interface engine opens one (used by the load bench and tests).
-
-    ``send`` writes one framed message and reads the ACK frames it expects back; in enhanced
-    mode a message may be answered by zero, one or two frames, so the caller says how many.
-    """
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._reader = reader
-        self._writer = writer
-        self._decoder = FrameDecoder(MAX_ACK_BYTES)
-        self._ready: list[bytes] = []
-
-    @classmethod
-    async def connect(cls, host: str, port: int) -> MllpClient:
-        reader, writer = await asyncio.open_connection(host, port, limit=READ_SIZE)
-        return cls(reader, writer)
-
-    async def send(self, message: bytes, *, expect: int = 1, timeout: float = 10.0) -> list[bytes]:
-        self._writer.write(frame(message))
-        await self._writer.drain()
-        return [await self.receive(timeout=timeout) for _ in range(expect)]
-
-    async def write_raw(self, data: bytes) -> None:
-        """Bytes as given, framed or not (to test what a misbehaving sender does)."""
-        self._writer.write(data)
-        await self._writer.drain()
-
-    async def receive(self, *, timeout: float = 10.0) -> bytes:
-        """The next frame; raises ConnectionError if the server closes the connection first."""
-        async with asyncio.timeout(timeout):
-            while not self._ready:
-                chunk = await self._reader.read(READ_SIZE)
-                if not chunk:
-                    raise ConnectionResetError("the MLLP server closed the connection")
-                self._ready.extend(
-                    item.payload for item in self._decoder.feed(chunk) if isinstance(item, Frame)
-                )
-        return self._ready.pop(0)
-
-    async def close(self) -> None:
-        self._writer.close()
-        with suppress(ConnectionError):
-            await self._writer.wait_closed()

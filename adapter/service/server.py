@@ -15,18 +15,16 @@ import signal
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import uvloop
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, TomlConfigSettingsSource
 
+from adapter.config import Settings
 from adapter.errors import TransientError
 from adapter.pipeline import Context
 from adapter.service.affinity import available_cpus, pin, plan_cpus
 from adapter.service.handler import Clock, Service
 from adapter.service.mllp import MllpServer
-from adapter.service.settings import ServiceSettings
 from adapter.service.workers import WorkerPool
 from adapter.store import (
     GroupCommitter,
@@ -50,7 +48,7 @@ FORWARDER_GRACE = 10.0
 class Runtime:
     """What the transports and the forwarder share in one running service (fields are stable)."""
 
-    settings: ServiceSettings
+    settings: Settings
     store: Store
     committer: GroupCommitter
     service: Service
@@ -78,32 +76,6 @@ class Listening:
         return f"her2-adapter listening: {where}; store {self.store}{forward}"
 
 
-def load_settings(config_file: Path | None = None, **given: Any) -> ServiceSettings:
-    """Keyword arguments over ``HER2_*`` environment variables over the TOML file over defaults.
-
-    The file takes the same keys as the settings (``mllp_port = 2575``); an unknown key is an
-    error, so a misspelt setting is not silently ignored.
-    """
-    if config_file is None:
-        return ServiceSettings(**given)
-    toml_file = config_file
-
-    class _FromFile(ServiceSettings):
-        @classmethod
-        def settings_customise_sources(
-            cls,
-            settings_cls: type[BaseSettings],
-            init_settings: PydanticBaseSettingsSource,
-            env_settings: PydanticBaseSettingsSource,
-            dotenv_settings: PydanticBaseSettingsSource,
-            file_secret_settings: PydanticBaseSettingsSource,
-        ) -> tuple[PydanticBaseSettingsSource, ...]:
-            toml = TomlConfigSettingsSource(settings_cls, toml_file=toml_file)
-            return (init_settings, env_settings, toml)
-
-    return _FromFile(**given)
-
-
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -118,7 +90,7 @@ def redact(url: str) -> str:
     return f"{scheme}://{user}:***@{location}" if user else f"{scheme}://***@{location}"
 
 
-def run(settings: ServiceSettings, *, on_ready: Callable[[Listening], None] | None = None) -> None:
+def run(settings: Settings, *, on_ready: Callable[[Listening], None] | None = None) -> None:
     """Run the service in this process until SIGTERM or SIGINT (``her2-adapter serve``).
 
     On uvloop, whose socket handling costs the MLLP listener less CPU per message than the
@@ -147,7 +119,7 @@ def run(settings: ServiceSettings, *, on_ready: Callable[[Listening], None] | No
 
 
 async def serve(
-    settings: ServiceSettings,
+    settings: Settings,
     *,
     stop: asyncio.Event | None = None,
     clock: Clock = utc_now,

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from mllp_support import TickingClock, msa_code, oru
 
+from adapter.config import Settings
 from adapter.errors import EncodingError
 from adapter.ingest.er7 import decode_message
 from adapter.pipeline import Context
 from adapter.service.handler import Handled, Service, ack_header_of
-from adapter.service.settings import ServiceSettings
 from adapter.service.workers import Processed, WorkerPool
 from adapter.store import GroupCommitter, MessageStatus, Store, Transport, open_store
 
@@ -30,7 +30,7 @@ def test_copies_arriving_together_are_processed_once(
     must still be answered as the first one was, not processed again.
     """
     store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    settings = ServiceSettings(mllp_port=0, http_port=0, workers=workers)
+    settings = Settings(mllp_port=0, http_port=0, workers=workers)
 
     async def main() -> list[Handled]:
         context = Context.from_settings(settings)
@@ -103,7 +103,7 @@ def test_no_answer_before_the_commit_whenever_processing_runs(tmp_path: Path, wo
     """
     store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
     gate = threading.Event()
-    settings = ServiceSettings(mllp_port=0, http_port=0, workers=workers)
+    settings = Settings(mllp_port=0, http_port=0, workers=workers)
     processed: list[str] = []
 
     async def main() -> tuple[list[str], bool, MessageStatus]:
@@ -146,7 +146,7 @@ def test_a_resend_is_not_processed_but_a_correction_is(tmp_path: Path) -> None:
     """With workers: a resent message is answered from the store without processing it again;
     a correction (same control id, new content) is processed, once its version is stored."""
     store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    settings = ServiceSettings(mllp_port=0, http_port=0, workers=1)
+    settings = Settings(mllp_port=0, http_port=0, workers=1)
     calls: list[bytes] = []
 
     async def main() -> list[Handled]:

@@ -11,7 +11,7 @@ import pytest
 from mllp_support import Running, msa_code, no_results, oru, run_mllp, segments
 
 from adapter.errors import StoreUnavailable
-from adapter.service.mllp import MllpClient
+from adapter.service.mllp_client import MllpClient
 from adapter.store import MessageStatus
 
 pytestmark = pytest.mark.timeout(60)
