@@ -236,6 +236,20 @@ def serve(
             help="Worker processes for the pipeline (default: one per CPU but one; 0: none).",
         ),
     ] = None,
+    mllp_tls_cert: Annotated[
+        Path | None,
+        typer.Option("--mllp-tls-cert", help="PEM certificate chain: MLLP over TLS."),
+    ] = None,
+    mllp_tls_key: Annotated[
+        Path | None, typer.Option("--mllp-tls-key", help="PEM private key of --mllp-tls-cert.")
+    ] = None,
+    mllp_tls_client_ca: Annotated[
+        Path | None,
+        typer.Option(
+            "--mllp-tls-client-ca",
+            help="PEM CA file: MLLP clients must present a certificate it signed.",
+        ),
+    ] = None,
 ) -> None:
     """Receive HL7 v2 over MLLP and HL7 v2 / FHIR over HTTP; store, classify, answer."""
     import logging
@@ -253,6 +267,9 @@ def serve(
         api_token=api_token,
         mappings_dir=mappings,
         workers=workers,
+        mllp_tls_cert=mllp_tls_cert,
+        mllp_tls_key=mllp_tls_key,
+        mllp_tls_client_ca=mllp_tls_client_ca,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:

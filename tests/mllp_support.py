@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -97,12 +98,19 @@ class Running:
 
 
 @asynccontextmanager
-async def mllp_server(store: Store, **settings: Any) -> AsyncIterator[Running]:
+async def mllp_server(
+    store: Store, *, tls: ssl.SSLContext | None = None, **settings: Any
+) -> AsyncIterator[Running]:
     """Serve MLLP on an ephemeral loopback port over ``store`` (closed afterwards)."""
     service_settings = Settings(mllp_port=0, http_port=0, **settings)
     committer = GroupCommitter(store)
     service = Service(Context.from_settings(service_settings), committer, TickingClock())
-    server = MllpServer(service, max_message_bytes=service_settings.max_message_bytes)
+    server = MllpServer(
+        service,
+        max_message_bytes=service_settings.max_message_bytes,
+        original_mode_senders=service_settings.original_mode_senders,
+        tls=tls,
+    )
     await server.start(LOOPBACK, 0)
     try:
         yield Running(server, store, committer)

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -60,6 +61,7 @@ from typing import Final, Literal
 from adapter.emit.codes import HL7_CONDITIONS
 from adapter.errors import AdapterError, MalformedMessage, UnsupportedMessage
 from adapter.ingest import er7
+from adapter.ingest.hl7v2 import read_header
 
 AckCode = Literal["AA", "AE", "AR", "CA", "CE", "CR"]
 AcceptCode = Literal["CA", "CE", "CR"]
@@ -415,6 +417,62 @@ def enhanced_mode_decision(
     )
 
 
+def accept_answer(
+    header: AckHeader, commit: AcceptCode, *, original_mode: bool = False
+) -> AcceptCode | None:
+    """The accept ACK (CA/CR) to send as soon as the message is stored, or None."""
+    if header.is_ack or original_mode or not header.enhanced:
+        return None
+    return (
+        commit
+        if _wanted(header.accept_ack_type.strip().upper(), succeeded=commit == "CA")
+        else None
+    )
+
+
+def application_answer(
+    header: AckHeader,
+    commit: AcceptCode,
+    application: ApplicationCode | None,
+    *,
+    original_mode: bool = False,
+) -> ApplicationCode | None:
+    """The application ACK (AA/AE/AR) to send once the message is processed, or None.
+
+    ``original_mode`` forces one application ACK whatever MSH-15/16 ask (a sender that cannot
+    take two frames per message); an inbound ACK is never answered.
+    """
+    if header.is_ack:
+        return None
+    if commit != "CA":
+        if not (original_mode or not header.enhanced) and accept_answer(header, commit):
+            return None  # the CR said it: the message was never processed
+        if original_mode or not header.enhanced:
+            return _ORIGINAL_MODE_ANSWER[commit]
+        # No accept ACK says the refusal: the application ACK the sender waits for does (AR).
+        wanted = _wanted(header.application_ack_type.strip().upper(), succeeded=False)
+        return _ORIGINAL_MODE_ANSWER[commit] if wanted else None
+    if application is None:
+        raise ValueError("an accepted message needs its application outcome")
+    if original_mode or not header.enhanced:
+        return application
+    wanted = _wanted(header.application_ack_type.strip().upper(), succeeded=application == "AA")
+    return application if wanted else None
+
+
+def forced_original_mode(header: AckHeader, senders: Collection[str]) -> bool:
+    """Whether the settings answer this sender in original mode (``original_mode_senders``).
+
+    A listed name matches MSH-3's namespace alone, or MSH-3^MSH-4 (both namespaces).
+    """
+    if not senders:
+        return False
+    comp = header.component_separator
+    application = header.sending_application.split(comp, 1)[0]
+    facility = header.sending_facility.split(comp, 1)[0]
+    return application in senders or f"{application}^{facility}" in senders
+
+
 def plan(
     header: AckHeader,
     *,
@@ -422,28 +480,11 @@ def plan(
     application: ApplicationCode | None,
     original_mode: bool = False,
 ) -> AckPlan:
-    """The ACKs one message gets (the module docstring's rules, all of them).
-
-    ``original_mode`` forces one application ACK whatever MSH-15/16 ask (a sender that cannot
-    take two frames per message); an inbound ACK is never answered.
-    """
-    if header.is_ack:
-        return AckPlan(None, None)
-    if original_mode or not header.enhanced:
-        if commit != "CA":
-            return AckPlan(None, _ORIGINAL_MODE_ANSWER[commit])
-        if application is None:
-            raise ValueError("an accepted message needs its application outcome")
-        return AckPlan(None, application)
-    decided = enhanced_mode_decision(
-        header.accept_ack_type, header.application_ack_type, accept=commit, application=application
+    """Both ACKs one message gets (the module docstring's rules, all of them)."""
+    return AckPlan(
+        accept_answer(header, commit, original_mode=original_mode),
+        application_answer(header, commit, application, original_mode=original_mode),
     )
-    if commit != "CA" and decided.accept is None:
-        # No accept ACK says the refusal: the application ACK the sender waits for does (AR).
-        answer = _ORIGINAL_MODE_ANSWER[commit]
-        wanted = _wanted(header.application_ack_type.strip().upper(), succeeded=False)
-        return AckPlan(None, answer if wanted else None)
-    return decided
 
 
 def application_ack_follows(header: AckHeader) -> bool | None:
@@ -491,17 +532,20 @@ _LEADING: Final = b"\xef\xbb\xbf\x0b\r\n \t"
 """What may stand before MSH: a UTF-8 BOM, an MLLP start block, blank lines."""
 
 
-def header_of(data: bytes, message: er7.Message | None = None) -> AckHeader:
+def header_of(data: bytes) -> AckHeader:
+    """:func:`header_from` the message's MSH, read here."""
+    return header_from(data, read_header(data).msh)
+
+
+def header_from(data: bytes, message: er7.Message | None) -> AckHeader:
     """The ACK header of a message, from as much of its MSH as can be read (never raises).
 
-    ``message`` is the tokenized MSH when the caller has it. A header the tokenizer refuses (a
-    truncated MSH, a missing MSH-9) is read field by field from its first line; without even an
-    MSH, the defaults of :func:`fallback_ack_header` are used. MSA-2 must echo something: a
-    message whose MSH-10 cannot be read is answered with ``UNREAD-`` and a digest of its bytes,
-    the same for the same bytes.
+    ``message`` is the tokenized MSH (``hl7v2.read_header``), None when the tokenizer refused
+    it: a truncated MSH, a missing MSH-9 is then read field by field from its first line;
+    without even an MSH, the defaults of :func:`fallback_ack_header` are used. MSA-2 must echo
+    something: a message whose MSH-10 cannot be read is answered with ``UNREAD-`` and a digest
+    of its bytes, the same for the same bytes.
     """
-    if message is None:
-        message = read_msh(data)
     if message is not None:
         msh, separators = message.msh, message.separators
         fields = {n: msh.raw(n) for n in (3, 4, 5, 6, 11, 12, 15, 16)}
@@ -539,15 +583,6 @@ def header_of(data: bytes, message: er7.Message | None = None) -> AckHeader:
         return fallback_ack_header(control_id or unread_control_id(data))
 
 
-def read_msh(data: bytes) -> er7.Message | None:
-    """The MSH alone, tokenized (the body is parsed once, later, by the pipeline); None if not."""
-    line = first_line(data)
-    try:
-        return er7.parse_message(_header_text(line))
-    except AdapterError:
-        return None
-
-
 def first_line(data: bytes) -> bytes:
     """The first segment of a message, after a BOM, MLLP start block or blank lines."""
     start = data.lstrip(_LEADING)
@@ -558,14 +593,6 @@ def first_line(data: bytes) -> bytes:
 def unread_control_id(data: bytes) -> str:
     """MSA-2 for a message whose MSH-10 cannot be read: the same for the same bytes."""
     return "UNREAD-" + hashlib.sha256(data).hexdigest()[:13]
-
-
-def _header_text(msh: bytes) -> str:
-    """The MSH as text; an unsupported MSH-18 still leaves the ASCII header readable."""
-    try:
-        return er7.decode_message(msh).text
-    except AdapterError:
-        return msh.decode("latin-1")
 
 
 def _salvage(data: bytes) -> tuple[str, str, list[str]] | None:

@@ -12,6 +12,7 @@ import contextlib
 import gc
 import logging
 import signal
+import ssl
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 import uvloop
 
 from adapter.config import Settings
-from adapter.errors import TransientError
+from adapter.errors import ConfigError, TransientError
 from adapter.pipeline import Context
 from adapter.service.affinity import available_cpus, pin, plan_cpus
 from adapter.service.handler import Clock, Service
-from adapter.service.mllp import MllpServer
+from adapter.service.mllp import MllpServer, tls_context
 from adapter.service.workers import WorkerPool
 from adapter.store import (
     GroupCommitter,
@@ -167,7 +168,12 @@ async def _run(
     recovery: asyncio.Task[None] | None = None
     try:
         if settings.mllp_port:
-            mllp = MllpServer(runtime.service, max_message_bytes=settings.max_message_bytes)
+            mllp = MllpServer(
+                runtime.service,
+                max_message_bytes=settings.max_message_bytes,
+                original_mode_senders=settings.original_mode_senders,
+                tls=_mllp_tls(settings),
+            )
             await mllp.start(settings.host, settings.mllp_port)
             listening.mllp_port = mllp.port
         if settings.http_port:
@@ -197,6 +203,18 @@ async def _run(
         if recovery is not None:
             await _finish(recovery, FORWARDER_GRACE)
         await runtime.committer.close()
+
+
+def _mllp_tls(settings: Settings) -> ssl.SSLContext | None:
+    """The MLLP listener's TLS context, when a certificate is configured."""
+    if settings.mllp_tls_cert is None or settings.mllp_tls_key is None:
+        return None
+    try:
+        return tls_context(
+            settings.mllp_tls_cert, settings.mllp_tls_key, settings.mllp_tls_client_ca
+        )
+    except (OSError, ssl.SSLError) as error:
+        raise ConfigError(f"MLLP TLS: cannot load the certificate, key or CA: {error}") from None
 
 
 RECOVERY_INTERVAL = 30.0

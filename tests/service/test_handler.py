@@ -11,10 +11,11 @@ import pytest
 from mllp_support import TickingClock, msa_code, oru
 
 from adapter.config import Settings
+from adapter.emit.ack import header_of
 from adapter.errors import EncodingError
 from adapter.ingest.er7 import decode_message
 from adapter.pipeline import Context
-from adapter.service.handler import Handled, Service, ack_header_of
+from adapter.service.handler import Handled, Service
 from adapter.service.workers import Processed, WorkerPool
 from adapter.store import GroupCommitter, MessageStatus, Store, Transport, open_store
 
@@ -76,7 +77,7 @@ def test_ack_header_survives_an_unsupported_charset() -> None:
     message = first.split(b"|2.5.1")[0] + b"|2.5.1||||||EBCDIC\r" + rest  # MSH-18
     with pytest.raises(EncodingError):
         decode_message(message)
-    header = ack_header_of(message)
+    header = header_of(message)
     assert header.control_id == "cs-1"
     assert header.sending_application
     assert header.message_type == "ORU"
