@@ -121,10 +121,11 @@ def _identify_fhir(data: bytes, fhir_source: str | None) -> Identity:
 
     from adapter.ingest.fhir_document import content_message_id, document_identity
 
+    text = data.removeprefix(b"\xef\xbb\xbf")  # as the reader decodes it (utf-8-sig)
     try:
-        parsed: Any = orjson.loads(data)
+        parsed: Any = orjson.loads(text)
     except orjson.JSONDecodeError:
-        parsed = _ndjson(data)  # NDJSON, or broken JSON: the pipeline reports which
+        parsed = _ndjson(text)  # NDJSON, or broken JSON: the pipeline reports which
     if parsed is None:
         message_id, source = content_message_id(data), None
     else:

@@ -134,7 +134,7 @@ def document_identity(top: Any, data: bytes) -> tuple[str, str | None]:
     ``top`` is the parsed JSON (an object, or for NDJSON the list of line objects). The id is a
     Bundle's ``identifier.value``, else the resource's ``id``, else a digest of the bytes. The
     sender is ``meta.source``; for a Bundle without one, its MessageHeader's
-    ``source.endpoint`` (or the MessageHeader's own ``meta.source``), else the first entry's
+    ``source.endpoint`` (R5: ``endpointUrl``; else its own ``meta.source``), else the first entry's
     ``meta.source``; for NDJSON, the first line's. None: the default mappings read it.
     """
     if isinstance(top, list):
@@ -148,7 +148,10 @@ def document_identity(top: Any, data: bytes) -> tuple[str, str | None]:
         entries = [obj(obj(entry).get("resource")) for entry in _list(resource.get("entry"))]
         headers = [e for e in entries if e.get("resourceType") == "MessageHeader"]
         for header in headers[:1]:
-            source = text(obj(header.get("source")).get("endpoint")) or _meta_source(header)
+            sent = obj(header.get("source"))
+            # R5's source.endpointUrl is R4's source.endpoint (fhir_validate reads both too)
+            endpoint = text(sent.get("endpoint")) or text(sent.get("endpointUrl"))
+            source = endpoint or _meta_source(header)
         if source is None:
             source = next((s for e in entries if (s := _meta_source(e))), None)
     return message_id, source

@@ -111,6 +111,9 @@ def read_header(raw: bytes) -> Header:
     refusal: AdapterError | None = None
     try:
         text = er7.decode_message(line).text
+        # The whole message must decode too (a C-speed pass): bytes not in the declared
+        # character set are refused before the message is taken, as a bad header is.
+        er7.decode_message(start)
     except EncodingError as error:
         refusal, text = error, line.decode("latin-1")  # the ASCII header is still readable
     except MalformedMessage as error:
