@@ -18,6 +18,7 @@ Values are split first and unescaped afterwards, so an escaped ``\\S\\`` never b
 from __future__ import annotations
 
 import codecs
+import re
 from typing import NamedTuple
 
 from adapter.errors import EncodingError, MalformedMessage
@@ -132,7 +133,7 @@ class DecodedMessage(NamedTuple):
 _ASCII_DECLARATIONS = frozenset({"", "ASCII", "ISO IR6"})
 _UNICODE_DECLARATIONS = frozenset({"UNICODE", "UNICODE UTF-16", "UNICODE UTF-32"})
 # "UTF-8" is not in HL7 table 0211 but is what many senders write, and it is unambiguous.
-_UTF8_DECLARATIONS = frozenset({"UNICODE UTF-8", "UTF-8"})
+_UTF8_DECLARATIONS = frozenset({"UNICODE UTF-8", "UTF-8", "UTF8"})
 
 
 def decode_message(raw: bytes, fallback: str = "latin-1") -> DecodedMessage:
@@ -199,7 +200,14 @@ def _declared_charset(raw: bytes) -> str:
         raise EncodingError("MSH-18 is not ASCII", location="MSH-18") from None
 
 
+_ISO8859_ALIAS = re.compile(r"ISO[-_ ]?8859[-_/ ]?(\d+)")
+"""How senders spell an ISO 8859 part outside table 0211 (``ISO-8859-1``, ``ISO8859-1``,
+``ISO_8859-1``): read as ``8859/N``, which is what they mean."""
+
+
 def _iso8859_codec(key: str) -> str | None:
+    if (alias := _ISO8859_ALIAS.fullmatch(key)) is not None:
+        key = f"8859/{alias.group(1)}"
     if not key.startswith("8859/"):
         return None
     part = key[len("8859/") :]
