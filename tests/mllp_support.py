@@ -110,6 +110,7 @@ async def mllp_server(
     server = MllpServer(
         service,
         max_message_bytes=service_settings.max_message_bytes,
+        limits=service_settings.mllp_limits,
         original_mode_senders=service_settings.original_mode_senders,
         tls=tls,
     )

@@ -306,6 +306,12 @@ def build_ack(
     return "".join(_segment(fields, header) for fields in segments)
 
 
+def application_ack(header: AckHeader, error: AdapterError | None, moment: datetime) -> bytes:
+    """The application ACK (AA, AE or AR) to a processed message, sent at ``moment``."""
+    ack = build_ack(header, application_code(error), timestamp=hl7_timestamp(moment), error=error)
+    return ack.encode("utf-8")
+
+
 def _timestamp(timestamp: str, header: AckHeader, version: str) -> str:
     """MSH-7; v2.1's TS also names its degree of precision (required there)."""
     if _version_at_least(version, 2):

@@ -16,10 +16,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from adapter.emit.ack import AckHeader, application_code, build_ack, header_from, hl7_timestamp
+from adapter.audit.facts import ReportFacts
+from adapter.emit.ack import AckHeader, application_ack, header_from
 from adapter.errors import AdapterError, InputError, MessageTooLarge
 from adapter.model import SourceFormat
 from adapter.pipeline import Context, Identity, RawMessage, identify, process
+from adapter.service import metrics
 from adapter.service.workers import Processed, WorkerPool, processed
 from adapter.store import (
     EnqueueRequest,
@@ -288,6 +290,10 @@ class Service:
         ]
         if outcome.bundle_json is not None:
             requests.append(IndexReportsRequest(receipt.row_id, outcome.reports))
+            metrics.count_reports(
+                identity.sender,
+                (ReportFacts.from_json(r.audit) for r in outcome.reports if r.audit is not None),
+            )
             if self.forward:
                 requests.append(EnqueueRequest(receipt.row_id, outcome.bundle_json, self.clock()))
         handled = Handled(
@@ -304,10 +310,7 @@ class Service:
 
     def _ack(self, header: AckHeader, error: AdapterError | None) -> bytes:
         """The application ACK, stored with the outcome: a resend is answered with it."""
-        ack = build_ack(
-            header, application_code(error), timestamp=hl7_timestamp(self.clock()), error=error
-        )
-        return ack.encode("utf-8")
+        return application_ack(header, error, self.clock())
 
 
 _SEEN_LIMIT = 10_000

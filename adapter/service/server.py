@@ -23,6 +23,7 @@ import uvloop
 from adapter.config import Settings
 from adapter.errors import ConfigError, TransientError
 from adapter.pipeline import Context
+from adapter.service import metrics
 from adapter.service.affinity import available_cpus, pin, plan_cpus
 from adapter.service.handler import Clock, Service
 from adapter.service.mllp import MllpServer, tls_context
@@ -133,6 +134,7 @@ async def serve(
     ``worker_cpus``: a CPU set to pin each worker process to (adapter/service/affinity.py).
     """
     stop = stop or asyncio.Event()
+    metrics.bound_labels(settings.metrics_max_senders, settings.metrics_max_codes)
     context = Context.from_settings(settings)
     store = open_store(settings.store)
     pool: WorkerPool | None = None
@@ -171,6 +173,7 @@ async def _run(
             mllp = MllpServer(
                 runtime.service,
                 max_message_bytes=settings.max_message_bytes,
+                limits=settings.mllp_limits,
                 original_mode_senders=settings.original_mode_senders,
                 tls=_mllp_tls(settings),
             )
@@ -258,6 +261,7 @@ def _http_server(runtime: Runtime) -> uvicorn.Server:
     import uvicorn
 
     from adapter.service.http import create_app
+    from adapter.service.http_limits import admitted_protocol
 
     class _Server(uvicorn.Server):
         @contextlib.contextmanager
@@ -269,6 +273,8 @@ def _http_server(runtime: Runtime) -> uvicorn.Server:
         create_app(runtime),
         host=settings.host,
         port=settings.http_port,
+        http=admitted_protocol(settings.http_limits, body_timeout=settings.http_body_timeout),
+        timeout_keep_alive=settings.http_idle_timeout,
         log_level="warning",
         access_log=False,  # query strings (?patient=...) must not reach the logs
         timeout_graceful_shutdown=10,  # a stalled upload must not hold SIGTERM forever
