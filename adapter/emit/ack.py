@@ -396,33 +396,6 @@ class AckPlan:
 _ORIGINAL_MODE_ANSWER: Final[dict[AcceptCode, ApplicationCode]] = {"CE": "AE", "CR": "AR"}
 
 
-def enhanced_mode_decision(
-    accept_ack_type: str,
-    application_ack_type: str,
-    *,
-    accept: AcceptCode,
-    application: ApplicationCode | None,
-) -> AckPlan:
-    """Which ACKs to send, from MSH-15/MSH-16 and the outcome (table in the module docstring).
-
-    ``accept`` is the commit outcome (CA: stored safely); ``application`` the processing outcome,
-    required when the message was accepted and ignored otherwise.
-    """
-    if accept == "CA" and application is None:
-        raise ValueError("an accepted message needs its application outcome")
-    accept_type = accept_ack_type.strip().upper()
-    application_type = application_ack_type.strip().upper()
-    if not accept_type and not application_type:
-        answer = application if accept == "CA" else _ORIGINAL_MODE_ANSWER[accept]
-        return AckPlan(accept=None, application=answer)
-    send_accept = _wanted(accept_type, succeeded=accept == "CA")
-    send_application = accept == "CA" and _wanted(application_type, succeeded=application == "AA")
-    return AckPlan(
-        accept=accept if send_accept else None,
-        application=application if send_application else None,
-    )
-
-
 def accept_answer(
     header: AckHeader, commit: AcceptCode, *, original_mode: bool = False
 ) -> AcceptCode | None:
@@ -436,7 +409,7 @@ def accept_answer(
     )
 
 
-def application_answer(
+def _application_answer(
     header: AckHeader,
     commit: AcceptCode,
     application: ApplicationCode | None,
@@ -486,10 +459,15 @@ def plan(
     application: ApplicationCode | None,
     original_mode: bool = False,
 ) -> AckPlan:
-    """Both ACKs one message gets (the module docstring's rules, all of them)."""
+    """Both ACKs one message gets (the module docstring's rules, all of them).
+
+    ``commit`` is the commit outcome (CA: stored and taken); ``application`` the processing
+    outcome, required when the message was taken and ignored otherwise. The accept ACK alone is
+    :func:`accept_answer`, for sending it before the message is processed.
+    """
     return AckPlan(
         accept_answer(header, commit, original_mode=original_mode),
-        application_answer(header, commit, application, original_mode=original_mode),
+        _application_answer(header, commit, application, original_mode=original_mode),
     )
 
 

@@ -25,7 +25,6 @@ from adapter.emit.ack import (
     AcceptCode,
     AckHeader,
     accept_answer,
-    application_answer,
     batch_header_of,
     build_ack,
     build_batch_response,
@@ -34,6 +33,7 @@ from adapter.emit.ack import (
     header_from,
     hl7_timestamp,
     msa_code,
+    plan,
 )
 from adapter.errors import AdapterError, MessageTooLarge, TransientError
 from adapter.ingest.mllp import CARRIAGE_RETURN, END_BLOCK, START_BLOCK, frame
@@ -389,9 +389,9 @@ class MllpServer:
             metrics.observe(_METRIC, "unstored", time.perf_counter() - started)
             return False
         if handled.ack is not None:
-            application = application_answer(
-                header, commit, msa_code(handled.ack), original_mode=original
-            )
+            application = plan(
+                header, commit=commit, application=msa_code(handled.ack), original_mode=original
+            ).application
             if application is not None:
                 await send(handled.ack, application)
         outcome = "duplicate" if handled.duplicate else handled.status.value
