@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mapping_support import example_settings
 
 from adapter.config import Settings
 from adapter.errors import AdapterError
@@ -123,7 +124,7 @@ def test_er_pgr_only_order_says_no_her2_test(context: Context) -> None:
 FHIR_FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "fhir"
 
 
-def test_identify_names_the_fhir_sender_the_reader_maps_by(context: Context) -> None:
+def test_identify_names_the_fhir_sender_the_reader_maps_by() -> None:
     """A Bundle naming its sender only in MessageHeader.source.endpoint: the store's sender
     (identify) is the sender whose mapping file the reader picks."""
     from adapter.ingest.fhir_document import read_document
@@ -136,7 +137,8 @@ def test_identify_names_the_fhir_sender_the_reader_maps_by(context: Context) -> 
         read_document(data).message_id,
         read_document(data).source,
     )
-    outcome = process(RawMessage(data, SourceFormat.FHIR), context)
+    with_lab = Context.from_settings(example_settings())  # the example lab's sender file
+    outcome = process(RawMessage(data, SourceFormat.FHIR), with_lab)
     assert outcome.ok, outcome.error
     assert {record.origin.sending_application for record in outcome.records} == {identity.sender}
 
