@@ -432,3 +432,24 @@ def test_an_http_copy_of_a_message_in_flight_over_mllp_gets_its_bundle(tmp_path:
     assert status_code == 200
     assert original.bundle_json is not None
     assert body == original.bundle_json
+
+
+async def test_two_labs_equal_bundle_identifiers_are_two_messages(tmp_path: Path) -> None:
+    """Bundles naming their sender only in MessageHeader.source.endpoint are stored under that
+    sender (the one the mappings pick): two labs' equal identifiers are not versions of one."""
+    fixture = Path(__file__).resolve().parents[2] / "fixtures" / "fhir" / "message-example-lab.json"
+    first = json.loads(fixture.read_text())
+    second = json.loads(fixture.read_text())
+    for entry in second["entry"]:
+        if entry["resource"]["resourceType"] == "MessageHeader":
+            entry["resource"]["source"]["endpoint"] = "https://lis.other-lab.example/fhir"
+    runtime = build_runtime(tmp_path)
+    async with serving(runtime) as client:
+        for bundle in (first, second):
+            await client.post("/fhir", content=json.dumps(bundle), headers=FHIR)
+        rows = runtime.store.message_versions(first["identifier"]["value"])
+    assert sorted(row.sender for row in rows) == [
+        "https://lis.example-pathology.org/fhir",
+        "https://lis.other-lab.example/fhir",
+    ]
+    assert [row.version for row in rows] == [1, 1]
