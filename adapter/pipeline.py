@@ -157,6 +157,8 @@ def split_frame(data: bytes) -> list[bytes]:
     """The HL7 v2 messages of one MLLP frame or request body, in order (a BOM, blank lines and
     a batch envelope dropped); the whole input as one message when it cannot be split, so that
     it is stored and answered with the reason."""
+    if data.startswith(b"MSH") and b"\rMSH" not in data and b"\nMSH" not in data:
+        return [data]  # one message, as nearly every frame is: kept byte for byte
     try:
         messages = er7.split_messages(data)
     except MalformedMessage:

@@ -534,7 +534,7 @@ def header_from(data: bytes, message: er7.Message | None) -> AckHeader:
         msh, separators = message.msh, message.separators
         fields = {n: msh.raw(n) for n in (3, 4, 5, 6, 11, 12, 15, 16)}
         control_id = message.control_id
-        message_type, trigger = message.message_type.code, message.message_type.trigger
+        message_type, trigger, _ = message.message_type
         field_separator = separators.field
         encoding = "".join(separators[1:])
     else:
@@ -609,7 +609,10 @@ class BatchHeader:
 
 def batch_header_of(data: bytes) -> BatchHeader | None:
     """The FHS/BHS envelope the input starts with, or None when it is no batch."""
-    lines = data.lstrip(_LEADING).replace(b"\r\n", b"\r").replace(b"\n", b"\r").split(b"\r")
+    start = data.lstrip(_LEADING)
+    if start[:3] not in (b"FHS", b"BHS"):
+        return None
+    lines = start.replace(b"\r\n", b"\r").replace(b"\n", b"\r").split(b"\r")
     headers: dict[str, tuple[str, ...]] = {}
     for line in lines[:2]:
         text = line.decode("latin-1")
