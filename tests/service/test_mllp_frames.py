@@ -187,7 +187,7 @@ def _expected_codes(name: str, data: bytes) -> list[str]:
     messages = split_frame(data.replace(b"\x0b", b"").replace(b"\x1c", b""))
     codes: list[str] = []
     for message in messages:
-        fields = message.split(b"\r", 1)[0].split(message[3:4])
+        fields = message.replace(b"\n", b"\r").split(b"\r", 1)[0].split(message[3:4])
         enhanced = len(fields) > 14 and any(f.strip() for f in fields[14:16])
         wants_application = len(fields) <= 15 or fields[15].strip() not in (b"NE", b"ER")
         error = expected.get("error")
