@@ -44,7 +44,8 @@ GUIDELINE_BREAST = "ASCO/CAP HER2 2018 (affirmed 2023)"
 GUIDELINE_GASTRIC = "CAP/ASCP/ASCO GEA 2016"
 GUIDELINE_RECEPTORS = "ASCO/CAP ER/PgR 2020"
 
-SPEC = "her2-rules.md"
+RULES_DOC = "docs/rules.md"
+"""Where a rule's section is explained: this repository's own rendering of this table."""
 
 ER_LOW_POSITIVE_COMMENT = (
     "ER low positive (1-10% of cells): ASCO/CAP 2020 advises that cancers with 1-10% ER-positive "
@@ -352,7 +353,7 @@ class Rule:
 
 
 def _rule(rule_id: str, section: str, condition: str, result: str, guideline: str) -> Rule:
-    return Rule(rule_id, section, condition, result, f"{guideline}; {SPEC} §{section}")
+    return Rule(rule_id, section, condition, result, f"{guideline}; {RULES_DOC} §{section}")
 
 
 def _workup_rules(group: int, ihc2_after_recount: str) -> tuple[Rule, ...]:
