@@ -41,6 +41,7 @@ from adapter.config import Settings
 from adapter.emit import datatypes as dt
 from adapter.emit.codes import (
     DATA_ABSENT_REASON,
+    HER2_ABSENT_REASON,
     HER2_INTERPRETATION,
     MESSAGE_ID_SYSTEM,
     OBSERVATION_CATEGORY,
@@ -53,6 +54,7 @@ from adapter.emit.codes import (
 )
 from adapter.emit.ids import RecordIds, order_identity, record_ids, resource_id
 from adapter.emit.wording import (
+    ABSENT_HER2_WORDS,
     OFFICIAL_RESULT_WORDS,
     RECEPTOR_WORDS,
     conclusion,
@@ -338,7 +340,7 @@ def _summary(
         times(record.effective, "Observation.effectiveDateTime") if record.effective else None,
         times,
     )
-    resource["valueCodeableConcept"] = _official_result(classification, codesystem)
+    resource.update(_summary_value(classification, codesystem))
     notes = [
         *record.notes,
         *map(unused_note, record.unused),
@@ -354,8 +356,25 @@ def _summary(
     return resource
 
 
-def _official_result(classification: Classification, codesystem: str) -> JsonDict:
+def _summary_value(classification: Classification, codesystem: str) -> JsonDict:
+    """The official result; without one, why there is none (not reported, not understood)."""
+    official = _official_result(classification, codesystem)
+    if official is not None:
+        return {"valueCodeableConcept": official}
+    category = classification.category.value
+    code, display = HER2_ABSENT_REASON[category]
+    return {
+        "dataAbsentReason": {
+            "coding": [{"system": DATA_ABSENT_REASON, "code": code, "display": display}],
+            "text": ABSENT_HER2_WORDS[classification.category],
+        }
+    }
+
+
+def _official_result(classification: Classification, codesystem: str) -> JsonDict | None:
     result = classification.official_result
+    if result is None:
+        return None
     snomed_code, snomed_display = SNOMED_QUALIFIERS[result.value]
     words = OFFICIAL_RESULT_WORDS[result]
     return {
@@ -490,5 +509,7 @@ def _conclusion_codes(classification: Classification, codesystem: str) -> list[J
     if classification.hr_status is not None:
         hr = classification.hr_status.value
         codes.append(_adapter_concept(codesystem, hr, hr))
-    codes.append(_official_result(classification, codesystem))
+    official = _official_result(classification, codesystem)
+    if official is not None:
+        codes.append(official)
     return codes

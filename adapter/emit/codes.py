@@ -34,6 +34,13 @@ SNOMED_QUALIFIERS: Final[dict[str, tuple[str, str]]] = {
     "indeterminate": ("82334004", "Indeterminate"),
 }
 
+HER2_ABSENT_REASON: Final[dict[str, tuple[str, str]]] = {
+    # a category without an official HER2 result -> data-absent-reason (code, display) for the
+    # summary Observation: no HER2 test in this order, or a value the mappings could not read
+    "HER2-not-reported": ("not-performed", "Not Performed"),
+    "HER2-not-understood": ("error", "Error"),
+}
+
 HL7_CONDITIONS: Final[dict[str, str]] = {
     # HL7 table 0357 (message error condition codes), for ERR-3 / ERR-1
     "0": "Message accepted",

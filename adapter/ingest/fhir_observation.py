@@ -197,8 +197,14 @@ def _add_part(
         locator=locator, code=code, value_type=value.value_type, value_text=value.value_text
     )
 
-    def unused(reason: str) -> None:
-        read.unused.append(UnusedResult(provenance=provenance, reason=reason))
+    def unused(
+        reason: str, analyte: Analyte | None = None, *, not_understood: bool = False
+    ) -> None:
+        read.unused.append(
+            UnusedResult(
+                provenance=provenance, reason=reason, analyte=analyte, not_understood=not_understood
+            )
+        )
 
     if excluded is not None:
         return unused(f"not classified: {excluded}")
@@ -209,9 +215,13 @@ def _add_part(
     indeterminate = _indeterminate_reason(part, context.status)
     if indeterminate is None and not usable(entry.analyte, value.number, value.answer):
         if value.value_type is None:
-            return unused("no value (no value[x] and no dataAbsentReason)")
+            return unused("no value (no value[x] and no dataAbsentReason)", entry.analyte)
         # Not quoted: the reason reaches HTTP answers and logs (see obx.py).
-        return unused(f"{value.value_type or 'value'} not understood for {entry.analyte}")
+        return unused(
+            f"{value.value_type or 'value'} not understood for {entry.analyte}",
+            entry.analyte,
+            not_understood=True,
+        )
     answer = value.answer
     observation = ReportedObservation(
         analyte=entry.analyte,

@@ -66,10 +66,13 @@ def read_obx(segment: er7.Segment, position: int, mapping: MappingSet, zone: tzi
     status_code = segment.field(11).upper()
     status = _status(status_code, mapping, locator, warnings)
 
-    def unused(reason: str) -> ObxOutcome:
-        return ObxOutcome(
-            None, UnusedResult(provenance=provenance, reason=reason), status, tuple(warnings)
+    def unused(
+        reason: str, analyte: Analyte | None = None, *, not_understood: bool = False
+    ) -> ObxOutcome:
+        result = UnusedResult(
+            provenance=provenance, reason=reason, analyte=analyte, not_understood=not_understood
         )
+        return ObxOutcome(None, result, status, tuple(warnings))
 
     entry, excluded = _lookup(code_parts, mapping)
     if excluded is not None:
@@ -84,10 +87,14 @@ def read_obx(segment: er7.Segment, position: int, mapping: MappingSet, zone: tzi
     value = _read_value(segment, value_type, entry.analyte, mapping, locator, warnings)
     if indeterminate is None and not usable(entry.analyte, value.number, value.answer):
         if not raw_value:
-            return unused("no value (OBX-5 empty)")
+            return unused("no value (OBX-5 empty)", entry.analyte)
         # The value itself is not quoted: this text reaches ACKs and logs, and free text in
         # OBX-5 can hold anything, patient names included. Provenance keeps the value.
-        return unused(f"{value_type or 'OBX-5'} value not understood for {entry.analyte}")
+        return unused(
+            f"{value_type or 'OBX-5'} value not understood for {entry.analyte}",
+            entry.analyte,
+            not_understood=True,
+        )
     unit_text = segment.component(6, 1) or segment.component(6, 2)
     moment, _ = parse_hl7_datetime(segment.field(14), zone)
     observation = ReportedObservation(
