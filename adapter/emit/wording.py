@@ -67,8 +67,8 @@ CATEGORY_EXPLANATIONS: Final[dict[Category, str]] = {
     ),
     Category.HER2_NOT_UNDERSTOOD: (
         "A HER2 result was reported but its value could not be read, so no HER2 result is given; "
-        "this is not a failed HER2 test. The message is kept and is reprocessed once the "
-        "mappings read the value."
+        "this is not a failed HER2 test. The message is kept: reprocess it once the mappings "
+        "read the value."
     ),
 }
 
