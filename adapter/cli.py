@@ -117,11 +117,12 @@ def convert(
             continue
         for message in messages:
             outcome: Outcome = process(message, context)
+            # A value not understood comes with a Bundle that says so: both are written.
+            if outcome.bundle_json is not None:
+                _write(outcome.bundle_json, outcome.message_id, out, written)
             if outcome.error is not None or outcome.bundle_json is None:
                 _reject(path, outcome.message_id, outcome.error)
                 rejected += 1
-                continue
-            _write(outcome.bundle_json, outcome.message_id, out, written)
     if rejected:
         raise typer.Exit(EXIT_REJECTED)
 

@@ -14,7 +14,8 @@ lines, the store and the logs, so that an interface analyst can look any of them
     │   ├── NotFhir               FHIR-NOT-FHIR     JSON that is not a FHIR resource
     │   ├── UnsupportedResource   FHIR-UNSUPPORTED  a resourceType we do not take
     │   ├── InvalidResource       FHIR-INVALID      a resource that violates FHIR R4
-    │   └── NothingToClassify     NO-HER2-RESULT    no HER2/ER/PgR tissue result in it
+    │   ├── NothingToClassify     NO-HER2-RESULT    no HER2/ER/PgR tissue result in it
+    │   └── ValueNotUnderstood    VALUE-NOT-UNDERSTOOD  a result value the mappings cannot read
     ├── ConfigError               the adapter's own configuration is wrong
     │   └── MappingFileError      MAPPING-INVALID   a mappings/*.toml file failed validation
     ├── OutputInvalid             OUTPUT-INVALID    an emitted Bundle failed validation (a bug)
@@ -103,6 +104,20 @@ class InvalidResource(InputError):
 class NothingToClassify(InputError):
     code = "NO-HER2-RESULT"
     hl7_condition = "101"  # required field missing: no usable result
+    ack_code = "AE"
+    http_status = 422
+
+
+class ValueNotUnderstood(InputError):
+    """A HER2, ER or PgR result whose value the mappings could not read.
+
+    The message is still converted (the report says the result was not understood, and where),
+    so this error travels beside a Bundle: the engine gets AE naming the position, and the
+    message is stored as rejected, for ``reprocess`` once the mapping reads the value.
+    """
+
+    code = "VALUE-NOT-UNDERSTOOD"
+    hl7_condition = "103"  # table value not found
     ack_code = "AE"
     http_status = 422
 
