@@ -201,6 +201,8 @@ def mappings_check(
         raise typer.Exit(EXIT_REJECTED) from None
     for name in loaded.files:
         typer.echo(f"ok  {target / name}")
+    for warning in loaded.warnings():
+        typer.echo(f"warn  {warning}")
 
 
 @app.command()

@@ -177,10 +177,10 @@ def not_understood(records: list[AssayRecord]) -> ValueNotUnderstood | None:
     unread = [u for record in records for u in record.unused if u.not_understood]
     if not unread:
         return None
-    places = ", ".join(f"{u.provenance.locator} ({u.analyte})" for u in unread)
+    # Unused reasons never quote the value (obx.py, fhir_observation.py): safe for ACKs and logs.
+    places = "; ".join(f"{u.provenance.locator}: {u.reason}" for u in unread)
     first = unread[0].provenance.locator
     return ValueNotUnderstood(
-        f"value not understood at {places}; the report says so; reprocess once the mappings "
-        "read it",
+        f"{places}; the report says so; reprocess once the mappings read it",
         location=f"{first}.5" if first.startswith("OBX[") else first,
     )

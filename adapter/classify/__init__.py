@@ -35,6 +35,7 @@ __all__ = ["classify"]
 def classify(record: AssayRecord) -> Classification:
     tissue = record.specimen.tissue
     absent_trace = Trace()
+    flag_code_findings(record, absent_trace)
     absent = absent_her2(record, absent_trace)
     if absent is not None:
         return _without_her2(record, absent, absent_trace)
@@ -50,6 +51,7 @@ def classify(record: AssayRecord) -> Classification:
         status, category = _unknown_tissue(record)
         guidelines = [GUIDELINE_BREAST, GUIDELINE_GASTRIC]
     trace = status.trace
+    trace.absorb(absent_trace)
     flag_stated_only(record, status.official, trace)
     flag_lab_calls(record, status.official, category, trace)
     receptors = classify_receptors(record.er, record.pgr, trace)
@@ -69,6 +71,23 @@ def classify(record: AssayRecord) -> Classification:
         rules=tuple(trace.rules),
         comments=tuple(trace.comments),
     )
+
+
+# Ingest findings about a result code that a reviewer must see as flags, not only as notes.
+_CODE_FINDINGS: dict[str, FlagCode] = {
+    "CODE-DISPLAY-MISMATCH": FlagCode.CODE_DISPLAY_MISMATCH,
+    "CODE-INFERRED": FlagCode.CODE_INFERRED,
+}
+
+
+def flag_code_findings(record: AssayRecord, trace: Trace) -> None:
+    """A code whose display names another test (not used), or a local code read from its
+    display (used): both are flagged with the position and the reason."""
+    for warning in record.warnings:
+        code = _CODE_FINDINGS.get(warning.code)
+        if code is not None:
+            where = f"{warning.locator}: " if warning.locator else ""
+            trace.flag(code, f"{where}{warning.message}")
 
 
 def _without_her2(record: AssayRecord, category: Category, trace: Trace) -> Classification:

@@ -13,6 +13,7 @@ from decimal import Decimal, DivisionByZero, InvalidOperation
 from typing import Any
 
 from adapter.ingest.assemble import READ_AS_NUMBER, ReadValue, usable, worded_number
+from adapter.ingest.codecheck import check_code
 from adapter.ingest.fhir_elements import (
     UCUM,
     V3_INTERPRETATION,
@@ -191,7 +192,9 @@ def _add_part(
     own_notes: tuple[str, ...],
 ) -> None:
     mapping = context.mapping
-    code, entry, excluded = _lookup(part.get("code"), mapping)
+    code, mapped, excluded = _lookup(part.get("code"), mapping)
+    checked = check_code(code, mapped, mapping, locator) if excluded is None else None
+    entry = checked.entry if checked is not None else None
     value = _read_value(part, entry.analyte if entry else None, mapping, locator, context.warnings)
     provenance = Provenance(
         locator=locator, code=code, value_type=value.value_type, value_text=value.value_text
@@ -208,8 +211,15 @@ def _add_part(
 
     if excluded is not None:
         return unused(f"not classified: {excluded}")
+    if checked is not None and checked.warning is not None:
+        context.warnings.append(checked.warning)
     if entry is None:
-        return unused("result code not in the mappings")
+        analyte = mapped.analyte if mapped is not None else None
+        reason = checked.unused_reason if checked is not None else None
+        # A mapped code whose display names another test is not understood (see obx.py).
+        return unused(
+            reason or "result code not in the mappings", analyte, not_understood=analyte is not None
+        )
     if context.status is ResultStatus.ENTERED_IN_ERROR:
         return unused("entered in error (Observation.status entered-in-error)")
     indeterminate = _indeterminate_reason(part, context.status)

@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 from adapter.ingest import er7
 from adapter.ingest.assemble import READ_AS_NUMBER, ReadValue, usable, worded_number
+from adapter.ingest.codecheck import check_code
 from adapter.ingest.values import bounded, parse_decimal, parse_hl7_datetime, parse_interval
 from adapter.mapping import Answer, CodeEntry, MappingSet
 from adapter.model import (
@@ -77,8 +78,15 @@ def read_obx(segment: er7.Segment, position: int, mapping: MappingSet, zone: tzi
     entry, excluded = _lookup(code_parts, mapping)
     if excluded is not None:
         return unused(f"not classified: {excluded}")
-    if entry is None:
-        return unused("result code not in the mappings")
+    checked = check_code(code, entry, mapping, locator)
+    if checked.warning is not None:
+        warnings.append(checked.warning)
+    if checked.entry is None:
+        analyte = entry.analyte if entry is not None else None
+        reason = checked.unused_reason or "result code not in the mappings"
+        # A mapped code whose display names another test is not understood: the lab must fix it.
+        return unused(reason, analyte, not_understood=analyte is not None)
+    entry = checked.entry
     if status is ResultStatus.ENTERED_IN_ERROR:
         return unused(f"entered in error (OBX-11 {status_code})")
     indeterminate = (
