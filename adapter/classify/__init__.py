@@ -12,6 +12,7 @@ from adapter.classify.her2_common import (
     Her2Status,
     absent_her2,
     flag_lab_calls,
+    flag_reading,
     flag_stated_only,
     non_negative_category,
 )
@@ -54,6 +55,7 @@ def classify(record: AssayRecord) -> Classification:
     trace.absorb(absent_trace)
     flag_stated_only(record, status.official, trace)
     flag_lab_calls(record, status.official, category, trace)
+    flag_reading(record, trace)
     receptors = classify_receptors(record.er, record.pgr, trace)
     if receptors.reported:
         guidelines.append(GUIDELINE_RECEPTORS)

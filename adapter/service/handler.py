@@ -403,17 +403,7 @@ class Service:
         return handled, requests
 
     def _ack(self, header: AckHeader, error: AdapterError | None) -> bytes:
-        code: AckCode = "AA" if error is None else ("AR" if error.ack_code == "AR" else "AE")
-        text = ack_text(error)
-        ack = build_ack(
-            header,
-            code,
-            control_id=ack_control_id(header.control_id),
-            timestamp=hl7_timestamp(self.clock()),
-            error=error,
-            text=text,
-        )
-        return ack.encode("utf-8")
+        return application_ack(header, error, self.clock())
 
 
 _SEEN_LIMIT = 10_000
@@ -437,6 +427,20 @@ def _log_late_failure(future: asyncio.Future[list[WriteResult]]) -> None:
     """An outcome that could not be stored after the ACK: the message stays reprocessable."""
     if not future.cancelled() and (error := future.exception()) is not None:
         log.warning("outcome not stored: %s", type(error).__name__)
+
+
+def application_ack(header: AckHeader, error: AdapterError | None, moment: datetime) -> bytes:
+    """The application ACK (AA, AE or AR) to a processed message, sent at ``moment``."""
+    code: AckCode = "AA" if error is None else ("AR" if error.ack_code == "AR" else "AE")
+    ack = build_ack(
+        header,
+        code,
+        control_id=ack_control_id(header.control_id),
+        timestamp=hl7_timestamp(moment),
+        error=error,
+        text=ack_text(error),
+    )
+    return ack.encode("utf-8")
 
 
 def ack_control_id(inbound: str) -> str:

@@ -35,6 +35,7 @@ from typing import Any, Final
 
 import orjson
 
+from adapter import logs
 from adapter.errors import AdapterError
 from adapter.model import SourceFormat
 from adapter.pipeline import Context, Outcome, RawMessage, process
@@ -185,7 +186,7 @@ class WorkerPool:
         if cpus is not None:
             pin(process.pid, cpus)
         reader, writer = await asyncio.open_connection(sock=ours)
-        writer.write(_frame(pickle.dumps((self._context, _log_setup()), _PROTOCOL)))
+        writer.write(_frame(pickle.dumps((self._context, logs.current()), _PROTOCOL)))
         try:
             await reader.readexactly(_HEADER.size)  # the worker's "ready": an empty frame
         except asyncio.IncompleteReadError:
@@ -285,9 +286,9 @@ def serve(descriptor: int) -> None:
     first = frames.next_batch()
     if not first:
         return
-    context, (level, layout) = pickle.loads(first[0])
-    if layout is not None:  # the pipeline's logs go where the service's go (stderr)
-        logging.basicConfig(level=level, format=layout)
+    context, log_setup = pickle.loads(first[0])
+    if log_setup is not None:  # the pipeline's logs go where the service's go, laid out alike
+        logs.configure(*log_setup)
     # The Context (mappings, decision table) and the imported modules live as long as the
     # worker: keep them out of every garbage collection, which otherwise walks them again and
     # again for the short-lived objects each message makes.
@@ -348,11 +349,3 @@ def _work(
     # Errors travel as their parts: an exception's pickling depends on its __init__.
     parts = None if error is None else (type(error), error.reason, error.location)
     return done.message_id, done.bundle_json, done.reports, parts
-
-
-def _log_setup() -> tuple[int, str | None]:
-    """The service's log level and line layout, when it logs through a root handler."""
-    root = logging.getLogger()
-    formatter = root.handlers[0].formatter if root.handlers else None
-    layout = formatter._fmt if formatter is not None else None  # Formatter has no public getter
-    return root.level, layout
