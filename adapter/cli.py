@@ -285,6 +285,37 @@ def _file_name(message_id: str) -> str:
     return safe or "message"
 
 
+@mappings_app.command("suggest")
+def mappings_suggest(
+    sources: Annotated[
+        list[str], typer.Argument(help="Message files or folders (HL7 v2, FHIR), or - for stdin.")
+    ],
+    mappings: MappingsOption = None,
+) -> None:
+    """List every code, display and value the mappings cannot place, with a TOML snippet each."""
+    from adapter.config import Settings
+    from adapter.errors import AdapterError
+    from adapter.inputs import InputFileError, expand_paths, read_input
+    from adapter.onboarding import Suggestions
+    from adapter.pipeline import Context, process, split_input
+
+    try:
+        settings = Settings(mappings_dir=mappings) if mappings else Settings()
+        context = Context.from_settings(settings)
+    except AdapterError as error:
+        _usage_error(str(error))
+    suggestions = Suggestions()
+    for path in expand_paths(sources):
+        try:
+            messages = split_input(read_input(path))
+        except (InputFileError, AdapterError) as error:
+            _usage_error(str(error))
+        for message in messages:
+            outcome = process(message, context)
+            suggestions.add(outcome, f"{path}#{message.position}", context.mappings.default)
+    typer.echo(suggestions.render(), nl=False)
+
+
 @mappings_app.command("check")
 def mappings_check(
     directory: Annotated[

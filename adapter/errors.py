@@ -28,7 +28,10 @@ lines, the store and the logs, so that an interface analyst can look any of them
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from adapter.model import UnusedResult
 
 
 class AdapterError(Exception):
@@ -107,6 +110,13 @@ class NothingToClassify(InputError):
     ack_code = "AE"
     http_status = 422
 
+    def __init__(
+        self, reason: str, *, location: str | None = None, unused: tuple[UnusedResult, ...] = ()
+    ) -> None:
+        super().__init__(reason, location=location)
+        # What was read and not used, for onboarding (``mappings suggest``); never reported.
+        self.unused = unused
+
 
 class ValueNotUnderstood(InputError):
     """A HER2, ER or PgR result whose value the mappings could not read.
@@ -128,6 +138,7 @@ class ConfigError(AdapterError):
 
 class MappingFileError(ConfigError):
     code = "MAPPING-INVALID"
+    http_status = 422  # a reload over HTTP that found a bad file (the old mappings stay)
 
     def __init__(self, reason: str, *, file: str, key: str | None = None) -> None:
         super().__init__(reason, location=f"{file}:{key}" if key else file)

@@ -12,6 +12,7 @@ instead of being hidden behind a table entry.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
@@ -657,8 +658,10 @@ class Mappings:
         defaults: list[tuple[str, MappingFile]],
         senders: list[_SenderFile],
         languages: dict[str, MappingFile] | None = None,
+        version: str = "unversioned",
     ) -> None:
         self._defaults = defaults
+        self.version = version  # a content hash of every file (content_version)
         self._senders = senders
         self._languages = languages or {}
         self._default_set = _merge(defaults, DEFAULT_SET_NAME)
@@ -707,7 +710,7 @@ class Mappings:
                         key=f"sender.languages.{index}",
                     )
             senders.append(_SenderFile(f"senders/{path.name}", mapping, mapping.sender))
-        return cls(defaults, senders, languages)
+        return cls(defaults, senders, languages, content_version(directory))
 
     @property
     def files(self) -> list[str]:
@@ -814,6 +817,24 @@ def _claim(claimed: dict[tuple[str, str], str], sender: SenderMatch, path: Path)
                 raise MappingFileError(
                     f"{value!r} is already claimed by {owner}", file=str(path), key=f"sender.{kind}"
                 )
+
+
+def content_version(directory: Path) -> str:
+    """Which mappings produced a report: a hash of every file's path and bytes.
+
+    Two directories with the same files give the same version wherever they are; any change to
+    any file (a wording added) gives another.
+    """
+    digest = hashlib.sha256()
+    files = [
+        *sorted(directory.glob("*.toml")),
+        *sorted((directory / "languages").glob("*.toml")),
+        *sorted((directory / "senders").glob("*.toml")),
+    ]
+    for path in files:
+        digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return f"sha256:{digest.hexdigest()[:16]}"
 
 
 @cache

@@ -148,7 +148,7 @@ def _emit(
 ) -> Outcome:
     classifications = [classify(record) for record in records]
     results = list(zip(records, classifications, strict=True))
-    bundle = build_bundle(message_id, results, context.settings)
+    bundle = build_bundle(message_id, results, context.settings, context.mappings.version)
     if context.validate:
         from adapter.emit.validate import validate_bundle
 

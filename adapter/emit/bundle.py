@@ -101,9 +101,14 @@ def build_bundle(
     message_id: str,
     results: Sequence[tuple[AssayRecord, Classification]],
     settings: Settings,
+    mappings_version: str | None = None,
 ) -> dict[str, Any]:
-    """The transaction Bundle for one message: every record with its classification."""
-    assembly = _Assembly(settings.codesystem_url)
+    """The transaction Bundle for one message: every record with its classification.
+
+    ``mappings_version`` (``Mappings.version``) goes into each summary Observation, so every
+    report says which mapping files read it.
+    """
+    assembly = _Assembly(settings.codesystem_url, mappings_version)
     occurrences: Counter[tuple[str, ...]] = Counter()
     for record, classification in results:
         order = order_identity(record.origin)
@@ -157,6 +162,7 @@ class _SpecimenParts:
 @dataclass
 class _Assembly:
     codesystem: str
+    mappings_version: str | None
     patients: dict[str, list[Identifier]] = field(default_factory=dict)
     specimens: dict[str, _SpecimenParts] = field(default_factory=dict)
     record_resources: list[JsonDict] = field(default_factory=list)
@@ -173,7 +179,15 @@ class _Assembly:
             )
         )
         self.record_resources.append(
-            _summary(record, classification, ids, specimen_id, self.codesystem, self.times)
+            _summary(
+                record,
+                classification,
+                ids,
+                specimen_id,
+                self.codesystem,
+                self.times,
+                self.mappings_version,
+            )
         )
         self.record_resources.append(
             _report(record, classification, ids, specimen_id, self.codesystem, self.times)
@@ -329,6 +343,7 @@ def _summary(
     specimen_id: str | None,
     codesystem: str,
     times: dt.DateTimeTexts,
+    mappings_version: str | None,
 ) -> JsonDict:
     system, code, display = HER2_INTERPRETATION
     resource = _common_observation_head(
@@ -352,7 +367,7 @@ def _summary(
         resource["specimen"] = dt.reference(specimen_id)
     if ids.observations:
         resource["derivedFrom"] = [dt.reference(oid) for oid in ids.observations]
-    resource["component"] = _summary_components(classification, codesystem)
+    resource["component"] = _summary_components(classification, codesystem, mappings_version)
     return resource
 
 
@@ -400,7 +415,9 @@ def _component(codesystem: str, code: str, value: JsonDict) -> JsonDict:
     }
 
 
-def _summary_components(classification: Classification, codesystem: str) -> list[JsonDict]:
+def _summary_components(
+    classification: Classification, codesystem: str, mappings_version: str | None
+) -> list[JsonDict]:
     cs = codesystem
     category = classification.category.value
     components = [
@@ -452,6 +469,8 @@ def _summary_components(classification: Classification, codesystem: str) -> list
         for rule in classification.rules
     )
     components.append(_component(cs, "guideline", {"valueString": classification.guideline}))
+    if mappings_version is not None:
+        components.append(_component(cs, "mappings-version", {"valueString": mappings_version}))
     return components
 
 

@@ -70,4 +70,5 @@ SUMMARY_COMPONENTS: Final[dict[str, str]] = {
     "flag": "Flag for review",
     "rule": "Classification rule that fired",
     "guideline": "Guideline versions applied",
+    "mappings-version": "Version (content hash) of the mapping files that read the message",
 }

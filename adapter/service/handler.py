@@ -22,6 +22,7 @@ from adapter.emit.ack import AckCode, AckHeader, build_ack, fallback_ack_header,
 from adapter.errors import AdapterError, EncodingError, InputError, MessageTooLarge
 from adapter.ingest import er7
 from adapter.ingest.fhir_document import content_message_id
+from adapter.mapping import Mappings
 from adapter.model import SourceFormat
 from adapter.pipeline import Context, RawMessage, detect_format, process
 from adapter.service.workers import Processed, WorkerPool, processed
@@ -200,6 +201,7 @@ class Service:
         # Senders' control ids seen lately (oldest first, bounded): a message that repeats one
         # is a resend or a correction, and is not processed before the store has said which.
         self._seen: dict[tuple[str, str], None] = {}
+        self._reloading = asyncio.Lock()
 
     async def handle(
         self,
@@ -301,6 +303,23 @@ class Service:
     def in_flight(self, row_id: int) -> bool:
         """Whether a message is being processed right now (the recovery sweep leaves it)."""
         return row_id in self._in_flight
+
+    async def reload_mappings(self) -> Mappings:
+        """Read the mapping directory again; later messages use the new files (no restart).
+
+        A directory that fails validation raises MappingFileError and changes nothing. Messages
+        already being processed finish with the mappings they started with; each report says
+        which version read it (``Mappings.version``).
+        """
+        async with self._reloading:
+            directory = self.context.settings.mappings_dir
+            mappings = await asyncio.to_thread(Mappings.load, directory)
+            context = replace(self.context, mappings=mappings)
+            if self.pool is not None:
+                await self.pool.reload(context)
+            self.context = context
+        log.info("mappings reloaded: version=%s files=%d", mappings.version, len(mappings.files))
+        return mappings
 
     async def reject_oversized(
         self,
