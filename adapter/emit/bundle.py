@@ -43,6 +43,8 @@ from adapter.emit.codes import (
     DATA_ABSENT_REASON,
     HER2_ABSENT_REASON,
     HER2_INTERPRETATION,
+    MAPPINGS_VERSION_DISPLAY,
+    MAPPINGS_VERSION_SYSTEM,
     MESSAGE_ID_SYSTEM,
     OBSERVATION_CATEGORY,
     OBSERVATION_INTERPRETATION,
@@ -105,8 +107,8 @@ def build_bundle(
 ) -> dict[str, Any]:
     """The transaction Bundle for one message: every record with its classification.
 
-    ``mappings_version`` (``Mappings.version``) goes into each summary Observation, so every
-    report says which mapping files read it.
+    ``mappings_version`` (``Mappings.version``) is tagged on each DiagnosticReport
+    (``meta.tag``), so every report says which mapping files read it.
     """
     assembly = _Assembly(settings.codesystem_url, mappings_version)
     occurrences: Counter[tuple[str, ...]] = Counter()
@@ -179,7 +181,10 @@ class _Assembly:
             )
         )
         self.record_resources.append(
-            _summary(
+            _summary(record, classification, ids, specimen_id, self.codesystem, self.times)
+        )
+        self.record_resources.append(
+            _report(
                 record,
                 classification,
                 ids,
@@ -188,9 +193,6 @@ class _Assembly:
                 self.times,
                 self.mappings_version,
             )
-        )
-        self.record_resources.append(
-            _report(record, classification, ids, specimen_id, self.codesystem, self.times)
         )
 
     def _add_specimen(self, record: AssayRecord, ids: RecordIds) -> str | None:
@@ -343,7 +345,6 @@ def _summary(
     specimen_id: str | None,
     codesystem: str,
     times: dt.DateTimeTexts,
-    mappings_version: str | None,
 ) -> JsonDict:
     system, code, display = HER2_INTERPRETATION
     resource = _common_observation_head(
@@ -367,7 +368,7 @@ def _summary(
         resource["specimen"] = dt.reference(specimen_id)
     if ids.observations:
         resource["derivedFrom"] = [dt.reference(oid) for oid in ids.observations]
-    resource["component"] = _summary_components(classification, codesystem, mappings_version)
+    resource["component"] = _summary_components(classification, codesystem)
     return resource
 
 
@@ -415,9 +416,7 @@ def _component(codesystem: str, code: str, value: JsonDict) -> JsonDict:
     }
 
 
-def _summary_components(
-    classification: Classification, codesystem: str, mappings_version: str | None
-) -> list[JsonDict]:
+def _summary_components(classification: Classification, codesystem: str) -> list[JsonDict]:
     cs = codesystem
     category = classification.category.value
     components = [
@@ -469,8 +468,6 @@ def _summary_components(
         for rule in classification.rules
     )
     components.append(_component(cs, "guideline", {"valueString": classification.guideline}))
-    if mappings_version is not None:
-        components.append(_component(cs, "mappings-version", {"valueString": mappings_version}))
     return components
 
 
@@ -490,9 +487,21 @@ def _report(
     specimen_id: str | None,
     codesystem: str,
     times: dt.DateTimeTexts,
+    mappings_version: str | None,
 ) -> JsonDict:
     origin = record.origin
     resource: JsonDict = {"resourceType": "DiagnosticReport", "id": ids.report}
+    if mappings_version is not None:
+        # Process metadata, not content: which mapping files read the message.
+        resource["meta"] = {
+            "tag": [
+                {
+                    "system": MAPPINGS_VERSION_SYSTEM,
+                    "code": mappings_version,
+                    "display": MAPPINGS_VERSION_DISPLAY,
+                }
+            ]
+        }
     order_numbers = [
         {"type": {"coding": [{"system": V2_0203, "code": kind}]}, "value": number}
         for kind, number in (("PLAC", origin.placer_order), ("FILL", origin.filler_order))

@@ -20,6 +20,9 @@ OBSERVATION_INTERPRETATION: Final = (
 DATA_ABSENT_REASON: Final = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
 
 MESSAGE_ID_SYSTEM: Final = "urn:her2-adapter:message-id"
+MAPPINGS_VERSION_SYSTEM: Final = "urn:her2-adapter:mappings-version"
+"""``DiagnosticReport.meta.tag`` system: the code is ``Mappings.version`` (a content hash)."""
+MAPPINGS_VERSION_DISPLAY: Final = "version of the mapping files that read the message"
 """``Bundle.identifier.system``: the value is the incoming message id (MSH-10 or FHIR id)."""
 
 HER2_INTERPRETATION: Final = (LOINC, "48676-1", "HER2 [Interpretation] in Tissue")
@@ -70,5 +73,4 @@ SUMMARY_COMPONENTS: Final[dict[str, str]] = {
     "flag": "Flag for review",
     "rule": "Classification rule that fired",
     "guideline": "Guideline versions applied",
-    "mappings-version": "Version (content hash) of the mapping files that read the message",
 }

@@ -107,7 +107,7 @@ def conclusion(record: AssayRecord, classification: Classification) -> str:
     sentences = [
         STATUS_WORDS.get(record.report_status, ""),
         f"{result}; category {classification.category.value}.",
-        _category_explanation(record, classification),
+        _category_explanation(classification),
         _not_understood_sentence(record, classification),
         *(f"Comment: {comment}" for comment in classification.comments),
         _hormone_receptor_sentence(record, classification),
@@ -130,7 +130,7 @@ def _not_understood_sentence(record: AssayRecord, classification: Classification
     return f"Not understood: {', '.join(places)}." if places else ""
 
 
-def _category_explanation(record: AssayRecord, classification: Classification) -> str:
+def _category_explanation(classification: Classification) -> str:
     if (
         classification.category is Category.HER2_NEGATIVE
         and classification.tissue is Tissue.GASTROESOPHAGEAL

@@ -54,10 +54,10 @@ def _copy_mappings(tmp_path: Path) -> Path:
 
 def _version_in(bundle: bytes) -> str:
     for entry in json.loads(bundle)["entry"]:
-        for component in entry["resource"].get("component", []):
-            if component["code"]["coding"][0]["code"] == "mappings-version":
-                return str(component["valueString"])
-    raise AssertionError("no mappings-version component")
+        for tag in entry["resource"].get("meta", {}).get("tag", []):
+            if tag["system"] == "urn:her2-adapter:mappings-version":
+                return str(tag["code"])
+    raise AssertionError("no mappings-version tag")
 
 
 @pytest.mark.parametrize("workers", [0, 1], ids=["in-process", "worker-pool"])
