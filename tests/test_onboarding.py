@@ -50,6 +50,7 @@ def test_a_filled_in_snippet_makes_the_value_understood(tmp_path: Path) -> None:
     snippet = out[out.index("[[answers]]") :].split("\n\n")[0]
     mappings = tmp_path / "mappings"
     shutil.copytree(default_mappings_dir(), mappings)
+    (mappings / "senders").mkdir(exist_ok=True)  # the shipped mappings have no sender file
     (mappings / "senders" / "goodhealth.toml").write_text(
         '[sender]\nname = "Goodhealth"\nfacilities = ["GOODHEALTH PATHOLOGY"]\n\n'
         + snippet.replace('# score = "1+"', 'score = "1+"  #'),

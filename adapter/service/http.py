@@ -27,6 +27,7 @@ from adapter.errors import MappingFileError, StoreUnavailable
 from adapter.model import SourceFormat
 from adapter.service import http_read
 from adapter.service.handler import Handled
+from adapter.service.http_audit import install_audit
 from adapter.service.http_body import (
     FHIR_MEDIA_TYPES,
     HL7_MEDIA_TYPES,
@@ -159,6 +160,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         except MappingFileError as error:
             return error_response(error)
         return JSONResponse({"mappings_version": mappings.version, "files": mappings.files})
+
+    install_audit(app, runtime)
 
     @app.get("/metrics", response_class=Response)
     async def metrics() -> Response:

@@ -35,6 +35,8 @@ OPERATIONS = [
     ("GET", "/healthz"),
     ("GET", "/metrics"),
     ("POST", "/admin/mappings/reload"),
+    ("GET", "/audit"),
+    ("GET", "/audit.json"),
 ]
 
 
