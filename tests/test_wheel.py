@@ -127,7 +127,8 @@ def test_convert_from_another_directory(installed: Path, elsewhere: Path) -> Non
     exlab = _run(installed, elsewhere, "convert", str(EXLAB))
     assert exlab.returncode == 0, exlab.stderr
     assert '"code":"code-inferred"' in exlab.stdout
-    assert "HER2SP" in exlab.stdout and "not used" in exlab.stdout
+    assert "HER2SP" in exlab.stdout
+    assert "not used" in exlab.stdout
 
 
 def _free_port() -> int:
