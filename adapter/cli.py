@@ -185,11 +185,12 @@ def convert(
             for result in converter.convert_all(data, sender=source):
                 if counts is not None:
                     counts.add(result)
+                # A value not understood comes with a Bundle that says so: both are written.
+                if result.bundle_json is not None:
+                    writer.write(result.bundle_json, result.message_id)
                 if result.error is not None or result.bundle_json is None:
                     reporter.line(_rejection_line(path, result))
                     rejected += 1
-                else:
-                    writer.write(result.bundle_json, result.message_id)
                 reporter.advance_message()
             reporter.advance_file()
         writer.close()
@@ -284,6 +285,37 @@ def _file_name(message_id: str) -> str:
     return safe or "message"
 
 
+@mappings_app.command("suggest")
+def mappings_suggest(
+    sources: Annotated[
+        list[str], typer.Argument(help="Message files or folders (HL7 v2, FHIR), or - for stdin.")
+    ],
+    mappings: MappingsOption = None,
+) -> None:
+    """List every code, display and value the mappings cannot place, with a TOML snippet each."""
+    from adapter.config import Settings
+    from adapter.errors import AdapterError
+    from adapter.inputs import InputFileError, expand_paths, read_input
+    from adapter.onboarding import Suggestions
+    from adapter.pipeline import Context, process, split_input
+
+    try:
+        settings = Settings(mappings_dir=mappings) if mappings else Settings()
+        context = Context.from_settings(settings)
+    except AdapterError as error:
+        _usage_error(str(error))
+    suggestions = Suggestions()
+    for path in expand_paths(sources):
+        try:
+            messages = split_input(read_input(path))
+        except (InputFileError, AdapterError) as error:
+            _usage_error(str(error))
+        for message in messages:
+            outcome = process(message, context)
+            suggestions.add(outcome, f"{path}#{message.position}", context.mappings.default)
+    typer.echo(suggestions.render(), nl=False)
+
+
 @mappings_app.command("check")
 def mappings_check(
     directory: Annotated[
@@ -303,6 +335,8 @@ def mappings_check(
         raise typer.Exit(EXIT_REJECTED) from None
     for name in loaded.files:
         typer.echo(f"ok  {target / name}")
+    for warning in loaded.warnings():
+        typer.echo(f"warn  {warning}")
 
 
 @app.command()

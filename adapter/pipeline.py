@@ -18,7 +18,7 @@ from typing import Any
 from adapter.classify import classify
 from adapter.config import Settings
 from adapter.emit.bundle import build_bundle, dumps
-from adapter.errors import AdapterError, MalformedMessage, MessageTooLarge
+from adapter.errors import AdapterError, MalformedMessage, MessageTooLarge, ValueNotUnderstood
 from adapter.ingest import er7, hl7v2
 from adapter.mapping import Mappings, load_mappings
 from adapter.model import AssayRecord, Classification, SourceFormat
@@ -52,7 +52,11 @@ class RawMessage:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What became of one message: a Bundle, or an error with a stable code."""
+    """What became of one message: a Bundle, or an error with a stable code, or both.
+
+    Both only for ``ValueNotUnderstood``: the Bundle reports what was read and says which result
+    was not understood; the error gives the engine its AE and keeps the message reprocessable.
+    """
 
     format: SourceFormat
     message_id: str | None
@@ -197,6 +201,9 @@ def process(message: RawMessage, context: Context) -> Outcome:
             if context.strict:
                 from adapter.ingest.hl7_strict import check_structure
 
+                # A type or version we do not take is HL7-UNSUPPORTED with or without --strict,
+                # not a structure hl7apy happens to have no definition for.
+                hl7v2.check_supported(read.message)
                 check_structure(read.text)
             records = hl7v2.to_records(read, context.mappings, context.settings)
         else:
@@ -236,7 +243,7 @@ def _emit(
 ) -> Outcome:
     classifications = [classify(record) for record in records]
     results = list(zip(records, classifications, strict=True))
-    bundle = build_bundle(message_id, results, context.settings)
+    bundle = build_bundle(message_id, results, context.settings, context.mappings.version)
     if context.validate:
         from adapter.emit.validate import validate_bundle
 
@@ -253,5 +260,23 @@ def _emit(
         classifications=tuple(classifications),
         bundle=bundle,
         bundle_json=dumps(bundle),
+        error=not_understood(records),
         parsed=parsed,
+    )
+
+
+def not_understood(records: list[AssayRecord]) -> ValueNotUnderstood | None:
+    """The error that goes with a Bundle when a recognised result's value was not read.
+
+    Positions and analytes only: the value itself may hold anything (patient data included).
+    """
+    unread = [u for record in records for u in record.unused if u.not_understood]
+    if not unread:
+        return None
+    # Unused reasons never quote the value (obx.py, fhir_observation.py): safe for ACKs and logs.
+    places = "; ".join(f"{u.provenance.locator}: {u.reason}" for u in unread)
+    first = unread[0].provenance.locator
+    return ValueNotUnderstood(
+        f"{places}; the report says so; reprocess once the mappings read it",
+        location=f"{first}.5" if first.startswith("OBX[") else first,
     )

@@ -46,7 +46,7 @@ def local_code_message(control_id: str) -> bytes:
         .replace(b"SP24-01078", f"NL-{control_id}".encode())  # one report per message
         .replace(
             b"85319-2^HER2 [Presence] in Breast cancer specimen by Immune stain^LN",
-            b"H2IHC^HER2 IHC^NLC",
+            b"H2IHC^Local IHC H2^NLC",  # a display that names no marker: not inferred
         )
     )
 

@@ -167,7 +167,8 @@ def to_records(read: ReadMessage, mappings: Mappings, settings: Settings) -> lis
         _record(message, group, mapping, zone, read.warnings) for group in groups if group.values
     ]
     if not records:
-        raise NothingToClassify(_nothing_reason(groups), location="OBX")
+        unused = tuple(u for group in groups for u in group.unused)
+        raise NothingToClassify(_nothing_reason(groups), location="OBX", unused=unused)
     return records
 
 

@@ -19,6 +19,7 @@ from datetime import datetime
 from adapter.audit.facts import ReportFacts
 from adapter.emit.ack import AckHeader, application_ack, header_from
 from adapter.errors import AdapterError, InputError, MessageTooLarge
+from adapter.mapping import Mappings
 from adapter.model import SourceFormat
 from adapter.pipeline import Context, Identity, RawMessage, identify, process
 from adapter.service import metrics
@@ -85,6 +86,7 @@ class Service:
         # Senders' control ids seen lately (oldest first, bounded): a message that repeats one
         # is a resend or a correction, and is not processed before the store has said which.
         self._seen: dict[tuple[str, str], None] = {}
+        self._reloading = asyncio.Lock()
 
     async def handle(
         self,
@@ -193,6 +195,23 @@ class Service:
     def in_flight(self, row_id: int) -> bool:
         """Whether a message is being processed right now (the recovery sweep leaves it)."""
         return row_id in self._in_flight
+
+    async def reload_mappings(self) -> Mappings:
+        """Read the mapping directory again; later messages use the new files (no restart).
+
+        A directory that fails validation raises MappingFileError and changes nothing. Messages
+        already being processed finish with the mappings they started with; each report says
+        which version read it (``Mappings.version``).
+        """
+        async with self._reloading:
+            directory = self.context.settings.mappings_dir
+            mappings = await asyncio.to_thread(Mappings.load, directory)
+            context = replace(self.context, mappings=mappings)
+            if self.pool is not None:
+                await self.pool.reload(context)
+            self.context = context
+        log.info("mappings reloaded: version=%s files=%d", mappings.version, len(mappings.files))
+        return mappings
 
     async def reject_oversized(
         self,

@@ -26,7 +26,7 @@ from starlette.requests import ClientDisconnect
 
 from adapter import __version__
 from adapter.emit.ack import batch_header_of
-from adapter.errors import StoreUnavailable
+from adapter.errors import MappingFileError, StoreUnavailable
 from adapter.model import SourceFormat
 from adapter.pipeline import split_frame
 from adapter.service import http_read
@@ -148,6 +148,22 @@ def create_app(runtime: Runtime) -> FastAPI:
     async def healthz() -> Response:
         """200 when the store answers, 503 (with Retry-After) when it does not."""
         return await _read(lambda: _health(store))
+
+    @app.post("/admin/mappings/reload", responses={403: _OUTCOME, 422: _OUTCOME})
+    async def reload_mappings() -> Response:
+        """Read the mapping files again without a restart (needs the API token set)."""
+        if not runtime.settings.api_token:
+            return outcome_response(
+                403,
+                "HTTP-FORBIDDEN",
+                "forbidden",
+                "reloading over HTTP needs an API token (HER2_API_TOKEN); or send SIGHUP",
+            )
+        try:
+            mappings = await runtime.service.reload_mappings()
+        except MappingFileError as error:
+            return error_response(error)
+        return JSONResponse({"mappings_version": mappings.version, "files": mappings.files})
 
     install_audit(app, runtime)
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import uvloop
 
 from adapter.config import Settings
-from adapter.errors import ConfigError, TransientError
+from adapter.errors import ConfigError, MappingFileError, TransientError
 from adapter.pipeline import Context
 from adapter.service import metrics
 from adapter.service.affinity import available_cpus, pin, plan_cpus
@@ -148,7 +148,7 @@ async def serve(
             context, committer, clock, forward=settings.fhir_base is not None, pool=pool
         )
         runtime = Runtime(settings, store, committer, service, clock)
-        with _signals(stop, enabled=handle_signals):
+        with _signals(stop, enabled=handle_signals), _reload_signal(service, handle_signals):
             await _run(runtime, stop, on_ready)
     finally:
         if pool is not None:
@@ -325,6 +325,36 @@ def _signals(stop: asyncio.Event, *, enabled: bool) -> Iterator[None]:
     finally:
         for number in handled:
             loop.remove_signal_handler(number)
+
+
+@contextlib.contextmanager
+def _reload_signal(service: Service, enabled: bool) -> Iterator[None]:
+    """SIGHUP reloads the mapping files, as a running daemon is expected to."""
+    if not enabled:
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    reloads: set[asyncio.Task[None]] = set()
+
+    def on_hangup() -> None:
+        task = loop.create_task(reload_logged(service), name="mappings-reload")
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGHUP)
+
+
+async def reload_logged(service: Service) -> None:
+    """A reload asked for by signal: there is no one to answer, so the outcome is logged."""
+    try:
+        await service.reload_mappings()
+    except MappingFileError as error:
+        # File, key and problem only: mapping files hold no patient data.
+        log.error("mappings not reloaded, the old ones stay: %s", error)
 
 
 def _on_signal(stop: asyncio.Event, number: int) -> None:
