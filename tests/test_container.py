@@ -21,7 +21,7 @@ import pytest
 from typer.main import get_command
 
 from adapter.cli import app
-from adapter.service.settings import ServiceSettings
+from adapter.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
@@ -99,7 +99,7 @@ def test_the_store_lives_on_the_volume() -> None:
 def test_environment_names_settings_the_service_reads() -> None:
     """Each HER2_* variable is a setting or a logging option: a typo would be silently ignored."""
     env = _env()
-    settings = {f"HER2_{name.upper()}" for name in ServiceSettings.model_fields}
+    settings = {f"HER2_{name.upper()}" for name in Settings.model_fields}
     logging_options = {"HER2_LOG_LEVEL", "HER2_LOG_FORMAT"}
     unknown = {name for name in env if name.startswith("HER2_")} - settings - logging_options
     assert unknown == set()
