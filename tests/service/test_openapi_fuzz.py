@@ -35,6 +35,7 @@ OPERATIONS = [
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
+    ("POST", "/admin/mappings/reload"),
     ("GET", "/audit"),
     ("GET", "/audit.json"),
 ]

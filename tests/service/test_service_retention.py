@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from adapter.service.server import Listening, load_settings, serve
+from adapter.config import Settings
+from adapter.service.server import Listening, serve
 from adapter.store import MessageStatus, open_store
 
 pytestmark = pytest.mark.timeout(60)
@@ -33,7 +34,7 @@ def test_serve_purges_what_retention_no_longer_keeps(
             )
             if status is not None:
                 store.record_outcome(receipt.row_id, status, processed_at=T0)
-    settings = load_settings(mllp_port=0, http_port=0, store=url, retention_days=30, workers=0)
+    settings = Settings.load(mllp_port=0, http_port=0, store=url, retention_days=30, workers=0)
     caplog.set_level(logging.INFO, logger="her2_adapter.server")
 
     async def main() -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from http_support import build_runtime, serving
 
+from adapter.config import Settings
 from adapter.errors import ConfigError
-from adapter.service.settings import ServiceSettings
 
 TOKEN = "file-s3cret"
 
@@ -36,7 +36,7 @@ def test_the_environment_gives_the_token_file(
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN, encoding="utf-8")
     monkeypatch.setenv("HER2_API_TOKEN_FILE", str(token_file))
-    assert ServiceSettings().bearer_token == TOKEN
+    assert Settings().bearer_token == TOKEN
 
 
 @pytest.mark.parametrize("content", [None, "", "\n  \n"], ids=["missing", "empty", "blank"])
@@ -45,4 +45,4 @@ def test_a_token_file_that_gives_no_token_is_refused(tmp_path: Path, content: st
     if content is not None:
         token_file.write_text(content, encoding="utf-8")
     with pytest.raises(ConfigError, match="api_token_file"):
-        _ = ServiceSettings(api_token_file=token_file).bearer_token
+        _ = Settings(api_token_file=token_file).bearer_token

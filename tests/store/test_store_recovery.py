@@ -21,8 +21,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from adapter.config import Settings
 from adapter.service.mllp import MllpClient
-from adapter.service.server import RECOVERY_AGE, Listening, load_settings, serve
+from adapter.service.server import RECOVERY_AGE, Listening, serve
 from adapter.store import MessageStatus, open_store
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.postgres]
@@ -110,7 +111,7 @@ def test_writes_refused_then_taken_again_under_load(
     assert schema_match is not None
     schema = schema_match.group(1)
     admin_url = postgres_url.split("?", 1)[0]
-    settings = load_settings(
+    settings = Settings.load(
         mllp_port=free_port(), http_port=free_port(), workers=0, store=postgres_url
     )
     caplog.set_level(logging.WARNING, logger="her2_adapter.store")
