@@ -234,7 +234,9 @@ def _admit(
     try:
         incoming = _checked(document, resource, position, full_url)
     except InputError as error:
-        if strict:
+        if strict or _is_header(resource):
+            # A MessageHeader names the sender, whose mapping reads its local codes: without
+            # it they would be read as someone else's, so the message is refused whole.
             raise
         _reject(document, error.reason, error.location)
         return
@@ -253,6 +255,10 @@ def _admit(
                     container=incoming.locator,
                 )
             )
+
+
+def _is_header(resource: Any) -> bool:
+    return isinstance(resource, dict) and resource.get("resourceType") == "MessageHeader"
 
 
 def _checked(

@@ -22,7 +22,7 @@ import pytest
 from psycopg import sql
 
 from adapter.config import Settings
-from adapter.service.mllp import MllpClient
+from adapter.service.mllp_client import MllpClient
 from adapter.service.server import RECOVERY_AGE, Listening, serve
 from adapter.store import MessageStatus, open_store
 
