@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from adapter.errors import MappingFileError
 from adapter.model import (
+    AdministrativeGender,
     Analyte,
     Ihc0Subtype,
     IhcScore,
@@ -37,6 +38,11 @@ from adapter.model import (
 
 LOCAL_SYSTEM_PREFIX = "urn:her2-adapter:local:"
 """FHIR system given to an HL7 v2 coding system name that no mapping file knows."""
+
+ASSIGNER_FALLBACK_PREFIX = "urn:her2-adapter:assigner:"
+"""Identifier system for an assigning authority named in no ``[assigners]`` entry."""
+
+LOINC_SYSTEM = "http://loinc.org"
 
 NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
@@ -106,6 +112,15 @@ class SiteCode(_Table):
     display: str | None = None
 
 
+class ReportCode(_Table):
+    """An order code (OBR-4, DiagnosticReport.code) and the LOINC code receivers expect for it."""
+
+    system: NonEmpty
+    code: NonEmpty
+    loinc: NonEmpty
+    display: NonEmpty
+
+
 class SenderMatch(_Table):
     """Whom a sender file applies to: HL7 v2 MSH-3/MSH-4 namespace ids, or FHIR sources."""
 
@@ -132,6 +147,10 @@ class MappingFile(_Table):
     report_status: dict[NonEmpty, ReportStatus] = Field(default_factory=dict)
     abnormal_flags: dict[NonEmpty, NonEmpty] = Field(default_factory=dict)
     units: dict[NonEmpty, NonEmpty] = Field(default_factory=dict)
+    # CX-4 / HD namespace id (an assigning authority, a sending facility) -> identifier system URI
+    assigners: dict[NonEmpty, NonEmpty] = Field(default_factory=dict)
+    report_codes: tuple[ReportCode, ...] = ()
+    administrative_sex: dict[NonEmpty, AdministrativeGender] = Field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------
@@ -266,6 +285,9 @@ class MappingSet:
     report_status: Mapping[str, ReportStatus]
     abnormal_flags: Mapping[str, str]
     units: Mapping[str, str]
+    assigners: Mapping[str, str] = field(default_factory=dict)
+    report_codes: Mapping[tuple[str, str], ReportCode] = field(default_factory=dict)
+    administrative_sex: Mapping[str, AdministrativeGender] = field(default_factory=dict)
     files: tuple[str, ...] = field(default=())
     _answers_by_text: _Memo[Answer | None] = field(
         default_factory=_Memo, init=False, repr=False, compare=False
@@ -292,6 +314,16 @@ class MappingSet:
     def is_local(self, system: str) -> bool:
         """A coding system no mapping file names (HL7 ``L``, ``99zzz``, a lab's own)."""
         return system.startswith(LOCAL_SYSTEM_PREFIX)
+
+    def assigner_uri(self, namespace: str) -> str | None:
+        """The identifier system a deployment configured for an assigning authority's name."""
+        return self.assigners.get(namespace.upper())
+
+    def report_code(self, system: str, code: str) -> ReportCode | None:
+        return self.report_codes.get((system, code))
+
+    def gender_for(self, hl7_code: str) -> AdministrativeGender | None:
+        return self.administrative_sex.get(hl7_code.upper())
 
     def code(self, system: str, code: str) -> CodeEntry | None:
         return self.codes.get((system, code))
@@ -411,6 +443,9 @@ def _merge(files: Iterable[tuple[str, MappingFile]], name: str) -> MappingSet:
     report_status: dict[str, ReportStatus] = {}
     abnormal_flags: dict[str, str] = {}
     units: dict[str, str] = {}
+    assigners: dict[str, str] = {}
+    report_codes: dict[tuple[str, str], ReportCode] = {}
+    administrative_sex: dict[str, AdministrativeGender] = {}
     default_tissue: Tissue | None = None
     names: list[str] = []
     for file_name, mapping in files:
@@ -434,6 +469,9 @@ def _merge(files: Iterable[tuple[str, MappingFile]], name: str) -> MappingSet:
         report_status.update({k.upper(): v for k, v in mapping.report_status.items()})
         abnormal_flags.update(mapping.abnormal_flags)
         units.update({_normalise(k): v for k, v in mapping.units.items()})
+        assigners.update({k.upper(): v for k, v in mapping.assigners.items()})
+        report_codes.update({(entry.system, entry.code): entry for entry in mapping.report_codes})
+        administrative_sex.update({k.upper(): v for k, v in mapping.administrative_sex.items()})
         if mapping.sender is not None and mapping.sender.default_tissue is not None:
             default_tissue = mapping.sender.default_tissue
     return MappingSet(
@@ -453,6 +491,9 @@ def _merge(files: Iterable[tuple[str, MappingFile]], name: str) -> MappingSet:
         report_status=report_status,
         abnormal_flags=abnormal_flags,
         units=units,
+        assigners=assigners,
+        report_codes=report_codes,
+        administrative_sex=administrative_sex,
         files=tuple(names),
     )
 

@@ -674,14 +674,16 @@ S = "final"
 
 
 def test_files_lists_defaults_then_senders(mappings: Mappings) -> None:
-    """The shipped directory holds the five default files and the example sender."""
+    """The shipped directory holds the six default files and the two example senders."""
     assert mappings.files == [
+        "assigners.toml",
         "cap-ecc.toml",
         "hl7-tables.toml",
         "loinc.toml",
         "snomed.toml",
         "wordings.toml",
         "senders/example-lab.toml",
+        "senders/goodhealth.toml",
     ]
 
 

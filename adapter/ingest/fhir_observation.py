@@ -19,6 +19,7 @@ from adapter.ingest.fhir_elements import (
     JsonObject,
     codings,
     concept_text,
+    labelled_coding,
     obj,
     objects,
     parse_datetime,
@@ -77,6 +78,7 @@ class _Context:
     notes: tuple[str, ...]
     effective: datetime | None
     warnings: list[IngestWarning]
+    method: Coding | None = None  # Observation.method: every part of the Observation shares it
 
 
 def read_observation(
@@ -91,6 +93,7 @@ def read_observation(
         notes=notes,
         effective=_effective(resource, locator, zone, read.warnings),
         warnings=read.warnings,
+        method=labelled_coding(resource.get("method")),
     )
     read.issued = _moment(resource.get("issued"), "issued", locator, zone, read.warnings)
     read.body_sites = codings(resource.get("bodySite"))
@@ -226,6 +229,7 @@ def _add_part(
         interpretation=_interpretation(part, mapping, locator, context.warnings),
         notes=own_notes,
         effective=context.effective,
+        method=context.method,
     )
     read.values.append(
         ReadValue(
