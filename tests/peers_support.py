@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,3 +52,28 @@ def medplum_validate(*paths: Path) -> list[dict[str, Any]]:
 
 def errors(verdict: dict[str, Any]) -> list[dict[str, Any]]:
     return [issue for issue in verdict["issues"] if issue["severity"] in ("error", "fatal")]
+
+
+@contextmanager
+def medplum_server(log: Path) -> Iterator[str]:
+    """Medplum's FHIR engine (tests/peers/fhir-server.mjs) on a free loopback port: its base URL."""
+    node = require_peers()
+    with log.open("wb") as errors_log:
+        server = subprocess.Popen(
+            [node, *NODE_FLAGS, str(PEERS / "fhir-server.mjs"), "0"],
+            stdout=subprocess.PIPE,
+            stderr=errors_log,
+        )
+    try:
+        assert server.stdout is not None
+        ready, _, _ = select.select([server.stdout], [], [], 60)
+        line = server.stdout.readline().decode().strip() if ready else ""
+        if not line.startswith("http://127.0.0.1:"):
+            reason = log.read_text(errors="replace")[-2000:]
+            pytest.fail(f"the Medplum shim did not start: {reason}")
+        yield line
+    finally:
+        server.terminate()
+        server.wait(10)
+        if server.stdout is not None:
+            server.stdout.close()

@@ -69,6 +69,23 @@ _SCHEMA_V1 = (
     "CREATE INDEX outbox_due ON outbox (status, next_attempt_at, id)",
 )
 
+# Version 2: every emitted resource, for the FHIR facade's reads and searches (docs/http-api.md).
+_SCHEMA_V2 = (
+    """CREATE TABLE resources (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        message_row_id INTEGER NOT NULL REFERENCES messages (id),
+        resource_type TEXT NOT NULL,
+        resource_id TEXT NOT NULL,
+        patient TEXT NOT NULL,
+        tokens TEXT NOT NULL,
+        moment TEXT NOT NULL,
+        body BLOB NOT NULL,
+        UNIQUE (message_row_id, resource_type, resource_id)
+    )""",
+    "CREATE INDEX resources_id ON resources (resource_type, resource_id)",
+    "CREATE INDEX resources_patient ON resources (resource_type, patient)",
+)
+
 
 class SQLiteBackend(Backend):
     name: ClassVar[str] = "sqlite"
@@ -129,4 +146,4 @@ class SQLiteBackend(Backend):
         """BEGIN IMMEDIATE already holds the database's single write lock."""
 
     def migrations(self) -> Sequence[Sequence[str]]:
-        return (_SCHEMA_V1,)
+        return (_SCHEMA_V1, _SCHEMA_V2)
