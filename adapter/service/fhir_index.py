@@ -8,9 +8,9 @@ patient and the moment its searches use (``adapter.service.fhir_facade.SEARCH_PA
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any, Final
-from urllib.parse import quote
 
 from adapter.emit.bundle import dumps
 from adapter.store import ResourceIndexRow
@@ -48,44 +48,63 @@ MOMENT_ELEMENTS: Final[dict[str, tuple[str, ...]]] = {
 def resource_rows(bundle: JsonDict) -> list[ResourceIndexRow]:
     entries = bundle.get("entry", [])
     located = {
-        entry["fullUrl"]: f"{entry['resource']['resourceType']}/{entry['resource']['id']}"
+        entry["fullUrl"].encode(): (
+            f'"{entry["resource"]["resourceType"]}/{entry["resource"]["id"]}"'.encode()
+        )
         for entry in entries
         if "fullUrl" in entry and "resource" in entry
     }
+
+    def local(found: re.Match[bytes]) -> bytes:
+        return located.get(found.group(1), found.group(0))
+
     rows: list[ResourceIndexRow] = []
     for entry in entries:
-        resource = _resolvable(entry.get("resource", {}), located)
+        resource = entry.get("resource", {})
         kind = resource.get("resourceType")
         if kind not in TOKEN_ELEMENTS:
             continue
+        # one pass over the serialised resource: every quoted urn:uuid reference of the Bundle
+        body = _URN_REFERENCE.sub(local, dumps(resource))
+        subject = located.get(resource.get("subject", {}).get("reference", "").encode(), b"")
+        patient = subject.strip(b'"').decode()
         rows.append(
             ResourceIndexRow(
                 resource_type=kind,
                 resource_id=resource["id"],
-                patient=_patient(resource),
+                patient=patient if patient.startswith("Patient/") else "",
                 tokens=tokens(kind, resource),
                 moment=_moment(kind, resource),
-                body=dumps(resource),
+                body=body,
             )
         )
     return rows
 
 
+_URN_REFERENCE: Final = re.compile(rb'"(urn:uuid:[0-9a-f-]{36})"')
+
+
 def token_word(parameter: str, value: str) -> str:
-    """One indexed word: ``parameter:value``, the value percent-encoded (no spaces inside)."""
-    return f"{parameter}:{quote(value, safe=':/|')}"
+    """One indexed word: ``parameter:value``, with "%" and white space percent-encoded so that
+    words stay apart (the same spelling on both sides, index and search, is all that matters)."""
+    return f"{parameter}:{_SEPARATORS.sub(_percent, value)}"
+
+
+_SEPARATORS: Final = re.compile(r"[%\s]")
+
+
+def _percent(found: re.Match[str]) -> str:
+    return "".join(f"%{byte:02X}" for byte in found.group(0).encode())
 
 
 def tokens(kind: str, resource: JsonDict) -> str:
-    words: list[str] = []
+    words: dict[str, None] = {}
     for parameter, elements in TOKEN_ELEMENTS[kind].items():
         for element in elements:
             for system, code in _tokens_of(resource.get(element)):
                 # a token matches as code, |code (no system), or system|code
-                for form in (code, f"{system}|{code}" if system else f"|{code}"):
-                    word = token_word(parameter, form)
-                    if word not in words:
-                        words.append(word)
+                words[token_word(parameter, code)] = None
+                words[token_word(parameter, f"{system}|{code}" if system else f"|{code}")] = None
     return " " + " ".join(words) + " " if words else ""
 
 
@@ -112,23 +131,6 @@ def _tokens_of(value: Any) -> list[tuple[str | None, str]]:
     if "value" in value:  # an Identifier
         return [(value.get("system"), value["value"])]
     return []
-
-
-def _resolvable(node: Any, located: dict[str, str]) -> Any:
-    if isinstance(node, dict):
-        out = {key: _resolvable(value, located) for key, value in node.items()}
-        reference = out.get("reference")
-        if isinstance(reference, str) and reference in located:
-            out["reference"] = located[reference]
-        return out
-    if isinstance(node, list):
-        return [_resolvable(item, located) for item in node]
-    return node
-
-
-def _patient(resource: JsonDict) -> str:
-    reference = resource.get("subject", {}).get("reference", "")
-    return reference if reference.startswith("Patient/") else ""
 
 
 def _moment(kind: str, resource: JsonDict) -> str:
