@@ -324,6 +324,27 @@ def _common_observation_head(
     return resource
 
 
+def _derived_head(
+    record: AssayRecord,
+    observation_id: str,
+    code: tuple[str, str, str],
+    patient_id: str,
+    times: dt.DateTimeTexts,
+) -> JsonDict:
+    """The head of an Observation the adapter derives (the summary, ER / PgR status): the
+    report's status and times, a LOINC code."""
+    system, value, display = code
+    return _common_observation_head(
+        record,
+        observation_id,
+        SUMMARY_STATUS[record.report_status],
+        {"coding": [{"system": system, "code": value, "display": display}], "text": display},
+        patient_id,
+        times(record.effective, "Observation.effectiveDateTime") if record.effective else None,
+        times,
+    )
+
+
 def _observation(
     record: AssayRecord,
     observation: ReportedObservation,
@@ -393,16 +414,7 @@ def _summary(
     codesystem: str,
     times: dt.DateTimeTexts,
 ) -> JsonDict:
-    system, code, display = HER2_INTERPRETATION
-    resource = _common_observation_head(
-        record,
-        ids.summary,
-        SUMMARY_STATUS[record.report_status],
-        {"coding": [{"system": system, "code": code, "display": display}], "text": display},
-        ids.patient,
-        times(record.effective, "Observation.effectiveDateTime") if record.effective else None,
-        times,
-    )
+    resource = _derived_head(record, ids.summary, HER2_INTERPRETATION, ids.patient, times)
     resource["valueCodeableConcept"] = _official_result(classification, codesystem)
     notes = [
         *record.notes,
@@ -529,14 +541,11 @@ def _receptor_statuses(
     for receptor, call in calls:
         if call is None:
             continue
-        system, code, display = RECEPTOR_STATUS_CODES[receptor]
-        resource = _common_observation_head(
+        resource = _derived_head(
             record,
             resource_id(ids.summary, f"{receptor}-status"),
-            SUMMARY_STATUS[record.report_status],
-            {"coding": [{"system": system, "code": code, "display": display}], "text": display},
+            RECEPTOR_STATUS_CODES[receptor],
             ids.patient,
-            times(record.effective, "Observation.effectiveDateTime") if record.effective else None,
             times,
         )
         resource["valueCodeableConcept"] = _receptor(codesystem, call)

@@ -256,20 +256,7 @@ class _GroupReader:
         sent = text(resource.get(element))
         if sent is None and element == "effectiveDateTime":
             sent = text(obj(resource.get("effectivePeriod")).get("start"))
-        if sent is None:
-            return None
-        moment, coarse, naive = parse_datetime(sent, self.zone)
-        if coarse or naive:
-            self.warnings.append(
-                IngestWarning(
-                    code="DATETIME-COARSE" if coarse else "DATETIME-NO-OFFSET",
-                    message=f"DiagnosticReport.{element} has no "
-                    + ("time of day" if coarse else "UTC offset")
-                    + "; the site zone is used",
-                    locator=self.report.locator,
-                )
-            )
-        return moment
+        return self._moment(sent, self.report.locator, f"DiagnosticReport.{element}")
 
     def _first_effective(self) -> datetime | None:
         return next((v.observation.effective for v in self.values if v.observation.effective), None)
@@ -386,12 +373,15 @@ class _GroupReader:
             body_sites=tuple(sites),
             tissue=tissue,
             procedure=self._procedure(procedure_texts),
-            collected=self._moment(collection.get("collectedDateTime"), where),
-            received=self._moment(resource.get("receivedTime"), where),
+            collected=self._moment(
+                collection.get("collectedDateTime"), where, "Specimen.collection.collected"
+            ),
+            received=self._moment(resource.get("receivedTime"), where, "Specimen.receivedTime"),
             collection_method=labelled_coding(collection.get("method")),
         )
 
-    def _moment(self, value: Any, where: str) -> datetime | None:
+    def _moment(self, value: Any, where: str, what: str) -> datetime | None:
+        """A dateTime in the site zone when it has none; coarse or offset-less ones warn."""
         sent = text(value)
         if sent is None:
             return None
@@ -400,7 +390,7 @@ class _GroupReader:
             self.warnings.append(
                 IngestWarning(
                     code="DATETIME-COARSE" if coarse else "DATETIME-NO-OFFSET",
-                    message="a Specimen time has no "
+                    message=f"{what} has no "
                     + ("time of day" if coarse else "UTC offset")
                     + "; the site zone is used",
                     locator=where,
