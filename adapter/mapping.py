@@ -16,6 +16,7 @@ import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Generic, TypeVar
@@ -103,6 +104,62 @@ class Answer(_Table):
         )
 
 
+class Method(StrEnum):
+    """The test a value or a report line names (IHC, or any in situ hybridisation)."""
+
+    IHC = "ihc"
+    ISH = "ish"
+
+
+class Quantity(StrEnum):
+    """What a number next to one of these words counts ("ratio 2.3", "Allred 7")."""
+
+    RATIO = "her2-cep17-ratio"
+    HER2_COPIES = "her2-copies"
+    CEP17_COPIES = "cep17-copies"
+    CELLS_COUNTED = "ish-cells-counted"
+    AMPLIFIED_PERCENT = "ish-amplified-percent"
+    ALLRED = "allred"
+    H_SCORE = "h-score"
+    PERCENT = "percent"
+
+
+class LabelTarget(StrEnum):
+    """What a label before (or after) a value names; ``other`` is a marker never classified."""
+
+    HER2 = "her2"
+    ER = "er"
+    PGR = "pgr"
+    OTHER = "other"
+
+
+class Intensity(StrEnum):
+    FAINT = "faint"
+    WEAK = "weak"
+    MODERATE = "moderate"
+    STRONG = "strong"
+
+
+class GrammarWords(_Table):
+    """The words the value grammar reads besides the ``[[answers]]`` (``[grammar]``).
+
+    Each list holds phrases, matched case-insensitively on whole words. A value, note or report
+    line is read only when every word in it is known here or in the answers.
+    """
+
+    filler: tuple[NonEmpty, ...] = ()  # words that say nothing ("of", "tumour cells")
+    score_words: tuple[NonEmpty, ...] = ()  # "score": an IHC score follows
+    range_words: tuple[NonEmpty, ...] = ()  # "to" in "1 to 10%"
+    negations: tuple[NonEmpty, ...] = ()  # "not", "no": a statement holding one says nothing
+    deferrals: tuple[NonEmpty, ...] = ()  # "to follow", "pending": no result yet
+    heterogeneity: tuple[NonEmpty, ...] = ()  # the lab notes heterogeneous staining/amplification
+    methods: dict[Method, tuple[NonEmpty, ...]] = Field(default_factory=dict)  # incl. clones
+    quantities: dict[Quantity, tuple[NonEmpty, ...]] = Field(default_factory=dict)
+    intensities: dict[Intensity, tuple[NonEmpty, ...]] = Field(default_factory=dict)
+    labels: dict[LabelTarget, tuple[NonEmpty, ...]] = Field(default_factory=dict)
+    decimal_comma: bool | None = None  # "2,3" is 2.3 (a language or a lab says so)
+
+
 class SiteCode(_Table):
     """A body-site or specimen-type code and the tissue it means."""
 
@@ -129,6 +186,7 @@ class SenderMatch(_Table):
     facilities: tuple[NonEmpty, ...] = ()
     fhir_sources: tuple[NonEmpty, ...] = ()
     default_tissue: Tissue | None = None  # a breast-only lab may say so once, here
+    languages: tuple[NonEmpty, ...] = ()  # files of mappings/languages/ this lab writes in
 
 
 class MappingFile(_Table):
@@ -138,6 +196,7 @@ class MappingFile(_Table):
     codes: tuple[CodeEntry, ...] = ()
     excluded: tuple[ExcludedCode, ...] = ()
     answers: tuple[Answer, ...] = ()
+    grammar: GrammarWords = GrammarWords()
     recount_phrases: tuple[NonEmpty, ...] = ()
     recount_negations: tuple[NonEmpty, ...] = ()
     sites: tuple[SiteCode, ...] = ()
@@ -210,6 +269,14 @@ def _check_consistency(parsed: MappingFile, path: Path) -> None:
                 file=str(path),
                 key=f"answers.{index}",
             )
+    grammar: dict[str, GrammarPart] = {}
+    for phrase, meaning in _grammar_phrases(parsed.grammar):
+        if grammar.setdefault(phrase, meaning) != meaning or phrase in wordings:
+            raise MappingFileError(
+                f"grammar word {phrase!r} is given two different meanings",
+                file=str(path),
+                key=f"grammar.{meaning[0]}",
+            )
     for flag in parsed.abnormal_flags.values():
         if flag not in V3_INTERPRETATION_CODES:
             raise MappingFileError(
@@ -265,6 +332,40 @@ class _Memo(Generic[_V]):
         return found
 
 
+GrammarPart = tuple[str, StrEnum | None]
+"""One grammar phrase's meaning: its kind (a ``GrammarWords`` key) and value (a method, ...)."""
+
+
+@dataclass(frozen=True)
+class GrammarTable:
+    """The ``[grammar]`` words of every file merged: normalised phrase -> its meaning."""
+
+    phrases: Mapping[str, GrammarPart]
+    decimal_comma: bool
+
+
+_GRAMMAR_LISTS = (
+    "filler",
+    "score_words",
+    "range_words",
+    "negations",
+    "deferrals",
+    "heterogeneity",
+)
+_GRAMMAR_TABLES = ("methods", "quantities", "intensities", "labels")
+
+
+def _grammar_phrases(words: GrammarWords) -> Iterable[tuple[str, GrammarPart]]:
+    for kind in _GRAMMAR_LISTS:
+        for phrase in getattr(words, kind):
+            yield _normalise(phrase), (kind, None)
+    for kind in _GRAMMAR_TABLES:
+        table: dict[StrEnum, tuple[str, ...]] = getattr(words, kind)
+        for value, phrases in table.items():
+            for phrase in phrases:
+                yield _normalise(phrase), (kind, value)
+
+
 @dataclass(frozen=True)
 class MappingSet:
     """Defaults plus (at most) one sender's overrides, indexed for look-up."""
@@ -289,8 +390,10 @@ class MappingSet:
     report_codes: Mapping[tuple[str, str], ReportCode] = field(default_factory=dict)
     administrative_sex: Mapping[str, AdministrativeGender] = field(default_factory=dict)
     files: tuple[str, ...] = field(default=())
-    _answers_by_text: _Memo[Answer | None] = field(
-        default_factory=_Memo, init=False, repr=False, compare=False
+    grammar: GrammarTable = field(default_factory=lambda: GrammarTable({}, False))
+    # what ``ingest.grammar`` built from the tables above and read before (per sender)
+    reader_cache: dict[str, Any] = field(
+        default_factory=dict, init=False, repr=False, compare=False
     )
     _recount_by_text: _Memo[bool] = field(
         default_factory=_Memo, init=False, repr=False, compare=False
@@ -331,31 +434,9 @@ class MappingSet:
     def exclusion(self, system: str, code: str) -> str | None:
         return self.excluded.get((system, code))
 
-    def answer(
-        self, *, text: str | None = None, system: str | None = None, code: str | None = None
-    ) -> Answer | None:
-        """Meaning of a coded answer (preferred) or of a wording; ``None`` when unknown."""
-        if system and code:
-            found = self.code_answers.get((system, code))
-            if found is not None:
-                return found
-        return self.answer_for_text(text) if text else None
-
-    def answer_for_text(self, text: str) -> Answer | None:
-        return self._answers_by_text.get(text, self._answer_for_text)
-
-    def _answer_for_text(self, text: str) -> Answer | None:
-        key = _normalise(text)
-        found = self.text_answers.get(key)
-        if found is not None:
-            return found
-        word, score = _split_word_and_score(key)
-        if word is None or score is None:
-            return None
-        word_answer, score_answer = self.text_answers.get(word), self.text_answers.get(score)
-        if word_answer is None or score_answer is None:
-            return None
-        return word_answer.merged(score_answer) or _contradiction(word_answer, score_answer)
+    def answer(self, *, system: str, code: str) -> Answer | None:
+        """Meaning of a coded answer; ``None`` when unknown (wordings: ``ingest.grammar``)."""
+        return self.code_answers.get((system, code))
 
     def mentions_recount(self, text: str) -> bool:
         """The text says a recount was done ("Recount not performed" does not)."""
@@ -414,20 +495,6 @@ def _names(phrase: str, text: str) -> bool:
     return _word_start(phrase).search(text) is not None
 
 
-def _split_word_and_score(key: str) -> tuple[str | None, str | None]:
-    """``"negative (1+)"`` -> (``"negative"``, ``"1+"``); anything else -> (None, None)."""
-    if not key.endswith(")") or "(" not in key:
-        return None, None
-    word, _, rest = key[:-1].partition("(")
-    word, score = word.strip(), rest.strip()
-    return (word, score) if word and score else (None, None)
-
-
-def _contradiction(word: Answer, score: Answer) -> Answer:
-    """Keep both halves of a self-contradicting wording: the score, and the word as stated."""
-    return Answer(score=score.score, ihc0_subtype=score.ihc0_subtype, stated=word.stated)
-
-
 def _merge(files: Iterable[tuple[str, MappingFile]], name: str) -> MappingSet:
     systems: dict[str, str] = {}
     codes: dict[tuple[str, str], CodeEntry] = {}
@@ -447,9 +514,14 @@ def _merge(files: Iterable[tuple[str, MappingFile]], name: str) -> MappingSet:
     report_codes: dict[tuple[str, str], ReportCode] = {}
     administrative_sex: dict[str, AdministrativeGender] = {}
     default_tissue: Tissue | None = None
+    grammar: dict[str, GrammarPart] = {}
+    decimal_comma = False
     names: list[str] = []
     for file_name, mapping in files:
         names.append(file_name)
+        grammar.update(_grammar_phrases(mapping.grammar))
+        if mapping.grammar.decimal_comma is not None:
+            decimal_comma = mapping.grammar.decimal_comma
         systems.update({key.upper(): value for key, value in mapping.systems.items()})
         codes.update({(entry.system, entry.code): entry for entry in mapping.codes})
         excluded.update({(entry.system, entry.code): entry.reason for entry in mapping.excluded})
@@ -494,6 +566,7 @@ def _merge(files: Iterable[tuple[str, MappingFile]], name: str) -> MappingSet:
         assigners=assigners,
         report_codes=report_codes,
         administrative_sex=administrative_sex,
+        grammar=GrammarTable(grammar, decimal_comma),
         files=tuple(names),
     )
 
@@ -508,9 +581,15 @@ class _SenderFile:
 class Mappings:
     """Every mapping file of one directory; hands out the merged view for a sender."""
 
-    def __init__(self, defaults: list[tuple[str, MappingFile]], senders: list[_SenderFile]) -> None:
+    def __init__(
+        self,
+        defaults: list[tuple[str, MappingFile]],
+        senders: list[_SenderFile],
+        languages: dict[str, MappingFile] | None = None,
+    ) -> None:
         self._defaults = defaults
         self._senders = senders
+        self._languages = languages or {}
         self._default_set = _merge(defaults, "default")
         self._sender_sets: dict[str, MappingSet] = {}
 
@@ -530,6 +609,16 @@ class Mappings:
                     key="sender",
                 )
         _check_defaults_agree(directory, defaults)
+        languages: dict[str, MappingFile] = {}
+        for path in sorted((directory / "languages").glob("*.toml")):
+            language = load_file(path)
+            if language.sender is not None:
+                raise MappingFileError(
+                    "a [sender] table belongs in senders/, not in a language file",
+                    file=str(path),
+                    key="sender",
+                )
+            languages[path.stem] = language
         senders: list[_SenderFile] = []
         claimed: dict[tuple[str, str], str] = {}
         for path in sorted((directory / "senders").glob("*.toml")):
@@ -539,12 +628,23 @@ class Mappings:
                     "a sender file needs a [sender] table", file=str(path), key="sender"
                 )
             _claim(claimed, mapping.sender, path)
+            for index, spoken in enumerate(mapping.sender.languages):
+                if spoken not in languages:
+                    raise MappingFileError(
+                        f"language {spoken!r} has no file languages/{spoken}.toml",
+                        file=str(path),
+                        key=f"sender.languages.{index}",
+                    )
             senders.append(_SenderFile(f"senders/{path.name}", mapping, mapping.sender))
-        return cls(defaults, senders)
+        return cls(defaults, senders, languages)
 
     @property
     def files(self) -> list[str]:
-        return [name for name, _ in self._defaults] + [sender.name for sender in self._senders]
+        return [
+            *(name for name, _ in self._defaults),
+            *(f"languages/{name}.toml" for name in self._languages),
+            *(sender.name for sender in self._senders),
+        ]
 
     @property
     def default(self) -> MappingSet:
@@ -569,7 +669,12 @@ class Mappings:
 
     def _sender_set(self, sender: _SenderFile) -> MappingSet:
         if sender.name not in self._sender_sets:
-            merged = _merge([*self._defaults, (sender.name, sender.mapping)], sender.match.name)
+            # The lab's languages come after the defaults and before its own file: a word a
+            # language gives another meaning ("null" is zero in German) means that, for this lab.
+            spoken = [(f"languages/{n}.toml", self._languages[n]) for n in sender.match.languages]
+            merged = _merge(
+                [*self._defaults, *spoken, (sender.name, sender.mapping)], sender.match.name
+            )
             self._sender_sets[sender.name] = merged
         return self._sender_sets[sender.name]
 

@@ -125,6 +125,8 @@ class Analyte(StrEnum):
     ER_PERCENT = "er-percent"
     PGR_RESULT = "pgr-result"
     PGR_PERCENT = "pgr-percent"
+    # a pathology report's text (final diagnosis, synoptic, addendum): read for statements
+    REPORT_TEXT = "report-text"
 
 
 # --------------------------------------------------------------------------------------------
@@ -196,6 +198,9 @@ class Provenance(Frozen):
     sub_id: str | None = None  # OBX-4
     value_type: str | None = None  # OBX-2, or the FHIR value[x] type
     value_text: str | None = None  # the value as sent
+    # read from report text (OBX TX/FT, DiagnosticReport.conclusion / presentedForm): the
+    # locator names the line, value_text holds it
+    from_text: bool = False
 
 
 class IngestWarning(Frozen):
@@ -316,6 +321,7 @@ class IhcResult(Frozen):
     # the word beside the score, e.g. "Negative" in "Negative (3+)"
     stated: Interpretation | None = None
     indeterminate_reason: str | None = None  # the lab said it could not be scored
+    heterogeneity_noted: bool = False  # the lab's words call the staining heterogeneous
     provenance: tuple[Provenance, ...] = ()
 
 
@@ -342,6 +348,7 @@ class IshResult(Frozen):
     earlier_counts: tuple[IshCount, ...] = ()
     stated: Interpretation | None = None
     indeterminate_reason: str | None = None
+    heterogeneity_noted: bool = False  # the lab's words (a note, the method) say heterogeneous
     provenance: tuple[Provenance, ...] = ()
 
 
@@ -430,6 +437,8 @@ class FlagCode(StrEnum):
     LAB_INTERPRETATION_DIFFERS = "lab-interpretation-differs"
     RECEPTOR_UNDETERMINED = "receptor-undetermined"
     ER_LOW_POSITIVE = "er-low-positive"
+    PROBE_INFERRED = "probe-inferred"  # single probe: HER2 copies, no CEP17 and no ratio at all
+    READ_FROM_TEXT = "read-from-text"  # a result was read from report text: a reviewer checks
 
 
 class Flag(Frozen):

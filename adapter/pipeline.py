@@ -111,12 +111,13 @@ def process(message: RawMessage, context: Context) -> Outcome:
             message_id, records = _fhir_records(message.data, context)
         return _emit(message, message_id, records, context, parsed)
     except AdapterError as error:
-        log.info("message rejected: message_id=%s code=%s", message_id, error.code)
+        log.info("message rejected", extra={"message_id": message_id, "code": error.code})
         return Outcome(message.format, message_id, error=error, parsed=parsed)
     except Exception as exc:  # noqa: BLE001 - one bad message must never stop a service
         # Type and place only: an exception's text may quote the message (patient data).
         log.error(
-            "internal error: message_id=%s %s at %s", message_id, type(exc).__name__, _where(exc)
+            "internal error",
+            extra={"message_id": message_id, "error": type(exc).__name__, "at": _where(exc)},
         )
         internal = AdapterError(f"internal error ({type(exc).__name__}); the message is kept")
         return Outcome(message.format, message_id, error=internal, parsed=parsed)
@@ -152,7 +153,7 @@ def _emit(
     # time, and the store already keeps every message's outcome. Rejections are logged at INFO.
     if log.isEnabledFor(logging.DEBUG):
         rules = ",".join(rule.rule_id for c in classifications for rule in c.rules)
-        log.debug("message processed: message_id=%s rules=%s", message_id, rules)
+        log.debug("message processed", extra={"message_id": message_id, "rules": rules})
     return Outcome(
         message.format,
         message_id,

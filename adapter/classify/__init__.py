@@ -8,7 +8,12 @@ in ``table.py``; ``docs/rules.md`` is rendered from it.
 from __future__ import annotations
 
 from adapter.classify.her2_breast import breast_category, breast_status
-from adapter.classify.her2_common import Her2Status, flag_lab_calls, non_negative_category
+from adapter.classify.her2_common import (
+    Her2Status,
+    flag_lab_calls,
+    flag_reading,
+    non_negative_category,
+)
 from adapter.classify.her2_gastric import gastric_category, gastric_status
 from adapter.classify.receptors import classify_receptors
 from adapter.classify.table import GUIDELINE_BREAST, GUIDELINE_GASTRIC, GUIDELINE_RECEPTORS
@@ -40,6 +45,7 @@ def classify(record: AssayRecord) -> Classification:
         guidelines = [GUIDELINE_BREAST, GUIDELINE_GASTRIC]
     trace = status.trace
     flag_lab_calls(record, status.official, category, trace)
+    flag_reading(record, trace)
     receptors = classify_receptors(record.er, record.pgr, trace)
     if receptors.reported:
         guidelines.append(GUIDELINE_RECEPTORS)

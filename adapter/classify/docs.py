@@ -59,8 +59,10 @@ not make a score. A breast score 1+, 2+ or 3+ with stained cells ≤ 10% raises 
 `HER2-ISH-RATIO-DERIVED`) and the HER2 copies, each inside one band of the group table; group 1
 uses copies ≥ 4.0 as one band. A missing or straddling value, or an ISH stated only in words (no
 group can be assigned), is incomplete ISH (section 4.4, flag `incomplete-ish`): IHC decides where
-it can. A probe not stated is read as dual probe; copies alone then count as incomplete ISH (only
-a stated single probe uses section 3).
+it can. A count is single probe (section 3) when the lab says so (a single-probe code, the method,
+a note) or when the case holds HER2 copies and no CEP17 count and no ratio at all (flag
+`probe-inferred`); a CEP17 count or ratio reported, even one reported as failed, makes it dual
+probe, and copies alone are then incomplete ISH.
 
 **Incomplete ISH with IHC 0/1+ (a deliberate departure from a literal section 4.4).** Section 4.4
 says to decide on IHC alone where it can; but ASCO/CAP 2018 makes group 1 positive whatever the

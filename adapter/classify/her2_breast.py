@@ -81,12 +81,29 @@ def breast_status(record: AssayRecord) -> Her2Status:
     group: int | None = None
     if ish is None or ish_lab_failed(ish, failures):
         official = ihc_only(ihc, record, failures, trace)
-    elif ish.probe is IshProbe.SINGLE:
+    elif ish.probe is IshProbe.SINGLE or _single_probe_inferred(ish, trace):
         official = _single_probe(ish, ihc, bucket, trace)
     else:
         official, group = _dual_probe(ish, ihc, bucket, trace)
     flag_heterogeneity(ish, trace)
     return Her2Status(official, ihc, group, trace)
+
+
+def _single_probe_inferred(ish: IshResult, trace: Trace) -> bool:
+    """Section 3: HER2 copies and no CEP17 count and no ratio in the whole case is single probe.
+
+    A CEP17 count or ratio reported as failed has already made the probe dual (ingest).
+    """
+    if ish.probe is not None or ish.her2_copies is None:
+        return False
+    if ish.ratio is not None or ish.cep17_copies is not None or ish.earlier_counts:
+        return False
+    trace.flag(
+        FlagCode.PROBE_INFERRED,
+        "HER2 copies per cell with no CEP17 count and no ratio in the case: read as "
+        "single-probe ISH",
+    )
+    return True
 
 
 def _flag_score_against_stained(ihc: IhcReading | None, trace: Trace) -> None:

@@ -303,6 +303,29 @@ def flag_heterogeneity(ish: IshResult | None, trace: Trace) -> None:
         )
 
 
+def flag_reading(record: AssayRecord, trace: Trace) -> None:
+    """What ingest read from words a reviewer should check: results read from report text, and
+    heterogeneity the lab noted in words (section 5: a flag only)."""
+    ihc, ish = record.her2_ihc, record.her2_ish
+    if (ish is not None and ish.heterogeneity_noted and ish.amplified_percent is None) or (
+        ihc is not None and ihc.heterogeneity_noted
+    ):
+        trace.flag(
+            FlagCode.HETEROGENEITY,
+            "the lab notes heterogeneity (no amplified-cell percentage to place): review; "
+            "status from the whole-tumour result",
+        )
+    sources = (record.her2_ihc, record.her2_ish, record.er, record.pgr, record.lab_interpretation)
+    from_text = [p.locator for s in sources if s is not None for p in s.provenance if p.from_text]
+    if from_text:
+        trace.flag(
+            FlagCode.READ_FROM_TEXT,
+            "results read from report text, not from coded results: "
+            + ", ".join(dict.fromkeys(from_text))
+            + "; a reviewer checks them against the report",
+        )
+
+
 def flag_lab_calls(
     record: AssayRecord, official: OfficialResult, category: Category, trace: Trace
 ) -> None:

@@ -14,7 +14,8 @@ from adapter.config import Settings
 from adapter.errors import MalformedMessage, NothingToClassify, UnsupportedMessage
 from adapter.ingest import er7
 from adapter.ingest.assemble import ReadValue, assemble, resolve_tissue
-from adapter.ingest.obx import cwe_coding, read_obx
+from adapter.ingest.obx import ObxOutcome, cwe_coding, read_obx
+from adapter.ingest.report_text import read_text, statement_values, text_values_kept
 from adapter.ingest.values import hl7_date, parse_hl7_datetime, site_zone
 from adapter.mapping import ASSIGNER_FALLBACK_PREFIX, LOINC_SYSTEM, Mappings, MappingSet
 from adapter.model import (
@@ -104,6 +105,7 @@ class _Group:
     after_unused_obx: bool = False  # an NTE here belongs to a result that was not used
     # OBX-23 performing organisation (name, assigning authority HD parts) of each used OBX
     performing: list[tuple[str, str, str, str]] = field(default_factory=list)
+    texts: list[ObxOutcome] = field(default_factory=list)  # report text, in message order
 
 
 def to_records(read: ReadMessage, mappings: Mappings, settings: Settings) -> list[AssayRecord]:
@@ -115,6 +117,8 @@ def to_records(read: ReadMessage, mappings: Mappings, settings: Settings) -> lis
     )
     zone = site_zone(settings.site_timezone)
     groups = _walk(message, mapping, zone)
+    for group in groups:
+        _read_report_text(group, mapping)
     records = [
         _record(message, group, mapping, zone, read.warnings) for group in groups if group.values
     ]
@@ -159,6 +163,10 @@ def _add_obx(
     if outcome.status is not None:
         group.statuses.append(outcome.status)
     group.after_unused_obx = outcome.value is None
+    if outcome.report_text is not None:
+        group.texts.append(outcome)
+        group.last_obx = None
+        return
     if outcome.value is not None:
         group.performing.append(
             (
@@ -191,6 +199,23 @@ def _add_note(group: _Group, segment: er7.Segment) -> None:
         probe=value.probe,
         tissue_scope=value.tissue_scope,
         indeterminate_reason=value.indeterminate_reason,
+    )
+
+
+def _read_report_text(group: _Group, mapping: MappingSet) -> None:
+    """Statements in the group's report text become its values where no coded result says the
+    same test; a text OBX with no statement stays an unused result, with its reason."""
+    if not group.texts:
+        return
+    sources = [(o.unused.provenance.locator, o.report_text or "") for o in group.texts if o.unused]
+    statements, warnings = read_text(sources, mapping)
+    group.warnings.extend(warnings)
+    status = next((o.status for o in group.texts if o.status is not None), ResultStatus.FINAL)
+    read = text_values_kept(group.values, statement_values(statements, status), group.warnings)
+    group.values.extend(read)
+    said = {s.locator.rsplit(" line ", 1)[0] for s in statements}
+    group.unused.extend(
+        o.unused for o in group.texts if o.unused and o.unused.provenance.locator not in said
     )
 
 

@@ -18,12 +18,14 @@ from datetime import datetime
 
 import orjson
 
+from adapter.audit.facts import ReportFacts
 from adapter.emit.ack import AckCode, AckHeader, build_ack, fallback_ack_header, hl7_timestamp
 from adapter.errors import AdapterError, EncodingError, InputError, MessageTooLarge
 from adapter.ingest import er7
 from adapter.ingest.fhir_document import content_message_id
 from adapter.model import SourceFormat
 from adapter.pipeline import Context, RawMessage, detect_format, process
+from adapter.service import metrics
 from adapter.service.workers import Processed, WorkerPool, processed
 from adapter.store import (
     EnqueueRequest,
@@ -388,6 +390,10 @@ class Service:
         ]
         if outcome.bundle_json is not None:
             requests.append(IndexReportsRequest(receipt.row_id, outcome.reports, outcome.resources))
+            metrics.count_reports(
+                identity.sender,
+                (ReportFacts.from_json(r.audit) for r in outcome.reports if r.audit is not None),
+            )
             if self.forward:
                 requests.append(EnqueueRequest(receipt.row_id, outcome.bundle_json, self.clock()))
         handled = Handled(
@@ -403,17 +409,7 @@ class Service:
         return handled, requests
 
     def _ack(self, header: AckHeader, error: AdapterError | None) -> bytes:
-        code: AckCode = "AA" if error is None else ("AR" if error.ack_code == "AR" else "AE")
-        text = ack_text(error)
-        ack = build_ack(
-            header,
-            code,
-            control_id=ack_control_id(header.control_id),
-            timestamp=hl7_timestamp(self.clock()),
-            error=error,
-            text=text,
-        )
-        return ack.encode("utf-8")
+        return application_ack(header, error, self.clock())
 
 
 _SEEN_LIMIT = 10_000
@@ -437,6 +433,20 @@ def _log_late_failure(future: asyncio.Future[list[WriteResult]]) -> None:
     """An outcome that could not be stored after the ACK: the message stays reprocessable."""
     if not future.cancelled() and (error := future.exception()) is not None:
         log.warning("outcome not stored: %s", type(error).__name__)
+
+
+def application_ack(header: AckHeader, error: AdapterError | None, moment: datetime) -> bytes:
+    """The application ACK (AA, AE or AR) to a processed message, sent at ``moment``."""
+    code: AckCode = "AA" if error is None else ("AR" if error.ack_code == "AR" else "AE")
+    ack = build_ack(
+        header,
+        code,
+        control_id=ack_control_id(header.control_id),
+        timestamp=hl7_timestamp(moment),
+        error=error,
+        text=ack_text(error),
+    )
+    return ack.encode("utf-8")
 
 
 def ack_control_id(inbound: str) -> str:

@@ -23,6 +23,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, TomlConf
 
 from adapter.errors import TransientError
 from adapter.pipeline import Context
+from adapter.service import metrics
 from adapter.service.affinity import available_cpus, pin, plan_cpus
 from adapter.service.handler import Clock, Service
 from adapter.service.mllp import MllpServer
@@ -160,6 +161,7 @@ async def serve(
     ``worker_cpus``: a CPU set to pin each worker process to (adapter/service/affinity.py).
     """
     stop = stop or asyncio.Event()
+    metrics.bound_labels(settings.metrics_max_senders, settings.metrics_max_codes)
     context = Context.from_settings(settings)
     store = open_store(settings.store)
     pool: WorkerPool | None = None
@@ -195,7 +197,11 @@ async def _run(
     recovery: asyncio.Task[None] | None = None
     try:
         if settings.mllp_port:
-            mllp = MllpServer(runtime.service, max_message_bytes=settings.max_message_bytes)
+            mllp = MllpServer(
+                runtime.service,
+                max_message_bytes=settings.max_message_bytes,
+                limits=settings.mllp_limits,
+            )
             await mllp.start(settings.host, settings.mllp_port)
             listening.mllp_port = mllp.port
         if settings.http_port:
@@ -268,6 +274,7 @@ def _http_server(runtime: Runtime) -> uvicorn.Server:
     import uvicorn
 
     from adapter.service.http import create_app
+    from adapter.service.http_limits import admitted_protocol
 
     class _Server(uvicorn.Server):
         @contextlib.contextmanager
@@ -279,6 +286,8 @@ def _http_server(runtime: Runtime) -> uvicorn.Server:
         create_app(runtime),
         host=settings.host,
         port=settings.http_port,
+        http=admitted_protocol(settings.http_limits, body_timeout=settings.http_body_timeout),
+        timeout_keep_alive=settings.http_idle_timeout,
         log_level="warning",
         access_log=False,  # query strings (?patient=...) must not reach the logs
         timeout_graceful_shutdown=10,  # a stalled upload must not hold SIGTERM forever

@@ -35,6 +35,8 @@ from typing import Any, Final
 
 import orjson
 
+from adapter import logs
+from adapter.audit.facts import ReportFacts, report_facts
 from adapter.errors import AdapterError
 from adapter.model import SourceFormat
 from adapter.pipeline import Context, Outcome, RawMessage, process
@@ -60,24 +62,30 @@ def processed(outcome: Outcome) -> Processed:
     """The parts of an Outcome the service stores and answers with."""
     if outcome.bundle is None:
         return Processed(outcome.message_id, outcome.bundle_json, (), outcome.error)
-    return Processed(
-        outcome.message_id,
-        outcome.bundle_json,
-        tuple(report_rows(outcome.bundle)),
-        outcome.error,
-        tuple(resource_rows(outcome.bundle)),
-    )
+    facts = [
+        report_facts(record, classification)
+        for record, classification in zip(outcome.records, outcome.classifications, strict=True)
+    ]
+    reports = tuple(report_rows(outcome.bundle, facts))
+    resources = tuple(resource_rows(outcome.bundle))
+    return Processed(outcome.message_id, outcome.bundle_json, reports, outcome.error, resources)
 
 
-def report_rows(bundle: dict[str, Any]) -> list[ReportIndexRow]:
-    """Index rows for every DiagnosticReport of a Bundle (for the HTTP search)."""
+def report_rows(bundle: dict[str, Any], facts: Sequence[ReportFacts]) -> list[ReportIndexRow]:
+    """Index rows for every DiagnosticReport of a Bundle (for the HTTP search and the audit).
+
+    ``facts`` are the audit facts of the Bundle's records, in order: the emitter writes one
+    DiagnosticReport per record, in record order.
+    """
     entries = bundle.get("entry", [])
     by_url = {entry.get("fullUrl"): entry.get("resource", {}) for entry in entries}
+    reports = [
+        entry.get("resource", {})
+        for entry in entries
+        if entry.get("resource", {}).get("resourceType") == "DiagnosticReport"
+    ]
     rows: list[ReportIndexRow] = []
-    for entry in entries:
-        resource = entry.get("resource", {})
-        if resource.get("resourceType") != "DiagnosticReport":
-            continue
+    for resource, audit in zip(reports, facts, strict=True):
         subject = by_url.get(resource.get("subject", {}).get("reference"), {})
         rows.append(
             ReportIndexRow(
@@ -86,6 +94,7 @@ def report_rows(bundle: dict[str, Any]) -> list[ReportIndexRow]:
                 category=_category_code(resource),
                 status=resource.get("status", "unknown"),
                 bundle=orjson.dumps(resource),
+                audit=audit.to_json().decode(),
             )
         )
     return rows
@@ -200,7 +209,7 @@ class WorkerPool:
         if cpus is not None:
             pin(process.pid, cpus)
         reader, writer = await asyncio.open_connection(sock=ours)
-        writer.write(_frame(pickle.dumps((self._context, _log_setup()), _PROTOCOL)))
+        writer.write(_frame(pickle.dumps((self._context, logs.current()), _PROTOCOL)))
         try:
             await reader.readexactly(_HEADER.size)  # the worker's "ready": an empty frame
         except asyncio.IncompleteReadError:
@@ -300,9 +309,9 @@ def serve(descriptor: int) -> None:
     first = frames.next_batch()
     if not first:
         return
-    context, (level, layout) = pickle.loads(first[0])
-    if layout is not None:  # the pipeline's logs go where the service's go (stderr)
-        logging.basicConfig(level=level, format=layout)
+    context, log_setup = pickle.loads(first[0])
+    if log_setup is not None:  # the pipeline's logs go where the service's go, laid out alike
+        logs.configure(*log_setup)
     # The Context (mappings, decision table) and the imported modules live as long as the
     # worker: keep them out of every garbage collection, which otherwise walks them again and
     # again for the short-lived objects each message makes.
@@ -363,11 +372,3 @@ def _work(
     # Errors travel as their parts: an exception's pickling depends on its __init__.
     parts = None if error is None else (type(error), error.reason, error.location)
     return done.message_id, done.bundle_json, done.reports, parts, done.resources
-
-
-def _log_setup() -> tuple[int, str | None]:
-    """The service's log level and line layout, when it logs through a root handler."""
-    root = logging.getLogger()
-    formatter = root.handlers[0].formatter if root.handlers else None
-    layout = formatter._fmt if formatter is not None else None  # Formatter has no public getter
-    return root.level, layout

@@ -128,7 +128,10 @@ def dual(
     stated: Interpretation | None = None,
     failed: str | None = None,
 ) -> IshResult:
+    # Dual probe as stated by the assay (a CEP17 count or ratio reported, even one that failed):
+    # copies without a ratio are then an incomplete dual-probe count, not a single probe.
     return IshResult(
+        probe=IshProbe.DUAL,
         ratio=None if ratio is None else num(ratio),
         her2_copies=None if copies is None else num(copies),
         cep17_copies=None if cep17 is None else num(cep17),
@@ -138,6 +141,11 @@ def dual(
         stated=stated,
         indeterminate_reason=failed,
     )
+
+
+def inferred_single(copies: str) -> IshResult:
+    """HER2 copies and nothing else: no probe stated, no CEP17, no ratio (section 3)."""
+    return IshResult(her2_copies=num(copies))
 
 
 def single(copies: str | None, *, earlier: tuple[str, ...] = ()) -> IshResult:
@@ -642,6 +650,48 @@ INCOMPLETE = [
 ]
 
 SINGLE_PROBE = [
+    # Section 3: HER2 copies with no CEP17 and no ratio anywhere are single probe, flagged.
+    her2(
+        "inferred single probe: copies 6.0, no IHC",
+        record(ish=inferred_single("6.0")),
+        POS,
+        C_POS,
+        ("HER2-ISH-SP-GE6",),
+        flags=(F.PROBE_INFERRED,),
+        group=None,
+    ),
+    her2(
+        "inferred single probe: copies 5.99, IHC 0",
+        record(ihc=ihc("0"), ish=inferred_single("5.99")),
+        NEG,
+        C_NEG,
+        ("HER2-ISH-SP-4TO6-IHC01",),
+        flags=(F.PROBE_INFERRED,),
+    ),
+    her2(
+        "inferred single probe: copies 4.0, IHC 2+: dual probe pending",
+        record(ihc=ihc("2+"), ish=inferred_single("4.0")),
+        EQV,
+        C_EQV,
+        ("HER2-ISH-SP-4TO6-IHC2",),
+        flags=(F.PROBE_INFERRED, F.PENDING_WORKUP),
+    ),
+    her2(
+        "inferred single probe: copies 3.99, IHC 1+",
+        record(ihc=ihc("1+"), ish=inferred_single("3.99")),
+        NEG,
+        C_LOW,
+        ("HER2-ISH-SP-LT4",),
+        flags=(F.PROBE_INFERRED,),
+    ),
+    her2(
+        "stated dual probe, copies 5.0 without ratio: not inferred single",
+        record(ihc=ihc("2+"), ish=dual(None, "5.0")),
+        EQV,
+        C_EQV,
+        ("HER2-ISH-INCOMPLETE-IHC2",),
+        no_flags=(F.PROBE_INFERRED,),
+    ),
     her2(
         "copies 6.0, no IHC",
         record(ish=single("6.0")),

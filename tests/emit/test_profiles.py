@@ -176,7 +176,7 @@ def test_reports_name_their_lab_as_performer() -> None:
 
 
 def test_local_report_codes_lead_with_loinc_from_the_mappings() -> None:
-    """HER2IHC (senders/goodhealth.toml) is sent as LOINC 18474-7 with the local code second."""
+    """HER2IHC (examples/senders/goodhealth.toml) is sent as 18474-7, the local code second."""
     mapped = [
         r.values[1]["code"]["coding"]
         for r in REPORTS

@@ -6,11 +6,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from mapping_support import example_mappings
 
-from adapter.config import Settings, default_mappings_dir
+from adapter.config import Settings
 from adapter.errors import MalformedMessage, NothingToClassify, UnsupportedMessage
 from adapter.ingest.hl7v2 import read_message, to_records
-from adapter.mapping import Mappings, load_mappings
+from adapter.mapping import Mappings
 from adapter.model import (
     AdministrativeGender,
     AssayRecord,
@@ -71,7 +72,7 @@ RATIO = "49683-6^HER2/CEP17^LN"
 
 @pytest.fixture(scope="module")
 def mappings() -> Mappings:
-    return load_mappings(default_mappings_dir())
+    return example_mappings()
 
 
 def records(
@@ -345,7 +346,7 @@ def test_obx17_method_is_kept(mappings: Mappings) -> None:
 
 
 def test_local_order_code_maps_to_loinc_for_its_sender(mappings: Mappings) -> None:
-    """senders/goodhealth.toml maps HER2IHC to 18474-7; another sender's HER2IHC stays local."""
+    """examples/senders/goodhealth.toml maps HER2IHC to 18474-7; elsewhere HER2IHC stays local."""
     order = obr(code="HER2IHC^HER2 immunohistochemistry^L")
     good = one(
         mappings, PID, order, IHC_3, header=msh(app="COPATH", facility="GOODHEALTH PATHOLOGY")

@@ -27,6 +27,7 @@ from fhirclient.models.organization import Organization
 from fhirclient.models.patient import Patient
 from fhirclient.models.specimen import Specimen
 from http_support import HL7, build_runtime, oru
+from mapping_support import example_mappings_dir
 
 from adapter.service.fhir_facade import MAX_COUNT, SEARCH_PARAMETERS, STORED_TYPES
 from adapter.service.http import create_app
@@ -67,8 +68,9 @@ def live(runtime: Runtime) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A served store holding the HL7 v2 fixture corpus."""
-    with live(build_runtime(tmp_path_factory.mktemp("facade"))) as fhir_base:
+    """A served store holding the HL7 v2 fixture corpus (with the example senders active)."""
+    runtime = build_runtime(tmp_path_factory.mktemp("facade"), mappings_dir=example_mappings_dir())
+    with live(runtime) as fhir_base:
         root = fhir_base.removesuffix("/fhir")
         with httpx.Client(base_url=root, timeout=30) as http:
             for path in sorted(FIXTURES.glob("*.hl7")):

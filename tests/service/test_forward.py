@@ -13,6 +13,7 @@ import httpx
 import orjson
 import pytest
 from http_support import HL7, T0, build_runtime, oru, serving
+from mapping_support import example_mappings_dir
 from peers_support import medplum_server
 
 from adapter.service.forward import Forwarder, ForwardPolicy, run_forwarder
@@ -357,11 +358,13 @@ def test_the_corpus_forwarded_twice_links_to_one_patient_each(
     """Every fixture through the outbox into Medplum, then again from a second adapter (a
     replay): one Patient per identifier, one report per report, found by patient and by code."""
     corpus = _corpus()
+    senders = example_mappings_dir()  # the fixtures' labs, as the goldens are made
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     first = _forward_all(build_runtime(tmp_path / "a", forward=True, fhir_base=fhir_server), corpus)
     replay = _forward_all(
-        build_runtime(tmp_path / "b", forward=True, fhir_base=fhir_server), corpus
+        build_runtime(tmp_path / "b", forward=True, fhir_base=fhir_server, mappings_dir=senders),
+        corpus,
     )
     assert replay == first  # the same Bundles, byte for byte, from a fresh store
     bundles = [answer for answer in first if answer.get("resourceType") == "Bundle"]
