@@ -74,7 +74,10 @@ def test_wheel_holds_the_defaults_and_the_examples_only(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as packed:
         shipped = sorted(n for n in packed.namelist() if n.startswith("adapter/_mappings/"))
     defaults = sorted(f"adapter/_mappings/{p.name}" for p in PROJECT_MAPPINGS.glob("*.toml"))
-    assert shipped == sorted([*defaults, "adapter/_mappings/examples/senders/example-lab.toml"])
+    examples = [
+        f"adapter/_mappings/examples/senders/{n}" for n in ("example-lab.toml", "goodhealth.toml")
+    ]
+    assert shipped == sorted([*defaults, *examples])
 
 
 @pytest.fixture

@@ -361,7 +361,10 @@ def test_the_corpus_forwarded_twice_links_to_one_patient_each(
     senders = example_mappings_dir()  # the fixtures' labs, as the goldens are made
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    first = _forward_all(build_runtime(tmp_path / "a", forward=True, fhir_base=fhir_server), corpus)
+    first = _forward_all(
+        build_runtime(tmp_path / "a", forward=True, fhir_base=fhir_server, mappings_dir=senders),
+        corpus,
+    )
     replay = _forward_all(
         build_runtime(tmp_path / "b", forward=True, fhir_base=fhir_server, mappings_dir=senders),
         corpus,
