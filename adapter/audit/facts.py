@@ -9,14 +9,15 @@ id), a lab's result *code* (never its value or text), a day, or a number of hour
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date
+from datetime import date
 from enum import StrEnum
 from typing import Any
 
 import orjson
 
 from adapter.model import (
-    Analyte,
+    IHC_ANALYTES,
+    ISH_ANALYTES,
     AssayRecord,
     Category,
     Classification,
@@ -58,20 +59,6 @@ _UNUSED_MARKERS: tuple[tuple[str, UnusedKind], ...] = (
     ("no value", UnusedKind.NO_VALUE),
 )
 
-_IHC_ANALYTES = frozenset(
-    {Analyte.HER2_IHC, Analyte.HER2_IHC0_SUBTYPE, Analyte.HER2_IHC_STAINED_PERCENT}
-)
-_ISH_ANALYTES = frozenset(
-    {
-        Analyte.HER2_ISH,
-        Analyte.HER2_CEP17_RATIO,
-        Analyte.HER2_COPIES,
-        Analyte.CEP17_COPIES,
-        Analyte.ISH_CELLS_COUNTED,
-        Analyte.ISH_AMPLIFIED_PERCENT,
-        Analyte.ISH_RECOUNT,
-    }
-)
 _SCORE_CLASS = {
     IhcScore.ONE: IhcClass.ONE,
     IhcScore.TWO: IhcClass.TWO,
@@ -95,7 +82,8 @@ class ReportFacts:
     rules: tuple[str, ...]
     unused: tuple[tuple[UnusedKind, str], ...]  # (kind, "system|code") per result not used
     warnings: tuple[str, ...]  # ingest warning codes
-    reported_on: date | None  # the report's issue day (else its effective day), UTC
+    lab_stated: str | None  # the lab's own overall HER2 call (Interpretation), when it gave one
+    reported_on: date | None  # the report's issue day (else its effective day), lab's offset
     ihc_to_ish_hours: float | None  # first ISH time minus first IHC time, when both are sent
 
     def to_json(self) -> bytes:
@@ -111,6 +99,7 @@ class ReportFacts:
                 "rules": self.rules,
                 "unused": self.unused,
                 "warnings": self.warnings,
+                "lab_stated": self.lab_stated,
                 "day": self.reported_on.isoformat() if self.reported_on else None,
                 "ihc_to_ish_hours": self.ihc_to_ish_hours,
             }
@@ -131,6 +120,7 @@ class ReportFacts:
             rules=tuple(item.get("rules", ())),
             unused=tuple((UnusedKind(kind), code) for kind, code in item.get("unused", ())),
             warnings=tuple(item.get("warnings", ())),
+            lab_stated=item.get("lab_stated"),
             reported_on=date.fromisoformat(day) if day else None,
             ihc_to_ish_hours=item.get("ihc_to_ish_hours"),
         )
@@ -138,6 +128,7 @@ class ReportFacts:
 
 def report_facts(record: AssayRecord, classification: Classification) -> ReportFacts:
     moment = record.issued or record.effective
+    lab = record.lab_interpretation
     return ReportFacts(
         tissue=classification.tissue.value,
         category=classification.category.value,
@@ -149,7 +140,10 @@ def report_facts(record: AssayRecord, classification: Classification) -> ReportF
         rules=tuple(dict.fromkeys(rule.rule_id for rule in classification.rules)),
         unused=tuple(_unused(item) for item in record.unused),
         warnings=tuple(warning.code for warning in record.warnings),
-        reported_on=moment.astimezone(UTC).date() if moment else None,
+        lab_stated=lab.stated.value if lab is not None and lab.stated is not None else None,
+        # The day as the lab wrote it (its own offset): a report issued late on 31 March counts
+        # in March wherever the audit runs.
+        reported_on=moment.date() if moment else None,
         ihc_to_ish_hours=_ihc_to_ish_hours(record),
     )
 
@@ -182,8 +176,8 @@ def _unused(item: UnusedResult) -> tuple[UnusedKind, str]:
 
 
 def _ihc_to_ish_hours(record: AssayRecord) -> float | None:
-    ihc = [o.effective for o in record.observations if o.analyte in _IHC_ANALYTES and o.effective]
-    ish = [o.effective for o in record.observations if o.analyte in _ISH_ANALYTES and o.effective]
+    ihc = [o.effective for o in record.observations if o.analyte in IHC_ANALYTES and o.effective]
+    ish = [o.effective for o in record.observations if o.analyte in ISH_ANALYTES and o.effective]
     if not ihc or not ish:
         return None
     hours = (min(ish) - min(ihc)).total_seconds() / 3600

@@ -92,6 +92,7 @@ class _Cell:
     groups: Counter[int] = field(default_factory=Counter)
     disagreements: int = 0
     disagreement_rules: Counter[str] = field(default_factory=Counter)
+    disagreement_calls: Counter[str] = field(default_factory=Counter)
     flags: Counter[str] = field(default_factory=Counter)
     unused: Counter[str] = field(default_factory=Counter)
     unused_codes: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -119,6 +120,10 @@ class _Cell:
         if FlagCode.LAB_INTERPRETATION_DIFFERS in facts.flags:
             self.disagreements += 1
             self.disagreement_rules.update(r for r in facts.rules if _is_her2_rule(r))
+            # "positive → HER2-low": the lab's overall call against our category; without an
+            # overall call, the call that differed was the ISH result as the lab stated it.
+            stated = facts.lab_stated or "stated ISH result"
+            self.disagreement_calls[f"{stated} → {facts.category}"] += 1
         for kind, code in facts.unused:
             self.unused[kind] += 1
             self.unused_codes[(kind, code)] += 1
@@ -138,7 +143,14 @@ class _Cell:
         self.pending += other.pending
         self.groups.update(other.groups)
         self.disagreements += other.disagreements
-        for name in ("disagreement_rules", "flags", "unused", "unused_codes", "warnings"):
+        for name in (
+            "disagreement_rules",
+            "disagreement_calls",
+            "flags",
+            "unused",
+            "unused_codes",
+            "warnings",
+        ):
             getattr(self, name).update(getattr(other, name))
         self.unprocessed.update(other.unprocessed)
 
@@ -149,6 +161,10 @@ def _counter(counters: dict[str, Counter[str]], key: str) -> Counter[str]:
     if found is None:
         found = counters[key] = Counter()
     return found
+
+
+def _commonest(counts: Counter[str]) -> dict[str, int]:
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
 def _is_her2_rule(rule_id: str) -> bool:
@@ -301,9 +317,8 @@ def _cell_figures(
         "disagreements": {
             "reports": cell.disagreements,
             "share": _share(cell.disagreements, indexed, shown),
-            "by_rule": dict(
-                sorted(cell.disagreement_rules.items(), key=lambda kv: (-kv[1], kv[0]))
-            ),
+            "by_rule": _commonest(cell.disagreement_rules),
+            "by_call": _commonest(cell.disagreement_calls),
         },
         "quality": {
             "flags": {flag: cell.flags.get(flag, 0) for flag in vocabulary["flags"]},

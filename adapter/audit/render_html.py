@@ -405,6 +405,8 @@ def _disagreement_chart(audit: dict[str, Any]) -> str:
     for cell in _totals(audit):
         part = cell["disagreements"]
         rows.append((cell["sender"], "(reports)", part["reports"], _pct(part["share"])))
+        for call, count in part["by_call"].items():
+            rows.append((cell["sender"], f"lab call: {call}", count, ""))
         for rule, count in part["by_rule"].items():
             rows.append((cell["sender"], rule, count, ""))
             by_rule[rule] = by_rule.get(rule, 0) + count
@@ -414,7 +416,7 @@ def _disagreement_chart(audit: dict[str, Any]) -> str:
         "disagreements",
         "Reports whose lab-stated call differs from the guideline result, by rule fired",
         svg,
-        ("sender", "rule", "reports", "share of reports"),
+        ("sender", "lab call → our category, or rule fired", "reports", "share of reports"),
         rows,
     )
 

@@ -128,13 +128,20 @@ def _workup_table(console: Console, cells: list[dict[str, Any]]) -> None:
 
 
 def _disagreement_table(console: Console, totals: list[dict[str, Any]]) -> None:
-    table = Table(title="Disagreements (lab-stated vs guideline), by rule", title_justify="left")
-    for column in ("sender", "reports", "rules fired in them"):
+    table = Table(title="Disagreements (lab-stated vs guideline)", title_justify="left")
+    for column in ("sender", "reports", "lab call → our category", "rules fired in them"):
         table.add_column(column)
     for cell in totals:
         part = cell["disagreements"]
+        calls = ", ".join(f"{call} {count}" for call, count in part["by_call"].items())
         rules = ", ".join(f"{rule} {count}" for rule, count in part["by_rule"].items())
-        _add_row(table, cell["sender"], _count(part["reports"], part["share"]), rules or "-")
+        _add_row(
+            table,
+            cell["sender"],
+            _count(part["reports"], part["share"]),
+            calls or "-",
+            rules or "-",
+        )
     console.print(table)
 
 

@@ -23,6 +23,8 @@ from adapter.ingest.assemble import ReadValue, usable
 from adapter.ingest.grammar import Part, Reading
 from adapter.mapping import LabelTarget, MappingSet, Method, Quantity
 from adapter.model import (
+    IHC_ANALYTES,
+    ISH_ANALYTES,
     Analyte,
     Coding,
     IngestWarning,
@@ -207,18 +209,8 @@ def statement_values(statements: Sequence[Statement], status: ResultStatus) -> l
 
 
 _FAMILIES = (
-    frozenset({Analyte.HER2_IHC, Analyte.HER2_IHC0_SUBTYPE, Analyte.HER2_IHC_STAINED_PERCENT}),
-    frozenset(
-        {
-            Analyte.HER2_ISH,
-            Analyte.HER2_CEP17_RATIO,
-            Analyte.HER2_COPIES,
-            Analyte.CEP17_COPIES,
-            Analyte.ISH_CELLS_COUNTED,
-            Analyte.ISH_AMPLIFIED_PERCENT,
-            Analyte.ISH_RECOUNT,
-        }
-    ),
+    IHC_ANALYTES,
+    ISH_ANALYTES,
     frozenset({Analyte.ER_RESULT, Analyte.ER_PERCENT}),
     frozenset({Analyte.PGR_RESULT, Analyte.PGR_PERCENT}),
     frozenset({Analyte.HER2_INTERPRETATION}),

@@ -8,10 +8,11 @@ so the store writer, for as long as the read takes.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import FastAPI, Query
+from fastapi import Depends, FastAPI, Query
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from adapter.audit.figures import MAX_MIN_REPORTS, AuditOptions, Period, build_audit
@@ -36,52 +37,59 @@ _MIN = Query(
 )
 
 
+@dataclass(frozen=True)
+class _AuditQuery:
+    period: Period
+    sender: str | None
+    since: date | None
+    until: date | None
+    min_reports: int | None
+
+
+def _audit_query(
+    period: Period = _PERIOD,
+    sender: str | None = _SENDER,
+    since: date | None = _SINCE,
+    until: date | None = _UNTIL,
+    min_reports: int | None = _MIN,
+) -> _AuditQuery:
+    """The query parameters both endpoints take."""
+    return _AuditQuery(period, sender, since, until, min_reports)
+
+
+AuditQuery = Annotated[_AuditQuery, Depends(_audit_query)]
+
+
 def install_audit(app: FastAPI, runtime: Runtime) -> None:
     settings = runtime.settings
 
-    def figures(
-        period: Period,
-        sender: str | None,
-        since: date | None,
-        until: date | None,
-        least: int | None,
-    ) -> dict[str, Any]:
+    def figures(query: _AuditQuery) -> dict[str, Any]:
         options = AuditOptions(
-            period, least or settings.audit_min_reports, sender=sender, since=since, until=until
+            query.period,
+            query.min_reports or settings.audit_min_reports,
+            sender=query.sender,
+            since=query.since,
+            until=query.until,
         )
         with open_store(settings.store) as store:
-            data = from_store(store, sender=sender)
+            data = from_store(store, sender=query.sender)
         return build_audit(data.reports, data.unprocessed, options)
 
-    async def answer(render: type[Response], *args: Any) -> Response:
+    async def answer(query: _AuditQuery, *, html: bool) -> Response:
         try:
-            audit = await asyncio.to_thread(figures, *args)
+            audit = await asyncio.to_thread(figures, query)
         except StoreUnavailable as error:
             return outcome_response(
                 503, error.code, "transient", "the store is unavailable; retry later"
             )
-        if render is HTMLResponse:
-            return HTMLResponse(render_html(audit))
-        return JSONResponse(audit)
+        return HTMLResponse(render_html(audit)) if html else JSONResponse(audit)
 
     @app.get("/audit", response_class=HTMLResponse, responses={503: {}})
-    async def audit_page(
-        period: Period = _PERIOD,
-        sender: str | None = _SENDER,
-        since: date | None = _SINCE,
-        until: date | None = _UNTIL,
-        min_reports: int | None = _MIN,
-    ) -> Response:
+    async def audit_page(query: AuditQuery) -> Response:
         """The lab QA audit as a page: charts with their tables and CSV downloads."""
-        return await answer(HTMLResponse, period, sender, since, until, min_reports)
+        return await answer(query, html=True)
 
     @app.get("/audit.json", responses={503: {}})
-    async def audit_json(
-        period: Period = _PERIOD,
-        sender: str | None = _SENDER,
-        since: date | None = _SINCE,
-        until: date | None = _UNTIL,
-        min_reports: int | None = _MIN,
-    ) -> Response:
+    async def audit_json(query: AuditQuery) -> Response:
         """The lab QA audit's figures as JSON (as `her2-adapter audit --json`)."""
-        return await answer(JSONResponse, period, sender, since, until, min_reports)
+        return await answer(query, html=False)

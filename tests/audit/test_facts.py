@@ -64,6 +64,12 @@ def test_an_unmapped_code_is_kept_by_code_without_its_value(context: Context) ->
     assert b"30" not in facts.to_json().replace(b"2024-03-13", b"")
 
 
+def test_the_labs_overall_call_is_kept(context: Context) -> None:
+    facts = facts_of(Case("LAB", DAY, ihc="1+", stated="Positive"), context)
+    assert (facts.lab_stated, facts.category) == ("positive", "HER2-low")
+    assert "lab-interpretation-differs" in facts.flags
+
+
 def test_facts_survive_json(context: Context) -> None:
     facts = facts_of(Case("LAB", DAY, ihc="2+", ish=("1.2", "2.5", "2.1")), context)
     assert ReportFacts.from_json(facts.to_json()) == facts
@@ -82,3 +88,13 @@ def test_facts_survive_json(context: Context) -> None:
 )
 def test_unused_reasons_fall_into_kinds(reason: str, kind: UnusedKind) -> None:
     assert unused_kind(reason) is kind
+
+
+def test_the_day_is_the_labs_own(context: Context) -> None:
+    """Issued at 23:00 -05:00 on 31 March is 1 April in UTC, and 31 March for the audit."""
+    case = Case("LAB", date(2024, 3, 28), ihc="1+")
+    raw = message(case, 1).replace(b"20240331090000+0000", b"20240331230000-0500")
+    (split,) = split_input(raw)
+    outcome = process(split, context)
+    ((record, classification),) = zip(outcome.records, outcome.classifications, strict=True)
+    assert report_facts(record, classification).reported_on == date(2024, 3, 31)

@@ -121,6 +121,7 @@ def test_disagreements_by_rule(audit: dict[str, Any]) -> None:
     total = cell(audit, LAB_A, "all")["disagreements"]
     assert total["reports"] == 4  # one a month: the lab says positive, IHC 1+ says negative
     assert total["by_rule"]["HER2-IHC-1"] == 4
+    assert total["by_call"] == {"positive → HER2-low": 4}
     assert not any(rule.startswith(("ER-", "PGR-", "HR-")) for rule in total["by_rule"])
 
 
