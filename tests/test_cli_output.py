@@ -159,3 +159,36 @@ def test_log_level_from_the_environment() -> None:
         r"code=NO-HER2-RESULT",
         log_line,
     )
+
+
+def test_progress_bar_on_a_long_run_keeps_every_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--progress on a run past the threshold: the bar starts, lines print above it, unmangled."""
+    from adapter import cli_progress
+
+    monkeypatch.setattr(cli_progress, "SHOW_AFTER_SECONDS", 0.0)
+    started: list[int] = []
+    real_start = cli_progress.Reporter._start
+
+    def start(self: cli_progress.Reporter) -> None:
+        started.append(self.files)
+        real_start(self)
+
+    monkeypatch.setattr(cli_progress.Reporter, "_start", start)
+    bad = str(FIXTURES / "hl7v2" / "bad-glucose-only.hl7")
+    good = str(FIXTURES / "hl7v2" / "batch-3.hl7")
+    result = CliRunner().invoke(app, ["convert", "--progress", "--summary", bad, good])
+    assert started == [2]
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert any(line.startswith(f"{bad}: bad-glucose-only: NO-HER2-RESULT: ") for line in lines)
+    assert "messages: 4 (3 converted, 1 rejected)" in lines
+    assert len(result.stdout.splitlines()) == 3
+
+
+def test_no_progress_bar_unless_asked_off_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    from adapter import cli_progress
+
+    monkeypatch.setattr(cli_progress, "SHOW_AFTER_SECONDS", 0.0)
+    monkeypatch.setattr(cli_progress.Reporter, "_start", lambda self: pytest.fail("bar shown"))
+    result = CliRunner().invoke(app, ["convert", str(FIXTURES / "hl7v2" / "batch-3.hl7")])
+    assert result.exit_code == 0
