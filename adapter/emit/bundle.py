@@ -42,7 +42,10 @@ from adapter.emit import datatypes as dt
 from adapter.emit import parties
 from adapter.emit.codes import (
     DATA_ABSENT_REASON,
+    HER2_ABSENT_REASON,
     HER2_INTERPRETATION,
+    MAPPINGS_VERSION_DISPLAY,
+    MAPPINGS_VERSION_SYSTEM,
     MESSAGE_ID_SYSTEM,
     OBSERVATION_CATEGORY,
     OBSERVATION_INTERPRETATION,
@@ -61,6 +64,7 @@ from adapter.emit.profiles import (
     tumor_marker_conformant,
 )
 from adapter.emit.wording import (
+    ABSENT_HER2_WORDS,
     OFFICIAL_RESULT_WORDS,
     RECEPTOR_WORDS,
     conclusion,
@@ -109,9 +113,14 @@ def build_bundle(
     message_id: str,
     results: Sequence[tuple[AssayRecord, Classification]],
     settings: Settings,
+    mappings_version: str | None = None,
 ) -> dict[str, Any]:
-    """The transaction Bundle for one message: every record with its classification."""
-    assembly = _Assembly(settings.codesystem_url, settings.patient_details)
+    """The transaction Bundle for one message: every record with its classification.
+
+    ``mappings_version`` (``Mappings.version``) is tagged on each DiagnosticReport
+    (``meta.tag``), so every report says which mapping files read it.
+    """
+    assembly = _Assembly(settings.codesystem_url, settings.patient_details, mappings_version)
     occurrences: Counter[tuple[str, ...]] = Counter()
     for record, classification in results:
         order = order_identity(record.origin)
@@ -169,6 +178,7 @@ class _SpecimenParts:
 class _Assembly:
     codesystem: str
     patient_details: parties.PatientDetails
+    mappings_version: str | None
     patients: dict[str, parties.PatientParts] = field(default_factory=dict)
     organizations: dict[str, Organization] = field(default_factory=dict)
     practitioners: dict[str, Practitioner] = field(default_factory=dict)
@@ -198,7 +208,16 @@ class _Assembly:
             statuses=[status["id"] for status in statuses],
         )
         self.record_resources.append(
-            _report(record, classification, ids, specimen_id, self.codesystem, self.times, links)
+            _report(
+                record,
+                classification,
+                ids,
+                specimen_id,
+                self.codesystem,
+                self.times,
+                links,
+                self.mappings_version,
+            )
         )
 
     def _performers(self, performer: Organization | None) -> list[JsonDict]:
@@ -415,7 +434,9 @@ def _summary(
     times: dt.DateTimeTexts,
 ) -> JsonDict:
     resource = _derived_head(record, ids.summary, HER2_INTERPRETATION, ids.patient, times)
-    resource["valueCodeableConcept"] = _official_result(classification, codesystem)
+    resource.update(_summary_value(classification, codesystem))
+    if not tumor_marker_conformant(resource):
+        del resource["meta"]  # no official result to carry: not a TumorMarkerTest
     notes = [
         *record.notes,
         *map(unused_note, record.unused),
@@ -431,8 +452,25 @@ def _summary(
     return resource
 
 
-def _official_result(classification: Classification, codesystem: str) -> JsonDict:
+def _summary_value(classification: Classification, codesystem: str) -> JsonDict:
+    """The official result; without one, why there is none (not reported, not understood)."""
+    official = _official_result(classification, codesystem)
+    if official is not None:
+        return {"valueCodeableConcept": official}
+    category = classification.category.value
+    code, display = HER2_ABSENT_REASON[category]
+    return {
+        "dataAbsentReason": {
+            "coding": [{"system": DATA_ABSENT_REASON, "code": code, "display": display}],
+            "text": ABSENT_HER2_WORDS[classification.category],
+        }
+    }
+
+
+def _official_result(classification: Classification, codesystem: str) -> JsonDict | None:
     result = classification.official_result
+    if result is None:
+        return None
     snomed_code, snomed_display = SNOMED_QUALIFIERS[result.value]
     words = OFFICIAL_RESULT_WORDS[result]
     return {
@@ -576,6 +614,7 @@ def _report(
     codesystem: str,
     times: dt.DateTimeTexts,
     links: _ReportLinks,
+    mappings_version: str | None,
 ) -> JsonDict:
     origin = record.origin
     resource: JsonDict = {
@@ -583,6 +622,15 @@ def _report(
         "id": ids.report,
         "meta": meta(US_CORE_DIAGNOSTIC_REPORT_LAB),
     }
+    if mappings_version is not None:
+        # Process metadata, not content: which mapping files read the message.
+        resource["meta"]["tag"] = [
+            {
+                "system": MAPPINGS_VERSION_SYSTEM,
+                "code": mappings_version,
+                "display": MAPPINGS_VERSION_DISPLAY,
+            }
+        ]
     order_numbers = [
         {"type": {"coding": [{"system": V2_0203, "code": kind}]}, "value": number}
         for kind, number in (("PLAC", origin.placer_order), ("FILL", origin.filler_order))
@@ -633,5 +681,7 @@ def _conclusion_codes(classification: Classification, codesystem: str) -> list[J
     if classification.hr_status is not None:
         hr = classification.hr_status.value
         codes.append(_adapter_concept(codesystem, hr, hr))
-    codes.append(_official_result(classification, codesystem))
+    official = _official_result(classification, codesystem)
+    if official is not None:
+        codes.append(official)
     return codes

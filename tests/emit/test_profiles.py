@@ -36,6 +36,7 @@ def _bundles() -> Iterator[tuple[str, dict[str, Any]]]:
     for path in GOLDENS:
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             document = json.loads(line)
+            document = document.get("bundle", document)  # {"error", "bundle"}: a report too
             if document.get("resourceType") == "Bundle":
                 yield f"{path.name}:{number}", document
 
@@ -175,21 +176,16 @@ def test_reports_name_their_lab_as_performer() -> None:
     assert all(r.values[1].get("performer") for r in hl7)
 
 
-def test_local_report_codes_lead_with_loinc_from_the_mappings() -> None:
-    """HER2IHC (examples/senders/goodhealth.toml) is sent as 18474-7, the local code second."""
-    mapped = [
+def test_loinc_order_codes_stay_loinc() -> None:
+    """An OBR-4 sent in LOINC (74885-5) is the report's code as sent: nothing mapped over it."""
+    loinc = [
         r.values[1]["code"]["coding"]
         for r in REPORTS
-        if any(c["code"] == "HER2IHC" for c in r.values[1]["code"].get("coding", ()))
+        if any(c["code"] == "74885-5" for c in r.values[1]["code"].get("coding", ()))
     ]
-    assert mapped
-    for codings in mapped:
-        assert codings[0] == {
-            "system": "http://loinc.org",
-            "code": "18474-7",
-            "display": "HER2 Ag [Presence] in Tissue by Immune stain",
-        }
-        assert codings[1]["code"] == "HER2IHC"
+    assert loinc
+    assert all(codings[0]["system"] == "http://loinc.org" for codings in loinc)
+    assert all(len(codings) == 1 for codings in loinc)
 
 
 def _resource(verdict: dict[str, Any]) -> dict[str, Any]:

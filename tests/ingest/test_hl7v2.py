@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from mapping_support import example_mappings
 
-from adapter.config import Settings
+from adapter.config import Settings, default_mappings_dir
 from adapter.errors import MalformedMessage, NothingToClassify, UnsupportedMessage
 from adapter.ingest.hl7v2 import read_message, to_records
-from adapter.mapping import Mappings
+from adapter.mapping import Mappings, load_mappings
 from adapter.model import (
     AdministrativeGender,
     AssayRecord,
@@ -111,7 +113,7 @@ def codes(record: AssayRecord) -> list[str]:
     ("header", "location"),
     [
         pytest.param(msh(kind="ADT^A01"), "MSH-9", id="adt-a01"),
-        pytest.param(msh(kind="ORU^R30"), "MSH-9", id="oru-r30"),
+        pytest.param(msh(kind="ORU^R30"), "MSH-9.2", id="oru-r30"),
         pytest.param(msh(version="2.1"), "MSH-12", id="version-2.1"),
         pytest.param(msh(version="2.2"), "MSH-12", id="version-2.2"),
         pytest.param(msh(version="3.0"), "MSH-12", id="version-3"),
@@ -345,18 +347,28 @@ def test_obx17_method_is_kept(mappings: Mappings) -> None:
     )
 
 
-def test_local_order_code_maps_to_loinc_for_its_sender(mappings: Mappings) -> None:
-    """examples/senders/goodhealth.toml maps HER2IHC to 18474-7; elsewhere HER2IHC stays local."""
-    order = obr(code="HER2IHC^HER2 immunohistochemistry^L")
-    good = one(
-        mappings, PID, order, IHC_3, header=msh(app="COPATH", facility="GOODHEALTH PATHOLOGY")
+def test_local_order_code_maps_to_loinc_for_its_sender(mappings: Mappings, tmp_path: Path) -> None:
+    """A sender file's [[report_codes]] maps HER2IHC to 18474-7; elsewhere it stays local."""
+    for path in default_mappings_dir().glob("*.toml"):
+        shutil.copy(path, tmp_path / path.name)
+    (tmp_path / "senders").mkdir()
+    (tmp_path / "senders" / "good.toml").write_text(
+        '[sender]\nname = "good"\nfacilities = ["GOODHEALTH PATHOLOGY"]\n\n'
+        '[[report_codes]]\nsystem = "urn:her2-adapter:local:L"\ncode = "HER2IHC"\n'
+        'loinc = "18474-7"\ndisplay = "HER2 Ag [Presence] in Tissue by Immune stain"\n',
+        encoding="utf-8",
     )
+    with_sender = load_mappings(tmp_path)
+    order = obr(code="HER2IHC^HER2 immunohistochemistry^L")
+    header = msh(app="COPATH", facility="GOODHEALTH PATHOLOGY")
+    good = one(with_sender, PID, order, IHC_3, header=header)
     assert good.origin.report_code == Coding(
         system="http://loinc.org",
         code="18474-7",
         display="HER2 Ag [Presence] in Tissue by Immune stain",
     )
-    assert one(mappings, PID, order, IHC_3).origin.report_code is None
+    assert one(with_sender, PID, order, IHC_3).origin.report_code is None  # another sender
+    assert one(mappings, PID, order, IHC_3, header=header).origin.report_code is None
 
 
 def test_repeated_patient_identifiers(mappings: Mappings) -> None:
@@ -636,9 +648,34 @@ def test_example_lab_site_code_beats_its_default_tissue(mappings: Mappings) -> N
 
 
 def test_example_lab_codes_unknown_for_other_senders(mappings: Mappings) -> None:
-    """Another sender's use of the example lab's local codes is not understood."""
-    with pytest.raises(NothingToClassify):
-        records(mappings, PID, obr(), obx(1, "CWE", "HER2IHC^HER2 IHC^EXL", "3+^^L"))
+    """Another sender's local code is not the example lab's: it is read only from its display,
+    which names one marker and one method (HER2, IHC), and flagged code-inferred."""
+    record = one(mappings, PID, obr(), obx(1, "CWE", "HER2IHC^HER2 IHC^EXL", "3+^^L"))
+    assert record.her2_ihc is not None
+    assert record.her2_ihc.score is IhcScore.THREE
+    assert "CODE-INFERRED" in codes(record)
+
+
+def test_local_code_with_an_unplaceable_display_is_rejected_with_what_was_found(
+    mappings: Mappings,
+) -> None:
+    """A local code whose display names no single marker and method: rejected, saying why."""
+    with pytest.raises(NothingToClassify, match=r"markers: her2; methods: none"):
+        records(mappings, PID, obr(), obx(1, "CWE", "HER2X^HER2 result^EXL", "3+^^L"))
+
+
+def test_a_standard_code_whose_display_names_another_marker_is_not_used(
+    mappings: Mappings,
+) -> None:
+    """Ki-67 sent under ER's LOINC code: not read as ER; flagged; the position is kept."""
+    ki67 = obx(2, "NM", "85329-1^Ki-67 proliferation index^LN", "15")
+    record = one(mappings, PID, obr(), IHC_3, ki67)
+    assert record.er is None
+    assert "CODE-DISPLAY-MISMATCH" in codes(record)
+    [unused] = record.unused
+    assert unused.provenance.locator == "OBX[2]"
+    assert unused.not_understood
+    assert "ki67" in unused.reason
 
 
 # --------------------------------------------------------------------------------------------

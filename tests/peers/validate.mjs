@@ -73,7 +73,8 @@ for (const file of process.argv.slice(2)) {
     ? text.split('\n').map((l, i) => [i + 1, l]).filter(([, l]) => l.trim())
     : [[1, text]];
   for (const [line, doc] of docs) {
-    const parsed = JSON.parse(doc);
+    // a golden line is a Bundle, or {"error": ..., "bundle": ...} for a report with an error
+    const parsed = JSON.parse(doc).bundle ?? JSON.parse(doc);
     if (parsed.resourceType !== 'Bundle') {
       if (parsed.resourceType) report({ file, line }, parsed);
       continue;

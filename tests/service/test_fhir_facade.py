@@ -239,15 +239,16 @@ def test_every_listed_search_parameter_is_accepted(base: str) -> None:
 
 
 def test_code_search_with_and_without_system(base: str) -> None:
-    """code= matches code, |code and system|code; a mapped local order code finds its LOINC."""
-    loinc = get(base, "DiagnosticReport", code="http://loinc.org|18474-7", _count=1000).json()
-    bare = get(base, "DiagnosticReport", code="18474-7", _count=1000).json()
-    local = get(base, "DiagnosticReport", code="HER2IHC", _count=1000).json()
-    assert loinc["total"] == bare["total"] == local["total"] > 0
-    wrong = get(base, "DiagnosticReport", code="http://snomed.info/sct|18474-7").json()
+    """code= matches code, |code and system|code, and comma alternatives add up."""
+    loinc = get(base, "DiagnosticReport", code="http://loinc.org|74885-5", _count=1000).json()
+    bare = get(base, "DiagnosticReport", code="74885-5", _count=1000).json()
+    assert loinc["total"] == bare["total"] > 0
+    local = get(base, "DiagnosticReport", code="urn:her2-adapter:local:L|HER2IHC").json()
+    assert local["total"] > 0
+    wrong = get(base, "DiagnosticReport", code="http://snomed.info/sct|74885-5").json()
     assert wrong["total"] == 0
-    either = get(base, "DiagnosticReport", code="18474-7,BRPROG", _count=1000).json()
-    assert either["total"] > loinc["total"]
+    either = get(base, "DiagnosticReport", code="74885-5,HER2IHC", _count=0).json()
+    assert either["total"] == loinc["total"] + local["total"]
 
 
 def test_date_search_bounds(base: str) -> None:

@@ -35,6 +35,7 @@ OPERATIONS = [
     ("GET", "/messages/{message_id}"),
     ("GET", "/healthz"),
     ("GET", "/metrics"),
+    ("POST", "/admin/mappings/reload"),
     ("GET", "/audit"),
     ("GET", "/audit.json"),
 ]
