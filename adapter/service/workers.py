@@ -43,7 +43,8 @@ from adapter.errors import AdapterError
 from adapter.model import SourceFormat
 from adapter.pipeline import Context, Outcome, RawMessage, process
 from adapter.service.affinity import pin
-from adapter.store import ReportIndexRow
+from adapter.service.fhir_index import resource_rows
+from adapter.store import ReportIndexRow, ResourceIndexRow
 
 log = logging.getLogger("her2_adapter.workers")
 
@@ -56,6 +57,7 @@ class Processed:
     bundle_json: bytes | None  # set exactly when a Bundle was built
     reports: tuple[ReportIndexRow, ...]
     error: AdapterError | None
+    resources: tuple[ResourceIndexRow, ...] = ()
 
 
 def processed(outcome: Outcome) -> Processed:
@@ -67,7 +69,8 @@ def processed(outcome: Outcome) -> Processed:
         for record, classification in zip(outcome.records, outcome.classifications, strict=True)
     ]
     reports = tuple(report_rows(outcome.bundle, facts))
-    return Processed(outcome.message_id, outcome.bundle_json, reports, outcome.error)
+    resources = tuple(resource_rows(outcome.bundle))
+    return Processed(outcome.message_id, outcome.bundle_json, reports, outcome.error, resources)
 
 
 def report_rows(bundle: dict[str, Any], facts: Sequence[ReportFacts]) -> list[ReportIndexRow]:
@@ -124,7 +127,13 @@ class _WorkerDied(Exception):
 
 
 _ErrorParts = tuple[type[AdapterError], str, str | None]
-_WorkResult = tuple[str | None, bytes | None, tuple[ReportIndexRow, ...], _ErrorParts | None]
+_WorkResult = tuple[
+    str | None,
+    bytes | None,
+    tuple[ReportIndexRow, ...],
+    _ErrorParts | None,
+    tuple[ResourceIndexRow, ...],
+]
 
 
 @dataclass(eq=False)
@@ -319,14 +328,14 @@ def _frame(payload: bytes) -> bytes:
 
 
 def _rebuilt(result: _WorkResult) -> Processed:
-    message_id, bundle_json, reports, parts = result
+    message_id, bundle_json, reports, parts, resources = result
     error: AdapterError | None = None
     if parts is not None:
         kind, reason, location = parts
         # Built past the subclass's __init__, whose signature may differ (MappingFileError).
         error = kind.__new__(kind)
         AdapterError.__init__(error, reason, location=location)
-    return Processed(message_id, bundle_json, reports, error)
+    return Processed(message_id, bundle_json, reports, error, resources)
 
 
 def serve(descriptor: int) -> None:
@@ -400,4 +409,4 @@ def _work(
     error = done.error
     # Errors travel as their parts: an exception's pickling depends on its __init__.
     parts = None if error is None else (type(error), error.reason, error.location)
-    return done.message_id, done.bundle_json, done.reports, parts
+    return done.message_id, done.bundle_json, done.reports, parts, done.resources

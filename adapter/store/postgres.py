@@ -105,6 +105,24 @@ _SCHEMA_V2 = (
 )
 
 
+# Version 3: every emitted resource, for the FHIR facade's reads and searches (docs/http-api.md).
+_SCHEMA_V3 = (
+    """CREATE TABLE resources (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        message_row_id BIGINT NOT NULL REFERENCES messages (id),
+        resource_type TEXT NOT NULL,
+        resource_id TEXT NOT NULL,
+        patient TEXT NOT NULL,
+        tokens TEXT NOT NULL,
+        moment TEXT NOT NULL,
+        body BYTEA NOT NULL,
+        UNIQUE (message_row_id, resource_type, resource_id)
+    )""",
+    "CREATE INDEX resources_id ON resources (resource_type, resource_id)",
+    "CREATE INDEX resources_patient ON resources (resource_type, patient)",
+)
+
+
 class PostgresBackend(Backend):
     name: ClassVar[str] = "postgresql"
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = (psycopg.Error, OSError)
@@ -164,4 +182,4 @@ class PostgresBackend(Backend):
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
 
     def migrations(self) -> Sequence[Sequence[str]]:
-        return (_SCHEMA_V1, _SCHEMA_V2)
+        return (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3)

@@ -131,6 +131,24 @@ _SCHEMA_V2 = (
 )
 
 
+# Version 3: every emitted resource, for the FHIR facade's reads and searches (docs/http-api.md).
+_SCHEMA_V3 = (
+    """CREATE TABLE resources (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        message_row_id INTEGER NOT NULL REFERENCES messages (id),
+        resource_type TEXT NOT NULL,
+        resource_id TEXT NOT NULL,
+        patient TEXT NOT NULL,
+        tokens TEXT NOT NULL,
+        moment TEXT NOT NULL,
+        body BLOB NOT NULL,
+        UNIQUE (message_row_id, resource_type, resource_id)
+    )""",
+    "CREATE INDEX resources_id ON resources (resource_type, resource_id)",
+    "CREATE INDEX resources_patient ON resources (resource_type, patient)",
+)
+
+
 class SQLiteBackend(Backend):
     name: ClassVar[str] = "sqlite"
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = (sqlite3.Error, OSError)
@@ -207,4 +225,4 @@ class SQLiteBackend(Backend):
         """BEGIN IMMEDIATE already holds the database's single write lock."""
 
     def migrations(self) -> Sequence[Sequence[str]]:
-        return (_SCHEMA_V1, _SCHEMA_V2)
+        return (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3)
