@@ -92,6 +92,8 @@ def convert(
 ) -> None:
     """Convert HL7 v2 ORU^R01 or FHIR input to FHIR R4 transaction Bundles (NDJSON on stdout)."""
     with _long_lived_imports():
+        from adapter.cases import PriorMessage
+        from adapter.cases.log import CaseLog
         from adapter.config import Settings
         from adapter.errors import AdapterError
         from adapter.pipeline import Context, Outcome, process, split_input
@@ -107,6 +109,7 @@ def convert(
         out.mkdir(parents=True, exist_ok=True)
     written: set[str] = set()
     rejected = 0
+    cases = CaseLog()  # the messages of one run combine into cases, in the order given
     for path in paths:
         data = _read_input(path)
         try:
@@ -116,11 +119,13 @@ def convert(
             rejected += 1
             continue
         for message in messages:
-            outcome: Outcome = process(message, context)
+            outcome: Outcome = process(message, context, cases.prior)
             if outcome.error is not None or outcome.bundle_json is None:
                 _reject(path, outcome.message_id, outcome.error)
                 rejected += 1
                 continue
+            if outcome.application is not None:
+                cases.add(PriorMessage(message.data, message.format, source), outcome.application)
             _write(outcome.bundle_json, outcome.message_id, out, written)
     if rejected:
         raise typer.Exit(EXIT_REJECTED)

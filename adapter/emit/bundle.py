@@ -29,20 +29,16 @@ component code     value                  present
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final
 
 import orjson
 
-from adapter.config import Settings
 from adapter.emit import datatypes as dt
 from adapter.emit.codes import (
     DATA_ABSENT_REASON,
     HER2_INTERPRETATION,
-    MESSAGE_ID_SYSTEM,
     OBSERVATION_CATEGORY,
     OBSERVATION_INTERPRETATION,
     SNOMED,
@@ -51,7 +47,7 @@ from adapter.emit.codes import (
     V2_0074,
     V2_0203,
 )
-from adapter.emit.ids import RecordIds, order_identity, record_ids, resource_id
+from adapter.emit.ids import RecordIds
 from adapter.emit.wording import (
     OFFICIAL_RESULT_WORDS,
     RECEPTOR_WORDS,
@@ -95,30 +91,6 @@ SUMMARY_STATUS: Final[dict[ReportStatus, ResultStatus]] = {
 }
 
 
-def build_bundle(
-    message_id: str,
-    results: Sequence[tuple[AssayRecord, Classification]],
-    settings: Settings,
-) -> dict[str, Any]:
-    """The transaction Bundle for one message: every record with its classification."""
-    assembly = _Assembly(settings.codesystem_url)
-    occurrences: Counter[tuple[str, ...]] = Counter()
-    for record, classification in results:
-        order = order_identity(record.origin)
-        occurrences[order] += 1
-        assembly.add(record, classification, record_ids(record, occurrences[order]))
-    bundle: JsonDict = {
-        "resourceType": "Bundle",
-        "id": resource_id("Bundle", message_id),
-        "identifier": {"system": MESSAGE_ID_SYSTEM, "value": message_id},
-        "type": "transaction",
-    }
-    entries = assembly.entries()
-    if entries:
-        bundle["entry"] = entries
-    return bundle
-
-
 def dumps(bundle: dict[str, Any]) -> bytes:
     """JSON bytes; the same Bundle always gives the same bytes (dicts are built in fixed order)."""
     try:
@@ -160,7 +132,8 @@ class _Assembly:
     record_resources: list[JsonDict] = field(default_factory=list)
     times: dt.DateTimeTexts = field(default_factory=dt.DateTimeTexts)
 
-    def add(self, record: AssayRecord, classification: Classification, ids: RecordIds) -> None:
+    def add_order(self, record: AssayRecord, ids: RecordIds) -> None:
+        """The order's Patient, Specimen and reported Observations (its case adds the report)."""
         known = self.patients.setdefault(ids.patient, [])
         known.extend(i for i in record.patient.identifiers if i not in known)
         specimen_id = self._add_specimen(record, ids)
@@ -169,12 +142,6 @@ class _Assembly:
             for observation, observation_id in zip(
                 record.observations, ids.observations, strict=True
             )
-        )
-        self.record_resources.append(
-            _summary(record, classification, ids, specimen_id, self.codesystem, self.times)
-        )
-        self.record_resources.append(
-            _report(record, classification, ids, specimen_id, self.codesystem, self.times)
         )
 
     def _add_specimen(self, record: AssayRecord, ids: RecordIds) -> str | None:

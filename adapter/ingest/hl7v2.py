@@ -15,6 +15,7 @@ from adapter.errors import MalformedMessage, NothingToClassify, UnsupportedMessa
 from adapter.ingest import er7
 from adapter.ingest.assemble import ReadValue, assemble, resolve_tissue
 from adapter.ingest.obx import read_obx
+from adapter.ingest.order import Order
 from adapter.ingest.values import parse_hl7_datetime, site_zone
 from adapter.mapping import Mappings, MappingSet
 from adapter.model import (
@@ -25,6 +26,7 @@ from adapter.model import (
     Origin,
     PatientRef,
     Procedure,
+    Provenance,
     ReportStatus,
     ResultStatus,
     SourceFormat,
@@ -97,12 +99,18 @@ class _Group:
     specimens: list[er7.Segment] = field(default_factory=list)
     warnings: list[IngestWarning] = field(default_factory=list)
     statuses: list[ResultStatus] = field(default_factory=list)
+    retracted: list[Provenance] = field(default_factory=list)  # OBX-11 D/W: withdrawn results
     last_obx: int | None = None  # position in ``values`` that an NTE attaches to
     after_unused_obx: bool = False  # an NTE here belongs to a result that was not used
 
 
 def to_records(read: ReadMessage, mappings: Mappings, settings: Settings) -> list[AssayRecord]:
     """Every record the message carries; NothingToClassify when it carries none."""
+    return [order.record for order in to_orders(read, mappings, settings)]
+
+
+def to_orders(read: ReadMessage, mappings: Mappings, settings: Settings) -> list[Order]:
+    """Every order with results (or withdrawals of results); NothingToClassify when none."""
     message = read.message
     check_supported(message)
     mapping = mappings.for_hl7_sender(
@@ -110,12 +118,19 @@ def to_records(read: ReadMessage, mappings: Mappings, settings: Settings) -> lis
     )
     zone = site_zone(settings.site_timezone)
     groups = _walk(message, mapping, zone)
-    records = [
-        _record(message, group, mapping, zone, read.warnings) for group in groups if group.values
+    orders = [
+        Order(
+            record=_record(message, group, mapping, zone, read.warnings),
+            values=tuple(group.values),
+            retracted=tuple(group.retracted),
+            mapping=mapping,
+        )
+        for group in groups
+        if group.values or group.retracted
     ]
-    if not records:
+    if not orders:
         raise NothingToClassify(_nothing_reason(groups), location="OBX")
-    return records
+    return orders
 
 
 def _walk(message: er7.Message, mapping: MappingSet, zone: tzinfo) -> list[_Group]:
@@ -154,6 +169,8 @@ def _add_obx(
     if outcome.status is not None:
         group.statuses.append(outcome.status)
     group.after_unused_obx = outcome.value is None
+    if outcome.status is ResultStatus.ENTERED_IN_ERROR and outcome.unused is not None:
+        group.retracted.append(outcome.unused.provenance)
     if outcome.value is not None:
         group.values.append(outcome.value)
         group.last_obx = len(group.values) - 1
@@ -235,6 +252,8 @@ def _record(
             filler_order=_first(group.orc, 3, obr, 3),
             group_index=group.index,
             set_id=obr.field(1) or None,
+            parent_placer=obr.component(29, 1) or None,
+            parent_filler=obr.component(29, 2) or None,
             hl7_version=message.version,
             order_code=_coding(obr.components(4), mapping),
         ),

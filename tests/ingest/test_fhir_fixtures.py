@@ -51,6 +51,9 @@ def test_fixture(mappings: Mappings, name: str) -> None:
     _, records = fhir.to_records(data, mappings, Settings())
     assert len(records) == len(expected["records"])
     for record, want in zip(records, expected["records"], strict=True):
+        if want.get("withdrawn"):
+            assert record.observations == ()  # it withdraws results: tests/cases/ says how
+            continue
         result = classify(record)
         assert result.official_result.value == want["official"]
         assert result.category.value == want["category"]
