@@ -80,7 +80,9 @@ def case_summary_id(case_id: str) -> str:
 
 def combine(case: Case, message_id: str, change: Change) -> CaseView:
     results = list(case.results.values())
-    records = [state.record for state in case.orders.values()]
+    # An order all of whose results were withdrawn is no longer part of the case.
+    current = {result.order for result in results}
+    records = [state.record for identity, state in case.orders.items() if identity in current]
     # A case of one order, all of it current, is that order's record (ingest assembled it).
     record = records[0] if _whole_order(case, records) else _combined(case, records, message_id)
     previous = case.last_view.classification.category if case.last_view is not None else None
@@ -118,7 +120,8 @@ def _whole_order(case: Case, records: list[AssayRecord]) -> bool:
 
 def _combined(case: Case, records: list[AssayRecord], message_id: str) -> AssayRecord:
     """Every current result of the case assembled together, as one order would have been."""
-    states = list(case.orders.values())
+    current = {result.order for result in case.results.values()}
+    states = [state for identity, state in case.orders.items() if identity in current]
     values = [result.value for result in case.results.values()]
     notes = _unique(note for record in records for note in record.notes)
     warnings: list[IngestWarning] = list(case.warnings)

@@ -125,9 +125,10 @@ def case_sentence(view: CaseView) -> str:
             f"{view.version})."
         )
     if view.removed:
+        several = len(view.removed) > 1
         sentences.append(
-            f"{len(view.removed)} result{'s were' if len(view.removed) > 1 else ' was'} "
-            f"withdrawn by message {view.message_id} and no longer counts."
+            f"{len(view.removed)} result{'s were' if several else ' was'} withdrawn by message "
+            f"{view.message_id} and no longer count{'' if several else 's'}."
         )
     if view.corrected_after_final and (view.replaced or view.removed):
         before = view.previous_category
