@@ -35,6 +35,10 @@ mappings_app = typer.Typer(
     help="Mapping files: check them before they go live.", no_args_is_help=True
 )
 app.add_typer(mappings_app, name="mappings")
+case_app = typer.Typer(
+    help="Cases: every result of one specimen, over time (docs/cases.md).", no_args_is_help=True
+)
+app.add_typer(case_app, name="case")
 
 EXIT_REJECTED = 1
 EXIT_USAGE = 2
@@ -313,6 +317,71 @@ def reprocess(
         _usage_error(str(error))
     summary = ", ".join(f"{name} {number}" for name, number in sorted(counts.items()))
     typer.echo(f"reprocessed {sum(counts.values()) - counts.get('skipped', 0)}: {summary}")
+
+
+@case_app.command("show")
+def case_show(
+    case_id: Annotated[
+        str | None, typer.Argument(help="A case id (from a Bundle's report).")
+    ] = None,
+    number: Annotated[
+        str | None, typer.Option("--number", help="Cases holding this order or specimen number.")
+    ] = None,
+    message: Annotated[
+        str | None, typer.Option("--message", help="Cases a message (control id) touched.")
+    ] = None,
+    store: Annotated[
+        str | None, typer.Option("--store", help="Store URL (default: as for serve).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per case.")] = False,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="TOML file with the same keys as HER2_*.")
+    ] = None,
+) -> None:
+    """One case over time: which message brought which results, how the category changed."""
+    import orjson
+
+    from adapter.errors import AdapterError
+    from adapter.store import open_store
+    from adapter.store.cases import timeline_json
+
+    if sum(given is not None for given in (case_id, number, message)) != 1:
+        _usage_error("give a case id, --number or --message")
+    settings = _service_settings(config, store=store)
+    try:
+        with open_store(settings.store) as opened:
+            ids = [case_id] if case_id else opened.find_cases(number=number, message_id=message)
+            shown = [timeline_json(i, events) for i in ids if (events := opened.case_timeline(i))]
+    except AdapterError as error:
+        _usage_error(str(error))
+    if not shown:
+        typer.echo("her2-adapter: no such case", err=True)
+        raise typer.Exit(EXIT_REJECTED)
+    for case in shown:
+        if as_json:
+            typer.echo(orjson.dumps(case).decode())
+        else:
+            typer.echo(_case_text(case))
+
+
+def _case_text(case: dict[str, object]) -> str:
+    lines = [
+        f"case {case['case']}  report DiagnosticReport/{case['report']}  sender {case['sender']}"
+    ]
+    versions = case["versions"]
+    assert isinstance(versions, list)
+    for version in versions:
+        changed = "; ".join(
+            f"{kind} {', '.join(item['analyte'] for item in version[kind])}"
+            for kind in ("added", "replaced", "removed")
+            if version[kind]
+        )
+        lines.append(
+            f"  v{version['version']}  {version['received_at']}  {version['transport']:<5}"
+            f"  {version['message_id']}  {version['status']}  "
+            f"{version['category'] or 'withdrawn'}  {changed}"
+        )
+    return "\n".join(lines)
 
 
 def _service_settings(config: Path | None, **flags: object) -> "ServiceSettings":

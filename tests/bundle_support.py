@@ -44,7 +44,10 @@ def build_bundle(
                 if specimen.id or specimen.type or specimen.body_sites
                 else None,
                 messages=1,
-                added=ids.observations,
+                added=tuple(
+                    (oid, o.analyte.value)
+                    for oid, o in zip(ids.observations, record.observations, strict=True)
+                ),
                 replaced=(),
                 removed=(),
                 corrected_after_final=False,

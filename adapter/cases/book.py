@@ -50,13 +50,17 @@ class OrderState:
     mapping: MappingSet
 
 
+Changed = tuple[tuple[str, str], ...]
+"""(observation id, analyte) pairs: what a message did, for the timeline."""
+
+
 @dataclass(frozen=True, slots=True)
 class Change:
-    """What one message did to one case, for the timeline (observation ids, analyte names)."""
+    """What one message did to one case."""
 
-    added: tuple[str, ...] = ()
-    replaced: tuple[str, ...] = ()
-    removed: tuple[str, ...] = ()
+    added: Changed = ()
+    replaced: Changed = ()
+    removed: Changed = ()
 
 
 @dataclass(slots=True)
@@ -97,6 +101,7 @@ class Application:
     cases: tuple[CaseView, ...]  # in order of first touch
     lookup: Lookup = frozenset()  # (sender, number) of every order
     claims: tuple[tuple[tuple[str, str], str], ...] = ()  # numbers this message used first
+    owner_keys: frozenset[tuple[str, str]] = frozenset()  # numbers whose owner made its ids
 
 
 class CaseBook:
@@ -108,6 +113,7 @@ class CaseBook:
         self.claims: Owners = {}  # numbers this book saw first: new owners, for the caller to keep
         # (sender, patient, number) -> ids of that patient's cases holding it
         self._by_number: dict[tuple[str, str | None, str], list[str]] = {}
+        self._consulted: set[tuple[str, str]] = set()
 
     def apply(
         self,
@@ -119,6 +125,7 @@ class CaseBook:
         touched: dict[str, Change] = {}
         applied: list[AppliedOrder] = []
         claimed_before = set(self.claims)
+        self._consulted = set()
         occurrences: dict[tuple[str, ...], int] = {}
         all_keys = keys_of if keys_of is not None else [record_keys(o.record) for o in orders]
         for order, keys in zip(orders, all_keys, strict=True):
@@ -148,7 +155,14 @@ class CaseBook:
             applied.append(AppliedOrder(record, ids, case.case_id, withdrawn))
         views = tuple(self._settle(self.cases[cid], message_id, ch) for cid, ch in touched.items())
         claims = tuple((k, p) for k, p in self.claims.items() if k not in claimed_before)
-        return Application(message_id, tuple(applied), views, lookup_of(all_keys), claims)
+        return Application(
+            message_id,
+            tuple(applied),
+            views,
+            lookup_of(all_keys),
+            claims,
+            frozenset(self._consulted),
+        )
 
     # -- ids: whose number is it -------------------------------------------------------------
 
@@ -158,6 +172,7 @@ class CaseBook:
             return None
         patient = keys.patient if keys.patient is not None else _NO_PATIENT
         key = (keys.sender, number)
+        self._consulted.add(key)
         owner = self._prior_owners.get(key)
         if owner is None:
             owner = self.claims.get(key)
@@ -241,25 +256,25 @@ class CaseBook:
         message_id: str,
         withdrawn: tuple[tuple[str, Provenance], ...],
     ) -> Change:
-        added: list[str] = []
-        replaced: list[str] = []
-        removed: list[str] = []
+        added: list[tuple[str, str]] = []
+        replaced: list[tuple[str, str]] = []
+        removed: list[tuple[str, str]] = []
         if order.whole_order_retracted:
             for oid in [oid for oid, r in case.results.items() if r.order == identity]:
-                del case.results[oid]
-                removed.append(oid)
+                removed.append((oid, case.results.pop(oid).value.analyte.value))
             case.orders.pop(identity, None)
             return Change((), (), tuple(removed))
         for value, oid in zip(order.values, ids.observations, strict=True):
             earlier = case.results.get(oid)
             if earlier is not None and not _same_result(earlier.value, value):
-                replaced.append(oid)
+                replaced.append((oid, value.analyte.value))
             elif earlier is None:
-                added.append(oid)
+                added.append((oid, value.analyte.value))
             case.results[oid] = CaseResult(oid, value, identity, message_id)
         for oid, _ in withdrawn:
-            if case.results.pop(oid, None) is not None:
-                removed.append(oid)
+            gone = case.results.pop(oid, None)
+            if gone is not None:
+                removed.append((oid, gone.value.analyte.value))
         case.orders[identity] = OrderState(order.record, order.mapping)
         return Change(tuple(added), tuple(replaced), tuple(removed))
 

@@ -50,9 +50,9 @@ class CaseView:
     patient_resource: str
     specimen_resource: str | None
     messages: int  # how many messages brought the current results
-    added: tuple[str, ...]
-    replaced: tuple[str, ...]
-    removed: tuple[str, ...]
+    added: tuple[tuple[str, str], ...]  # (observation id, analyte)
+    replaced: tuple[tuple[str, str], ...]
+    removed: tuple[tuple[str, str], ...]
     corrected_after_final: bool
     previous_category: Category | None  # before this message, if the case existed
 

@@ -35,13 +35,25 @@ from typing import Any, Final
 
 import orjson
 
+from adapter.cases import NO_PRIOR, Prior
+from adapter.cases.book import Application
 from adapter.errors import AdapterError
 from adapter.model import SourceFormat
 from adapter.pipeline import Context, Outcome, RawMessage, process
 from adapter.service.affinity import pin
-from adapter.store import ReportIndexRow
+from adapter.store import CaseEventRow, ReportIndexRow
 
 log = logging.getLogger("her2_adapter.workers")
+
+
+@dataclass(frozen=True)
+class CaseChanges:
+    """What a message did to its cases, as the store writes it (store/cases.py)."""
+
+    lookup: tuple[tuple[str, str, str], ...]
+    owner_keys: tuple[tuple[str, str], ...]
+    claims: tuple[tuple[tuple[str, str], str], ...]
+    events: tuple[CaseEventRow, ...]
 
 
 @dataclass(frozen=True)
@@ -52,12 +64,47 @@ class Processed:
     bundle_json: bytes | None  # set exactly when a Bundle was built
     reports: tuple[ReportIndexRow, ...]
     error: AdapterError | None
+    cases: CaseChanges | None = None  # set exactly when a Bundle was built
 
 
 def processed(outcome: Outcome) -> Processed:
     """The parts of an Outcome the service stores and answers with."""
     reports = () if outcome.bundle is None else tuple(report_rows(outcome.bundle))
-    return Processed(outcome.message_id, outcome.bundle_json, reports, outcome.error)
+    application = outcome.application if outcome.bundle is not None else None
+    cases = None if application is None else case_changes(application)
+    return Processed(outcome.message_id, outcome.bundle_json, reports, outcome.error, cases)
+
+
+def case_changes(application: Application) -> CaseChanges:
+    events = tuple(
+        CaseEventRow(
+            case_id=view.case_id,
+            sender=view.sender,
+            patient=view.patient,
+            numbers=tuple(sorted(view.numbers)),
+            report_id=view.report_id,
+            category="" if view.empty else view.classification.category.value,
+            official_result="" if view.empty else view.classification.official_result.value,
+            status=view.record.report_status.value,
+            changes=orjson.dumps(
+                {
+                    kind: [{"id": oid, "analyte": analyte} for oid, analyte in changed]
+                    for kind, changed in (
+                        ("added", view.added),
+                        ("replaced", view.replaced),
+                        ("removed", view.removed),
+                    )
+                }
+            ).decode(),
+        )
+        for view in application.cases
+    )
+    return CaseChanges(
+        tuple(sorted(application.lookup, key=lambda key: tuple(map(str, key)))),
+        tuple(sorted(application.owner_keys)),
+        application.claims,
+        events,
+    )
 
 
 def report_rows(bundle: dict[str, Any]) -> list[ReportIndexRow]:
@@ -97,7 +144,9 @@ _STOP_GRACE: Final = 10.0
 _LOST: Final = "internal error (worker process died); the message is kept"
 
 _ErrorParts = tuple[type[AdapterError], str, str | None]
-_WorkResult = tuple[str | None, bytes | None, tuple[ReportIndexRow, ...], _ErrorParts | None]
+_WorkResult = tuple[
+    str | None, bytes | None, tuple[ReportIndexRow, ...], _ErrorParts | None, CaseChanges | None
+]
 
 
 @dataclass(eq=False)
@@ -148,7 +197,11 @@ class WorkerPool:
         )
 
     async def process(
-        self, data: bytes, message_format: SourceFormat, fhir_source: str | None = None
+        self,
+        data: bytes,
+        message_format: SourceFormat,
+        fhir_source: str | None = None,
+        prior: Prior = NO_PRIOR,
     ) -> Processed:
         """The pipeline's Outcome for one message, from the least busy worker."""
         while not self._workers:  # every worker died: wait for a replacement
@@ -161,7 +214,7 @@ class WorkerPool:
         number = next(self._numbers)
         future: asyncio.Future[Processed] = asyncio.get_running_loop().create_future()
         worker.pending[number] = future
-        payload = pickle.dumps((number, data, message_format, fhir_source), _PROTOCOL)
+        payload = pickle.dumps((number, data, message_format, fhir_source, prior), _PROTOCOL)
         worker.writer.write(_frame(payload))
         return await future
 
@@ -266,14 +319,14 @@ def _frame(payload: bytes) -> bytes:
 
 
 def _rebuilt(result: _WorkResult) -> Processed:
-    message_id, bundle_json, reports, parts = result
+    message_id, bundle_json, reports, parts, cases = result
     error: AdapterError | None = None
     if parts is not None:
         kind, reason, location = parts
         # Built past the subclass's __init__, whose signature may differ (MappingFileError).
         error = kind.__new__(kind)
         AdapterError.__init__(error, reason, location=location)
-    return Processed(message_id, bundle_json, reports, error)
+    return Processed(message_id, bundle_json, reports, error, cases)
 
 
 def serve(descriptor: int) -> None:
@@ -299,8 +352,8 @@ def serve(descriptor: int) -> None:
         # wake-up of the service's event loop for several messages instead of one each.
         replies = []
         for request in requests:
-            number, data, message_format, fhir_source = pickle.loads(request)
-            result = _work(data, message_format, fhir_source, context)
+            number, data, message_format, fhir_source, prior = pickle.loads(request)
+            result = _work(data, message_format, fhir_source, prior, context)
             replies.append(_frame(pickle.dumps((number, result), _PROTOCOL)))
         channel.sendall(b"".join(replies))
         requests = []
@@ -339,15 +392,19 @@ class _Frames:
 
 
 def _work(
-    data: bytes, message_format: SourceFormat, fhir_source: str | None, context: Context
+    data: bytes,
+    message_format: SourceFormat,
+    fhir_source: str | None,
+    prior: Prior,
+    context: Context,
 ) -> _WorkResult:
     if fhir_source is not None:
         context = replace(context, fhir_source=fhir_source)
-    done = processed(process(RawMessage(data, message_format), context))
+    done = processed(process(RawMessage(data, message_format), context, prior))
     error = done.error
     # Errors travel as their parts: an exception's pickling depends on its __init__.
     parts = None if error is None else (type(error), error.reason, error.location)
-    return done.message_id, done.bundle_json, done.reports, parts
+    return done.message_id, done.bundle_json, done.reports, parts, done.cases
 
 
 def _log_setup() -> tuple[int, str | None]:

@@ -18,6 +18,10 @@ from adapter.errors import ConfigError
 from adapter.store.base import Backend, Store
 from adapter.store.groupcommit import CommitStats, GroupCommitter
 from adapter.store.records import (
+    CaseConflict,
+    CaseEvent,
+    CaseEventRow,
+    CaseWriteRequest,
     EnqueueRequest,
     IndexReportsRequest,
     MessageFormat,
@@ -30,6 +34,7 @@ from adapter.store.records import (
     ReceiveRequest,
     ReportIndexRow,
     StoreCounts,
+    StoredPrior,
     StoredReport,
     Transport,
     WriteRequest,
@@ -38,6 +43,10 @@ from adapter.store.records import (
 
 __all__ = [
     "Backend",
+    "CaseConflict",
+    "CaseEvent",
+    "CaseEventRow",
+    "CaseWriteRequest",
     "CommitStats",
     "EnqueueRequest",
     "GroupCommitter",
@@ -53,6 +62,7 @@ __all__ = [
     "ReportIndexRow",
     "Store",
     "StoreCounts",
+    "StoredPrior",
     "StoredReport",
     "Transport",
     "WriteRequest",
