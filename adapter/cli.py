@@ -21,6 +21,7 @@ import typer
 from adapter import __version__
 
 if TYPE_CHECKING:
+    from adapter.pipeline import Context
     from adapter.service.settings import ServiceSettings
     from adapter.store import MessageStatus
 
@@ -93,8 +94,19 @@ def convert(
             "--source", help="FHIR sender (a sender file's fhir_sources) when the input names none."
         ),
     ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            help="Combine with the cases this store holds from earlier runs (or a service), and"
+            " keep the messages there, as the service does.",
+        ),
+    ] = None,
 ) -> None:
-    """Convert HL7 v2 ORU^R01 or FHIR input to FHIR R4 transaction Bundles (NDJSON on stdout)."""
+    """Convert HL7 v2 ORU^R01 or FHIR input to FHIR R4 transaction Bundles (NDJSON on stdout).
+
+    The messages of one run combine into cases in the order given (docs/cases.md).
+    """
     with _long_lived_imports():
         from adapter.cases import PriorMessage
         from adapter.cases.log import CaseLog
@@ -111,6 +123,10 @@ def convert(
             _usage_error(str(error))
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
+    if store is not None:
+        if _convert_into_store(paths, context, store, source, out):
+            raise typer.Exit(EXIT_REJECTED)
+        return
     written: set[str] = set()
     rejected = 0
     cases = CaseLog()  # the messages of one run combine into cases, in the order given
@@ -133,6 +149,55 @@ def convert(
             _write(outcome.bundle_json, outcome.message_id, out, written)
     if rejected:
         raise typer.Exit(EXIT_REJECTED)
+
+
+def _convert_into_store(
+    paths: list[str], context: "Context", store_url: str, source: str | None, out: Path | None
+) -> int:
+    """``convert --store``: each message through the service's own handler; the rejections."""
+    import asyncio
+
+    from adapter.errors import AdapterError
+    from adapter.pipeline import split_input
+    from adapter.service.handler import Service
+    from adapter.service.server import utc_now
+    from adapter.store import GroupCommitter, Transport, open_store
+
+    async def run() -> int:
+        rejected = 0
+        written: set[str] = set()
+        with open_store(store_url) as opened:
+            async with GroupCommitter(opened) as committer:
+                service = Service(context, committer, utc_now)
+                for path in paths:
+                    try:
+                        messages = split_input(_read_input(path))
+                    except AdapterError as error:
+                        _reject(path, None, error)
+                        rejected += 1
+                        continue
+                    for message in messages:
+                        handled = await service.handle(
+                            message.data,
+                            Transport.CLI,
+                            format_hint=message.format,
+                            fhir_source=source,
+                        )
+                        bundle = handled.bundle_json
+                        if bundle is None and handled.duplicate:  # converted before: as stored
+                            row = opened.get_message_row(handled.receipt.row_id)
+                            bundle = row.bundle if row is not None else None
+                        if handled.error_code is not None or bundle is None:
+                            _reject(path, handled.message_id, handled.error or handled.error_code)
+                            rejected += 1
+                            continue
+                        _write(bundle, handled.message_id, out, written)
+        return rejected
+
+    try:
+        return asyncio.run(run())
+    except AdapterError as error:  # the store cannot be opened or written
+        _usage_error(str(error))
 
 
 @contextmanager

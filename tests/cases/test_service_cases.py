@@ -163,3 +163,24 @@ def test_case_show_without_a_case_says_so(tmp_path: Path) -> None:
     assert "no such case" in shown.output
     usage = CliRunner().invoke(app, ["case", "show", "--store", url])
     assert usage.exit_code == 2
+
+
+def test_convert_with_a_store_combines_with_earlier_runs(tmp_path: Path) -> None:
+    """Two `convert --store` runs, one message each: the second run's Bundle is the case's."""
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    first = CliRunner().invoke(app, ["convert", "--store", url, str(SEQUENCE / "1-ihc.hl7")])
+    second = CliRunner().invoke(app, ["convert", "--store", url, str(SEQUENCE / "2-ish.hl7")])
+    assert first.exit_code == 0, first.output
+    assert second.exit_code == 0, second.output
+    one_run = CliRunner().invoke(
+        app, ["convert", str(SEQUENCE / "1-ihc.hl7"), str(SEQUENCE / "2-ish.hl7")]
+    )
+    assert second.stdout.splitlines() == one_run.stdout.splitlines()[1:]
+    report = next(
+        e["resource"]
+        for e in json.loads(second.stdout)["entry"]
+        if e["resource"]["resourceType"] == "DiagnosticReport"
+    )
+    assert report["conclusionCode"][0]["coding"][0]["code"] == "HER2-low"
+    again = CliRunner().invoke(app, ["convert", "--store", url, str(SEQUENCE / "2-ish.hl7")])
+    assert again.stdout == second.stdout  # a message converted before: its stored Bundle
