@@ -128,9 +128,10 @@ def process(
         else:
             message_id, orders = _fhir_orders(message.data, context, context.fhir_source)
         keys_of = [record_keys(order.record) for order in orders]
+        lookup = lookup_of(keys_of)
         if not isinstance(prior, Prior):
-            prior = prior(lookup_of(keys_of))
-        application = _fold(prior, context).apply(message_id, orders, keys_of)
+            prior = prior(lookup)
+        application = _fold(prior, context).apply(message_id, orders, keys_of, lookup)
         return _emit(message, message_id, orders, context, parsed, application)
     except AdapterError as error:
         log.info("message rejected: message_id=%s code=%s", message_id, error.code)

@@ -120,8 +120,10 @@ class CaseBook:
         message_id: str,
         orders: Sequence[Order],
         keys_of: Sequence[RecordKeys] | None = None,
+        lookup: Lookup | None = None,
     ) -> Application:
-        """``keys_of``: each order's ``record_keys``, when the caller has them already."""
+        """``keys_of``, ``lookup``: each order's ``record_keys`` and their ``lookup_of``, when
+        the caller has them already."""
         touched: dict[str, Change] = {}
         applied: list[AppliedOrder] = []
         claimed_before = set(self.claims)
@@ -159,7 +161,7 @@ class CaseBook:
             message_id,
             tuple(applied),
             views,
-            lookup_of(all_keys),
+            lookup_of(all_keys) if lookup is None else lookup,
             claims,
             frozenset(self._consulted),
         )

@@ -1,8 +1,9 @@
 """One FHIR R4 transaction Bundle per incoming message, as plain dicts, serialised with orjson.
 
 fhir.resources is far too slow for this path; it validates the output in tests and, on demand, in
-:mod:`adapter.emit.validate`. Entries, in this order: each Patient, each Specimen, then per record
-its reported Observations, the HER2 summary Observation and the DiagnosticReport. Every entry is
+:mod:`adapter.emit.validate`. Entries, in this order: each Patient, each Specimen, then each
+order's reported Observations; then, built by :mod:`adapter.emit.case_report` with the resource
+builders here, each case's HER2 summary Observation and DiagnosticReport. Every entry is
 ``PUT Type/<id>`` with ``fullUrl`` ``urn:uuid:<id>``; references between entries use the fullUrl,
 so they resolve inside the Bundle and the server rewrites them on commit.
 
