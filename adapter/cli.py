@@ -1,14 +1,18 @@
 """``her2-adapter``: the command line.
 
 Exit codes: 0 all went well; 1 some input was rejected (``convert``: one stderr line each, with
-file, control id, error code and reason) or, for ``replay`` and ``diff``, something changed; 2
-usage errors. ``reprocess`` reports its counts and exits 0: rejections are outcomes it records.
+file, control id, error code and reason; an empty input is rejected too) or, for ``replay`` and
+``diff``, something changed; 2 usage errors, one stderr line ``her2-adapter: ...``: a file that
+cannot be read (missing, a permission, an archive to unpack), an ``--out`` that cannot be written,
+an option that cannot run. ``reprocess`` reports its counts and exits 0: rejections are outcomes
+it records. docs/cli.md lists every line a user may see.
 """
 
 # No ``from __future__ import annotations`` here: typer reads every command's signature at each
 # start, and string annotations would be evaluated again each time (6 ms of convert's start).
 
 import gc
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,22 +23,21 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from adapter import __version__
+from adapter.cli_help import App
 
 if TYPE_CHECKING:
-    from adapter.pipeline import Context
+    from adapter.api import Converter, Result
     from adapter.service.settings import ServiceSettings
     from adapter.store import MessageStatus
 
-app = typer.Typer(
+app = App(
     name="her2-adapter",
     help="HER2 / ER / PgR results from HL7 v2 or FHIR to guideline-classified FHIR R4 Bundles.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-mappings_app = typer.Typer(
-    help="Mapping files: check them before they go live.", no_args_is_help=True
-)
+mappings_app = App(help="Mapping files: check them before they go live.", no_args_is_help=True)
 app.add_typer(mappings_app, name="mappings")
 case_app = typer.Typer(
     help="Cases: every result of one specimen, over time (docs/cases.md).", no_args_is_help=True
@@ -46,7 +49,9 @@ EXIT_USAGE = 2
 
 MappingsOption = Annotated[
     Path | None,
-    typer.Option("--mappings", help="Mapping directory (default: the shipped mappings/)."),
+    typer.Option(
+        "--mappings", metavar="DIR", help="Mapping directory (default: the shipped mappings/)."
+    ),
 ]
 
 
@@ -56,6 +61,34 @@ StrictOption = Annotated[
 ValidateOption = Annotated[
     bool, typer.Option("--validate", help="Validate each Bundle with the FHIR R4B models.")
 ]
+ProgressOption = Annotated[
+    bool | None,
+    typer.Option("--progress/--no-progress", help="Progress bar (default: on a terminal)."),
+]
+
+
+def _log_level_option(default: str) -> object:
+    return typer.Option(
+        "--log-level",
+        envvar="HER2_LOG_LEVEL",
+        metavar="LEVEL",
+        help=f"debug, info, warning or error (default {default}).",
+        show_default=False,
+    )
+
+
+LogFormatOption = Annotated[
+    str,
+    typer.Option(
+        "--log-format",
+        envvar="HER2_LOG_FORMAT",
+        metavar="FORMAT",
+        help="Log lines as text or json, one event a line (default text).",
+        show_default=False,
+    ),
+]
+QuietLogLevel = Annotated[str, _log_level_option("warning")]
+ServiceLogLevel = Annotated[str, _log_level_option("info")]
 
 
 def _version(value: bool) -> None:
@@ -79,11 +112,28 @@ def _usage_error(message: str) -> NoReturn:
     raise typer.Exit(EXIT_USAGE)
 
 
+def _configure_logging(level: str, log_format: str) -> None:
+    from adapter import logs
+
+    try:
+        logs.configure(level.lower(), log_format.lower())
+    except ValueError as error:
+        _usage_error(str(error))
+
+
 @app.command()
 def convert(
-    paths: Annotated[list[str], typer.Argument(help="Files to convert; '-' reads stdin.")],
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="INPUT",
+            help="Files, folders or globs to convert; '-' reads stdin. gzip, bzip2, xz are read.",
+            show_default=False,
+        ),
+    ],
     out: Annotated[
-        Path | None, typer.Option("--out", help="Write one <message-id>.json per message here.")
+        Path | None,
+        typer.Option("--out", metavar="DIR", help="Write one <message-id>.json per message here."),
     ] = None,
     strict: StrictOption = False,
     validate: ValidateOption = False,
@@ -91,89 +141,118 @@ def convert(
     source: Annotated[
         str | None,
         typer.Option(
-            "--source", help="FHIR sender (a sender file's fhir_sources) when the input names none."
+            "--source",
+            metavar="URL",
+            help="FHIR sender (a sender file's fhir_sources) when the input names none.",
         ),
     ] = None,
     store: Annotated[
         str | None,
         typer.Option(
             "--store",
+            metavar="URL",
             help="Combine with the cases this store holds from earlier runs (or a service), and"
             " keep the messages there, as the service does.",
         ),
     ] = None,
+    summary: Annotated[
+        bool,
+        typer.Option(
+            "--summary", help="Counts on stderr: HER2 categories, HR status, rejections by code."
+        ),
+    ] = False,
+    progress: ProgressOption = None,
+    log_level: QuietLogLevel = "warning",
+    log_format: LogFormatOption = "text",
 ) -> None:
     """Convert HL7 v2 ORU^R01 or FHIR input to FHIR R4 transaction Bundles (NDJSON on stdout).
 
     The messages of one run combine into cases in the order given (docs/cases.md).
     """
+    _configure_logging(log_level, log_format)
     with _long_lived_imports():
-        from adapter.cases import PriorMessage
-        from adapter.cases.log import CaseLog
-        from adapter.config import Settings
+        from adapter.api import Converter
         from adapter.errors import AdapterError
-        from adapter.pipeline import Context, Outcome, process, split_input
 
         try:
-            settings = Settings(mappings_dir=mappings) if mappings else Settings()
-            context = Context.from_settings(
-                settings, strict=strict, validate=validate, fhir_source=source
-            )
+            # combine: the messages of the run form cases, in the order given
+            converter = Converter(mappings=mappings, strict=strict, validate=validate, combine=True)
         except AdapterError as error:
             _usage_error(str(error))
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+    from adapter.cli_progress import Reporter
+    from adapter.inputs import InputFileError, expand_paths, read_input
+
+    try:
+        files = list(expand_paths(paths))  # every name checked before anything is written
+    except InputFileError as error:
+        _usage_error(str(error))
     if store is not None:
-        if _convert_into_store(paths, context, store, source, out):
+        if _convert_into_store(files, converter, store, source, out):
             raise typer.Exit(EXIT_REJECTED)
         return
-    written: set[str] = set()
+    writer = _BundleWriter(out)
+    counts = None
+    if summary:
+        from adapter.summary import Summary
+
+        counts = Summary()
     rejected = 0
-    cases = CaseLog()  # the messages of one run combine into cases, in the order given
-    for path in paths:
-        data = _read_input(path)
-        try:
-            messages = split_input(data)
-        except AdapterError as error:
-            _reject(path, None, error)
-            rejected += 1
-            continue
-        for message in messages:
-            outcome: Outcome = process(message, context, cases.prior)
-            if outcome.error is not None or outcome.bundle_json is None:
-                _reject(path, outcome.message_id, outcome.error)
-                rejected += 1
-                continue
-            if outcome.application is not None:
-                cases.add(PriorMessage(message.data, message.format, source), outcome.application)
-            _write(outcome.bundle_json, outcome.message_id, out, written)
+    with Reporter(len(files), progress) as reporter:
+        for path in files:
+            try:
+                data = read_input(path)
+            except InputFileError as error:
+                _usage_error(str(error))
+            for result in converter.convert_all(data, sender=source):
+                if counts is not None:
+                    counts.add(result)
+                # A value not understood comes with a Bundle that says so: both are written.
+                if result.bundle_json is not None:
+                    writer.write(result.bundle_json, result.message_id)
+                if result.error is not None or result.bundle_json is None:
+                    reporter.line(_rejection_line(path, result))
+                    rejected += 1
+                reporter.advance_message()
+            reporter.advance_file()
+        writer.close()
+        if counts is not None:
+            for line in counts.lines():
+                reporter.line(line)
     if rejected:
         raise typer.Exit(EXIT_REJECTED)
 
 
 def _convert_into_store(
-    paths: list[str], context: "Context", store_url: str, source: str | None, out: Path | None
+    files: list[str],
+    converter: "Converter",
+    store_url: str,
+    source: str | None,
+    out: Path | None,
 ) -> int:
     """``convert --store``: each message through the service's own handler; the rejections."""
     import asyncio
 
     from adapter.errors import AdapterError
+    from adapter.inputs import InputFileError, read_input
     from adapter.pipeline import split_input
     from adapter.service.handler import Service
     from adapter.service.server import utc_now
     from adapter.store import GroupCommitter, Transport, open_store
 
+    writer = _BundleWriter(out)
+
     async def run() -> int:
         rejected = 0
-        written: set[str] = set()
         with open_store(store_url) as opened:
             async with GroupCommitter(opened) as committer:
-                service = Service(context, committer, utc_now)
-                for path in paths:
+                service = Service(converter.context, committer, utc_now)
+                for path in files:
                     try:
-                        messages = split_input(_read_input(path))
+                        messages = split_input(read_input(path))
+                    except InputFileError as error:
+                        _usage_error(str(error))
                     except AdapterError as error:
-                        _reject(path, None, error)
+                        typer.echo(f"{path}: -: {error.code}: {error.reason}", err=True)
                         rejected += 1
                         continue
                     for message in messages:
@@ -187,11 +266,17 @@ def _convert_into_store(
                         if bundle is None and handled.duplicate:  # converted before: as stored
                             row = opened.get_message_row(handled.receipt.row_id)
                             bundle = row.bundle if row is not None else None
+                        if bundle is not None:
+                            writer.write(bundle, handled.message_id)
                         if handled.error_code is not None or bundle is None:
-                            _reject(path, handled.message_id, handled.error or handled.error_code)
+                            reason = handled.error.reason if handled.error else "not converted"
+                            typer.echo(
+                                f"{path}: {handled.message_id or '-'}: {handled.error_code}: "
+                                f"{reason}",
+                                err=True,
+                            )
                             rejected += 1
-                            continue
-                        _write(bundle, handled.message_id, out, written)
+        writer.close()
         return rejected
 
     try:
@@ -219,40 +304,100 @@ def _long_lived_imports() -> Iterator[None]:
             gc.enable()
 
 
-def _read_input(path: str) -> bytes:
-    if path == "-":
-        return sys.stdin.buffer.read()
-    try:
-        return Path(path).read_bytes()
-    except OSError as error:
-        _usage_error(f"cannot read {path}: {error.strerror or error}")
-
-
-def _reject(path: str, message_id: str | None, error: object) -> None:
+def _rejection_line(path: str, result: "Result") -> str:
+    """``file: control-id: CODE: reason [at location]`` (docs/errors.md)."""
+    error = result.error
     code = getattr(error, "code", "INTERNAL")
     reason = getattr(error, "reason", str(error))
     location = getattr(error, "location", None)
     where = f" at {location}" if location else ""
-    typer.echo(f"{path}: {message_id or '-'}: {code}: {reason}{where}", err=True)
+    return f"{path}: {result.message_id or '-'}: {code}: {reason}{where}"
 
 
-def _write(bundle_json: bytes, message_id: str | None, out: Path | None, written: set[str]) -> None:
-    if out is None:
-        sys.stdout.buffer.write(bundle_json + b"\n")
-        return
-    name = _file_name(message_id or "message")
-    stem, number = name, 1
-    while name in written:  # two messages with one control id still get two files
-        number += 1
-        name = f"{stem}.{number}"
-    written.add(name)
-    (out / f"{name}.json").write_bytes(bundle_json + b"\n")
+class _BundleWriter:
+    """Bundles to stdout (NDJSON) or a file each under ``--out``; write errors are usage errors."""
+
+    def __init__(self, out: Path | None) -> None:
+        self.out = out
+        self.written: set[str] = set()
+        if out is None:
+            return
+        if out.exists() and not out.is_dir():
+            _usage_error(f"--out {out}: not a folder")
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            _usage_error(f"--out {out}: cannot create the folder: {error.strerror or error}")
+
+    def write(self, bundle_json: bytes, message_id: str | None) -> None:
+        if self.out is None:
+            try:
+                sys.stdout.buffer.write(bundle_json + b"\n")
+            except OSError as error:
+                self._stdout_failed(error)
+            return
+        name = _file_name(message_id or "message")
+        stem, number = name, 1
+        while name in self.written:  # two messages with one control id still get two files
+            number += 1
+            name = f"{stem}.{number}"
+        self.written.add(name)
+        target = self.out / f"{name}.json"
+        try:
+            target.write_bytes(bundle_json + b"\n")
+        except OSError as error:
+            _usage_error(f"cannot write {target}: {error.strerror or error}")
+
+    def close(self) -> None:
+        if self.out is None:
+            try:
+                sys.stdout.buffer.flush()
+            except OSError as error:
+                self._stdout_failed(error)
+
+    @staticmethod
+    def _stdout_failed(error: OSError) -> NoReturn:
+        # As the Python docs advise for a closed pipe: point stdout at /dev/null, so that the
+        # flush at exit does not fail a second time.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _usage_error(f"cannot write to stdout: {error.strerror or error}")
 
 
 def _file_name(message_id: str) -> str:
     """A control id as a safe file name (control ids may hold any character)."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in message_id).strip(".")
     return safe or "message"
+
+
+@mappings_app.command("suggest")
+def mappings_suggest(
+    sources: Annotated[
+        list[str], typer.Argument(help="Message files or folders (HL7 v2, FHIR), or - for stdin.")
+    ],
+    mappings: MappingsOption = None,
+) -> None:
+    """List every code, display and value the mappings cannot place, with a TOML snippet each."""
+    from adapter.config import Settings
+    from adapter.errors import AdapterError
+    from adapter.inputs import InputFileError, expand_paths, read_input
+    from adapter.onboarding import Suggestions
+    from adapter.pipeline import Context, process, split_input
+
+    try:
+        settings = Settings(mappings_dir=mappings) if mappings else Settings()
+        context = Context.from_settings(settings)
+    except AdapterError as error:
+        _usage_error(str(error))
+    suggestions = Suggestions()
+    for path in expand_paths(sources):
+        try:
+            messages = split_input(read_input(path))
+        except (InputFileError, AdapterError) as error:
+            _usage_error(str(error))
+        for message in messages:
+            outcome = process(message, context)
+            suggestions.add(outcome, f"{path}#{message.position}", context.mappings.default)
+    typer.echo(suggestions.render(), nl=False)
 
 
 @mappings_app.command("check")
@@ -274,6 +419,8 @@ def mappings_check(
         raise typer.Exit(EXIT_REJECTED) from None
     for name in loaded.files:
         typer.echo(f"ok  {target / name}")
+    for warning in loaded.warnings():
+        typer.echo(f"warn  {warning}")
 
 
 @app.command()
@@ -310,10 +457,10 @@ def serve(
             help="Worker processes for the pipeline (default: one per CPU but one; 0: none).",
         ),
     ] = None,
+    log_level: ServiceLogLevel = "info",
+    log_format: LogFormatOption = "text",
 ) -> None:
     """Receive HL7 v2 over MLLP and HL7 v2 / FHIR over HTTP; store, classify, answer."""
-    import logging
-
     from adapter.errors import AdapterError
     from adapter.service.server import run as run_service
 
@@ -328,7 +475,7 @@ def serve(
         mappings_dir=mappings,
         workers=workers,
     )
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    _configure_logging(log_level, log_format)
     try:
         run_service(settings, on_ready=lambda where: typer.echo(where.describe()))
     except AdapterError as error:
@@ -361,8 +508,11 @@ def reprocess(
         Path | None, typer.Option("--config", help="TOML file with the same keys as HER2_*.")
     ] = None,
     mappings: MappingsOption = None,
+    log_level: ServiceLogLevel = "info",
+    log_format: LogFormatOption = "text",
 ) -> None:
     """Run stored messages through the current mappings again and record the new outcomes."""
+    _configure_logging(log_level, log_format)
     import asyncio
 
     from adapter.errors import AdapterError
@@ -559,15 +709,15 @@ def replay(
     html_report: Annotated[
         Path | None, typer.Option("--html", help="Write a self-contained HTML report.")
     ] = None,
-    progress: Annotated[
-        bool | None,
-        typer.Option("--progress/--no-progress", help="Progress bar (default: on a terminal)."),
-    ] = None,
+    progress: ProgressOption = None,
     strict: StrictOption = False,
     validate: ValidateOption = False,
     mappings: MappingsOption = None,
+    log_level: QuietLogLevel = "warning",
+    log_format: LogFormatOption = "text",
 ) -> None:
     """Replay traffic and report which outcomes changed, and why (exit 1 if any did)."""
+    _configure_logging(log_level, log_format)
     from rich.console import Console
 
     from adapter.errors import ConfigError
@@ -608,6 +758,97 @@ def replay(
     except (ConfigError, ValueError) as error:
         _usage_error(str(error))
     raise typer.Exit(code)
+
+
+@app.command()
+def audit(
+    paths: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="HL7 v2 / FHIR message files, folders or globs to classify and audit"
+            " (or --from-store)."
+        ),
+    ] = None,
+    from_store: Annotated[
+        str | None, typer.Option("--from-store", help="Audit the reports of this store (URL).")
+    ] = None,
+    period: Annotated[
+        str, typer.Option("--period", help="Count by 'week' (ISO weeks) or 'month'.")
+    ] = "month",
+    sender: Annotated[str | None, typer.Option("--sender", help="Only this sender.")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Reports of this day or later (YYYY-MM-DD).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Reports before this day (YYYY-MM-DD).")
+    ] = None,
+    min_reports: Annotated[
+        int,
+        typer.Option("--min-reports", help="Fewer reports in a period show counts, no shares."),
+    ] = 10,
+    alpha: Annotated[
+        float, typer.Option("--alpha", help="Flag IHC drift when the test's p is below this.")
+    ] = 0.001,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the figures as JSON ('-': stdout).")
+    ] = None,
+    html_out: Annotated[
+        Path | None, typer.Option("--html", help="Write a self-contained HTML report.")
+    ] = None,
+    mappings: MappingsOption = None,
+) -> None:
+    """Lab QA figures per sender and period: categories, IHC scores and drift, work-up,
+    disagreements and data quality (counts and rates only, no patient data)."""
+    from datetime import date
+
+    import orjson
+    from rich.console import Console
+
+    from adapter.audit.figures import AuditOptions, Period, build_audit
+    from adapter.audit.render_html import render_html
+    from adapter.audit.render_text import print_audit
+    from adapter.audit.sources import from_files
+    from adapter.audit.sources import from_store as store_data
+    from adapter.errors import AdapterError
+    from adapter.inputs import InputFileError
+    from adapter.store import open_store
+
+    if bool(paths) == bool(from_store):
+        _usage_error("audit: give either files or --from-store URL")
+
+    def day(option: str, value: str | None) -> date | None:
+        try:
+            return date.fromisoformat(value) if value else None
+        except ValueError:
+            _usage_error(f"{option}: not a day (YYYY-MM-DD): {value!r}")
+
+    try:
+        options = AuditOptions(
+            Period(period), min_reports, alpha, sender, day("--since", since), day("--until", until)
+        )
+    except ValueError as error:
+        _usage_error(f"audit: {error}")
+    try:
+        if from_store:
+            with open_store(from_store) as store:
+                data = store_data(store, sender=sender)
+        else:
+            data = from_files(paths or [], mappings)
+    except (AdapterError, InputFileError) as error:
+        _usage_error(str(error))
+    figures = build_audit(
+        data.reports, data.unprocessed, options, source="store" if from_store else "files"
+    )
+    if json_out is not None:
+        text = orjson.dumps(figures, option=orjson.OPT_INDENT_2) + b"\n"
+        if str(json_out) == "-":
+            sys.stdout.buffer.write(text)
+        else:
+            json_out.write_bytes(text)
+    if html_out is not None:
+        html_out.write_text(render_html(figures), encoding="utf-8")
+    if json_out is None or str(json_out) != "-":
+        print_audit(figures, Console())
 
 
 @app.command()

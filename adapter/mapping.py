@@ -12,10 +12,12 @@ instead of being hidden behind a table entry.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Generic, TypeVar
@@ -36,6 +38,7 @@ from adapter.model import (
 )
 
 LOCAL_SYSTEM_PREFIX = "urn:her2-adapter:local:"
+DEFAULT_SET_NAME = "default"  # the merged defaults, used when no sender file applies
 """FHIR system given to an HL7 v2 coding system name that no mapping file knows."""
 
 NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
@@ -97,6 +100,62 @@ class Answer(_Table):
         )
 
 
+class Method(StrEnum):
+    """The test a value or a report line names (IHC, or any in situ hybridisation)."""
+
+    IHC = "ihc"
+    ISH = "ish"
+
+
+class Quantity(StrEnum):
+    """What a number next to one of these words counts ("ratio 2.3", "Allred 7")."""
+
+    RATIO = "her2-cep17-ratio"
+    HER2_COPIES = "her2-copies"
+    CEP17_COPIES = "cep17-copies"
+    CELLS_COUNTED = "ish-cells-counted"
+    AMPLIFIED_PERCENT = "ish-amplified-percent"
+    ALLRED = "allred"
+    H_SCORE = "h-score"
+    PERCENT = "percent"
+
+
+class LabelTarget(StrEnum):
+    """What a label before (or after) a value names; ``other`` is a marker never classified."""
+
+    HER2 = "her2"
+    ER = "er"
+    PGR = "pgr"
+    OTHER = "other"
+
+
+class Intensity(StrEnum):
+    FAINT = "faint"
+    WEAK = "weak"
+    MODERATE = "moderate"
+    STRONG = "strong"
+
+
+class GrammarWords(_Table):
+    """The words the value grammar reads besides the ``[[answers]]`` (``[grammar]``).
+
+    Each list holds phrases, matched case-insensitively on whole words. A value, note or report
+    line is read only when every word in it is known here or in the answers.
+    """
+
+    filler: tuple[NonEmpty, ...] = ()  # words that say nothing ("of", "tumour cells")
+    score_words: tuple[NonEmpty, ...] = ()  # "score": an IHC score follows
+    range_words: tuple[NonEmpty, ...] = ()  # "to" in "1 to 10%"
+    negations: tuple[NonEmpty, ...] = ()  # "not", "no": a statement holding one says nothing
+    deferrals: tuple[NonEmpty, ...] = ()  # "to follow", "pending": no result yet
+    heterogeneity: tuple[NonEmpty, ...] = ()  # the lab notes heterogeneous staining/amplification
+    methods: dict[Method, tuple[NonEmpty, ...]] = Field(default_factory=dict)  # incl. clones
+    quantities: dict[Quantity, tuple[NonEmpty, ...]] = Field(default_factory=dict)
+    intensities: dict[Intensity, tuple[NonEmpty, ...]] = Field(default_factory=dict)
+    labels: dict[LabelTarget, tuple[NonEmpty, ...]] = Field(default_factory=dict)
+    decimal_comma: bool | None = None  # "2,3" is 2.3 (a language or a lab says so)
+
+
 class SiteCode(_Table):
     """A body-site or specimen-type code and the tissue it means."""
 
@@ -114,6 +173,20 @@ class SenderMatch(_Table):
     facilities: tuple[NonEmpty, ...] = ()
     fhir_sources: tuple[NonEmpty, ...] = ()
     default_tissue: Tissue | None = None  # a breast-only lab may say so once, here
+    languages: tuple[NonEmpty, ...] = ()  # files of mappings/languages/ this lab writes in
+
+
+class DisplayCheck(_Table):
+    """What the display text of a result code for one analyte may name (codes.md: the display
+    is a check on the code). Marker and method keys are those of ``display_markers`` and
+    ``display_methods``."""
+
+    analyte: Analyte
+    markers: tuple[NonEmpty, ...]  # the display may name these markers (and no other only)
+    method: NonEmpty | None = None  # the method the display may name, when it names one
+    # a local code without a sender file whose display names exactly ``markers[0]`` and
+    # ``method`` is recognised as this analyte (flag code-inferred)
+    infer: bool = False
 
 
 class MappingFile(_Table):
@@ -123,6 +196,7 @@ class MappingFile(_Table):
     codes: tuple[CodeEntry, ...] = ()
     excluded: tuple[ExcludedCode, ...] = ()
     answers: tuple[Answer, ...] = ()
+    grammar: GrammarWords = GrammarWords()
     recount_phrases: tuple[NonEmpty, ...] = ()
     recount_negations: tuple[NonEmpty, ...] = ()
     sites: tuple[SiteCode, ...] = ()
@@ -132,6 +206,12 @@ class MappingFile(_Table):
     report_status: dict[NonEmpty, ReportStatus] = Field(default_factory=dict)
     abnormal_flags: dict[NonEmpty, NonEmpty] = Field(default_factory=dict)
     units: dict[NonEmpty, NonEmpty] = Field(default_factory=dict)
+    display_markers: dict[NonEmpty, tuple[NonEmpty, ...]] = Field(default_factory=dict)
+    display_methods: dict[NonEmpty, tuple[NonEmpty, ...]] = Field(default_factory=dict)
+    display_checks: tuple[DisplayCheck, ...] = ()
+    # words that make a display a quantity or a part (a ratio, copies, a percentage) that a
+    # marker and a method alone cannot place: such a local code is never inferred
+    display_infer_blockers: tuple[NonEmpty, ...] = ()
 
 
 # --------------------------------------------------------------------------------------------
@@ -191,6 +271,14 @@ def _check_consistency(parsed: MappingFile, path: Path) -> None:
                 file=str(path),
                 key=f"answers.{index}",
             )
+    grammar: dict[str, GrammarPart] = {}
+    for phrase, meaning in _grammar_phrases(parsed.grammar):
+        if grammar.setdefault(phrase, meaning) != meaning or phrase in wordings:
+            raise MappingFileError(
+                f"grammar word {phrase!r} is given two different meanings",
+                file=str(path),
+                key=f"grammar.{meaning[0]}",
+            )
     for flag in parsed.abnormal_flags.values():
         if flag not in V3_INTERPRETATION_CODES:
             raise MappingFileError(
@@ -246,6 +334,40 @@ class _Memo(Generic[_V]):
         return found
 
 
+GrammarPart = tuple[str, StrEnum | None]
+"""One grammar phrase's meaning: its kind (a ``GrammarWords`` key) and value (a method, ...)."""
+
+
+@dataclass(frozen=True)
+class GrammarTable:
+    """The ``[grammar]`` words of every file merged: normalised phrase -> its meaning."""
+
+    phrases: Mapping[str, GrammarPart]
+    decimal_comma: bool
+
+
+_GRAMMAR_LISTS = (
+    "filler",
+    "score_words",
+    "range_words",
+    "negations",
+    "deferrals",
+    "heterogeneity",
+)
+_GRAMMAR_TABLES = ("methods", "quantities", "intensities", "labels")
+
+
+def _grammar_phrases(words: GrammarWords) -> Iterable[tuple[str, GrammarPart]]:
+    for kind in _GRAMMAR_LISTS:
+        for phrase in getattr(words, kind):
+            yield _normalise(phrase), (kind, None)
+    for kind in _GRAMMAR_TABLES:
+        table: dict[StrEnum, tuple[str, ...]] = getattr(words, kind)
+        for value, phrases in table.items():
+            for phrase in phrases:
+                yield _normalise(phrase), (kind, value)
+
+
 @dataclass(frozen=True)
 class MappingSet:
     """Defaults plus (at most) one sender's overrides, indexed for look-up."""
@@ -266,9 +388,15 @@ class MappingSet:
     report_status: Mapping[str, ReportStatus]
     abnormal_flags: Mapping[str, str]
     units: Mapping[str, str]
+    display_markers: tuple[tuple[str, str], ...] = ()  # (word, marker key)
+    display_methods: tuple[tuple[str, str], ...] = ()  # (word, method key)
+    display_checks: Mapping[Analyte, DisplayCheck] = field(default_factory=dict)
+    display_infer_blockers: tuple[str, ...] = ()
     files: tuple[str, ...] = field(default=())
-    _answers_by_text: _Memo[Answer | None] = field(
-        default_factory=_Memo, init=False, repr=False, compare=False
+    grammar: GrammarTable = field(default_factory=lambda: GrammarTable({}, False))
+    # what ``ingest.grammar`` built from the tables above and read before (per sender)
+    reader_cache: dict[str, Any] = field(
+        default_factory=dict, init=False, repr=False, compare=False
     )
     _recount_by_text: _Memo[bool] = field(
         default_factory=_Memo, init=False, repr=False, compare=False
@@ -280,6 +408,9 @@ class MappingSet:
         default_factory=_Memo, init=False, repr=False, compare=False
     )
     _unit_by_text: _Memo[str | None] = field(
+        default_factory=_Memo, init=False, repr=False, compare=False
+    )
+    _display_by_text: _Memo[tuple[frozenset[str], frozenset[str]]] = field(
         default_factory=_Memo, init=False, repr=False, compare=False
     )
 
@@ -299,31 +430,9 @@ class MappingSet:
     def exclusion(self, system: str, code: str) -> str | None:
         return self.excluded.get((system, code))
 
-    def answer(
-        self, *, text: str | None = None, system: str | None = None, code: str | None = None
-    ) -> Answer | None:
-        """Meaning of a coded answer (preferred) or of a wording; ``None`` when unknown."""
-        if system and code:
-            found = self.code_answers.get((system, code))
-            if found is not None:
-                return found
-        return self.answer_for_text(text) if text else None
-
-    def answer_for_text(self, text: str) -> Answer | None:
-        return self._answers_by_text.get(text, self._answer_for_text)
-
-    def _answer_for_text(self, text: str) -> Answer | None:
-        key = _normalise(text)
-        found = self.text_answers.get(key)
-        if found is not None:
-            return found
-        word, score = _split_word_and_score(key)
-        if word is None or score is None:
-            return None
-        word_answer, score_answer = self.text_answers.get(word), self.text_answers.get(score)
-        if word_answer is None or score_answer is None:
-            return None
-        return word_answer.merged(score_answer) or _contradiction(word_answer, score_answer)
+    def answer(self, *, system: str, code: str) -> Answer | None:
+        """Meaning of a coded answer; ``None`` when unknown (wordings: ``ingest.grammar``)."""
+        return self.code_answers.get((system, code))
 
     def mentions_recount(self, text: str) -> bool:
         """The text says a recount was done ("Recount not performed" does not)."""
@@ -364,6 +473,67 @@ class MappingSet:
     def interpretation_for(self, flag: str) -> str | None:
         return self.abnormal_flags.get(flag.upper()) or self.abnormal_flags.get(flag)
 
+    @property
+    def has_sender_file(self) -> bool:
+        return self.name != DEFAULT_SET_NAME
+
+    def is_standard(self, system: str | None) -> bool:
+        """A coding system the mappings name (LOINC, SNOMED CT, CAP eCC), not a lab's own."""
+        return system is not None and system in self._standard_systems
+
+    @property
+    def _standard_systems(self) -> frozenset[str]:
+        return frozenset(self.systems.values())
+
+    def named_in_display(self, text: str) -> tuple[frozenset[str], frozenset[str]]:
+        """The markers and methods a code's display text names (whole words only)."""
+        return self._display_by_text.get(text, self._named_in_display)
+
+    def _named_in_display(self, text: str) -> tuple[frozenset[str], frozenset[str]]:
+        key = _normalise(text)
+        markers = frozenset(m for word, m in self.display_markers if _names_word(word, key))
+        methods = frozenset(m for word, m in self.display_methods if _names_word(word, key))
+        return markers, methods
+
+    def display_conflict(self, analyte: Analyte, display: str | None) -> str | None:
+        """Why a code's display contradicts the analyte it is mapped to, or ``None``.
+
+        The display may name nothing the tables know; it may not name only other markers, or
+        another method than the analyte's.
+        """
+        check = self.display_checks.get(analyte)
+        if check is None or not display:
+            return None
+        markers, methods = self.named_in_display(display)
+        if markers and not markers & set(check.markers):
+            return f"the display names {', '.join(sorted(markers))}, not {analyte}"
+        if check.method is not None and methods and check.method not in methods:
+            return f"the display names the method {', '.join(sorted(methods))}, not {check.method}"
+        return None
+
+    def infer_from_display(self, display: str | None) -> tuple[Analyte | None, str]:
+        """A local code's analyte from a display naming exactly one marker and one method.
+
+        Returns the analyte (or ``None``) and what the display was found to name.
+        """
+        markers, methods = self.named_in_display(display) if display else (frozenset(), frozenset())
+        found = (
+            f"markers: {', '.join(sorted(markers)) or 'none'}; "
+            f"methods: {', '.join(sorted(methods)) or 'none'}"
+        )
+        key = _normalise(display or "")
+        blockers = [word for word in self.display_infer_blockers if _names_word(word, key)]
+        if blockers:
+            return None, f"{found}; names a quantity ({', '.join(blockers)})"
+        if len(markers) != 1 or len(methods) != 1:
+            return None, found
+        candidates = [
+            check.analyte
+            for check in self.display_checks.values()
+            if check.infer and check.markers[:1] == tuple(markers) and check.method in methods
+        ]
+        return (candidates[0] if len(candidates) == 1 else None), found
+
     def unit_for(self, text: str) -> str | None:
         return self._unit_by_text.get(text, self._unit_for)
 
@@ -376,24 +546,20 @@ def _word_start(phrase: str) -> re.Pattern[str]:
     return re.compile(r"(?<![a-z0-9])" + re.escape(phrase))
 
 
+@cache
+def _whole_word(phrase: str) -> re.Pattern[str]:
+    return re.compile(r"(?<![a-z0-9])" + re.escape(phrase) + r"(?![a-z0-9])")
+
+
+def _names_word(phrase: str, text: str) -> bool:
+    """``phrase`` is a whole word (or words) of ``text``: "er" is in "er ag", not in "her2"."""
+    return _whole_word(phrase).search(text) is not None
+
+
 def _names(phrase: str, text: str) -> bool:
     """``phrase`` starts a word of ``text``: "cardia" is not in "pericardial", "esophag" is in
     "esophageal"."""
     return _word_start(phrase).search(text) is not None
-
-
-def _split_word_and_score(key: str) -> tuple[str | None, str | None]:
-    """``"negative (1+)"`` -> (``"negative"``, ``"1+"``); anything else -> (None, None)."""
-    if not key.endswith(")") or "(" not in key:
-        return None, None
-    word, _, rest = key[:-1].partition("(")
-    word, score = word.strip(), rest.strip()
-    return (word, score) if word and score else (None, None)
-
-
-def _contradiction(word: Answer, score: Answer) -> Answer:
-    """Keep both halves of a self-contradicting wording: the score, and the word as stated."""
-    return Answer(score=score.score, ihc0_subtype=score.ihc0_subtype, stated=word.stated)
 
 
 def _merge(files: Iterable[tuple[str, MappingFile]], name: str) -> MappingSet:
@@ -411,10 +577,19 @@ def _merge(files: Iterable[tuple[str, MappingFile]], name: str) -> MappingSet:
     report_status: dict[str, ReportStatus] = {}
     abnormal_flags: dict[str, str] = {}
     units: dict[str, str] = {}
+    display_markers: dict[str, str] = {}
+    display_methods: dict[str, str] = {}
+    display_checks: dict[Analyte, DisplayCheck] = {}
+    blockers: list[str] = []
     default_tissue: Tissue | None = None
+    grammar: dict[str, GrammarPart] = {}
+    decimal_comma = False
     names: list[str] = []
     for file_name, mapping in files:
         names.append(file_name)
+        grammar.update(_grammar_phrases(mapping.grammar))
+        if mapping.grammar.decimal_comma is not None:
+            decimal_comma = mapping.grammar.decimal_comma
         systems.update({key.upper(): value for key, value in mapping.systems.items()})
         codes.update({(entry.system, entry.code): entry for entry in mapping.codes})
         excluded.update({(entry.system, entry.code): entry.reason for entry in mapping.excluded})
@@ -434,6 +609,12 @@ def _merge(files: Iterable[tuple[str, MappingFile]], name: str) -> MappingSet:
         report_status.update({k.upper(): v for k, v in mapping.report_status.items()})
         abnormal_flags.update(mapping.abnormal_flags)
         units.update({_normalise(k): v for k, v in mapping.units.items()})
+        for marker, words in mapping.display_markers.items():
+            display_markers.update({_normalise(word): marker for word in words})
+        for method, words in mapping.display_methods.items():
+            display_methods.update({_normalise(word): method for word in words})
+        display_checks.update({check.analyte: check for check in mapping.display_checks})
+        blockers.extend(_normalise(word) for word in mapping.display_infer_blockers)
         if mapping.sender is not None and mapping.sender.default_tissue is not None:
             default_tissue = mapping.sender.default_tissue
     return MappingSet(
@@ -453,6 +634,11 @@ def _merge(files: Iterable[tuple[str, MappingFile]], name: str) -> MappingSet:
         report_status=report_status,
         abnormal_flags=abnormal_flags,
         units=units,
+        display_markers=tuple(display_markers.items()),
+        display_methods=tuple(display_methods.items()),
+        display_checks=display_checks,
+        display_infer_blockers=tuple(dict.fromkeys(blockers)),
+        grammar=GrammarTable(grammar, decimal_comma),
         files=tuple(names),
     )
 
@@ -467,10 +653,18 @@ class _SenderFile:
 class Mappings:
     """Every mapping file of one directory; hands out the merged view for a sender."""
 
-    def __init__(self, defaults: list[tuple[str, MappingFile]], senders: list[_SenderFile]) -> None:
+    def __init__(
+        self,
+        defaults: list[tuple[str, MappingFile]],
+        senders: list[_SenderFile],
+        languages: dict[str, MappingFile] | None = None,
+        version: str = "unversioned",
+    ) -> None:
         self._defaults = defaults
+        self.version = version  # a content hash of every file (content_version)
         self._senders = senders
-        self._default_set = _merge(defaults, "default")
+        self._languages = languages or {}
+        self._default_set = _merge(defaults, DEFAULT_SET_NAME)
         self._sender_sets: dict[str, MappingSet] = {}
 
     @classmethod
@@ -489,6 +683,16 @@ class Mappings:
                     key="sender",
                 )
         _check_defaults_agree(directory, defaults)
+        languages: dict[str, MappingFile] = {}
+        for path in sorted((directory / "languages").glob("*.toml")):
+            language = load_file(path)
+            if language.sender is not None:
+                raise MappingFileError(
+                    "a [sender] table belongs in senders/, not in a language file",
+                    file=str(path),
+                    key="sender",
+                )
+            languages[path.stem] = language
         senders: list[_SenderFile] = []
         claimed: dict[tuple[str, str], str] = {}
         for path in sorted((directory / "senders").glob("*.toml")):
@@ -498,12 +702,23 @@ class Mappings:
                     "a sender file needs a [sender] table", file=str(path), key="sender"
                 )
             _claim(claimed, mapping.sender, path)
+            for index, spoken in enumerate(mapping.sender.languages):
+                if spoken not in languages:
+                    raise MappingFileError(
+                        f"language {spoken!r} has no file languages/{spoken}.toml",
+                        file=str(path),
+                        key=f"sender.languages.{index}",
+                    )
             senders.append(_SenderFile(f"senders/{path.name}", mapping, mapping.sender))
-        return cls(defaults, senders)
+        return cls(defaults, senders, languages, content_version(directory))
 
     @property
     def files(self) -> list[str]:
-        return [name for name, _ in self._defaults] + [sender.name for sender in self._senders]
+        return [
+            *(name for name, _ in self._defaults),
+            *(f"languages/{name}.toml" for name in self._languages),
+            *(sender.name for sender in self._senders),
+        ]
 
     @property
     def default(self) -> MappingSet:
@@ -526,9 +741,49 @@ class Mappings:
                 return self._sender_set(sender)
         return self._default_set
 
+    def warnings(self) -> list[str]:
+        """What a reviewer should look at before a lab goes live; none of it stops loading.
+
+        A code entry whose display names another marker or method than its analyte, and a
+        sender file that re-maps a code the defaults already map (a standard LOINC code
+        meaning something else for one lab is almost always a mistake in that file).
+        """
+        found: list[str] = []
+        files = [
+            *((name, mapping, self._default_set) for name, mapping in self._defaults),
+            *((s.name, s.mapping, self._sender_set(s)) for s in self._senders),
+        ]
+        for name, mapping, merged in files:
+            for index, entry in enumerate(mapping.codes):
+                conflict = merged.display_conflict(entry.analyte, entry.display)
+                if conflict is not None:
+                    found.append(f"{name}: codes.{index}: code {entry.code}: {conflict}")
+        for sender in self._senders:
+            for index, entry in enumerate(sender.mapping.codes):
+                default = self._default_set.code(entry.system, entry.code)
+                if default is not None and default != entry.model_copy(
+                    update={"display": default.display}
+                ):
+                    found.append(
+                        f"{sender.name}: codes.{index}: re-maps the default code {entry.code} "
+                        f"({default.analyte}, tissue {default.tissue}) as {entry.analyte}, "
+                        f"tissue {entry.tissue}"
+                    )
+                if self._default_set.exclusion(entry.system, entry.code) is not None:
+                    found.append(
+                        f"{sender.name}: codes.{index}: maps {entry.code}, which the defaults "
+                        "exclude from classification"
+                    )
+        return found
+
     def _sender_set(self, sender: _SenderFile) -> MappingSet:
         if sender.name not in self._sender_sets:
-            merged = _merge([*self._defaults, (sender.name, sender.mapping)], sender.match.name)
+            # The lab's languages come after the defaults and before its own file: a word a
+            # language gives another meaning ("null" is zero in German) means that, for this lab.
+            spoken = [(f"languages/{n}.toml", self._languages[n]) for n in sender.match.languages]
+            merged = _merge(
+                [*self._defaults, *spoken, (sender.name, sender.mapping)], sender.match.name
+            )
             self._sender_sets[sender.name] = merged
         return self._sender_sets[sender.name]
 
@@ -562,6 +817,24 @@ def _claim(claimed: dict[tuple[str, str], str], sender: SenderMatch, path: Path)
                 raise MappingFileError(
                     f"{value!r} is already claimed by {owner}", file=str(path), key=f"sender.{kind}"
                 )
+
+
+def content_version(directory: Path) -> str:
+    """Which mappings produced a report: a hash of every file's path and bytes.
+
+    Two directories with the same files give the same version wherever they are; any change to
+    any file (a wording added) gives another.
+    """
+    digest = hashlib.sha256()
+    files = [
+        *sorted(directory.glob("*.toml")),
+        *sorted((directory / "languages").glob("*.toml")),
+        *sorted((directory / "senders").glob("*.toml")),
+    ]
+    for path in files:
+        digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return f"sha256:{digest.hexdigest()[:16]}"
 
 
 @cache

@@ -24,7 +24,7 @@ from adapter.cases.keys import Lookup, lookup_of, record_keys
 from adapter.config import Settings
 from adapter.emit.bundle import dumps
 from adapter.emit.case_report import build_bundle
-from adapter.errors import AdapterError, MessageTooLarge
+from adapter.errors import AdapterError, MessageTooLarge, ValueNotUnderstood
 from adapter.ingest import er7, hl7v2
 from adapter.ingest.order import Order
 from adapter.mapping import Mappings, load_mappings
@@ -59,7 +59,11 @@ class RawMessage:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What became of one message: a Bundle, or an error with a stable code."""
+    """What became of one message: a Bundle, or an error with a stable code, or both.
+
+    Both only for ``ValueNotUnderstood``: the Bundle reports what was read and says which result
+    was not understood; the error gives the engine its AE and keeps the message reprocessable.
+    """
 
     format: SourceFormat
     message_id: str | None
@@ -123,6 +127,9 @@ def process(
             if context.strict:
                 from adapter.ingest.hl7_strict import check_structure
 
+                # A type or version we do not take is HL7-UNSUPPORTED with or without --strict,
+                # not a structure hl7apy happens to have no definition for.
+                hl7v2.check_supported(read.message)
                 check_structure(read.text)
             orders = hl7v2.to_orders(read, context.mappings, context.settings)
         else:
@@ -134,12 +141,13 @@ def process(
         application = _fold(prior, context).apply(message_id, orders, keys_of, lookup)
         return _emit(message, message_id, orders, context, parsed, application)
     except AdapterError as error:
-        log.info("message rejected: message_id=%s code=%s", message_id, error.code)
+        log.info("message rejected", extra={"message_id": message_id, "code": error.code})
         return Outcome(message.format, message_id, error=error, parsed=parsed)
     except Exception as exc:  # noqa: BLE001 - one bad message must never stop a service
         # Type and place only: an exception's text may quote the message (patient data).
         log.error(
-            "internal error: message_id=%s %s at %s", message_id, type(exc).__name__, _where(exc)
+            "internal error",
+            extra={"message_id": message_id, "error": type(exc).__name__, "at": _where(exc)},
         )
         internal = AdapterError(f"internal error ({type(exc).__name__}); the message is kept")
         return Outcome(message.format, message_id, error=internal, parsed=parsed)
@@ -191,7 +199,7 @@ def _emit(
     by_case = {view.case_id: view.classification for view in application.cases}
     records = [order.record for order in orders]
     classifications = [by_case[applied.case_id] for applied in application.orders]
-    bundle = build_bundle(message_id, application, context.settings)
+    bundle = build_bundle(message_id, application, context.settings, context.mappings.version)
     if context.validate:
         from adapter.emit.validate import validate_bundle
 
@@ -200,7 +208,7 @@ def _emit(
     # time, and the store already keeps every message's outcome. Rejections are logged at INFO.
     if log.isEnabledFor(logging.DEBUG):
         rules = ",".join(rule.rule_id for v in application.cases for rule in v.classification.rules)
-        log.debug("message processed: message_id=%s rules=%s", message_id, rules)
+        log.debug("message processed", extra={"message_id": message_id, "rules": rules})
     return Outcome(
         message.format,
         message_id,
@@ -208,6 +216,24 @@ def _emit(
         classifications=tuple(classifications),
         bundle=bundle,
         bundle_json=dumps(bundle),
+        error=not_understood(records),
         parsed=parsed,
         application=application,
+    )
+
+
+def not_understood(records: list[AssayRecord]) -> ValueNotUnderstood | None:
+    """The error that goes with a Bundle when a recognised result's value was not read.
+
+    Positions and analytes only: the value itself may hold anything (patient data included).
+    """
+    unread = [u for record in records for u in record.unused if u.not_understood]
+    if not unread:
+        return None
+    # Unused reasons never quote the value (obx.py, fhir_observation.py): safe for ACKs and logs.
+    places = "; ".join(f"{u.provenance.locator}: {u.reason}" for u in unread)
+    first = unread[0].provenance.locator
+    return ValueNotUnderstood(
+        f"{places}; the report says so; reprocess once the mappings read it",
+        location=f"{first}.5" if first.startswith("OBX[") else first,
     )

@@ -108,7 +108,11 @@ async def mllp_server(store: Store, **settings: Any) -> AsyncIterator[Running]:
     service_settings = ServiceSettings(mllp_port=0, http_port=0, **settings)
     committer = GroupCommitter(store)
     service = Service(Context.from_settings(service_settings), committer, TickingClock())
-    server = MllpServer(service, max_message_bytes=service_settings.max_message_bytes)
+    server = MllpServer(
+        service,
+        max_message_bytes=service_settings.max_message_bytes,
+        limits=service_settings.mllp_limits,
+    )
     await server.start(LOOPBACK, 0)
     try:
         yield Running(server, store, committer, service)

@@ -116,5 +116,7 @@ def test_er_pgr_only_order_says_no_her2_test(context: Context) -> None:
     """An ER/PgR-only order is not reported as a failed HER2 test."""
     bundle = _only(FIXTURES / "er-pgr-only.hl7", context)
     (report,) = _resources(bundle, "DiagnosticReport")
-    assert "carries no usable HER2 result" in report["conclusion"]
+    assert report["conclusion"].startswith("HER2 not reported; category HER2-not-reported.")
+    assert "not a failed HER2 test" in report["conclusion"]
+    assert "indeterminate" not in report["conclusion"]
     assert "HR-positive" in report["conclusion"]

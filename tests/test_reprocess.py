@@ -47,7 +47,7 @@ def local_code_message(control_id: str) -> bytes:
         .replace(b"SP24-01078", f"NL-{control_id}".encode())  # one report per message
         .replace(
             b"85319-2^HER2 [Presence] in Breast cancer specimen by Immune stain^LN",
-            b"H2IHC^HER2 IHC^NLC",
+            b"H2IHC^Local IHC H2^NLC",  # a display that names no marker: not inferred
         )
     )
 
@@ -67,6 +67,7 @@ def store_through_service(store_url: str, messages: list[bytes]) -> list[Message
 def with_new_lab(tmp_path: Path) -> Path:
     mappings = tmp_path / "mappings"
     shutil.copytree(default_mappings_dir(), mappings)
+    (mappings / "senders").mkdir(exist_ok=True)  # the shipped mappings have no sender file
     (mappings / "senders" / "new-lab.toml").write_text(NEW_LAB_MAPPING)
     return mappings
 

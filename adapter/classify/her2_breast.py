@@ -18,6 +18,7 @@ from adapter.classify.her2_common import (
     missing_numbers_reason,
     non_negative_category,
     read_ihc,
+    stated_ish_only,
     words_only_negative,
 )
 from adapter.classify.table import (
@@ -81,12 +82,31 @@ def breast_status(record: AssayRecord) -> Her2Status:
     group: int | None = None
     if ish is None or ish_lab_failed(ish, failures):
         official = ihc_only(ihc, record, failures, trace)
-    elif ish.probe is IshProbe.SINGLE:
+    elif (stated := stated_ish_only(ish, ihc, trace)) is not None:
+        official = stated
+    elif ish.probe is IshProbe.SINGLE or _single_probe_inferred(ish, trace):
         official = _single_probe(ish, ihc, bucket, trace)
     else:
         official, group = _dual_probe(ish, ihc, bucket, trace)
     flag_heterogeneity(ish, trace)
     return Her2Status(official, ihc, group, trace)
+
+
+def _single_probe_inferred(ish: IshResult, trace: Trace) -> bool:
+    """Section 3: HER2 copies and no CEP17 count and no ratio in the whole case is single probe.
+
+    A CEP17 count or ratio reported as failed has already made the probe dual (ingest).
+    """
+    if ish.probe is not None or ish.her2_copies is None:
+        return False
+    if ish.ratio is not None or ish.cep17_copies is not None or ish.earlier_counts:
+        return False
+    trace.flag(
+        FlagCode.PROBE_INFERRED,
+        "HER2 copies per cell with no CEP17 count and no ratio in the case: read as "
+        "single-probe ISH",
+    )
+    return True
 
 
 def _flag_score_against_stained(ihc: IhcReading | None, trace: Trace) -> None:
@@ -161,6 +181,8 @@ def _dual_probe(
     cell = GROUP_WORKUP[(row.group, bucket)]
     comment = GROUP_NEGATIVE_COMMENT.get(row.group) if cell[0] is OfficialResult.NEGATIVE else None
     _apply(cell, f"group {row.group}", ihc, trace, comment)
+    if comment is not None:
+        trace.comment(comment)
     _flag_group_discordance(row.group, ihc, trace)
     return cell[0], row.group
 

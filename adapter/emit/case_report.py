@@ -30,9 +30,17 @@ if TYPE_CHECKING:
     from adapter.cases.combine import CaseView
 
 
-def build_bundle(message_id: str, application: Application, settings: Settings) -> dict[str, Any]:
-    """The transaction Bundle for one message: its results, and each case it changed."""
-    assembly = _Assembly(settings.codesystem_url)
+def build_bundle(
+    message_id: str,
+    application: Application,
+    settings: Settings,
+    mappings_version: str | None = None,
+) -> dict[str, Any]:
+    """The transaction Bundle for one message: its results, and each case it changed.
+
+    ``mappings_version`` (``Mappings.version``) is tagged on each case's DiagnosticReport.
+    """
+    assembly = _Assembly(settings.codesystem_url, mappings_version)
     for order in application.orders:
         assembly.add_order(order.record, order.ids)
         assembly.record_resources.extend(
@@ -75,7 +83,15 @@ def _case_resources(view: CaseView, codesystem: str, assembly: _Assembly) -> lis
     )
     specimen = view.specimen_resource
     summary = _summary(record, view.classification, ids, specimen, codesystem, assembly.times)
-    report = _report(record, view.classification, ids, specimen, codesystem, assembly.times)
+    report = _report(
+        record,
+        view.classification,
+        ids,
+        specimen,
+        codesystem,
+        assembly.times,
+        assembly.mappings_version,
+    )
     numbers = _order_numbers(view)
     if numbers:
         report["identifier"] = numbers

@@ -11,11 +11,14 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import TypeVar
 
-from adapter.ingest.values import parse_interval
-from adapter.mapping import Answer, MappingSet
+from adapter.ingest import grammar
+from adapter.ingest.grammar import Reading
+from adapter.mapping import Answer, Intensity, MappingSet, Quantity
 from adapter.model import (
+    ISH_ANALYTES,
     Analyte,
     Coding,
+    Ihc0Subtype,
     IhcResult,
     IhcScore,
     IngestWarning,
@@ -44,6 +47,9 @@ class ReadValue:
     probe: IshProbe | None = None  # from the result code's mapping entry
     tissue_scope: Tissue | None = None  # from the result code's mapping entry
     indeterminate_reason: str | None = None  # status X, dataAbsentReason, "specimen inadequate"
+    reading: Reading | None = None  # the value grammar's reading of a worded value
+    method_text: str | None = None  # OBX-17 / Observation.method, as sent
+    derived: bool = False  # a number another value's words named ("Amplified, ratio 2.5")
 
     @property
     def analyte(self) -> Analyte:
@@ -103,23 +109,6 @@ def _possible_percent(number: Interval) -> bool:
     )
 
 
-def worded_number(
-    text: str, analyte: Analyte, mapping: MappingSet
-) -> tuple[Interval, Answer] | None:
-    """``Positive (95%)`` for an ER/PgR result: the word and the percentage, both kept.
-
-    The classifier then decides on the percentage and flags a word that contradicts it.
-    """
-    if analyte not in NUMBER_OR_ANSWER or not text.endswith(")") or "(" not in text:
-        return None
-    word, _, inner = text[:-1].partition("(")
-    number = parse_interval(inner)
-    answer = mapping.answer_for_text(word) if word.strip() else None
-    if number is None or answer is None:
-        return None
-    return number, answer
-
-
 def usable(analyte: Analyte, number: Interval | None, answer: Answer | None) -> bool:
     """Whether a read value says something for its analyte (else it is reported as not used).
 
@@ -134,24 +123,12 @@ def usable(analyte: Analyte, number: Interval | None, answer: Answer | None) -> 
     return answer is not None
 
 
-_ISH_ANALYTES = frozenset(
-    {
-        Analyte.HER2_ISH,
-        Analyte.HER2_CEP17_RATIO,
-        Analyte.HER2_COPIES,
-        Analyte.CEP17_COPIES,
-        Analyte.ISH_CELLS_COUNTED,
-        Analyte.ISH_AMPLIFIED_PERCENT,
-        Analyte.ISH_RECOUNT,
-    }
-)
-
-
 def assemble(
     values: Sequence[ReadValue], mapping: MappingSet, group_notes: Iterable[str]
 ) -> AssembledResults:
     warnings: list[IngestWarning] = []
-    values = _current(values, warnings)
+    values = [_with_notes(value, mapping, warnings) for value in _current(values, warnings)]
+    values = [*values, *_derived(values, warnings)]
     by_analyte: dict[Analyte, list[ReadValue]] = {}
     for value in values:
         by_analyte.setdefault(value.analyte, []).append(value)
@@ -208,7 +185,8 @@ def _failed(value: ReadValue) -> bool:
 
 
 def _provenance(values: Iterable[ReadValue]) -> tuple[Provenance, ...]:
-    return tuple(value.provenance for value in values)
+    # a number named in another value's words shares that value's provenance: listed once
+    return tuple(dict.fromkeys(value.provenance for value in values))
 
 
 def _indeterminate(values: Iterable[ReadValue]) -> str | None:
@@ -225,10 +203,8 @@ def _ihc(
     mapping: MappingSet,
     warnings: list[IngestWarning],
 ) -> IhcResult | None:
-    results = [_note_subtype(v, mapping, warnings) for v in by_analyte.get(Analyte.HER2_IHC, [])]
-    subtypes = [
-        _note_subtype(v, mapping, warnings) for v in by_analyte.get(Analyte.HER2_IHC0_SUBTYPE, [])
-    ]
+    results = by_analyte.get(Analyte.HER2_IHC, [])
+    subtypes = by_analyte.get(Analyte.HER2_IHC0_SUBTYPE, [])
     stained = by_analyte.get(Analyte.HER2_IHC_STAINED_PERCENT, [])
     if not (results or subtypes or stained):
         return None
@@ -253,36 +229,118 @@ def _ihc(
         stained_percent=percent,
         stated=_only(stated) if reason is None else None,
         indeterminate_reason=reason,
+        heterogeneity_noted=_heterogeneous((*results, *subtypes)),
         provenance=_provenance((*results, *subtypes, *stained)),
     )
 
 
-def _note_subtype(
-    value: ReadValue, mapping: MappingSet, warnings: list[IngestWarning]
-) -> ReadValue:
-    """IHC 0 whose note is an IHC-0 sub-type wording ("ultralow", "no staining") takes it on.
+def _with_notes(value: ReadValue, mapping: MappingSet, warnings: list[IngestWarning]) -> ReadValue:
+    """A value with what its notes and its method say: the IHC-0 sub-type ("ultralow", "faint
+    staining in 5% of cells"), the probe ("single-probe SISH"), heterogeneity, a percentage.
 
-    Labs often put the DESTINY-Breast06 sub-type in a note on the score (an NTE after the OBX,
-    an Observation.note) rather than in a result of its own.
+    Labs often put these in a note on the result (an NTE after the OBX, an Observation.note) or
+    in the method (OBX-17, Observation.method) rather than in a result of their own. Notes are
+    read with the same grammar, in the value's own context; a note not understood says nothing.
     """
-    answer = value.answer
-    if answer is None or answer.score is not IhcScore.ZERO or answer.ihc0_subtype is not None:
+    texts = (*value.observation.notes, *((value.method_text,) if value.method_text else ()))
+    if not texts:
         return value
-    for note in value.observation.notes:
-        worded = mapping.answer_for_text(note)
-        if worded is None or worded.ihc0_subtype is None:
+    answer, reading = value.answer, value.reading or Reading()
+    for text in texts:
+        note = grammar.read(mapping, text, value.analyte)
+        if note.problem is not None or note.deferred:
             continue
-        merged = answer.merged(worded)
-        if merged is not None:
-            return replace(value, answer=merged)
-        warnings.append(
-            IngestWarning(
-                code="NOTE-CONFLICT",
-                message="a note names an IHC-0 sub-type the value contradicts; note not used",
-                locator=value.provenance.locator,
-            )
+        said = _note_meaning(note, answer)
+        if said is not None:
+            merged = answer.merged(said) if answer is not None else said
+            if merged is None:
+                warnings.append(
+                    IngestWarning(
+                        code="NOTE-CONFLICT",
+                        message="a note names an IHC-0 sub-type or a probe the value "
+                        "contradicts; note not used",
+                        locator=value.provenance.locator,
+                    )
+                )
+                continue
+            answer = merged
+        reading = replace(
+            reading,
+            quantities=(*reading.quantities, *note.quantities),
+            heterogeneous=reading.heterogeneous or note.heterogeneous,
+            intensity=reading.intensity or note.intensity,
         )
-    return value
+    return replace(value, answer=answer, reading=reading)
+
+
+def _note_meaning(note: Reading, answer: Answer | None) -> Answer | None:
+    """What a note may add to a value: an IHC-0 sub-type (with the 0 it implies) and a probe.
+
+    A note's own score or result word is not taken: the value states those.
+    """
+    said = note.answer
+    subtype = said.ihc0_subtype if said is not None else None
+    probe = said.probe if said is not None else None
+    zero = answer is not None and answer.score is IhcScore.ZERO and answer.ihc0_subtype is None
+    if subtype is None and zero and note.intensity in (Intensity.FAINT, Intensity.WEAK):
+        subtype = Ihc0Subtype.ULTRALOW  # IHC 0 with faint staining: ultralow (DESTINY-Breast06)
+    if subtype is None and probe is None:
+        return None
+    if subtype is not None and (answer is None or answer.score is None):
+        subtype = None  # a sub-type belongs to an IHC 0; on a value with no score it says nothing
+        if probe is None:
+            return None
+    return Answer(
+        score=IhcScore.ZERO if subtype is not None else None, ihc0_subtype=subtype, probe=probe
+    )
+
+
+_QUANTITY_ANALYTE = {
+    Quantity.RATIO: Analyte.HER2_CEP17_RATIO,
+    Quantity.HER2_COPIES: Analyte.HER2_COPIES,
+    Quantity.CEP17_COPIES: Analyte.CEP17_COPIES,
+    Quantity.CELLS_COUNTED: Analyte.ISH_CELLS_COUNTED,
+    Quantity.AMPLIFIED_PERCENT: Analyte.ISH_AMPLIFIED_PERCENT,
+}
+_IHC_VALUES = frozenset({Analyte.HER2_IHC, Analyte.HER2_IHC0_SUBTYPE})
+
+
+def _derived(values: Sequence[ReadValue], warnings: list[IngestWarning]) -> list[ReadValue]:
+    """Numbers a value's words name ("Amplified, HER2/CEP17 ratio 2.5", "2+ in 30% of cells"),
+    as values of their own analyte. A value reported on its own is preferred: a named number
+    is used only where none was, and one that differs from it is said, not used.
+    """
+    found: list[ReadValue] = []
+    for value in values:
+        if value.reading is None or not value.reading.quantities:
+            continue
+        for quantity, number in value.reading.quantities:
+            analyte = _QUANTITY_ANALYTE.get(quantity)
+            if quantity is Quantity.PERCENT and value.analyte in _IHC_VALUES:
+                analyte = Analyte.HER2_IHC_STAINED_PERCENT
+            if analyte is None or analyte is value.analyte:
+                continue
+            reported = [
+                v.observation.number
+                for v in (*values, *found)
+                if v.analyte is analyte and v.observation.number is not None
+            ]
+            if reported:
+                if any(_bounds(r) != _bounds(number) for r in reported):
+                    warnings.append(
+                        IngestWarning(
+                            code="VALUE-DISAGREES",
+                            message=f"the words of this value name a {analyte} that differs "
+                            "from the one reported: the reported one is used",
+                            locator=value.provenance.locator,
+                        )
+                    )
+                continue
+            observation = value.observation.model_copy(
+                update={"analyte": analyte, "number": number, "ratio": None}
+            )
+            found.append(ReadValue(observation=observation, derived=True))
+    return found
 
 
 def _ish(
@@ -292,7 +350,7 @@ def _ish(
     group_notes: tuple[str, ...],
     warnings: list[IngestWarning],
 ) -> IshResult | None:
-    values = [v for v in all_values if v.analyte in _ISH_ANALYTES]  # message order
+    values = [v for v in all_values if v.analyte in ISH_ANALYTES]  # message order
     if not values:
         return None
     counted = [_numbered(by_analyte, analyte) for analyte in _COUNT_ANALYTES]
@@ -343,8 +401,14 @@ def _ish(
         ),
         stated=_only(stated),
         indeterminate_reason=reason,
+        heterogeneity_noted=_heterogeneous(values),
         provenance=_provenance(values),
     )
+
+
+def _heterogeneous(values: Iterable[ReadValue]) -> bool:
+    """The lab's words (a value, a note, the method) say the staining or count is heterogeneous."""
+    return any(v.reading is not None and v.reading.heterogeneous for v in values)
 
 
 _COUNT_ANALYTES = (Analyte.HER2_CEP17_RATIO, Analyte.HER2_COPIES, Analyte.CEP17_COPIES)
@@ -404,8 +468,10 @@ def _probe(values: Sequence[ReadValue], warnings: list[IngestWarning]) -> IshPro
     probes = {v.probe for v in values if v.probe} | {
         a.probe for v in values if (a := v.answer) and a.probe
     }
-    if any(v.analyte is Analyte.CEP17_COPIES for v in values):
+    # A CEP17 count or a ratio, even one reported as failed, says the assay was dual-probe.
+    if any(v.analyte in (Analyte.CEP17_COPIES, Analyte.HER2_CEP17_RATIO) for v in values):
         probes.add(IshProbe.DUAL)
+    probes |= {a.probe for v in values if (a := v.answer) and a.probe}
     if len(probes) > 1:
         warnings.append(
             IngestWarning(

@@ -7,6 +7,8 @@ builds the records with the same ``assemble`` and ``resolve_tissue`` the HL7 v2 
 
 from __future__ import annotations
 
+import base64
+import binascii
 from datetime import datetime, tzinfo
 
 from adapter.config import Settings
@@ -28,6 +30,7 @@ from adapter.ingest.fhir_elements import (
 from adapter.ingest.fhir_group import Group, References, group_observations, patient_key
 from adapter.ingest.fhir_observation import ObservationRead, read_observation
 from adapter.ingest.order import Order
+from adapter.ingest.report_text import read_text, statement_values, text_values_kept
 from adapter.ingest.values import site_zone
 from adapter.mapping import Mappings, MappingSet
 from adapter.model import (
@@ -89,7 +92,9 @@ def to_orders(
                 )
             )
     if not orders:
-        raise NothingToClassify(_nothing_reason(document, unused), location="Observation")
+        raise NothingToClassify(
+            _nothing_reason(document, unused), location="Observation", unused=tuple(unused)
+        )
     return document.message_id, orders
 
 
@@ -108,11 +113,12 @@ def _read(
         # The adapter's own HER2 summary, fed back: its notes are the group's notes, its value
         # is an earlier classification and must not vote in this one.
         return ObservationRead(
+            own_summary=True,
             group_notes=[
                 t
                 for note in objects(incoming.resource.get("note"))
                 if (t := text(note.get("text")))
-            ]
+            ],
         )
     return read_observation(incoming.resource, incoming.locator, mapping, zone)
 
@@ -173,6 +179,7 @@ class _GroupReader:
             for u in read.unused
         ]
         self.report_retracted = False
+        self._read_report_text()
         if len(group.reports) > 1:
             self.warnings.append(
                 IngestWarning(
@@ -191,6 +198,29 @@ class _GroupReader:
                 for v in self.values
             )
             self.values = []
+
+    def _read_report_text(self) -> None:
+        """Statements in report text (text Observations, the report's conclusion and plain-text
+        presentedForm) become values where no coded result reports the same test."""
+        sources = [source for read in self.reads for source in read.texts]
+        status = ResultStatus.FINAL
+        # The adapter's own report, fed back: its conclusion is our earlier classification.
+        own = any(read.own_summary for read in self.reads)
+        if self.report is not None and not own:
+            resource, at = self.report.resource, self.report.locator
+            if (conclusion := text(resource.get("conclusion"))) is not None:
+                sources.append((f"{at}.conclusion", conclusion))
+            for index, form in enumerate(objects(resource.get("presentedForm"))):
+                plain = _plain_text(form)
+                if plain is not None:
+                    sources.append((f"{at}.presentedForm[{index}]", plain))
+            status = _REPORT_AS_RESULT.get(str(resource.get("status")), ResultStatus.UNKNOWN)
+        if not sources:
+            return
+        statements, warnings = read_text(sources, self.mapping)
+        self.warnings.extend(warnings)
+        found = statement_values(statements, status)
+        self.values.extend(text_values_kept(self.values, found, self.warnings))
 
     def record(self, index: int) -> AssayRecord:
         notes = self._notes()
@@ -405,6 +435,25 @@ class _GroupReader:
     def _procedure(self, texts: list[str]) -> Procedure:
         found = {p for t in texts if (p := self.mapping.procedure_for_text(t)) is not None}
         return found.pop() if len(found) == 1 else Procedure.UNKNOWN
+
+
+_REPORT_AS_RESULT = {
+    **{status.value: status for status in ResultStatus},
+    "partial": ResultStatus.PRELIMINARY,
+    "appended": ResultStatus.AMENDED,
+}
+
+
+def _plain_text(form: JsonObject) -> str | None:
+    """A presentedForm's text when it is plain text (``text/plain``, base64 ``data``)."""
+    kind = (text(form.get("contentType")) or "").split(";", 1)[0].strip().lower()
+    data = text(form.get("data"))
+    if kind != "text/plain" or data is None:
+        return None
+    try:
+        return base64.b64decode(data, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
 
 
 def _specimen_id(found: Incoming | None) -> str | None:

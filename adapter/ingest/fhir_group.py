@@ -80,7 +80,8 @@ def group_observations(resources: list[Incoming], refs: References) -> list[Grou
     for incoming in sorted((*observations, *reports), key=lambda r: order[r.locator]):
         group = groups.setdefault(links.find(incoming.locator), Group())
         (group.observations if incoming.kind == "Observation" else group.reports).append(incoming)
-    return [group for group in groups.values() if group.observations]
+    # A report with no results of its own may still carry them in its text (conclusion).
+    return [group for group in groups.values() if group.observations or group.reports]
 
 
 def patient_key(resource: Incoming, refs: References) -> str | None:

@@ -12,7 +12,9 @@ from datetime import datetime, tzinfo
 from decimal import Decimal, DivisionByZero, InvalidOperation
 from typing import Any
 
-from adapter.ingest.assemble import READ_AS_NUMBER, ReadValue, usable, worded_number
+from adapter.ingest import grammar
+from adapter.ingest.assemble import READ_AS_NUMBER, ReadValue, usable
+from adapter.ingest.codecheck import check_code
 from adapter.ingest.fhir_elements import (
     UCUM,
     V3_INTERPRETATION,
@@ -24,7 +26,8 @@ from adapter.ingest.fhir_elements import (
     parse_datetime,
     text,
 )
-from adapter.ingest.values import bounded, parse_interval
+from adapter.ingest.grammar import Reading
+from adapter.ingest.values import bounded
 from adapter.mapping import V3_INTERPRETATION_CODES, Answer, CodeEntry, MappingSet
 from adapter.model import (
     Analyte,
@@ -53,6 +56,8 @@ class ObservationRead:
     panel_code: Coding | None = None  # the code of a container Observation
     body_sites: list[Coding] = field(default_factory=list)
     issued: datetime | None = None
+    texts: list[tuple[str, str]] = field(default_factory=list)  # report text: (locator, text)
+    own_summary: bool = False  # the adapter's own summary, fed back
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,7 @@ class _Value:
     answer: Answer | None = None
     unit: str | None = None
     ucum: str | None = None
+    reading: Reading | None = None
 
 
 @dataclass(frozen=True)
@@ -191,27 +197,60 @@ def _add_part(
     own_notes: tuple[str, ...],
 ) -> None:
     mapping = context.mapping
-    code, entry, excluded = _lookup(part.get("code"), mapping)
+    code, mapped, excluded = _lookup(part.get("code"), mapping)
+    checked = check_code(code, mapped, mapping, locator) if excluded is None else None
+    entry = checked.entry if checked is not None else None
     value = _read_value(part, entry.analyte if entry else None, mapping, locator, context.warnings)
     provenance = Provenance(
         locator=locator, code=code, value_type=value.value_type, value_text=value.value_text
     )
 
-    def unused(reason: str) -> None:
-        read.unused.append(UnusedResult(provenance=provenance, reason=reason))
+    def unused(
+        reason: str, analyte: Analyte | None = None, *, not_understood: bool = False
+    ) -> None:
+        read.unused.append(
+            UnusedResult(
+                provenance=provenance, reason=reason, analyte=analyte, not_understood=not_understood
+            )
+        )
 
     if excluded is not None:
         return unused(f"not classified: {excluded}")
+    if checked is not None and checked.warning is not None:
+        context.warnings.append(checked.warning)
     if entry is None:
-        return unused("result code not in the mappings")
+        analyte = mapped.analyte if mapped is not None else None
+        reason = checked.unused_reason if checked is not None else None
+        # A mapped code whose display names another test is not understood (see obx.py).
+        return unused(
+            reason or "result code not in the mappings", analyte, not_understood=analyte is not None
+        )
     if context.status is ResultStatus.ENTERED_IN_ERROR:
         return unused("entered in error (Observation.status entered-in-error)")
+    if entry.analyte is Analyte.REPORT_TEXT:
+        # A report's text: its group reads the lines for statements (report_text).
+        sent = text(part.get("valueString"))
+        if sent:
+            read.texts.append((locator, sent))
+            return None
+        return unused("report text without a value")
     indeterminate = _indeterminate_reason(part, context.status)
+    if value.reading is not None:
+        context.warnings.extend(
+            IngestWarning(code=code, message=message, locator=locator)
+            for code, message in value.reading.warnings
+        )
     if indeterminate is None and not usable(entry.analyte, value.number, value.answer):
         if value.value_type is None:
-            return unused("no value (no value[x] and no dataAbsentReason)")
+            return unused("no value (no value[x] and no dataAbsentReason)", entry.analyte)
+        if value.reading is not None and value.reading.deferred:
+            return unused("the lab says this result is still to come")
         # Not quoted: the reason reaches HTTP answers and logs (see obx.py).
-        return unused(f"{value.value_type or 'value'} not understood for {entry.analyte}")
+        return unused(
+            f"{value.value_type or 'value'} not understood for {entry.analyte}",
+            entry.analyte,
+            not_understood=True,
+        )
     answer = value.answer
     observation = ReportedObservation(
         analyte=entry.analyte,
@@ -234,6 +273,9 @@ def _add_part(
             probe=entry.probe,
             tissue_scope=entry.tissue,
             indeterminate_reason=indeterminate,
+            reading=value.reading,
+            method_text=concept_text(part.get("method"))
+            or next((c.display for c in codings(part.get("method")) if c.display), None),
         )
     )
     return None
@@ -312,7 +354,7 @@ def _read_value(
     if "valueRatio" in part:
         return _ratio(obj(part["valueRatio"]))
     if "valueCodeableConcept" in part:
-        return _coded(part["valueCodeableConcept"], mapping, locator, warnings)
+        return _coded(part["valueCodeableConcept"], analyte, mapping, locator, warnings)
     if "valueString" in part:
         sent = str(part["valueString"]).strip()
         return _text_value(sent, analyte, mapping, "valueString")
@@ -345,11 +387,14 @@ def _quantity(
                 locator=locator,
             )
         )
+        wording = f"{comparator}{amount}"
+        reading = grammar.read(mapping, wording, analyte)
         return _Value(
             value_type="valueQuantity",
             value_text=sent,
-            text=f"{comparator}{amount}",
-            answer=mapping.answer_for_text(f"{comparator}{amount}"),
+            text=wording,
+            answer=reading.answer,
+            reading=reading,
         )
     ucum: str | None = None
     if text(quantity.get("system")) == UCUM:
@@ -370,8 +415,9 @@ def _number_or_words(
 ) -> _Value:
     if analyte is None or analyte in READ_AS_NUMBER:
         return _Value(value_type=value_type, value_text=sent, number=Interval.point(number, sent))
+    reading = grammar.read(mapping, sent, analyte)
     return _Value(
-        value_type=value_type, value_text=sent, text=sent, answer=mapping.answer_for_text(sent)
+        value_type=value_type, value_text=sent, text=sent, answer=reading.answer, reading=reading
     )
 
 
@@ -397,7 +443,11 @@ def _ratio(ratio: JsonObject) -> _Value:
 
 
 def _coded(
-    concept: Any, mapping: MappingSet, locator: str, warnings: list[IngestWarning]
+    concept: Any,
+    analyte: Analyte | None,
+    mapping: MappingSet,
+    locator: str,
+    warnings: list[IngestWarning],
 ) -> _Value:
     found = codings(concept)
     label = concept_text(concept)
@@ -414,8 +464,14 @@ def _coded(
                 )
     first = found[0] if found else None
     words = [w for w in (label, *(c.display for c in found)) if w]
-    answer = next((a for w in words if (a := mapping.answer_for_text(w)) is not None), None)
-    if answer is not None and any(c.system and c.code for c in found):
+    reading: Reading | None = None
+    for wording in words:
+        reading = grammar.read(mapping, wording, analyte)
+        if reading.answer is not None or reading.number is not None:
+            break
+    answer = reading.answer if reading is not None else None
+    number = reading.number if reading is not None and analyte in READ_AS_NUMBER else None
+    if (answer is not None or number is not None) and any(c.system and c.code for c in found):
         warnings.append(
             IngestWarning(
                 code="ANSWER-CODE-UNKNOWN",
@@ -429,6 +485,8 @@ def _coded(
         text=label or (first.display if first else None),
         coding=first,
         answer=answer,
+        number=number,
+        reading=reading,
     )
 
 
@@ -441,19 +499,13 @@ def _concept_summary(item: Coding | None, label: str | None) -> str:
 
 
 def _text_value(sent: str, analyte: Analyte | None, mapping: MappingSet, value_type: str) -> _Value:
-    if analyte is None or analyte in READ_AS_NUMBER:
-        number = parse_interval(sent)
-        if number is not None:
-            return _Value(value_type=value_type, value_text=sent, number=number, text=sent)
-        worded = worded_number(sent, analyte, mapping) if analyte is not None else None
-        if worded is not None:
-            number, answer = worded
-            return _Value(
-                value_type=value_type, value_text=sent, number=number, text=sent, answer=answer
-            )
+    reading = grammar.read(mapping, sent, analyte) if sent else Reading()
+    number = reading.number if analyte is None or analyte in READ_AS_NUMBER else None
     return _Value(
         value_type=value_type,
         value_text=sent,
+        number=number,
         text=sent or None,
-        answer=mapping.answer_for_text(sent) if sent else None,
+        answer=reading.answer,
+        reading=reading,
     )

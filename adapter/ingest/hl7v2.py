@@ -14,8 +14,9 @@ from adapter.config import Settings
 from adapter.errors import MalformedMessage, NothingToClassify, UnsupportedMessage
 from adapter.ingest import er7
 from adapter.ingest.assemble import ReadValue, assemble, resolve_tissue
-from adapter.ingest.obx import read_obx
+from adapter.ingest.obx import ObxOutcome, read_obx
 from adapter.ingest.order import Order
+from adapter.ingest.report_text import read_text, statement_values, text_values_kept
 from adapter.ingest.values import parse_hl7_datetime, site_zone
 from adapter.mapping import Mappings, MappingSet
 from adapter.model import (
@@ -102,6 +103,7 @@ class _Group:
     retracted: list[Provenance] = field(default_factory=list)  # OBX-11 D/W: withdrawn results
     last_obx: int | None = None  # position in ``values`` that an NTE attaches to
     after_unused_obx: bool = False  # an NTE here belongs to a result that was not used
+    texts: list[ObxOutcome] = field(default_factory=list)  # report text, in message order
 
 
 def to_records(read: ReadMessage, mappings: Mappings, settings: Settings) -> list[AssayRecord]:
@@ -118,6 +120,8 @@ def to_orders(read: ReadMessage, mappings: Mappings, settings: Settings) -> list
     )
     zone = site_zone(settings.site_timezone)
     groups = _walk(message, mapping, zone)
+    for group in groups:
+        _read_report_text(group, mapping)
     orders = [
         Order(
             record=_record(message, group, mapping, zone, read.warnings),
@@ -129,7 +133,8 @@ def to_orders(read: ReadMessage, mappings: Mappings, settings: Settings) -> list
         if group.values or group.retracted
     ]
     if not orders:
-        raise NothingToClassify(_nothing_reason(groups), location="OBX")
+        unused = tuple(u for group in groups for u in group.unused)
+        raise NothingToClassify(_nothing_reason(groups), location="OBX", unused=unused)
     return orders
 
 
@@ -171,6 +176,10 @@ def _add_obx(
     group.after_unused_obx = outcome.value is None
     if outcome.status is ResultStatus.ENTERED_IN_ERROR and outcome.unused is not None:
         group.retracted.append(outcome.unused.provenance)
+    if outcome.report_text is not None:
+        group.texts.append(outcome)
+        group.last_obx = None
+        return
     if outcome.value is not None:
         group.values.append(outcome.value)
         group.last_obx = len(group.values) - 1
@@ -195,6 +204,23 @@ def _add_note(group: _Group, segment: er7.Segment) -> None:
         probe=value.probe,
         tissue_scope=value.tissue_scope,
         indeterminate_reason=value.indeterminate_reason,
+    )
+
+
+def _read_report_text(group: _Group, mapping: MappingSet) -> None:
+    """Statements in the group's report text become its values where no coded result says the
+    same test; a text OBX with no statement stays an unused result, with its reason."""
+    if not group.texts:
+        return
+    sources = [(o.unused.provenance.locator, o.report_text or "") for o in group.texts if o.unused]
+    statements, warnings = read_text(sources, mapping)
+    group.warnings.extend(warnings)
+    status = next((o.status for o in group.texts if o.status is not None), ResultStatus.FINAL)
+    read = text_values_kept(group.values, statement_values(statements, status), group.warnings)
+    group.values.extend(read)
+    said = {s.locator.rsplit(" line ", 1)[0] for s in statements}
+    group.unused.extend(
+        o.unused for o in group.texts if o.unused and o.unused.provenance.locator not in said
     )
 
 

@@ -7,13 +7,15 @@ mapping tables only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import tzinfo
 from decimal import Decimal, DivisionByZero, InvalidOperation
 from typing import NamedTuple
 
-from adapter.ingest import er7
-from adapter.ingest.assemble import READ_AS_NUMBER, ReadValue, usable, worded_number
+from adapter.ingest import er7, grammar
+from adapter.ingest.assemble import READ_AS_NUMBER, ReadValue, usable
+from adapter.ingest.codecheck import check_code
+from adapter.ingest.grammar import Reading
 from adapter.ingest.values import bounded, parse_decimal, parse_hl7_datetime, parse_interval
 from adapter.mapping import Answer, CodeEntry, MappingSet
 from adapter.model import (
@@ -30,6 +32,7 @@ from adapter.model import (
 _CODED_TYPES = frozenset({"CWE", "CE", "CNE", "CF"})
 _TEXT_TYPES = frozenset({"ST", "TX", "FT", "IS", "ID", "TN"})
 _SN_COMPARATORS = ("<=", ">=", "<>", "<", ">", "=")
+_REPORT_TYPES = frozenset({"TX", "FT"})
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class ObxOutcome:
     unused: UnusedResult | None
     status: ResultStatus | None
     warnings: tuple[IngestWarning, ...]
+    report_text: str | None = None  # TX/FT report text, read for statements by the group
 
 
 class _Value(NamedTuple):
@@ -47,6 +51,7 @@ class _Value(NamedTuple):
     text: str | None = None
     coding: Coding | None = None
     answer: Answer | None = None
+    reading: Reading | None = None
 
 
 def read_obx(segment: er7.Segment, position: int, mapping: MappingSet, zone: tzinfo) -> ObxOutcome:
@@ -66,28 +71,57 @@ def read_obx(segment: er7.Segment, position: int, mapping: MappingSet, zone: tzi
     status_code = segment.field(11).upper()
     status = _status(status_code, mapping, locator, warnings)
 
-    def unused(reason: str) -> ObxOutcome:
-        return ObxOutcome(
-            None, UnusedResult(provenance=provenance, reason=reason), status, tuple(warnings)
+    def unused(
+        reason: str, analyte: Analyte | None = None, *, not_understood: bool = False
+    ) -> ObxOutcome:
+        result = UnusedResult(
+            provenance=provenance, reason=reason, analyte=analyte, not_understood=not_understood
         )
+        return ObxOutcome(None, result, status, tuple(warnings))
 
     entry, excluded = _lookup(code_parts, mapping)
     if excluded is not None:
         return unused(f"not classified: {excluded}")
-    if entry is None:
-        return unused("result code not in the mappings")
+    checked = check_code(code, entry, mapping, locator)
+    if checked.warning is not None:
+        warnings.append(checked.warning)
+    if entry is not None and checked.entry is None:
+        # A mapped code whose display names another test is not understood: the lab must fix it.
+        return unused(checked.unused_reason or "not used", entry.analyte, not_understood=True)
+    entry = checked.entry
+    not_mapped = checked.unused_reason or "result code not in the mappings"
     if status is ResultStatus.ENTERED_IN_ERROR:
+        if entry is None:
+            return unused(not_mapped)
         return unused(f"entered in error (OBX-11 {status_code})")
+    is_report = entry is not None and entry.analyte is Analyte.REPORT_TEXT
+    if is_report or (entry is None and value_type in _REPORT_TYPES):
+        # Report text (a mapped report code, or free text under a code no table knows): the
+        # group reads its lines for statements; this stays the reason if none is found.
+        reason = "report text without a HER2, ER or PgR statement"
+        outcome = unused(reason if is_report else not_mapped)
+        text = "\n".join(segment.repetitions(5))
+        return replace(outcome, report_text=text or None)
+    if entry is None:
+        return unused(not_mapped)
     indeterminate = (
         "result cannot be obtained (OBX-11 X)" if status is ResultStatus.CANCELLED else None
     )
     value = _read_value(segment, value_type, entry.analyte, mapping, locator, warnings)
+    if value.reading is not None:
+        warnings.extend(_reading_warnings(value.reading, locator))
     if indeterminate is None and not usable(entry.analyte, value.number, value.answer):
         if not raw_value:
-            return unused("no value (OBX-5 empty)")
+            return unused("no value (OBX-5 empty)", entry.analyte)
+        if value.reading is not None and value.reading.deferred:
+            return unused("the lab says this result is still to come")
         # The value itself is not quoted: this text reaches ACKs and logs, and free text in
         # OBX-5 can hold anything, patient names included. Provenance keeps the value.
-        return unused(f"{value_type or 'OBX-5'} value not understood for {entry.analyte}")
+        return unused(
+            f"{value_type or 'OBX-5'} value not understood for {entry.analyte}",
+            entry.analyte,
+            not_understood=True,
+        )
     unit_text = segment.component(6, 1) or segment.component(6, 2)
     moment, _ = parse_hl7_datetime(segment.field(14), zone)
     observation = ReportedObservation(
@@ -103,12 +137,15 @@ def read_obx(segment: er7.Segment, position: int, mapping: MappingSet, zone: tzi
         interpretation=_flags(segment, mapping, locator, warnings),
         effective=moment,
     )
+    method = segment.component(17, 2) or segment.component(17, 1)
     read = ReadValue(
         observation=observation,
         answer=value.answer,
         probe=entry.probe,
         tissue_scope=entry.tissue,
         indeterminate_reason=indeterminate,
+        reading=value.reading,
+        method_text=method or None,
     )
     return ObxOutcome(read, None, status, tuple(warnings))
 
@@ -175,14 +212,24 @@ def _read_value(
     if value_type == "SN":
         return _structured_numeric(segment, analyte, mapping, locator, warnings)
     if value_type in _CODED_TYPES:
-        return _coded(segment, mapping, locator, warnings)
+        return _coded(segment, analyte, mapping, locator, warnings)
     text = "\n".join(segment.repetitions(5)).strip()
     if not text:
         return _Value()
     if value_type == "NM":
         number = parse_decimal(text)
-        if number is not None:
+        if number is not None and analyte in READ_AS_NUMBER:
             return _Value(number=Interval.point(number, text))
+        if number is not None:
+            # Labs send an IHC score as a bare number: read it as the score's wording, and say so.
+            warnings.append(
+                IngestWarning(
+                    code="NM-AS-WORDING",
+                    message=f"OBX-2 NM for {analyte} is read as the wording {text}",
+                    locator=locator,
+                )
+            )
+            return _text_value(text, analyte, mapping)
         warnings.append(
             IngestWarning(
                 code="NM-NOT-NUMERIC",
@@ -202,14 +249,16 @@ def _read_value(
 
 
 def _text_value(text: str, analyte: Analyte, mapping: MappingSet) -> _Value:
-    if analyte in READ_AS_NUMBER:
-        number = parse_interval(text)
-        if number is not None:
-            return _Value(number=number, text=text)
-        worded = worded_number(text, analyte, mapping)
-        if worded is not None:
-            return _Value(number=worded[0], text=text, answer=worded[1])
-    return _Value(text=text, answer=mapping.answer_for_text(text))
+    reading = grammar.read(mapping, text, analyte)
+    number = reading.number if analyte in READ_AS_NUMBER else None
+    return _Value(number=number, text=text, answer=reading.answer, reading=reading)
+
+
+def _reading_warnings(reading: Reading, locator: str) -> list[IngestWarning]:
+    return [
+        IngestWarning(code=code, message=message, locator=locator)
+        for code, message in reading.warnings
+    ]
 
 
 def _structured_numeric(
@@ -266,7 +315,11 @@ def _structured_numeric(
 
 
 def _coded(
-    segment: er7.Segment, mapping: MappingSet, locator: str, warnings: list[IngestWarning]
+    segment: er7.Segment,
+    analyte: Analyte,
+    mapping: MappingSet,
+    locator: str,
+    warnings: list[IngestWarning],
 ) -> _Value:
     parts = segment.components(5)
     code = parts[0] if parts else ""
@@ -275,21 +328,30 @@ def _coded(
     system = mapping.system_uri(system_name) if system_name else None
     coding = Coding(system=system, code=code or None, display=display or None)
     answer = mapping.answer(system=system, code=code) if system and code else None
-    if answer is None:
-        # Local or unknown answer codes: the wording (or a local code that is itself a wording,
-        # as in "3+^Positive (3+)^L") is the next best evidence.
-        answer = mapping.answer_for_text(display) if display else None
-        if answer is None and code:
-            answer = mapping.answer_for_text(code)
-        if answer is not None and system and code and not mapping.is_local(system):
-            warnings.append(
-                IngestWarning(
-                    code="ANSWER-CODE-UNKNOWN",
-                    message=f"answer code {code} ({system}) not in the mappings; its text was used",
-                    locator=locator,
-                )
+    if answer is not None:
+        return _Value(text=display or None, coding=coding, answer=answer)
+    # Local or unknown answer codes: the wording (or a local code that is itself a wording,
+    # as in "3+^Positive (3+)^L") is the next best evidence, percentages in it included.
+    reading: Reading | None = None
+    for wording in (display, code):
+        if wording:
+            reading = grammar.read(mapping, wording, analyte)
+            if reading.answer is not None or reading.number is not None:
+                break
+    number = reading.number if reading is not None and analyte in READ_AS_NUMBER else None
+    answer = reading.answer if reading is not None else None
+    read_something = answer is not None or number is not None
+    if read_something and system and code and not mapping.is_local(system):
+        warnings.append(
+            IngestWarning(
+                code="ANSWER-CODE-UNKNOWN",
+                message=f"answer code {code} ({system}) not in the mappings; its text was used",
+                locator=locator,
             )
-    return _Value(text=display or None, coding=coding, answer=answer)
+        )
+    return _Value(
+        number=number, text=display or None, coding=coding, answer=answer, reading=reading
+    )
 
 
 def _flags(

@@ -59,7 +59,13 @@ def print_summary(summary: Summary, console: Console) -> None:
     for result in different[:_SHOWN_IN_CONSOLE]:
         what = "\n".join([*result.details, *([result.note] if result.note else [])])
         shown = result.status.value + (" (recorded)" if result.recorded else "")
-        table.add_row(result.key, Text(shown, style=_STYLES[result.status]), what, result.origin)
+        # Keys, details and paths are data: Text() keeps rich from reading "[flag]" as markup.
+        table.add_row(
+            Text(result.key),
+            Text(shown, style=_STYLES[result.status]),
+            Text(what),
+            Text(result.origin),
+        )
     console.print(table)
     if len(different) > _SHOWN_IN_CONSOLE:
         console.print(f"... and {len(different) - _SHOWN_IN_CONSOLE} more (see --json / --html)")

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from rich.console import Console
 
 from adapter.errors import AdapterError
+from adapter.inputs import expand_paths
 from adapter.model import SourceFormat
 from adapter.pipeline import detect_format
 from adapter.replay.collect import Collector, Summary, collect
@@ -23,7 +24,6 @@ from adapter.replay.sources import (
     KeySpec,
     SourceMessage,
     UsageError,
-    expand_paths,
     file_messages,
     store_messages,
 )
@@ -97,7 +97,7 @@ def _messages(request: ReplayRequest) -> Iterator[SourceMessage]:
         f = request.store
         return store_messages(f.url, status=f.status, since=f.since, until=f.until, sender=f.sender)
     paths = list(expand_paths(request.sources))  # names only: a missing SOURCE fails up front
-    return file_messages(iter(paths))
+    return file_messages(paths)
 
 
 def _run(

@@ -7,18 +7,17 @@ Each message also gets its key, the name of its expected file (see :func:`messag
 
 from __future__ import annotations
 
-import glob
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
 
 from adapter.errors import AdapterError
 from adapter.ingest import er7
+from adapter.inputs import read_input
 from adapter.model import SourceFormat
 from adapter.pipeline import detect_format, split_input
 
@@ -68,34 +67,10 @@ class UsageError(ValueError):
     """Replay options that cannot run (the command exits 2); not a message error."""
 
 
-def expand_paths(sources: Sequence[str]) -> Iterator[Path]:
-    """Files named, files under folders (sorted, hidden skipped) and glob matches (sorted)."""
-    for source in sources:
-        path = Path(source)
-        if path.is_file():
-            yield path
-        elif path.is_dir():
-            yield from _files_under(path)
-        else:
-            matches = sorted(glob.glob(source, recursive=True))
-            if not matches:
-                raise UsageError(f"no file matches {source}")
-            for match in matches:
-                found = Path(match)
-                yield from [found] if found.is_file() else _files_under(found)
-
-
-def _files_under(folder: Path) -> Iterator[Path]:
-    for path in sorted(folder.rglob("*")):
-        relative = path.relative_to(folder)
-        if path.is_file() and not any(part.startswith(".") for part in relative.parts):
-            yield path
-
-
-def file_messages(paths: Iterator[Path]) -> Iterator[SourceMessage]:
-    """Each file's messages in order; HL7 v2 batches and MLLP dumps are unpacked."""
+def file_messages(paths: Iterable[str]) -> Iterator[SourceMessage]:
+    """Each file's messages in order; HL7 v2 batches, MLLP dumps and compressed files unpacked."""
     for path in paths:
-        data = path.read_bytes()
+        data = read_input(path)
         try:
             messages = split_input(data)
         except AdapterError as error:

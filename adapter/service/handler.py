@@ -19,6 +19,7 @@ from datetime import datetime
 
 import orjson
 
+from adapter.audit.facts import ReportFacts
 from adapter.cases import NO_PRIOR, Prior, PriorMessage
 from adapter.emit.ack import AckCode, AckHeader, build_ack, fallback_ack_header, hl7_timestamp
 from adapter.errors import (
@@ -30,8 +31,10 @@ from adapter.errors import (
 )
 from adapter.ingest import er7
 from adapter.ingest.fhir_document import content_message_id
+from adapter.mapping import Mappings
 from adapter.model import SourceFormat
 from adapter.pipeline import Context, RawMessage, detect_format, process
+from adapter.service import metrics
 from adapter.service.workers import Processed, WorkerPool, processed
 from adapter.store import (
     CaseConflict,
@@ -213,6 +216,7 @@ class Service:
         # Senders' control ids seen lately (oldest first, bounded): a message that repeats one
         # is a resend or a correction, and is not processed before the store has said which.
         self._seen: dict[tuple[str, str], None] = {}
+        self._reloading = asyncio.Lock()
 
     async def handle(
         self,
@@ -329,6 +333,23 @@ class Service:
     def in_flight(self, row_id: int) -> bool:
         """Whether a message is being processed right now (the recovery sweep leaves it)."""
         return row_id in self._in_flight
+
+    async def reload_mappings(self) -> Mappings:
+        """Read the mapping directory again; later messages use the new files (no restart).
+
+        A directory that fails validation raises MappingFileError and changes nothing. Messages
+        already being processed finish with the mappings they started with; each report says
+        which version read it (``Mappings.version``).
+        """
+        async with self._reloading:
+            directory = self.context.settings.mappings_dir
+            mappings = await asyncio.to_thread(Mappings.load, directory)
+            context = replace(self.context, mappings=mappings)
+            if self.pool is not None:
+                await self.pool.reload(context)
+            self.context = context
+        log.info("mappings reloaded: version=%s files=%d", mappings.version, len(mappings.files))
+        return mappings
 
     async def reject_oversized(
         self,
@@ -505,6 +526,10 @@ class Service:
         )
         if outcome.bundle_json is not None:
             requests.append(IndexReportsRequest(receipt.row_id, outcome.reports))
+            metrics.count_reports(
+                identity.sender,
+                (ReportFacts.from_json(r.audit) for r in outcome.reports if r.audit is not None),
+            )
             if self.forward:
                 requests.append(EnqueueRequest(receipt.row_id, outcome.bundle_json, self.clock()))
         handled = Handled(
@@ -520,17 +545,7 @@ class Service:
         return handled, requests
 
     def _ack(self, header: AckHeader, error: AdapterError | None) -> bytes:
-        code: AckCode = "AA" if error is None else ("AR" if error.ack_code == "AR" else "AE")
-        text = ack_text(error)
-        ack = build_ack(
-            header,
-            code,
-            control_id=ack_control_id(header.control_id),
-            timestamp=hl7_timestamp(self.clock()),
-            error=error,
-            text=text,
-        )
-        return ack.encode("utf-8")
+        return application_ack(header, error, self.clock())
 
 
 _CASE_ATTEMPTS = 20
@@ -573,6 +588,20 @@ def _log_late_failure(future: asyncio.Future[Handled]) -> None:
     """An outcome that could not be stored after the ACK: the message stays reprocessable."""
     if not future.cancelled() and (error := future.exception()) is not None:
         log.warning("outcome not stored: %s", type(error).__name__)
+
+
+def application_ack(header: AckHeader, error: AdapterError | None, moment: datetime) -> bytes:
+    """The application ACK (AA, AE or AR) to a processed message, sent at ``moment``."""
+    code: AckCode = "AA" if error is None else ("AR" if error.ack_code == "AR" else "AE")
+    ack = build_ack(
+        header,
+        code,
+        control_id=ack_control_id(header.control_id),
+        timestamp=hl7_timestamp(moment),
+        error=error,
+        text=ack_text(error),
+    )
+    return ack.encode("utf-8")
 
 
 def ack_control_id(inbound: str) -> str:

@@ -23,10 +23,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from adapter import __version__
-from adapter.errors import StoreUnavailable
+from adapter.errors import MappingFileError, StoreUnavailable
 from adapter.model import SourceFormat
 from adapter.service import http_read
 from adapter.service.handler import Handled
+from adapter.service.http_audit import install_audit
 from adapter.service.http_body import (
     FHIR_MEDIA_TYPES,
     HL7_MEDIA_TYPES,
@@ -156,6 +157,24 @@ def create_app(runtime: Runtime) -> FastAPI:
     async def healthz() -> Response:
         """200 when the store answers, 503 (with Retry-After) when it does not."""
         return await _read(lambda: _health(store))
+
+    @app.post("/admin/mappings/reload", responses={403: _OUTCOME, 422: _OUTCOME})
+    async def reload_mappings() -> Response:
+        """Read the mapping files again without a restart (needs the API token set)."""
+        if not runtime.settings.api_token:
+            return outcome_response(
+                403,
+                "HTTP-FORBIDDEN",
+                "forbidden",
+                "reloading over HTTP needs an API token (HER2_API_TOKEN); or send SIGHUP",
+            )
+        try:
+            mappings = await runtime.service.reload_mappings()
+        except MappingFileError as error:
+            return error_response(error)
+        return JSONResponse({"mappings_version": mappings.version, "files": mappings.files})
+
+    install_audit(app, runtime)
 
     @app.get("/metrics", response_class=Response)
     async def metrics() -> Response:

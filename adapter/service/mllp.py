@@ -29,6 +29,7 @@ from adapter.emit.ack import (
 from adapter.errors import TransientError
 from adapter.model import SourceFormat
 from adapter.service import metrics
+from adapter.service.admission import ConnectionTable, Limits, ReadDeadline, peer_address
 from adapter.service.handler import Handled, Service, ack_header_of
 from adapter.store import Transport
 
@@ -184,12 +185,10 @@ class FrameDecoder:
             raise NoStartBlock(f"{self._garbage_run} bytes without an MLLP start block")
 
 
-FRAME_TIMEOUT = 60.0
-"""Seconds a connection may stay silent inside a frame before it is dropped."""
-IDLE_TIMEOUT = 3600.0
-"""Seconds a connection may stay silent between messages (engines keep connections open)."""
-MAX_CONNECTIONS = 256
-"""Connections beyond this are refused at once, so file handles never run out."""
+DEFAULT_LIMITS: Final = Limits(
+    max_connections=256, max_per_source=32, frame_timeout=60.0, idle_timeout=3600.0
+)
+"""Caps and deadlines when none are given (``ServiceSettings`` has the same defaults)."""
 
 
 def _wants_application_ack(header: AckHeader) -> bool:
@@ -199,11 +198,15 @@ def _wants_application_ack(header: AckHeader) -> bool:
 class MllpServer:
     """Serves many MLLP connections; each handles its messages one at a time, in order."""
 
-    def __init__(self, service: Service, *, max_message_bytes: int) -> None:
+    def __init__(
+        self, service: Service, *, max_message_bytes: int, limits: Limits = DEFAULT_LIMITS
+    ) -> None:
         self._service = service
         self._max_message_bytes = max_message_bytes
+        self._limits = limits
         self._server: asyncio.Server | None = None
         self._connections: dict[asyncio.Task[None], _ConnectionState] = {}
+        self._admitted: ConnectionTable[_ConnectionState] = ConnectionTable(limits, name="mllp")
 
     @property
     def port(self) -> int:
@@ -234,14 +237,15 @@ class MllpServer:
             await asyncio.gather(*late, return_exceptions=True)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if len(self._connections) >= MAX_CONNECTIONS:
-            # Refused before anything is read: the engine's connection fails and it retries.
-            log.warning("mllp connection refused: %d connections open", len(self._connections))
+        source = peer_address(writer.get_extra_info("peername"))
+        state = _ConnectionState(writer)
+        if not self._admitted.admit(source, state):
+            # Refused before anything is read (admission.py): the connection fails and the
+            # engine retries.
             writer.close()
             return
         task = asyncio.current_task()
         assert task is not None  # a stream callback always runs in a task
-        state = _ConnectionState(writer)
         self._connections[task] = state
         try:
             await self._serve(reader, writer, state)
@@ -255,6 +259,7 @@ class MllpServer:
             log.warning("mllp connection aborted at shutdown")
         finally:
             del self._connections[task]
+            self._admitted.release(source, state)
             writer.close()
             with suppress(ConnectionError):
                 await writer.wait_closed()
@@ -263,29 +268,30 @@ class MllpServer:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, state: _ConnectionState
     ) -> None:
         decoder = FrameDecoder(self._max_message_bytes)
+        # A sender that is slow to complete a frame (trickling counts as slow), or idles long
+        # after its last message, holds a buffer and a socket: at its deadline it is
+        # disconnected, and can resend (admission.py).
+        deadline = ReadDeadline(self._limits, asyncio.get_running_loop().time)
         while not state.closing:
-            # A sender that stops halfway through a frame (or idles for very long) holds a
-            # buffer and a socket: after the timeout it is disconnected, and can resend.
-            timeout = FRAME_TIMEOUT if decoder.in_frame else IDLE_TIMEOUT
             try:
                 # asyncio.timeout rather than wait_for: no extra task for every read.
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout_at(deadline.when):
                     chunk = await reader.read(READ_SIZE)
             except TimeoutError:
-                log.info(
-                    "mllp connection timed out %s", "inside a frame" if decoder.in_frame else "idle"
-                )
+                log.info("mllp connection timed out %s", deadline.reason)
                 return
             if not chunk:
                 if decoder.in_frame:
                     log.info("mllp connection closed inside a frame")
                 return
-            for message in decoder.feed(chunk):
+            messages = decoder.feed(chunk)
+            for message in messages:
                 state.busy = True
                 keep_open = await self._answer(message, writer)
                 state.busy = False
                 if not keep_open or state.closing:
                     return
+            deadline.observe(in_frame=decoder.in_frame, completed=len(messages))
 
     async def _answer(self, message: Frame | OversizedFrame, writer: asyncio.StreamWriter) -> bool:
         """Handle one message and send its ACKs; False when the connection must be closed."""
@@ -381,11 +387,15 @@ class MllpServer:
         return ack.encode("utf-8")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _ConnectionState:
     writer: asyncio.StreamWriter
     busy: bool = False  # a complete message is being handled and not yet answered
     closing: bool = False  # the server is shutting down: stop after the current message
+
+    def evict(self) -> None:
+        """Make room for a newcomer (admission.py): the read in progress sees the end."""
+        self.writer.close()
 
 
 def accept_control_id(inbound: str) -> str:

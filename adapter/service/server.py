@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 import uvloop
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, TomlConfigSettingsSource
 
-from adapter.errors import TransientError
+from adapter.errors import MappingFileError, TransientError
 from adapter.pipeline import Context
+from adapter.service import metrics
 from adapter.service.affinity import available_cpus, pin, plan_cpus
 from adapter.service.handler import Clock, Service
 from adapter.service.mllp import MllpServer
@@ -160,6 +161,7 @@ async def serve(
     ``worker_cpus``: a CPU set to pin each worker process to (adapter/service/affinity.py).
     """
     stop = stop or asyncio.Event()
+    metrics.bound_labels(settings.metrics_max_senders, settings.metrics_max_codes)
     context = Context.from_settings(settings)
     store = open_store(settings.store)
     pool: WorkerPool | None = None
@@ -173,7 +175,7 @@ async def serve(
             context, committer, clock, forward=settings.fhir_base is not None, pool=pool
         )
         runtime = Runtime(settings, store, committer, service, clock)
-        with _signals(stop, enabled=handle_signals):
+        with _signals(stop, enabled=handle_signals), _reload_signal(service, handle_signals):
             await _run(runtime, stop, on_ready)
     finally:
         if pool is not None:
@@ -195,7 +197,11 @@ async def _run(
     recovery: asyncio.Task[None] | None = None
     try:
         if settings.mllp_port:
-            mllp = MllpServer(runtime.service, max_message_bytes=settings.max_message_bytes)
+            mllp = MllpServer(
+                runtime.service,
+                max_message_bytes=settings.max_message_bytes,
+                limits=settings.mllp_limits,
+            )
             await mllp.start(settings.host, settings.mllp_port)
             listening.mllp_port = mllp.port
         if settings.http_port:
@@ -269,6 +275,7 @@ def _http_server(runtime: Runtime) -> uvicorn.Server:
     import uvicorn
 
     from adapter.service.http import create_app
+    from adapter.service.http_limits import admitted_protocol
 
     class _Server(uvicorn.Server):
         @contextlib.contextmanager
@@ -280,6 +287,8 @@ def _http_server(runtime: Runtime) -> uvicorn.Server:
         create_app(runtime),
         host=settings.host,
         port=settings.http_port,
+        http=admitted_protocol(settings.http_limits, body_timeout=settings.http_body_timeout),
+        timeout_keep_alive=settings.http_idle_timeout,
         log_level="warning",
         access_log=False,  # query strings (?patient=...) must not reach the logs
         timeout_graceful_shutdown=10,  # a stalled upload must not hold SIGTERM forever
@@ -330,6 +339,36 @@ def _signals(stop: asyncio.Event, *, enabled: bool) -> Iterator[None]:
     finally:
         for number in handled:
             loop.remove_signal_handler(number)
+
+
+@contextlib.contextmanager
+def _reload_signal(service: Service, enabled: bool) -> Iterator[None]:
+    """SIGHUP reloads the mapping files, as a running daemon is expected to."""
+    if not enabled:
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    reloads: set[asyncio.Task[None]] = set()
+
+    def on_hangup() -> None:
+        task = loop.create_task(reload_logged(service), name="mappings-reload")
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGHUP)
+
+
+async def reload_logged(service: Service) -> None:
+    """A reload asked for by signal: there is no one to answer, so the outcome is logged."""
+    try:
+        await service.reload_mappings()
+    except MappingFileError as error:
+        # File, key and problem only: mapping files hold no patient data.
+        log.error("mappings not reloaded, the old ones stay: %s", error)
 
 
 def _on_signal(stop: asyncio.Event, number: int) -> None:

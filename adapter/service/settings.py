@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapter.config import ENV_PREFIX, Settings
+from adapter.service.admission import Limits
 from adapter.service.affinity import available_cpus
 
 
@@ -43,6 +44,81 @@ class ServiceSettings(BaseSettings, Settings):
         True,
         description="Give the service and each worker process CPUs of their own, when there"
         " are enough (Linux); false leaves their placement to the operating system",
+    )
+
+    mllp_max_connections: int = Field(
+        256, ge=1, description="MLLP connections served at once; more are refused at connect"
+    )
+    mllp_max_per_source: int = Field(
+        32, ge=1, description="MLLP connections one source address may hold (below the cap)"
+    )
+    mllp_frame_timeout: float = Field(
+        60.0, gt=0, description="Seconds an MLLP frame may take from its first byte to its end"
+    )
+    mllp_idle_timeout: float = Field(
+        3600.0, gt=0, description="Seconds an MLLP connection may wait after its last message"
+    )
+    http_max_connections: int = Field(
+        256, ge=1, description="HTTP connections served at once; more are refused at connect"
+    )
+    http_max_per_source: int = Field(
+        32, ge=1, description="HTTP connections one source address may hold (below the cap)"
+    )
+    http_header_timeout: float = Field(
+        10.0, gt=0, description="Seconds a request's headers may take from its first byte"
+    )
+    http_body_timeout: float = Field(
+        60.0, gt=0, description="Seconds a request's body may take once its headers are in"
+    )
+    http_idle_timeout: int = Field(
+        5, ge=1, description="Seconds a kept-alive HTTP connection may wait for its next request"
+    )
+
+    @model_validator(mode="after")
+    def _caps_in_order(self) -> ServiceSettings:
+        for transport in ("mllp", "http"):
+            if getattr(self, f"{transport}_max_per_source") > getattr(
+                self, f"{transport}_max_connections"
+            ):
+                raise ValueError(f"{transport}_max_per_source exceeds {transport}_max_connections")
+        return self
+
+    @property
+    def mllp_limits(self) -> Limits:
+        return Limits(
+            self.mllp_max_connections,
+            self.mllp_max_per_source,
+            frame_timeout=self.mllp_frame_timeout,
+            idle_timeout=self.mllp_idle_timeout,
+        )
+
+    @property
+    def http_limits(self) -> Limits:
+        """Caps, with the header deadline as the 'frame' and keep-alive as the idle time."""
+        return Limits(
+            self.http_max_connections,
+            self.http_max_per_source,
+            frame_timeout=self.http_header_timeout,
+            idle_timeout=self.http_idle_timeout,
+        )
+
+    audit_min_reports: int = Field(
+        10,
+        ge=1,
+        le=1_000_000,
+        description="The audit (/audit, `audit`) shows shares for a sender and period only from"
+        " this many reports; fewer show the count alone",
+    )
+    metrics_max_senders: int = Field(
+        50,
+        ge=1,
+        description="Senders named in the per-sender metrics; later ones count as 'other'",
+    )
+    metrics_max_codes: int = Field(
+        200,
+        ge=1,
+        description="(sender, result code) pairs named in her2_unused_results_total; later"
+        " ones count as 'other'",
     )
 
     @property

@@ -35,6 +35,8 @@ from typing import Any, Final
 
 import orjson
 
+from adapter import logs
+from adapter.audit.facts import ReportFacts, report_facts
 from adapter.cases import NO_PRIOR, Prior
 from adapter.cases.book import Application
 from adapter.errors import AdapterError
@@ -69,10 +71,15 @@ class Processed:
 
 def processed(outcome: Outcome) -> Processed:
     """The parts of an Outcome the service stores and answers with."""
-    reports = () if outcome.bundle is None else tuple(report_rows(outcome.bundle))
-    application = outcome.application if outcome.bundle is not None else None
-    cases = None if application is None else case_changes(application)
-    return Processed(outcome.message_id, outcome.bundle_json, reports, outcome.error, cases)
+    application = outcome.application
+    if outcome.bundle is None or application is None:
+        return Processed(outcome.message_id, outcome.bundle_json, (), outcome.error)
+    # One DiagnosticReport per case the message touched, in the order of application.cases.
+    facts = [report_facts(view.record, view.classification) for view in application.cases]
+    reports = tuple(report_rows(outcome.bundle, facts))
+    return Processed(
+        outcome.message_id, outcome.bundle_json, reports, outcome.error, case_changes(application)
+    )
 
 
 def case_changes(application: Application) -> CaseChanges:
@@ -84,7 +91,9 @@ def case_changes(application: Application) -> CaseChanges:
             numbers=tuple(sorted(view.numbers)),
             report_id=view.report_id,
             category="" if view.empty else view.classification.category.value,
-            official_result="" if view.empty else view.classification.official_result.value,
+            official_result=""
+            if view.empty or view.classification.official_result is None
+            else view.classification.official_result.value,
             status=view.record.report_status.value,
             changes=orjson.dumps(
                 {
@@ -107,15 +116,21 @@ def case_changes(application: Application) -> CaseChanges:
     )
 
 
-def report_rows(bundle: dict[str, Any]) -> list[ReportIndexRow]:
-    """Index rows for every DiagnosticReport of a Bundle (for the HTTP search)."""
+def report_rows(bundle: dict[str, Any], facts: Sequence[ReportFacts]) -> list[ReportIndexRow]:
+    """Index rows for every DiagnosticReport of a Bundle (for the HTTP search and the audit).
+
+    ``facts`` are the audit facts of the Bundle's reports, in order: the emitter writes one
+    DiagnosticReport per case the message touched, in the order of ``Application.cases``.
+    """
     entries = bundle.get("entry", [])
     by_url = {entry.get("fullUrl"): entry.get("resource", {}) for entry in entries}
+    reports = [
+        entry.get("resource", {})
+        for entry in entries
+        if entry.get("resource", {}).get("resourceType") == "DiagnosticReport"
+    ]
     rows: list[ReportIndexRow] = []
-    for entry in entries:
-        resource = entry.get("resource", {})
-        if resource.get("resourceType") != "DiagnosticReport":
-            continue
+    for resource, audit in zip(reports, facts, strict=True):
         subject = by_url.get(resource.get("subject", {}).get("reference"), {})
         rows.append(
             ReportIndexRow(
@@ -124,6 +139,7 @@ def report_rows(bundle: dict[str, Any]) -> list[ReportIndexRow]:
                 category=_category_code(resource),
                 status=resource.get("status", "unknown"),
                 bundle=orjson.dumps(resource),
+                audit=audit.to_json().decode(),
             )
         )
     return rows
@@ -218,6 +234,14 @@ class WorkerPool:
         worker.writer.write(_frame(payload))
         return await future
 
+    async def reload(self, context: Context) -> None:
+        """Carry on with a new Context (new mappings): new workers are started with it, then
+        the old ones are stopped once they have answered what was sent to them."""
+        self._context = context
+        fresh = await asyncio.gather(*(self._spawn(worker.cpus) for worker in self._workers))
+        old, self._workers = self._workers, list(fresh)
+        await asyncio.gather(*(self._stop(worker) for worker in old))
+
     async def close(self) -> None:
         """Stop the workers once they have answered what was sent to them."""
         self._closing = True
@@ -238,7 +262,7 @@ class WorkerPool:
         if cpus is not None:
             pin(process.pid, cpus)
         reader, writer = await asyncio.open_connection(sock=ours)
-        writer.write(_frame(pickle.dumps((self._context, _log_setup()), _PROTOCOL)))
+        writer.write(_frame(pickle.dumps((self._context, logs.current()), _PROTOCOL)))
         try:
             await reader.readexactly(_HEADER.size)  # the worker's "ready": an empty frame
         except asyncio.IncompleteReadError:
@@ -338,9 +362,9 @@ def serve(descriptor: int) -> None:
     first = frames.next_batch()
     if not first:
         return
-    context, (level, layout) = pickle.loads(first[0])
-    if layout is not None:  # the pipeline's logs go where the service's go (stderr)
-        logging.basicConfig(level=level, format=layout)
+    context, log_setup = pickle.loads(first[0])
+    if log_setup is not None:  # the pipeline's logs go where the service's go, laid out alike
+        logs.configure(*log_setup)
     # The Context (mappings, decision table) and the imported modules live as long as the
     # worker: keep them out of every garbage collection, which otherwise walks them again and
     # again for the short-lived objects each message makes.
@@ -405,11 +429,3 @@ def _work(
     # Errors travel as their parts: an exception's pickling depends on its __init__.
     parts = None if error is None else (type(error), error.reason, error.location)
     return done.message_id, done.bundle_json, done.reports, parts, done.cases
-
-
-def _log_setup() -> tuple[int, str | None]:
-    """The service's log level and line layout, when it logs through a root handler."""
-    root = logging.getLogger()
-    formatter = root.handlers[0].formatter if root.handlers else None
-    layout = formatter._fmt if formatter is not None else None  # Formatter has no public getter
-    return root.level, layout

@@ -18,6 +18,7 @@ from adapter.errors import ConfigError
 from adapter.store.base import Backend, Store
 from adapter.store.groupcommit import CommitStats, GroupCommitter
 from adapter.store.records import (
+    AuditRow,
     CaseConflict,
     CaseEvent,
     CaseEventRow,
@@ -37,11 +38,13 @@ from adapter.store.records import (
     StoredPrior,
     StoredReport,
     Transport,
+    UnprocessedRow,
     WriteRequest,
     WriteResult,
 )
 
 __all__ = [
+    "AuditRow",
     "Backend",
     "CaseConflict",
     "CaseEvent",
@@ -65,6 +68,7 @@ __all__ = [
     "StoredPrior",
     "StoredReport",
     "Transport",
+    "UnprocessedRow",
     "WriteRequest",
     "WriteResult",
     "open_store",

@@ -6,11 +6,12 @@ import json
 from typing import Any
 
 import pytest
+from mapping_support import example_mappings
 
 from adapter.config import Settings
 from adapter.errors import InvalidJson, NothingToClassify
 from adapter.ingest import fhir
-from adapter.mapping import Mappings, load_mappings
+from adapter.mapping import Mappings
 from adapter.model import AssayRecord, Procedure, ReportStatus, Tissue
 
 LN = "http://loinc.org"
@@ -22,7 +23,7 @@ LOCAL = "https://lis.example-pathology.org/codes"
 
 @pytest.fixture(scope="module")
 def mappings() -> Mappings:
-    return load_mappings(Settings().mappings_dir)
+    return example_mappings()
 
 
 def observation(oid: str, code: str, value: str, **fields: Any) -> dict[str, Any]:
@@ -473,7 +474,7 @@ def test_sender_mapping(mappings: Mappings, data: bytes, source: str | None) -> 
 
 def test_local_code_unknown_without_the_sender(mappings: Mappings) -> None:
     """Without a matching source, a lab's local code is not in the mappings."""
-    with pytest.raises(NothingToClassify, match="result code not in the mappings"):
+    with pytest.raises(NothingToClassify, match="not in the mappings"):
         records(mappings, bundle(LOCAL_IHC, meta={"source": "https://other.example.org"}))
 
 

@@ -182,3 +182,41 @@ def test_a_resend_is_not_processed_but_a_correction_is(tmp_path: Path) -> None:
     assert correction.receipt.version == 2
     assert correction.status is MessageStatus.PROCESSED
     store.close()
+
+
+@pytest.mark.parametrize("workers", [0, 1], ids=["in-process", "worker-pool"])
+def test_a_value_not_understood_is_answered_ae_and_kept_with_its_bundle(
+    tmp_path: Path, workers: int
+) -> None:
+    """AE naming the OBX position; stored as rejected (for reprocess) with the Bundle, forwarded."""
+    fixture = Path(__file__).resolve().parents[2] / "fixtures" / "hl7v2" / "her2-not-understood.hl7"
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    settings = ServiceSettings(mllp_port=0, http_port=0, workers=workers)
+
+    async def main() -> Handled:
+        context = Context.from_settings(settings)
+        pool = WorkerPool(context, workers) if workers else None
+        if pool is not None:
+            await pool.start()
+        try:
+            async with GroupCommitter(store) as committer:
+                service = Service(context, committer, TickingClock(), forward=True, pool=pool)
+                return await service.handle(fixture.read_bytes(), Transport.MLLP)
+        finally:
+            if pool is not None:
+                await pool.close()
+
+    handled = asyncio.run(main())
+    assert handled.ack is not None
+    assert msa_code(handled.ack) == "AE"
+    err = next(s for s in handled.ack.split(b"\r") if s.startswith(b"ERR|"))
+    assert err.split(b"|")[2] == b"OBX^1^5"
+    assert b"VALUE-NOT-UNDERSTOOD" in err
+    row = store.get_message("her2-not-understood")
+    assert row is not None
+    assert row.status is MessageStatus.REJECTED
+    assert row.error_code == "VALUE-NOT-UNDERSTOOD"
+    assert handled.bundle_json is not None
+    assert b"HER2-not-understood" in handled.bundle_json
+    assert len(store.outbox_items_for(row.row_id)) == 1
+    store.close()

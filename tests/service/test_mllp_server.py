@@ -424,11 +424,8 @@ def test_shutdown_closes_idle_connections(tmp_path: Path) -> None:
     assert run_mllp(tmp_path, scenario) < 2.0
 
 
-def test_a_sender_stalled_inside_a_frame_is_disconnected(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_sender_stalled_inside_a_frame_is_disconnected(tmp_path: Path) -> None:
     """Half a frame and then silence: the connection is dropped, others are still served."""
-    monkeypatch.setattr("adapter.service.mllp.FRAME_TIMEOUT", 0.2)
 
     async def scenario(running: Running) -> tuple[bytes, str]:
         reader, writer = await asyncio.open_connection("127.0.0.1", running.server.port)
@@ -441,16 +438,13 @@ def test_a_sender_stalled_inside_a_frame_is_disconnected(
         await client.close()
         return closed, msa_code(ack)
 
-    closed, code = run_mllp(tmp_path, scenario)
+    closed, code = run_mllp(tmp_path, scenario, mllp_frame_timeout=0.2)
     assert closed == b""
     assert code == "AA"
 
 
-def test_connections_over_the_limit_are_refused(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_connections_over_the_limit_are_refused(tmp_path: Path) -> None:
     """Beyond the connection limit a new connection is closed at once; open ones keep working."""
-    monkeypatch.setattr("adapter.service.mllp.MAX_CONNECTIONS", 2)
 
     async def scenario(running: Running) -> tuple[bytes, str]:
         first = await running.client()
@@ -464,6 +458,6 @@ def test_connections_over_the_limit_are_refused(
         await second.close()
         return refused, msa_code(ack)
 
-    refused, code = run_mllp(tmp_path, scenario)
+    refused, code = run_mllp(tmp_path, scenario, mllp_max_connections=2, mllp_max_per_source=2)
     assert refused == b""
     assert code == "AA"

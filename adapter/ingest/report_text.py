@@ -1,0 +1,258 @@
+"""Report text -> HER2, ER and PgR statements, each with the line it came from.
+
+Many feeds (NAACCR Volume V narrative and synoptic pathology reports) carry the biomarkers only in
+the report text: OBX TX/FT lines, ``DiagnosticReport.conclusion``, a plain-text
+``presentedForm``. A statement is a label ("HER2 by IHC", "Estrogen receptor (ER)", "Ratio of
+HER2 to CEP17 signals") with its value, in either order ("Negative for estrogen receptor"), read
+by the same grammar as coded values, so a line is read only when every word of it is known.
+
+Nothing is guessed. A section whose heading says it is still to come ("Addendum to follow:",
+"Pending studies:"), and a statement that defers ("HER2 by FISH: pending") or negates in a way the
+grammar does not read ("No HER2 amplification"), give no result, with a warning naming the line.
+Lines that name no marker are not statements and say nothing. Deterministic, and fast: one pass
+of the same tokenizer, no model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from adapter.ingest import grammar
+from adapter.ingest.assemble import ReadValue, usable
+from adapter.ingest.grammar import Part, Reading
+from adapter.mapping import LabelTarget, MappingSet, Method, Quantity
+from adapter.model import (
+    IHC_ANALYTES,
+    ISH_ANALYTES,
+    Analyte,
+    Coding,
+    IngestWarning,
+    Provenance,
+    ReportedObservation,
+    ResultStatus,
+)
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One biomarker statement read from a line of report text."""
+
+    analyte: Analyte
+    reading: Reading
+    locator: str  # "OBX[5] line 3", "DiagnosticReport/r1.conclusion line 2"
+    line: str  # the line as sent
+
+
+_QUIET = frozenset({"filler", "sign", "score_words", "range_words"})
+_ISH_QUANTITIES = frozenset(
+    {
+        Quantity.RATIO,
+        Quantity.HER2_COPIES,
+        Quantity.CEP17_COPIES,
+        Quantity.CELLS_COUNTED,
+        Quantity.AMPLIFIED_PERCENT,
+    }
+)
+_RECEPTOR_ANALYTE = {LabelTarget.ER: Analyte.ER_RESULT, LabelTarget.PGR: Analyte.PGR_RESULT}
+_NAMES = {
+    Analyte.HER2_IHC: "HER2 IHC",
+    Analyte.HER2_ISH: "HER2 ISH",
+    Analyte.HER2_INTERPRETATION: "HER2 interpretation",
+    Analyte.ER_RESULT: "Estrogen receptor",
+    Analyte.PGR_RESULT: "Progesterone receptor",
+}
+
+
+def read_text(
+    sources: Iterable[tuple[str, str]], mapping: MappingSet
+) -> tuple[list[Statement], list[IngestWarning]]:
+    """The statements of every source (locator, text), in order; warnings for lines not read."""
+    words = grammar.lexicon(mapping)
+    statements: list[Statement] = []
+    warnings: list[IngestWarning] = []
+    deferred_section = False
+    for base, text in sources:
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                deferred_section = False  # a blank line ends a section
+                continue
+            locator = f"{base} line {number}"
+            parts = grammar.parts_of(line, words)
+            if _is_heading(parts):
+                deferred_section = any(p.kind == "deferrals" for p in parts)
+                continue
+            for analyte, segment in _segments(parts, locator, warnings):
+                if deferred_section:
+                    warnings.append(_warning("TEXT-DEFERRED", locator, "in a section to follow"))
+                    continue
+                reading = grammar.read_parts(segment, analyte)
+                if reading.deferred:
+                    warnings.append(_warning("TEXT-DEFERRED", locator, "says it is to follow"))
+                elif reading.problem is not None:
+                    warnings.append(
+                        _warning("TEXT-NOT-UNDERSTOOD", locator, f"not read ({reading.problem})")
+                    )
+                elif usable(analyte, reading.number, reading.answer) or reading.quantities:
+                    statements.append(Statement(analyte, reading, locator, line.strip()))
+    return statements, warnings
+
+
+def _warning(code: str, locator: str, what: str) -> IngestWarning:
+    # The line is never quoted: warnings reach ACKs and logs.
+    return IngestWarning(code=code, message=f"a biomarker statement {what}", locator=locator)
+
+
+def _is_heading(parts: Sequence[Part]) -> bool:
+    """A line that ends with ':' and holds no value: a section heading ("ADDENDUM TO FOLLOW:")."""
+    meaningful = [p for p in parts if p.kind not in ("filler",)]
+    if not meaningful or meaningful[-1].kind != "sign" or meaningful[-1].value != ":":
+        return False
+    return not any(p.kind in ("answer", "num", "labels", "quantities") for p in parts)
+
+
+def _segments(
+    parts: Sequence[Part], locator: str, warnings: list[IngestWarning]
+) -> Iterable[tuple[Analyte, list[Part]]]:
+    """Each statement of a line: its analyte and its parts, label first."""
+    for clause in _sentences(parts):
+        starts = [i for i, p in enumerate(clause) if p.kind == "labels"]
+        if not starts:
+            if any(p.kind == "quantities" and p.value in _ISH_QUANTITIES for p in clause):
+                # "Ratio of HER2 to CEP17 signals: 1.3" names its own analyte
+                yield from _targeted(LabelTarget.HER2, clause, locator, warnings)
+            continue
+        leading = clause[: starts[0]]
+        says_something = any(p.kind not in _QUIET for p in leading)
+        if says_something and len(starts) > 1:
+            warnings.append(_warning("TEXT-AMBIGUOUS", locator, "names several markers"))
+            continue
+        pieces = [clause[a:b] for a, b in zip(starts, [*starts[1:], len(clause)], strict=True)]
+        if says_something:
+            pieces[0] = [*leading, *pieces[0]]  # "Negative for estrogen receptor"
+        if len(pieces) > 1 and any(not _has_value(piece) for piece in pieces):
+            # "ER and PR: positive": which value belongs to which marker is not said
+            warnings.append(_warning("TEXT-AMBIGUOUS", locator, "names several markers"))
+            continue
+        for piece in pieces:
+            labels = {p.value for p in piece if p.kind == "labels"}
+            target = next(iter(labels)) if len(labels) == 1 else None
+            if target is not None and target is not LabelTarget.OTHER:
+                yield from _targeted(target, piece, locator, warnings)
+
+
+def _sentences(parts: Sequence[Part]) -> Iterable[list[Part]]:
+    """Parts split at ';' and at a sentence's '.' (commas stay inside a statement)."""
+    sentence: list[Part] = []
+    for part in parts:
+        if part.kind == "clause" and part.value in (";", "."):
+            if sentence:
+                yield sentence
+            sentence = []
+        else:
+            sentence.append(part)
+    if sentence:
+        yield sentence
+
+
+def _has_value(piece: Sequence[Part]) -> bool:
+    return any(p.kind not in (*_QUIET, "labels", "clause", "methods") for p in piece)
+
+
+def _targeted(
+    target: LabelTarget, piece: list[Part], locator: str, warnings: list[IngestWarning]
+) -> Iterable[tuple[Analyte, list[Part]]]:
+    if target in _RECEPTOR_ANALYTE:
+        yield _RECEPTOR_ANALYTE[target], piece
+        return
+    methods = {p.value for p in piece if p.kind == "methods"}
+    if any(p.kind == "quantities" and p.value in _ISH_QUANTITIES for p in piece):
+        methods.add(Method.ISH)
+    if any(p.kind == "answer" and (p.scored or p.value.ihc0_subtype) for p in piece):
+        methods.add(Method.IHC)
+    if any(p.kind == "intensities" for p in piece):
+        methods.add(Method.IHC)
+    if len(methods) > 1:
+        warnings.append(_warning("TEXT-AMBIGUOUS", locator, "names both IHC and ISH"))
+        return
+    if Method.IHC in methods:
+        yield Analyte.HER2_IHC, piece
+    elif Method.ISH in methods:
+        yield Analyte.HER2_ISH, piece
+    else:
+        yield Analyte.HER2_INTERPRETATION, piece
+
+
+def statement_values(statements: Sequence[Statement], status: ResultStatus) -> list[ReadValue]:
+    """Each statement as a reported value, marked as read from text, with its line."""
+    return [
+        ReadValue(
+            observation=ReportedObservation(
+                analyte=statement.analyte,
+                provenance=Provenance(
+                    locator=statement.locator,
+                    code=Coding(display=f"{_NAMES[statement.analyte]} (read from report text)"),
+                    value_type="text",
+                    value_text=statement.line,
+                    from_text=True,
+                ),
+                status=status,
+                number=statement.reading.number,
+                text=statement.line,
+                notes=(f"Read from report text ({statement.locator}); a reviewer checks it",),
+            ),
+            answer=statement.reading.answer,
+            reading=statement.reading,
+        )
+        for statement in statements
+    ]
+
+
+_FAMILIES = (
+    IHC_ANALYTES,
+    ISH_ANALYTES,
+    frozenset({Analyte.ER_RESULT, Analyte.ER_PERCENT}),
+    frozenset({Analyte.PGR_RESULT, Analyte.PGR_PERCENT}),
+    frozenset({Analyte.HER2_INTERPRETATION}),
+)
+
+
+def _family(analyte: Analyte) -> frozenset[Analyte]:
+    return next(family for family in _FAMILIES if analyte in family)
+
+
+def text_values_kept(
+    coded: Sequence[ReadValue], from_text: Sequence[ReadValue], warnings: list[IngestWarning]
+) -> list[ReadValue]:
+    """The text values to use: those of a test the coded results do not report.
+
+    Where the lab also coded the test, its coded result is used; a text that says another score
+    or number is said (``TEXT-DISAGREES``), so that a reviewer looks, and is not used.
+    """
+    kept: list[ReadValue] = []
+    for value in from_text:
+        family = _family(value.analyte)
+        same = [v for v in coded if v.analyte in family]
+        if not same:
+            kept.append(value)
+            continue
+        if _disagrees(value, same):
+            warnings.append(
+                IngestWarning(
+                    code="TEXT-DISAGREES",
+                    message="the report text states another result than the coded one; "
+                    "the coded result is used",
+                    locator=value.provenance.locator,
+                )
+            )
+    return kept
+
+
+def _disagrees(value: ReadValue, coded: Sequence[ReadValue]) -> bool:
+    score = value.answer.score if value.answer is not None else None
+    scores = {a.score for v in coded if (a := v.answer) is not None and a.score is not None}
+    if score is not None and scores and score not in scores:
+        return True
+    number = value.observation.number
+    numbers = {(n.low, n.high) for v in coded if (n := v.observation.number) is not None}
+    return number is not None and bool(numbers) and (number.low, number.high) not in numbers
