@@ -39,7 +39,7 @@ app = App(
 )
 mappings_app = App(help="Mapping files: check them before they go live.", no_args_is_help=True)
 app.add_typer(mappings_app, name="mappings")
-case_app = typer.Typer(
+case_app = App(
     help="Cases: every result of one specimen, over time (docs/cases.md).", no_args_is_help=True
 )
 app.add_typer(case_app, name="case")
