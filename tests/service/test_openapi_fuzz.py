@@ -31,6 +31,8 @@ OPERATIONS = [
     ("POST", "/fhir"),
     ("GET", "/fhir/DiagnosticReport/{report_id}"),
     ("GET", "/fhir/DiagnosticReport"),
+    ("GET", "/cases/{case_id}"),
+    ("GET", "/cases"),
     ("GET", "/messages/{message_id}"),
     ("GET", "/healthz"),
     ("GET", "/metrics"),
