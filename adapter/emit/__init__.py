@@ -10,8 +10,8 @@ from adapter.emit.ack import (
     AckHeader,
     AckPlan,
     build_ack,
-    enhanced_mode_decision,
     fallback_ack_header,
+    plan,
 )
 from adapter.emit.bundle import dumps
 from adapter.emit.case_report import build_bundle
@@ -24,8 +24,8 @@ __all__ = [
     "build_ack",
     "build_bundle",
     "dumps",
-    "enhanced_mode_decision",
     "fallback_ack_header",
+    "plan",
     "resource_id",
     "validate_bundle",
 ]

@@ -106,7 +106,7 @@ def codes(record: AssayRecord) -> list[str]:
     ("header", "location"),
     [
         pytest.param(msh(kind="ADT^A01"), "MSH-9", id="adt-a01"),
-        pytest.param(msh(kind="ORU^R30"), "MSH-9", id="oru-r30"),
+        pytest.param(msh(kind="ORU^R30"), "MSH-9.2", id="oru-r30"),
         pytest.param(msh(version="2.1"), "MSH-12", id="version-2.1"),
         pytest.param(msh(version="2.2"), "MSH-12", id="version-2.2"),
         pytest.param(msh(version="3.0"), "MSH-12", id="version-3"),

@@ -14,12 +14,11 @@ from pathlib import Path
 import pytest
 from http_support import build_runtime, oru, serving
 
-from adapter.config import default_mappings_dir
+from adapter.config import Settings, default_mappings_dir
 from adapter.mapping import Mappings, content_version
 from adapter.pipeline import Context
 from adapter.service.handler import Service
 from adapter.service.server import reload_logged
-from adapter.service.settings import ServiceSettings
 from adapter.service.workers import WorkerPool
 from adapter.store import GroupCommitter, MessageStatus, Transport, open_store
 
@@ -66,7 +65,7 @@ def test_a_reload_reads_a_new_sender_file_for_later_messages(tmp_path: Path, wor
     """Rejected before the lab's file exists; after a reload the next message is classified,
     and its report names the new mappings version."""
     directory = _copy_mappings(tmp_path)
-    settings = ServiceSettings(mappings_dir=directory, mllp_port=0, http_port=0)
+    settings = Settings(mappings_dir=directory, mllp_port=0, http_port=0)
     store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
     old_version = content_version(directory)
 
