@@ -13,13 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from adapter.config import Settings
 from adapter.emit import datatypes as dt
-from adapter.emit.bundle import (
-    LAB_OBSERVATION_CATEGORY,
-    JsonDict,
-    _Assembly,
-    _report,
-    _summary,
-)
+from adapter.emit.bundle import LAB_OBSERVATION_CATEGORY, JsonDict, _Assembly
 from adapter.emit.codes import MESSAGE_ID_SYSTEM, V2_0203
 from adapter.emit.ids import RecordIds, resource_id
 from adapter.emit.wording import withdrawn_note
@@ -40,14 +34,14 @@ def build_bundle(
 
     ``mappings_version`` (``Mappings.version``) is tagged on each case's DiagnosticReport.
     """
-    assembly = _Assembly(settings.codesystem_url, mappings_version)
+    assembly = _Assembly(settings.codesystem_url, settings.patient_details, mappings_version)
     for order in application.orders:
         assembly.add_order(order.record, order.ids)
         assembly.record_resources.extend(
             _withdrawn(oid, provenance, order.ids.patient) for oid, provenance in order.withdrawn
         )
     for view in application.cases:
-        assembly.record_resources.extend(_case_resources(view, settings.codesystem_url, assembly))
+        assembly.record_resources.extend(_case_resources(view, assembly))
     bundle: JsonDict = {
         "resourceType": "Bundle",
         "id": resource_id("Bundle", message_id),
@@ -72,7 +66,7 @@ def _withdrawn(observation_id: str, provenance: Provenance, patient_id: str) -> 
     }
 
 
-def _case_resources(view: CaseView, codesystem: str, assembly: _Assembly) -> list[JsonDict]:
+def _case_resources(view: CaseView, assembly: _Assembly) -> list[JsonDict]:
     record = view.record
     ids = RecordIds(
         patient=view.patient_resource,
@@ -81,17 +75,8 @@ def _case_resources(view: CaseView, codesystem: str, assembly: _Assembly) -> lis
         summary=view.summary_id,
         observations=view.result_ids,
     )
-    specimen = view.specimen_resource
-    summary = _summary(record, view.classification, ids, specimen, codesystem, assembly.times)
-    report = _report(
-        record,
-        view.classification,
-        ids,
-        specimen,
-        codesystem,
-        assembly.times,
-        assembly.mappings_version,
-    )
+    resources = assembly.report_resources(record, view.classification, ids, view.specimen_resource)
+    summary, statuses, report = resources[0], resources[1:-1], resources[-1]
     numbers = _order_numbers(view)
     if numbers:
         report["identifier"] = numbers
@@ -109,11 +94,11 @@ def _case_resources(view: CaseView, codesystem: str, assembly: _Assembly) -> lis
         report["result"] = [dt.reference(view.summary_id)]
         report["conclusion"] = withdrawn_note()
         report.pop("conclusionCode", None)
-    else:
-        sentence = case_sentence(view)
-        if sentence:
-            report["conclusion"] = f"{report['conclusion']} {sentence}"
-    return [summary, report]
+        return [summary, report]
+    sentence = case_sentence(view)
+    if sentence:
+        report["conclusion"] = f"{report['conclusion']} {sentence}"
+    return [summary, *statuses, report]
 
 
 def _order_numbers(view: CaseView) -> list[JsonDict]:

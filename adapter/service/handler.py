@@ -421,7 +421,7 @@ class Service:
             )
         )
         if outcome.bundle_json is not None:
-            requests.append(IndexReportsRequest(receipt.row_id, outcome.reports))
+            requests.append(IndexReportsRequest(receipt.row_id, outcome.reports, outcome.resources))
             if self.forward:
                 requests.append(EnqueueRequest(receipt.row_id, outcome.bundle_json, self.clock()))
         handled = Handled(

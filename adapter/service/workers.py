@@ -43,7 +43,8 @@ from adapter.errors import AdapterError
 from adapter.model import SourceFormat
 from adapter.pipeline import Context, Outcome, RawMessage, process
 from adapter.service.affinity import pin
-from adapter.store import CaseEventRow, ReportIndexRow
+from adapter.service.fhir_index import resource_rows
+from adapter.store import CaseEventRow, ReportIndexRow, ResourceIndexRow
 
 log = logging.getLogger("her2_adapter.workers")
 
@@ -66,6 +67,7 @@ class Processed:
     bundle_json: bytes | None  # set exactly when a Bundle was built
     reports: tuple[ReportIndexRow, ...]
     error: AdapterError | None
+    resources: tuple[ResourceIndexRow, ...] = ()
     cases: CaseChanges | None = None  # set exactly when a Bundle was built
 
 
@@ -77,8 +79,14 @@ def processed(outcome: Outcome) -> Processed:
     # One DiagnosticReport per case the message touched, in the order of application.cases.
     facts = [report_facts(view.record, view.classification) for view in application.cases]
     reports = tuple(report_rows(outcome.bundle, facts))
+    resources = tuple(resource_rows(outcome.bundle))
     return Processed(
-        outcome.message_id, outcome.bundle_json, reports, outcome.error, case_changes(application)
+        outcome.message_id,
+        outcome.bundle_json,
+        reports,
+        outcome.error,
+        resources,
+        case_changes(application),
     )
 
 
@@ -161,7 +169,12 @@ _LOST: Final = "internal error (worker process died); the message is kept"
 
 _ErrorParts = tuple[type[AdapterError], str, str | None]
 _WorkResult = tuple[
-    str | None, bytes | None, tuple[ReportIndexRow, ...], _ErrorParts | None, CaseChanges | None
+    str | None,
+    bytes | None,
+    tuple[ReportIndexRow, ...],
+    _ErrorParts | None,
+    tuple[ResourceIndexRow, ...],
+    CaseChanges | None,
 ]
 
 
@@ -343,14 +356,14 @@ def _frame(payload: bytes) -> bytes:
 
 
 def _rebuilt(result: _WorkResult) -> Processed:
-    message_id, bundle_json, reports, parts, cases = result
+    message_id, bundle_json, reports, parts, resources, cases = result
     error: AdapterError | None = None
     if parts is not None:
         kind, reason, location = parts
         # Built past the subclass's __init__, whose signature may differ (MappingFileError).
         error = kind.__new__(kind)
         AdapterError.__init__(error, reason, location=location)
-    return Processed(message_id, bundle_json, reports, error, cases)
+    return Processed(message_id, bundle_json, reports, error, resources, cases)
 
 
 def serve(descriptor: int) -> None:
@@ -428,4 +441,4 @@ def _work(
     error = done.error
     # Errors travel as their parts: an exception's pickling depends on its __init__.
     parts = None if error is None else (type(error), error.reason, error.location)
-    return done.message_id, done.bundle_json, done.reports, parts, done.cases
+    return done.message_id, done.bundle_json, done.reports, parts, done.resources, done.cases

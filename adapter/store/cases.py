@@ -1,6 +1,6 @@
 """Cases in the store: their numbers, who first used each number, and every version (timeline).
 
-Three tables (schema version 3): ``case_numbers`` finds a patient's cases by a number,
+Three tables (schema version 4): ``case_numbers`` finds a patient's cases by a number,
 ``case_owners`` remembers the first patient to use a number (resource ids, emit/ids.py), and
 ``case_events`` holds one row per message per case, in the order applied: the timeline, and the
 order in which a case's messages are read again when the next one arrives.
