@@ -9,12 +9,12 @@ everything received so far: no later message can replace it with one that knows 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from adapter.config import Settings
 from adapter.emit import datatypes as dt
 from adapter.emit.bundle import LAB_OBSERVATION_CATEGORY, JsonDict, _Assembly
-from adapter.emit.codes import MESSAGE_ID_SYSTEM, V2_0203
+from adapter.emit.codes import DATA_ABSENT_REASON, MESSAGE_ID_SYSTEM, V2_0203
 from adapter.emit.ids import RecordIds, resource_id
 from adapter.emit.wording import withdrawn_note
 from adapter.model import Provenance, ResultStatus
@@ -42,6 +42,7 @@ def build_bundle(
         )
     for view in application.cases:
         assembly.record_resources.extend(_case_resources(view, assembly))
+    _point_outside(assembly)
     bundle: JsonDict = {
         "resourceType": "Bundle",
         "id": resource_id("Bundle", message_id),
@@ -54,6 +55,25 @@ def build_bundle(
     return bundle
 
 
+_SENT_IN_ERROR: Final = {"coding": [{"system": DATA_ABSENT_REASON, "code": "error"}]}
+"""Why a withdrawn result (or a case with none left) has no value."""
+
+
+def _point_outside(assembly: _Assembly) -> None:
+    """References to what an earlier message brought: ``Type/id``, not a ``urn:uuid`` that
+    must resolve inside this Bundle (FHIR transactions); the receiver holds them already."""
+    here = {resource["id"] for resource in assembly.record_resources}
+    here.update(assembly.specimens)
+    for resource in assembly.record_resources:
+        for key in ("result", "derivedFrom", "specimen", "hasMember"):
+            found = resource.get(key)
+            for reference in found if isinstance(found, list) else [found] if found else []:
+                target = reference["reference"].removeprefix("urn:uuid:")
+                if target not in here:
+                    kind = "Specimen" if key == "specimen" else "Observation"
+                    reference["reference"] = f"{kind}/{target}"
+
+
 def _withdrawn(observation_id: str, provenance: Provenance, patient_id: str) -> JsonDict:
     """The result as withdrawn: same id, status entered-in-error (FHIR's way to retract)."""
     return {
@@ -63,6 +83,7 @@ def _withdrawn(observation_id: str, provenance: Provenance, patient_id: str) -> 
         "category": [LAB_OBSERVATION_CATEGORY],
         "code": dt.codeable(provenance.code) or {"text": provenance.locator},
         "subject": dt.reference(patient_id),
+        "dataAbsentReason": _SENT_IN_ERROR,
     }
 
 
@@ -91,6 +112,7 @@ def _case_resources(view: CaseView, assembly: _Assembly) -> list[JsonDict]:
             if key in summary
         }
         summary["status"] = report["status"] = ResultStatus.ENTERED_IN_ERROR.value
+        summary["dataAbsentReason"] = _SENT_IN_ERROR
         report["result"] = [dt.reference(view.summary_id)]
         report["conclusion"] = withdrawn_note()
         report.pop("conclusionCode", None)

@@ -134,7 +134,10 @@ def test_a_receiver_that_puts_everything_holds_one_correct_report_per_case(
     for view in finals:
         report = held[f"DiagnosticReport/{view.report_id}"]
         assert report["conclusionCode"][0]["coding"][0]["code"] == view.classification.category
-        referenced = [item["reference"].removeprefix("urn:uuid:") for item in report["result"]]
+        referenced = [
+            item["reference"].removeprefix("urn:uuid:").removeprefix("Observation/")
+            for item in report["result"]
+        ]
         # every current result, then the summary and the ER / PgR status Observations
         assert referenced[: len(view.result_ids) + 1] == [*view.result_ids, view.summary_id]
         for result_id in referenced:
