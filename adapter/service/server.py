@@ -211,6 +211,7 @@ async def _run(
         for task in (recovery, purger):
             if task is not None:
                 await _finish(task, FORWARDER_GRACE)
+        await runtime.service.drain()
         await runtime.committer.close()
 
 

@@ -19,6 +19,10 @@ from adapter.store.base import Backend, Store
 from adapter.store.groupcommit import CommitStats, GroupCommitter
 from adapter.store.records import (
     AuditRow,
+    CaseConflict,
+    CaseEvent,
+    CaseEventRow,
+    CaseWriteRequest,
     EnqueueRequest,
     IndexReportsRequest,
     MessageFormat,
@@ -34,6 +38,7 @@ from adapter.store.records import (
     ResourceIndexRow,
     ResourceSearch,
     StoreCounts,
+    StoredPrior,
     StoredReport,
     Transport,
     UnprocessedRow,
@@ -44,6 +49,10 @@ from adapter.store.records import (
 __all__ = [
     "AuditRow",
     "Backend",
+    "CaseConflict",
+    "CaseEvent",
+    "CaseEventRow",
+    "CaseWriteRequest",
     "CommitStats",
     "EnqueueRequest",
     "GroupCommitter",
@@ -62,6 +71,7 @@ __all__ = [
     "ResourceSearch",
     "Store",
     "StoreCounts",
+    "StoredPrior",
     "StoredReport",
     "Transport",
     "UnprocessedRow",
