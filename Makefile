@@ -26,7 +26,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+# The npm test peers (tests/peers/README.md), from the committed lock file.
+PEERS := tests/peers/node_modules/.package-lock.json
+
+$(PEERS): tests/peers/package.json tests/peers/package-lock.json tests/peers/fetch-packages.sh
+	npm ci --prefix tests/peers --no-audit --no-fund --loglevel=error
+	bash tests/peers/fetch-packages.sh
+
+pytest: $(STAMP) $(PEERS)
 	$(BIN)/pytest
 
 bench: $(STAMP)

@@ -27,7 +27,7 @@ from adapter.cli_help import App
 
 if TYPE_CHECKING:
     from adapter.api import Result
-    from adapter.service.settings import ServiceSettings
+    from adapter.config import Settings
     from adapter.store import MessageStatus
 
 app = App(
@@ -373,6 +373,20 @@ def serve(
             help="Worker processes for the pipeline (default: one per CPU but one; 0: none).",
         ),
     ] = None,
+    mllp_tls_cert: Annotated[
+        Path | None,
+        typer.Option("--mllp-tls-cert", help="PEM certificate chain: MLLP over TLS."),
+    ] = None,
+    mllp_tls_key: Annotated[
+        Path | None, typer.Option("--mllp-tls-key", help="PEM private key of --mllp-tls-cert.")
+    ] = None,
+    mllp_tls_client_ca: Annotated[
+        Path | None,
+        typer.Option(
+            "--mllp-tls-client-ca",
+            help="PEM CA file: MLLP clients must present a certificate it signed.",
+        ),
+    ] = None,
     log_level: ServiceLogLevel = "info",
     log_format: LogFormatOption = "text",
 ) -> None:
@@ -390,6 +404,9 @@ def serve(
         api_token=api_token,
         mappings_dir=mappings,
         workers=workers,
+        mllp_tls_cert=mllp_tls_cert,
+        mllp_tls_key=mllp_tls_key,
+        mllp_tls_client_ca=mllp_tls_client_ca,
     )
     _configure_logging(log_level, log_format)
     try:
@@ -450,17 +467,17 @@ def reprocess(
     typer.echo(f"reprocessed {sum(counts.values()) - counts.get('skipped', 0)}: {summary}")
 
 
-def _service_settings(config: Path | None, **flags: object) -> "ServiceSettings":
+def _service_settings(config: Path | None, **flags: object) -> "Settings":
     """Flags over ``HER2_*`` environment variables over the config file over defaults."""
     from pydantic import ValidationError
 
-    from adapter.service.server import load_settings
+    from adapter.config import Settings
 
     given = {name: value for name, value in flags.items() if value is not None}
     if config is not None and not config.is_file():
         _usage_error(f"no config file {config}")
     try:
-        return load_settings(config, **given)
+        return Settings.load(config, **given)
     except ValidationError as error:
         problems = "; ".join(
             f"{'.'.join(str(part) for part in issue['loc'])}: {issue['msg']}"
@@ -480,7 +497,7 @@ def _iso_time(option: str, value: str | None) -> datetime | None:
 
 
 async def _reprocess(
-    settings: "ServiceSettings",
+    settings: "Settings",
     statuses: "list[MessageStatus]",
     window: tuple[datetime | None, datetime | None],
     sender: str | None,

@@ -13,8 +13,10 @@ import logging
 import time
 import traceback
 from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from fastapi import FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -23,16 +25,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from adapter import __version__
+from adapter.emit.ack import batch_header_of
 from adapter.errors import MappingFileError, StoreUnavailable
 from adapter.model import SourceFormat
-from adapter.service import http_read
+from adapter.pipeline import split_frame
+from adapter.service import fhir_facade, http_read
 from adapter.service.handler import Handled
 from adapter.service.http_audit import install_audit
 from adapter.service.http_body import (
     FHIR_MEDIA_TYPES,
     HL7_MEDIA_TYPES,
     BadContentLength,
-    batch_reason,
     media_type,
     read_body,
 )
@@ -57,7 +60,8 @@ _HL7_BODY = {"schema": {"type": "string"}}
 _HL7_REQUEST = {
     "requestBody": {
         "required": True,
-        "description": "One HL7 v2 ORU^R01 message in ER7 (a batch is refused with 400)",
+        "description": "HL7 v2 ORU^R01 in ER7: one message (answered with its Bundle), or"
+        " several or an FHS/BHS batch (a batch-response Bundle, one entry per message)",
         "content": dict.fromkeys(sorted(HL7_MEDIA_TYPES), _HL7_BODY),
     }
 }
@@ -115,22 +119,47 @@ def create_app(runtime: Runtime) -> FastAPI:
         sender = (source or x_her2_source or "").strip() or None
         return await _ingest(request, runtime, SourceFormat.FHIR, sender)
 
-    @app.get("/fhir/DiagnosticReport/{report_id}", responses={404: _OUTCOME, 503: _OUTCOME})
-    async def get_report(report_id: str) -> Response:
-        """The latest version of one DiagnosticReport."""
-        return await _read(lambda: http_read.report(store, report_id))
+    codesystem_url = runtime.settings.codesystem_url
 
-    @app.get("/fhir/DiagnosticReport", responses={503: _OUTCOME})
-    async def search_reports(
-        request: Request,
-        patient: str | None = Query(None, description="Patient/<id>, or the bare id"),
-        category: str | None = Query(None, description="The adapter category code"),
-        status: str | None = Query(None, description="DiagnosticReport.status"),
-    ) -> Response:
-        """A searchset Bundle of the latest version of each matching report."""
-        base = str(request.url_for("search_reports"))
+    @app.get("/fhir/metadata", responses={406: _OUTCOME})
+    async def fhir_metadata(request: Request) -> Response:
+        """The CapabilityStatement: exactly what this FHIR facade supports."""
+        refused = _not_acceptable(request)
+        if refused is not None:
+            return refused
+        return fhir_facade.capability_statement(_fhir_base(request))
+
+    @app.get(
+        "/fhir/{resource_type}/{resource_id}",
+        responses={404: _OUTCOME, 406: _OUTCOME, 503: _OUTCOME},
+    )
+    async def fhir_read(request: Request, resource_type: str, resource_id: str) -> Response:
+        """The latest version of one resource (references resolve here as Type/<id>)."""
+        refused = _not_acceptable(request)
+        if refused is not None:
+            return refused
         return await _read(
-            lambda: http_read.search(store, base, str(request.url), patient, category, status)
+            lambda: fhir_facade.read(store, resource_type, resource_id, codesystem_url)
+        )
+
+    @app.get("/fhir/{resource_type}", responses={400: _OUTCOME, 406: _OUTCOME, 503: _OUTCOME})
+    async def fhir_search(request: Request, resource_type: str) -> Response:
+        """A searchset Bundle, paged by _count; unsupported parameters are refused (400)."""
+        refused = _not_acceptable(request)
+        if refused is not None:
+            return refused
+        params = request.query_params.multi_items()
+        lenient = "handling=lenient" in request.headers.get("prefer", "").replace(" ", "")
+        base = _fhir_base(request)
+        return await _read(
+            lambda: fhir_facade.search(
+                store,
+                resource_type,
+                base,
+                params,
+                lenient=lenient,
+                codesystem_url=codesystem_url,
+            )
         )
 
     @app.get("/messages/{message_id:path}", responses={404: _OUTCOME, 503: _OUTCOME})
@@ -171,6 +200,16 @@ def create_app(runtime: Runtime) -> FastAPI:
     return app
 
 
+def _fhir_base(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + "/fhir"
+
+
+def _not_acceptable(request: Request) -> Response | None:
+    return fhir_facade.not_acceptable(
+        request.query_params.get("_format"), request.headers.get("accept")
+    )
+
+
 def _health(store: Store) -> Response:
     store.ping()
     return JSONResponse({"status": "ok", "store": store.backend_name})
@@ -192,18 +231,22 @@ async def _ingest(
     except BadContentLength:
         return outcome_response(400, "HTTP-BAD-REQUEST", "structure", "invalid Content-Length")
     started = time.perf_counter()
-    if kind is SourceFormat.HL7V2 and not body.oversized:
-        reason = batch_reason(body.data)
-        if reason is not None:
-            observe("http", "rejected", time.perf_counter() - started)
-            return outcome_response(400, "HTTP-BATCH", "not-supported", reason)
     service = runtime.service
+    # HL7 v2 bodies are cut as MLLP frames are: without a BOM, each message on its own.
+    messages, batch = [body.data], False
+    if kind is SourceFormat.HL7V2 and not body.oversized:
+        messages = split_frame(body.data)
+        batch = len(messages) > 1 or batch_header_of(body.data) is not None
     try:
         if body.oversized:
-            handled = await service.reject_oversized(body.data, body.size, Transport.HTTP)
+            handled = await service.reject_oversized(
+                body.data, body.size, Transport.HTTP, format_hint=kind
+            )
+        elif batch:
+            return await _ingest_several(runtime, messages, started)
         else:
             handled = await service.handle(
-                body.data, Transport.HTTP, format_hint=kind, fhir_source=source
+                messages[0], Transport.HTTP, format_hint=kind, fhir_source=source
             )
         response = await _answer(runtime.store, handled)
     except StoreUnavailable as error:
@@ -213,6 +256,34 @@ async def _ingest(
     outcome = "duplicate" if handled.duplicate else handled.status.value
     observe("http", outcome, time.perf_counter() - started)
     return response
+
+
+async def _ingest_several(runtime: Runtime, messages: list[bytes], started: float) -> Response:
+    """Several HL7 v2 messages in one body (a batch): each stored and answered, in order.
+
+    The answer is a FHIR ``batch-response`` Bundle with one entry per message: its Bundle, or its
+    OperationOutcome, and the HTTP status it would have had alone. A store fault answers 503 for
+    the whole body: the messages stored before it are recognised as copies when it is resent.
+    """
+    entries: list[dict[str, Any]] = []
+    for message in messages:
+        handled = await runtime.service.handle(
+            message, Transport.HTTP, format_hint=SourceFormat.HL7V2
+        )
+        answer = await _answer(runtime.store, handled)
+        observe("http", "duplicate" if handled.duplicate else handled.status.value, 0.0)
+        entries.append(
+            {
+                "resource": orjson.loads(answer.body),
+                "response": {"status": f"{answer.status_code} {_REASONS[answer.status_code]}"},
+            }
+        )
+    observe("http", "batch", time.perf_counter() - started)
+    bundle = {"resourceType": "Bundle", "type": "batch-response", "entry": entries}
+    return Response(orjson.dumps(bundle), media_type=FHIR_JSON)
+
+
+_REASONS = {status.value: status.phrase for status in HTTPStatus}
 
 
 async def _answer(store: Store, handled: Handled) -> Response:

@@ -18,13 +18,12 @@ import pytest
 from http_support import build_runtime, oru, serving
 from mllp_support import LOOPBACK, msa_code
 
-from adapter.config import default_mappings_dir
+from adapter.config import Settings, default_mappings_dir
 from adapter.mapping import Mappings, content_version
 from adapter.pipeline import Context
 from adapter.service.handler import Service
 from adapter.service.mllp import MllpClient
-from adapter.service.server import Listening, load_settings, reload_logged, serve
-from adapter.service.settings import ServiceSettings
+from adapter.service.server import Listening, reload_logged, serve
 from adapter.service.workers import WorkerPool
 from adapter.store import GroupCommitter, MessageStatus, Transport, open_store
 
@@ -83,7 +82,7 @@ def test_a_reload_reads_a_new_sender_file_for_later_messages(tmp_path: Path, wor
     """Rejected before the lab's file exists; after a reload the next message is classified,
     and its report names the new mappings version."""
     directory = _copy_mappings(tmp_path)
-    settings = ServiceSettings(mappings_dir=directory, mllp_port=0, http_port=0)
+    settings = Settings(mappings_dir=directory, mllp_port=0, http_port=0)
     store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
     old_version = content_version(directory)
 
@@ -168,7 +167,7 @@ def test_http_reload_is_refused_without_a_configured_token(tmp_path: Path) -> No
 def test_sighup_reloads_the_mappings_of_a_running_service(tmp_path: Path) -> None:
     """serve() with its signal handlers: after SIGHUP the new sender file is in use."""
     directory = _copy_mappings(tmp_path)
-    settings = load_settings(
+    settings = Settings.load(
         mllp_port=free_port(),
         http_port=0,
         store=f"sqlite:///{tmp_path / 'store.db'}",
