@@ -22,7 +22,7 @@ from adapter.config import Settings, default_mappings_dir
 from adapter.mapping import Mappings, content_version
 from adapter.pipeline import Context
 from adapter.service.handler import Service
-from adapter.service.mllp import MllpClient
+from adapter.service.mllp_client import MllpClient
 from adapter.service.server import Listening, reload_logged, serve
 from adapter.service.workers import WorkerPool
 from adapter.store import GroupCommitter, MessageStatus, Transport, open_store
