@@ -205,6 +205,7 @@ async def _run(
             await _finish(forwarder, FORWARDER_GRACE)
         if recovery is not None:
             await _finish(recovery, FORWARDER_GRACE)
+        await runtime.service.drain()
         await runtime.committer.close()
 
 
@@ -276,6 +277,7 @@ def _http_server(runtime: Runtime) -> uvicorn.Server:
         http=admitted_protocol(settings.http_limits, body_timeout=settings.http_body_timeout),
         timeout_keep_alive=settings.http_idle_timeout,
         log_level="warning",
+        log_config=None,  # uvicorn's events go through the service's handler, one line each
         access_log=False,  # query strings (?patient=...) must not reach the logs
         timeout_graceful_shutdown=10,  # a stalled upload must not hold SIGTERM forever
     )
