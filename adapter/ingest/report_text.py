@@ -119,6 +119,11 @@ def _segments(
             if any(p.kind == "quantities" and p.value in _ISH_QUANTITIES for p in clause):
                 # "Ratio of HER2 to CEP17 signals: 1.3" names its own analyte
                 yield from _targeted(LabelTarget.HER2, clause, locator, warnings)
+            elif any(p.kind == "methods" for p in clause) and any(
+                p.kind == "deferrals" for p in clause
+            ):
+                # "reflex FISH to follow": a test still to come, said
+                warnings.append(_warning("TEXT-DEFERRED", locator, "says it is to follow"))
             continue
         leading = clause[: starts[0]]
         says_something = any(p.kind not in _QUIET for p in leading)
