@@ -114,7 +114,7 @@ HER2: see addendum""",
     ),
     Report(
         "ihc0-ultralow-narrative",
-        """HER2 (4B5) by IHC: Negative (score 0), faint incomplete membrane staining in 5% of tumor cells
+        """HER2 (4B5) by IHC: Negative (score 0), faint incomplete staining in 5% of tumor cells
 ER: Positive (80%)
 PgR: Positive (30%)""",
         (
