@@ -202,7 +202,7 @@ def statement_values(statements: Sequence[Statement], status: ResultStatus) -> l
                 status=status,
                 number=statement.reading.number,
                 text=statement.line,
-                notes=(f"Read from report text ({statement.locator}); a reviewer checks it",),
+                notes=(f"Read from report text, {statement.locator}: {statement.line}",),
             ),
             answer=statement.reading.answer,
             reading=statement.reading,
