@@ -135,18 +135,19 @@ def parts_of(text: str, words: Lexicon) -> list[Part]:
     """The phrases of ``text``, longest match first (a bare "2" is a score phrase here; the
     reader takes it for a number where the value is not an IHC score)."""
     tokens = tokenize(normalise(text), words.decimal_comma)
+    texts = tuple(token for _, token in tokens)
+    phrases = words.phrases
     found: list[Part] = []
-    at, count = 0, len(tokens)
+    at, count = 0, len(texts)
     while at < count:
-        kind, token = tokens[at]
-        for phrase, part in words.phrases.get(token, ()):
+        for phrase, part in phrases.get(texts[at], ()):
             end = at + len(phrase)
-            if end <= count and all(tokens[at + i][1] == t for i, t in enumerate(phrase)):
+            if texts[at:end] == phrase:  # one C-level tuple comparison per candidate
                 found.append(part)
                 at = end
                 break
         else:
-            found.append(_plain_part(kind, token, words.decimal_comma))
+            found.append(_plain_part(tokens[at][0], texts[at], words.decimal_comma))
             at += 1
     return found
 
