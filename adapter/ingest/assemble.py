@@ -122,7 +122,7 @@ def usable(analyte: Analyte, number: Interval | None, answer: Answer | None) -> 
     return answer is not None
 
 
-_ISH_ANALYTES = frozenset(
+ISH_ANALYTES = frozenset(
     {
         Analyte.HER2_ISH,
         Analyte.HER2_CEP17_RATIO,
@@ -133,6 +133,7 @@ _ISH_ANALYTES = frozenset(
         Analyte.ISH_RECOUNT,
     }
 )
+"""Every analyte of an ISH test (the qualitative result, the counts, the recount)."""
 
 
 def assemble(
@@ -307,13 +308,14 @@ def _note_meaning(note: Reading, answer: Answer | None) -> Answer | None:
     )
 
 
-_QUANTITY_ANALYTE = {
+QUANTITY_ANALYTE = {
     Quantity.RATIO: Analyte.HER2_CEP17_RATIO,
     Quantity.HER2_COPIES: Analyte.HER2_COPIES,
     Quantity.CEP17_COPIES: Analyte.CEP17_COPIES,
     Quantity.CELLS_COUNTED: Analyte.ISH_CELLS_COUNTED,
     Quantity.AMPLIFIED_PERCENT: Analyte.ISH_AMPLIFIED_PERCENT,
 }
+"""The analyte of an ISH number a value's words name."""
 _IHC_VALUES = frozenset({Analyte.HER2_IHC, Analyte.HER2_IHC0_SUBTYPE})
 
 
@@ -327,7 +329,7 @@ def _derived(values: Sequence[ReadValue], warnings: list[IngestWarning]) -> list
         if value.reading is None or not value.reading.quantities:
             continue
         for quantity, number in value.reading.quantities:
-            analyte = _QUANTITY_ANALYTE.get(quantity)
+            analyte = QUANTITY_ANALYTE.get(quantity)
             if quantity is Quantity.PERCENT and value.analyte in _IHC_VALUES:
                 analyte = Analyte.HER2_IHC_STAINED_PERCENT
             if analyte is None or analyte is value.analyte:
@@ -362,7 +364,7 @@ def _ish(
     group_notes: tuple[str, ...],
     warnings: list[IngestWarning],
 ) -> IshResult | None:
-    values = [v for v in all_values if v.analyte in _ISH_ANALYTES]  # message order
+    values = [v for v in all_values if v.analyte in ISH_ANALYTES]  # message order
     if not values:
         return None
     counted = [_numbered(by_analyte, analyte) for analyte in _COUNT_ANALYTES]

@@ -19,13 +19,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from adapter.ingest import grammar
-from adapter.ingest.assemble import ReadValue, usable
+from adapter.ingest.assemble import ISH_ANALYTES, QUANTITY_ANALYTE, ReadValue, usable
 from adapter.ingest.grammar import Part, Reading
 from adapter.mapping import LabelTarget, MappingSet, Method, Quantity
 from adapter.model import (
     Analyte,
     Coding,
     IngestWarning,
+    Interval,
     Provenance,
     ReportedObservation,
     ResultStatus,
@@ -242,17 +243,7 @@ def statement_values(statements: Sequence[Statement], status: ResultStatus) -> l
 
 _FAMILIES = (
     frozenset({Analyte.HER2_IHC, Analyte.HER2_IHC0_SUBTYPE, Analyte.HER2_IHC_STAINED_PERCENT}),
-    frozenset(
-        {
-            Analyte.HER2_ISH,
-            Analyte.HER2_CEP17_RATIO,
-            Analyte.HER2_COPIES,
-            Analyte.CEP17_COPIES,
-            Analyte.ISH_CELLS_COUNTED,
-            Analyte.ISH_AMPLIFIED_PERCENT,
-            Analyte.ISH_RECOUNT,
-        }
-    ),
+    ISH_ANALYTES,
     frozenset({Analyte.ER_RESULT, Analyte.ER_PERCENT}),
     frozenset({Analyte.PGR_RESULT, Analyte.PGR_PERCENT}),
     frozenset({Analyte.HER2_INTERPRETATION}),
@@ -291,10 +282,22 @@ def text_values_kept(
 
 
 def _disagrees(value: ReadValue, coded: Sequence[ReadValue]) -> bool:
+    """The text names a score, or a number of an analyte, that the coded results do not hold."""
     score = value.answer.score if value.answer is not None else None
     scores = {a.score for v in coded if (a := v.answer) is not None and a.score is not None}
     if score is not None and scores and score not in scores:
         return True
-    number = value.observation.number
-    numbers = {(n.low, n.high) for v in coded if (n := v.observation.number) is not None}
-    return number is not None and bool(numbers) and (number.low, number.high) not in numbers
+    named: list[tuple[Analyte | None, Interval | None]] = [
+        (value.analyte, value.observation.number)
+    ]
+    if value.reading is not None:
+        named += [(QUANTITY_ANALYTE.get(q), n) for q, n in value.reading.quantities]
+    for analyte, number in named:
+        numbers = {
+            (n.low, n.high)
+            for v in coded
+            if v.analyte is analyte and (n := v.observation.number) is not None
+        }
+        if number is not None and numbers and (number.low, number.high) not in numbers:
+            return True
+    return False

@@ -219,3 +219,64 @@ def test_statements_name_their_source_and_line(senders: dict[str, MappingSet]) -
         [("OBX[3]", "ER: Positive (95%)"), ("OBX[4]", "x\nHER2 by IHC: 3+")], senders["en"]
     )
     assert [s.locator for s in statements] == ["OBX[3] line 1", "OBX[4] line 2"]
+
+
+# --------------------------------------------------------------------------------------------
+# Report text beside coded results, and numbers named in a value's words (whole pipeline)
+# --------------------------------------------------------------------------------------------
+
+
+def _run(*segments: str) -> tuple[list[str], str, int | None]:
+    from adapter.config import Settings
+    from adapter.model import SourceFormat
+    from adapter.pipeline import Context, RawMessage, process
+
+    lines = [
+        "MSH|^~\\&|LIS|LAB|HUB|HUB|20240312101500||ORU^R01^ORU_R01|t1|P|2.5.1",
+        "PID|1||MRN1^^^HOSP^MR",
+        "OBR|1|PL1|FI1|PROG^Prognostic markers^L|||20240310083000" + "|" * 17 + "F",
+        *segments,
+        "SPM|1|^S1||TISS^Tissue^HL70487|||||80248007^Left breast structure^SCT",
+    ]
+    outcome = process(
+        RawMessage("\r".join(lines).encode(), SourceFormat.HL7V2), Context.from_settings(Settings())
+    )
+    assert outcome.error is None, outcome.error
+    (record,) = outcome.records
+    (result,) = outcome.classifications
+    return [w.code for w in record.warnings], result.category.value, result.ish_group
+
+
+def test_a_text_ratio_that_differs_from_the_coded_one_is_said_not_used() -> None:
+    warnings, category, group = _run(
+        "OBX|1|CWE|85319-2^HER2 IHC^LN||1+^Negative (1+)^L||||||F",
+        "OBX|2|NM|49683-6^HER2/CEP17 ratio^LN||1.3||||||F",
+        "OBX|3|NM|74860-8^HER2 copies^LN||2.5||||||F",
+        "OBX|4|TX|22637-3^Final diagnosis^LN||HER2 by FISH: Amplified (ratio 2.6)||||||F",
+    )
+    assert "TEXT-DISAGREES" in warnings
+    assert (category, group) == ("HER2-low", 5)
+
+
+def test_a_text_that_agrees_with_the_coded_result_adds_nothing() -> None:
+    warnings, category, _ = _run(
+        "OBX|1|CWE|85319-2^HER2 IHC^LN||3+^Positive (3+)^L||||||F",
+        "OBX|2|TX|22637-3^Final diagnosis^LN||HER2 by IHC: Positive (Score 3+)||||||F",
+    )
+    assert "TEXT-DISAGREES" not in warnings
+    assert category == "HER2-positive"
+
+
+def test_a_ratio_named_in_words_that_differs_from_the_reported_one_is_not_a_recount() -> None:
+    """'Amplified (ratio 2.6)' beside a ratio OBX of 1.3: said (VALUE-DISAGREES), never a
+    second count, and the reported ratio decides."""
+    warnings, category, group = _run(
+        "OBX|1|CWE|85319-2^HER2 IHC^LN||2+^Equivocal (2+)^L||||||F",
+        "OBX|2|ST|85318-4^HER2 ISH^LN||Amplified (ratio 2.6)||||||F",
+        "OBX|3|NM|49683-6^HER2/CEP17 ratio^LN||1.3||||||F",
+        "OBX|4|NM|74860-8^HER2 copies^LN||2.5||||||F",
+    )
+    assert "VALUE-DISAGREES" in warnings
+    assert "SECOND-COUNT" not in warnings
+    assert group == 5
+    assert category == "HER2-low"
