@@ -517,10 +517,15 @@ def _receptor(
         warnings.append(IngestWarning(code="CONFLICTING-RESULTS", message=reason))
     if percent is None and len({_bounds(n) for v in numbered if (n := v.observation.number)}) > 1:
         reason = f"conflicting {label} percentages in one order"
+    readings = [v.reading for v in (*results, *percents) if v.reading is not None]
     return ReceptorResult(
         percent=percent,
         stated=_only(stated) if len(stated) == 1 else None,
         indeterminate_reason=reason,
+        # Kept and shown, never deciding (her2-rules.md section 6): the percentage decides.
+        allred=next((n for r in readings if (n := r.quantity(Quantity.ALLRED))), None),
+        h_score=next((n for r in readings if (n := r.quantity(Quantity.H_SCORE))), None),
+        intensity=next((r.intensity.value for r in readings if r.intensity), None),
         provenance=_provenance((*results, *percents)),
     )
 

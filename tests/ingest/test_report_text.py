@@ -280,3 +280,28 @@ def test_a_ratio_named_in_words_that_differs_from_the_reported_one_is_not_a_reco
     assert "SECOND-COUNT" not in warnings
     assert group == 5
     assert category == "HER2-low"
+
+
+def test_allred_and_intensity_are_kept_and_the_percentage_decides() -> None:
+    from adapter.config import Settings
+    from adapter.model import SourceFormat
+    from adapter.pipeline import Context, RawMessage, process
+
+    lines = [
+        "MSH|^~\\&|LIS|LAB|HUB|HUB|20240312101500||ORU^R01^ORU_R01|t2|P|2.5.1",
+        "PID|1||MRN1^^^HOSP^MR",
+        "OBR|1|PL1|FI1|PROG^Prognostic markers^L|||20240310083000" + "|" * 17 + "F",
+        "OBX|1|ST|85337-4^ER^LN||Positive, 5% of tumor cells, weak intensity, Allred 3||||||F",
+        "SPM|1|^S1||TISS^Tissue^HL70487|||||80248007^Left breast structure^SCT",
+    ]
+    outcome = process(
+        RawMessage("\r".join(lines).encode(), SourceFormat.HL7V2), Context.from_settings(Settings())
+    )
+    (record,) = outcome.records
+    er = record.er
+    assert er is not None
+    assert er.allred is not None
+    assert er.percent is not None
+    assert (er.allred.value, er.intensity, er.percent.value) == (3, "weak", 5)
+    assert outcome.classifications[0].er_result is not None
+    assert outcome.classifications[0].er_result.value == "low-positive"
