@@ -578,6 +578,97 @@ def replay(
 
 
 @app.command()
+def audit(
+    paths: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="HL7 v2 / FHIR message files, folders or globs to classify and audit"
+            " (or --from-store)."
+        ),
+    ] = None,
+    from_store: Annotated[
+        str | None, typer.Option("--from-store", help="Audit the reports of this store (URL).")
+    ] = None,
+    period: Annotated[
+        str, typer.Option("--period", help="Count by 'week' (ISO weeks) or 'month'.")
+    ] = "month",
+    sender: Annotated[str | None, typer.Option("--sender", help="Only this sender.")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Reports of this day or later (YYYY-MM-DD).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Reports before this day (YYYY-MM-DD).")
+    ] = None,
+    min_reports: Annotated[
+        int,
+        typer.Option("--min-reports", help="Fewer reports in a period show counts, no shares."),
+    ] = 10,
+    alpha: Annotated[
+        float, typer.Option("--alpha", help="Flag IHC drift when the test's p is below this.")
+    ] = 0.001,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the figures as JSON ('-': stdout).")
+    ] = None,
+    html_out: Annotated[
+        Path | None, typer.Option("--html", help="Write a self-contained HTML report.")
+    ] = None,
+    mappings: MappingsOption = None,
+) -> None:
+    """Lab QA figures per sender and period: categories, IHC scores and drift, work-up,
+    disagreements and data quality (counts and rates only, no patient data)."""
+    from datetime import date
+
+    import orjson
+    from rich.console import Console
+
+    from adapter.audit.figures import AuditOptions, Period, build_audit
+    from adapter.audit.render_html import render_html
+    from adapter.audit.render_text import print_audit
+    from adapter.audit.sources import from_files
+    from adapter.audit.sources import from_store as store_data
+    from adapter.errors import AdapterError
+    from adapter.inputs import InputFileError
+    from adapter.store import open_store
+
+    if bool(paths) == bool(from_store):
+        _usage_error("audit: give either files or --from-store URL")
+
+    def day(option: str, value: str | None) -> date | None:
+        try:
+            return date.fromisoformat(value) if value else None
+        except ValueError:
+            _usage_error(f"{option}: not a day (YYYY-MM-DD): {value!r}")
+
+    try:
+        options = AuditOptions(
+            Period(period), min_reports, alpha, sender, day("--since", since), day("--until", until)
+        )
+    except ValueError as error:
+        _usage_error(f"audit: {error}")
+    try:
+        if from_store:
+            with open_store(from_store) as store:
+                data = store_data(store, sender=sender)
+        else:
+            data = from_files(paths or [], mappings)
+    except (AdapterError, InputFileError) as error:
+        _usage_error(str(error))
+    figures = build_audit(
+        data.reports, data.unprocessed, options, source="store" if from_store else "files"
+    )
+    if json_out is not None:
+        text = orjson.dumps(figures, option=orjson.OPT_INDENT_2) + b"\n"
+        if str(json_out) == "-":
+            sys.stdout.buffer.write(text)
+        else:
+            json_out.write_bytes(text)
+    if html_out is not None:
+        html_out.write_text(render_html(figures), encoding="utf-8")
+    if json_out is None or str(json_out) != "-":
+        print_audit(figures, Console())
+
+
+@app.command()
 def diff(
     a: Annotated[Path, typer.Argument(help="A Bundle (JSON) or an HL7 v2 message.")],
     b: Annotated[Path, typer.Argument(help="The same kind of file to compare with.")],

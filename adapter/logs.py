@@ -30,18 +30,30 @@ _ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
 
 def configure(level: str, log_format: str) -> None:
-    """Send every log event to stderr, one line each, replacing any handler set before."""
+    """Send every log event to stderr, one line each, replacing what an earlier call set."""
     if level not in LEVELS:
         raise ValueError(f"log level {level!r}: use one of {', '.join(LEVELS)}")
     if log_format not in FORMATS:
         raise ValueError(f"log format {log_format!r}: use one of {', '.join(FORMATS)}")
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _Stderr()
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     root = logging.getLogger()
     for old in root.handlers[:]:
-        root.removeHandler(old)
+        if isinstance(old, _Stderr):  # set by an earlier call; other handlers are not ours
+            root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+
+
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to ``sys.stderr`` as it is at each event: a test runner may have swapped it since."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
 
 
 def current() -> tuple[str, str] | None:

@@ -129,6 +129,24 @@ class Analyte(StrEnum):
     REPORT_TEXT = "report-text"
 
 
+IHC_ANALYTES = frozenset(
+    {Analyte.HER2_IHC, Analyte.HER2_IHC0_SUBTYPE, Analyte.HER2_IHC_STAINED_PERCENT}
+)
+"""The values that make up a HER2 IHC result."""
+ISH_ANALYTES = frozenset(
+    {
+        Analyte.HER2_ISH,
+        Analyte.HER2_CEP17_RATIO,
+        Analyte.HER2_COPIES,
+        Analyte.CEP17_COPIES,
+        Analyte.ISH_CELLS_COUNTED,
+        Analyte.ISH_AMPLIFIED_PERCENT,
+        Analyte.ISH_RECOUNT,
+    }
+)
+"""The values that make up a HER2 ISH result (counts, ratio, words, recount)."""
+
+
 # --------------------------------------------------------------------------------------------
 # Reported values
 # --------------------------------------------------------------------------------------------

@@ -105,6 +105,9 @@ def process(message: RawMessage, context: Context) -> Outcome:
             if context.strict:
                 from adapter.ingest.hl7_strict import check_structure
 
+                # A type or version we do not take is HL7-UNSUPPORTED with or without --strict,
+                # not a structure hl7apy happens to have no definition for.
+                hl7v2.check_supported(read.message)
                 check_structure(read.text)
             records = hl7v2.to_records(read, context.mappings, context.settings)
         else:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from mapping_support import example_mappings_dir
 from typer.testing import CliRunner
 
 from adapter import __version__
@@ -116,10 +117,13 @@ def test_same_input_same_output(runner: CliRunner) -> None:
 
 def test_fhir_source_option_selects_the_sender_mapping(runner: CliRunner) -> None:
     """--source names the FHIR sender, so its local codes are understood."""
-    bundle = runner.invoke(app, ["convert", str(FIXTURES / "exlab-sp-ge6.hl7")]).stdout
-    without = runner.invoke(app, ["convert", "-"], input=bundle)
+    examples = ["--mappings", str(example_mappings_dir())]
+    bundle = runner.invoke(app, ["convert", *examples, str(FIXTURES / "exlab-sp-ge6.hl7")]).stdout
+    without = runner.invoke(app, ["convert", *examples, "-"], input=bundle)
     with_source = runner.invoke(
-        app, ["convert", "-", "--source", "https://lis.example-pathology.org/fhir"], input=bundle
+        app,
+        ["convert", *examples, "-", "--source", "https://lis.example-pathology.org/fhir"],
+        input=bundle,
     )
     assert with_source.exit_code == 0, with_source.stderr
     summary = json.loads(with_source.stdout)

@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from mapping_support import example_mappings_dir
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -58,7 +59,8 @@ def test_summary_counts_match_the_goldens(kind: str) -> None:
     """--summary over every fixture with a golden: the counts the golden Bundles hold."""
     goldens = sorted((EXPECTED / kind).glob("*.ndjson"))
     inputs = [str(FIXTURES / kind / g.name.removesuffix(".ndjson")) for g in goldens]
-    result = CliRunner().invoke(app, ["convert", "--summary", *inputs])
+    examples = ["--mappings", str(example_mappings_dir())]  # the goldens' exlab-* need it
+    result = CliRunner().invoke(app, ["convert", "--summary", *examples, *inputs])
     categories, hr, errors = _golden_counts(goldens)
     assert result.exit_code == (1 if errors else 0)
     lines = result.stderr.splitlines()[-4:]
@@ -156,3 +158,36 @@ def test_log_level_from_the_environment() -> None:
         r"code=NO-HER2-RESULT",
         log_line,
     )
+
+
+def test_progress_bar_on_a_long_run_keeps_every_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--progress on a run past the threshold: the bar starts, lines print above it, unmangled."""
+    from adapter import cli_progress
+
+    monkeypatch.setattr(cli_progress, "SHOW_AFTER_SECONDS", 0.0)
+    started: list[int] = []
+    real_start = cli_progress.Reporter._start
+
+    def start(self: cli_progress.Reporter) -> None:
+        started.append(self.files)
+        real_start(self)
+
+    monkeypatch.setattr(cli_progress.Reporter, "_start", start)
+    bad = str(FIXTURES / "hl7v2" / "bad-glucose-only.hl7")
+    good = str(FIXTURES / "hl7v2" / "batch-3.hl7")
+    result = CliRunner().invoke(app, ["convert", "--progress", "--summary", bad, good])
+    assert started == [2]
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert any(line.startswith(f"{bad}: bad-glucose-only: NO-HER2-RESULT: ") for line in lines)
+    assert "messages: 4 (3 converted, 1 rejected)" in lines
+    assert len(result.stdout.splitlines()) == 3
+
+
+def test_no_progress_bar_unless_asked_off_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    from adapter import cli_progress
+
+    monkeypatch.setattr(cli_progress, "SHOW_AFTER_SECONDS", 0.0)
+    monkeypatch.setattr(cli_progress.Reporter, "_start", lambda self: pytest.fail("bar shown"))
+    result = CliRunner().invoke(app, ["convert", str(FIXTURES / "hl7v2" / "batch-3.hl7")])
+    assert result.exit_code == 0

@@ -21,8 +21,8 @@ from typing import Any
 
 import orjson
 import pytest
+from mapping_support import example_settings
 
-from adapter.config import Settings
 from adapter.pipeline import Context, Outcome, process, split_input
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,7 +46,7 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def context() -> Context:
-    return Context.from_settings(Settings())
+    return Context.from_settings(example_settings())
 
 
 def _run(path: Path, context: Context) -> list[Outcome]:
@@ -158,7 +158,7 @@ def test_fixture_bundles_are_valid_fhir_r4(
 
 def test_same_input_gives_identical_bytes(context: Context) -> None:
     """Processing a message twice, in fresh contexts, gives byte-identical Bundles."""
-    fresh = Context.from_settings(Settings())
+    fresh = Context.from_settings(example_settings())
     for path in sorted((FIXTURES / "hl7v2").glob("*.hl7"))[:20]:
         first = [o.bundle_json for o in _run(path, context)]
         second = [o.bundle_json for o in _run(path, fresh)]

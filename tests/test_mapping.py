@@ -9,13 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from mapping_support import example_mappings
 from typer.testing import CliRunner
 
 from adapter.cli import app
 from adapter.config import default_mappings_dir
 from adapter.errors import MappingFileError
 from adapter.ingest import grammar
-from adapter.mapping import LOCAL_SYSTEM_PREFIX, Answer, Mappings, MappingSet, load_mappings
+from adapter.mapping import LOCAL_SYSTEM_PREFIX, Answer, Mappings, MappingSet
 from adapter.model import (
     Analyte,
     Ihc0Subtype,
@@ -42,7 +43,7 @@ EXAMPLE_LAB = "https://lis.example-pathology.org/codes"
 
 @pytest.fixture(scope="module")
 def mappings() -> Mappings:
-    return load_mappings(default_mappings_dir())
+    return example_mappings()
 
 
 @pytest.fixture(scope="module")
@@ -674,7 +675,7 @@ S = "final"
 
 
 def test_files_lists_defaults_then_senders(mappings: Mappings) -> None:
-    """The shipped directory holds the five default files, one language and two senders."""
+    """The shipped directory's five default files and language, with the two example senders."""
     assert mappings.files == [
         "cap-ecc.toml",
         "hl7-tables.toml",
@@ -903,10 +904,16 @@ def test_mappings_check_lists_every_file(tmp_path: Path) -> None:
 
 
 def test_mappings_check_default_is_the_shipped_directory() -> None:
-    """Without an argument the shipped mappings are checked, and they pass."""
+    """Without an argument the shipped mappings are checked, and they pass: the defaults and the
+    languages; no example is active."""
     result = CliRunner().invoke(app, ["mappings", "check"])
     assert result.exit_code == 0, result.stderr
-    assert any(line.endswith("senders/example-lab.toml") for line in result.stdout.splitlines())
+    checked = [line.removeprefix("ok  ") for line in result.stdout.splitlines()]
+    shipped = default_mappings_dir()
+    assert checked == [
+        *(str(p) for p in sorted(shipped.glob("*.toml"))),
+        *(str(p) for p in sorted((shipped / "languages").glob("*.toml"))),
+    ]
 
 
 def test_mappings_check_reports_the_bad_file(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
+from mapping_support import example_mappings_dir
 
 from adapter.config import default_mappings_dir
 from adapter.mapping import Mappings, MappingSet, load_file
@@ -89,11 +90,20 @@ def test_every_shipped_file_loads(path: Path) -> None:
     assert load_file(path) is not None
 
 
-def test_shipped_directory_loads_with_its_sender() -> None:
-    """The shipped directory loads as a whole, example sender included."""
+def test_shipped_directory_loads_without_the_examples() -> None:
+    """The shipped directory loads as a whole; the example lab under examples/ is not active."""
     loaded = Mappings.load(default_mappings_dir())
-    assert len(loaded.files) == len(SHIPPED)
+    examples = sorted((default_mappings_dir() / "examples").rglob("*.toml"))
+    assert examples, "the example sender files moved"
+    assert len(loaded.files) == len(SHIPPED) - len(examples)
+    assert not any(name.startswith("senders/") for name in loaded.files)
+
+
+def test_example_lab_loads_as_a_sender_file() -> None:
+    """Copied into senders/ (as docs/mapping-files.md tells), the example is a valid sender."""
+    loaded = Mappings.load(example_mappings_dir())
     assert "senders/example-lab.toml" in loaded.files
+    assert loaded.for_hl7_sender("EXLAB-LIS", None).name == "example-lab"
 
 
 def test_every_codes_md_result_code_is_mapped(default: MappingSet) -> None:

@@ -67,6 +67,7 @@ def store_through_service(store_url: str, messages: list[bytes]) -> list[Message
 def with_new_lab(tmp_path: Path) -> Path:
     mappings = tmp_path / "mappings"
     shutil.copytree(default_mappings_dir(), mappings)
+    (mappings / "senders").mkdir(exist_ok=True)  # the shipped mappings have no sender file
     (mappings / "senders" / "new-lab.toml").write_text(NEW_LAB_MAPPING)
     return mappings
 

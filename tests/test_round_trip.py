@@ -10,8 +10,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from mapping_support import example_settings
 
-from adapter.config import Settings
 from adapter.model import Classification, SourceFormat
 from adapter.pipeline import Context, RawMessage, process, split_input
 
@@ -36,7 +36,7 @@ def _summary(classification: Classification) -> tuple[object, ...]:
 
 @pytest.fixture(scope="module")
 def context() -> Context:
-    return Context.from_settings(Settings())
+    return Context.from_settings(example_settings())
 
 
 @pytest.mark.parametrize("name", CONVERTIBLE)

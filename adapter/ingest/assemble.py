@@ -15,6 +15,7 @@ from adapter.ingest import grammar
 from adapter.ingest.grammar import Reading
 from adapter.mapping import Answer, Intensity, MappingSet, Quantity
 from adapter.model import (
+    ISH_ANALYTES,
     Analyte,
     Coding,
     Ihc0Subtype,
@@ -120,20 +121,6 @@ def usable(analyte: Analyte, number: Interval | None, answer: Answer | None) -> 
     if analyte in NUMBER_OR_ANSWER and number is not None:
         return True
     return answer is not None
-
-
-ISH_ANALYTES = frozenset(
-    {
-        Analyte.HER2_ISH,
-        Analyte.HER2_CEP17_RATIO,
-        Analyte.HER2_COPIES,
-        Analyte.CEP17_COPIES,
-        Analyte.ISH_CELLS_COUNTED,
-        Analyte.ISH_AMPLIFIED_PERCENT,
-        Analyte.ISH_RECOUNT,
-    }
-)
-"""Every analyte of an ISH test (the qualitative result, the counts, the recount)."""
 
 
 def assemble(

@@ -19,10 +19,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from adapter.ingest import grammar
-from adapter.ingest.assemble import ISH_ANALYTES, QUANTITY_ANALYTE, ReadValue, usable
+from adapter.ingest.assemble import QUANTITY_ANALYTE, ReadValue, usable
 from adapter.ingest.grammar import Part, Reading
 from adapter.mapping import LabelTarget, MappingSet, Method, Quantity
 from adapter.model import (
+    IHC_ANALYTES,
+    ISH_ANALYTES,
     Analyte,
     Coding,
     IngestWarning,
@@ -242,7 +244,7 @@ def statement_values(statements: Sequence[Statement], status: ResultStatus) -> l
 
 
 _FAMILIES = (
-    frozenset({Analyte.HER2_IHC, Analyte.HER2_IHC0_SUBTYPE, Analyte.HER2_IHC_STAINED_PERCENT}),
+    IHC_ANALYTES,
     ISH_ANALYTES,
     frozenset({Analyte.ER_RESULT, Analyte.ER_PERCENT}),
     frozenset({Analyte.PGR_RESULT, Analyte.PGR_PERCENT}),

@@ -18,12 +18,14 @@ from datetime import datetime
 
 import orjson
 
+from adapter.audit.facts import ReportFacts
 from adapter.emit.ack import AckCode, AckHeader, build_ack, fallback_ack_header, hl7_timestamp
 from adapter.errors import AdapterError, EncodingError, InputError, MessageTooLarge
 from adapter.ingest import er7
 from adapter.ingest.fhir_document import content_message_id
 from adapter.model import SourceFormat
 from adapter.pipeline import Context, RawMessage, detect_format, process
+from adapter.service import metrics
 from adapter.service.workers import Processed, WorkerPool, processed
 from adapter.store import (
     EnqueueRequest,
@@ -388,6 +390,10 @@ class Service:
         ]
         if outcome.bundle_json is not None:
             requests.append(IndexReportsRequest(receipt.row_id, outcome.reports))
+            metrics.count_reports(
+                identity.sender,
+                (ReportFacts.from_json(r.audit) for r in outcome.reports if r.audit is not None),
+            )
             if self.forward:
                 requests.append(EnqueueRequest(receipt.row_id, outcome.bundle_json, self.clock()))
         handled = Handled(

@@ -27,6 +27,7 @@ from adapter.errors import StoreUnavailable
 from adapter.model import SourceFormat
 from adapter.service import http_read
 from adapter.service.handler import Handled
+from adapter.service.http_audit import install_audit
 from adapter.service.http_body import (
     FHIR_MEDIA_TYPES,
     HL7_MEDIA_TYPES,
@@ -143,6 +144,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     async def healthz() -> Response:
         """200 when the store answers, 503 (with Retry-After) when it does not."""
         return await _read(lambda: _health(store))
+
+    install_audit(app, runtime)
 
     @app.get("/metrics", response_class=Response)
     async def metrics() -> Response:

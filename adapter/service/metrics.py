@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from adapter.audit.facts import ReportFacts
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -36,3 +40,87 @@ def observe(transport: str, outcome: str, seconds: float, ack_code: str | None =
     LATENCY.labels(transport=transport).observe(seconds)
     if ack_code is not None:
         ACKS.labels(code=ack_code).inc()
+
+
+# --------------------------------------------------------------------------------------------
+# What the traffic says (the audit's signals, for a hospital's Grafana): per sender and category,
+# per flag, per IHC class, per result code not used. Label sets are bounded: categories, tissues,
+# flags, IHC classes and unused kinds are enums; senders and (sender, result code) pairs keep
+# their own label up to a cap (settings metrics_max_senders, metrics_max_codes) and count as
+# "other" beyond it, so a misconfigured feed cannot grow the series without end. No label ever
+# holds patient data.
+# --------------------------------------------------------------------------------------------
+
+OTHER = "other"
+
+REPORTS = Counter(
+    "her2_reports_total",
+    "Reports classified, by sender, tissue and HER2 category",
+    ["sender", "tissue", "category"],
+    registry=REGISTRY,
+)
+IHC_SCORES = Counter(
+    "her2_ihc_scores_total",
+    "Reports with an IHC score, by sender, tissue and IHC class (0 null / ultralow / unknown"
+    " sub-type, 1+, 2+, 3+)",
+    ["sender", "tissue", "ihc"],
+    registry=REGISTRY,
+)
+FLAGS = Counter(
+    "her2_report_flags_total",
+    "Flags raised on classified reports, by sender and flag",
+    ["sender", "flag"],
+    registry=REGISTRY,
+)
+UNUSED = Counter(
+    "her2_unused_results_total",
+    "Reported results not used, by sender, why (unmapped-code, value-not-understood ...) and"
+    " result code",
+    ["sender", "kind", "code"],
+    registry=REGISTRY,
+)
+
+
+class BoundedLabel:
+    """The first ``limit`` distinct values keep their own label; every later one is "other".
+
+    Used from the event loop only (the handler), so it needs no lock.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._known: set[str] = set()
+
+    def __call__(self, value: str) -> str:
+        if value in self._known:
+            return value
+        if len(self._known) < self.limit:
+            self._known.add(value)
+            return value
+        return OTHER
+
+
+_senders = BoundedLabel(50)
+_codes = BoundedLabel(200)
+
+
+def bound_labels(max_senders: int, max_codes: int) -> None:
+    """Sets the caps (at service start, from the settings); values already seen keep theirs."""
+    _senders.limit = max_senders
+    _codes.limit = max_codes
+
+
+def count_reports(sender: str, reports: Iterable[ReportFacts]) -> None:
+    """Count one processed message's reports."""
+    label = _senders(sender or "(none)")
+    for facts in reports:
+        REPORTS.labels(sender=label, tissue=facts.tissue, category=facts.category).inc()
+        if facts.ihc is not None:
+            IHC_SCORES.labels(sender=label, tissue=facts.tissue, ihc=facts.ihc.value).inc()
+        for flag in facts.flags:
+            FLAGS.labels(sender=label, flag=flag).inc()
+        for kind, code in facts.unused:
+            # The cap counts (sender, code) pairs, so the series stay bounded whatever mix of
+            # senders sends which codes.
+            code_label = code if _codes(f"{label}\x1f{code}") != OTHER else OTHER
+            UNUSED.labels(sender=label, kind=kind.value, code=code_label).inc()

@@ -23,6 +23,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, TomlConf
 
 from adapter.errors import TransientError
 from adapter.pipeline import Context
+from adapter.service import metrics
 from adapter.service.affinity import available_cpus, pin, plan_cpus
 from adapter.service.handler import Clock, Service
 from adapter.service.mllp import MllpServer
@@ -160,6 +161,7 @@ async def serve(
     ``worker_cpus``: a CPU set to pin each worker process to (adapter/service/affinity.py).
     """
     stop = stop or asyncio.Event()
+    metrics.bound_labels(settings.metrics_max_senders, settings.metrics_max_codes)
     context = Context.from_settings(settings)
     store = open_store(settings.store)
     pool: WorkerPool | None = None

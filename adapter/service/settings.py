@@ -102,6 +102,25 @@ class ServiceSettings(BaseSettings, Settings):
             idle_timeout=self.http_idle_timeout,
         )
 
+    audit_min_reports: int = Field(
+        10,
+        ge=1,
+        le=1_000_000,
+        description="The audit (/audit, `audit`) shows shares for a sender and period only from"
+        " this many reports; fewer show the count alone",
+    )
+    metrics_max_senders: int = Field(
+        50,
+        ge=1,
+        description="Senders named in the per-sender metrics; later ones count as 'other'",
+    )
+    metrics_max_codes: int = Field(
+        200,
+        ge=1,
+        description="(sender, result code) pairs named in her2_unused_results_total; later"
+        " ones count as 'other'",
+    )
+
     @property
     def worker_count(self) -> int:
         """``workers``, or the default for the CPUs this process may use (0 with one CPU)."""

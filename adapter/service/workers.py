@@ -36,6 +36,7 @@ from typing import Any, Final
 import orjson
 
 from adapter import logs
+from adapter.audit.facts import ReportFacts, report_facts
 from adapter.errors import AdapterError
 from adapter.model import SourceFormat
 from adapter.pipeline import Context, Outcome, RawMessage, process
@@ -57,19 +58,31 @@ class Processed:
 
 def processed(outcome: Outcome) -> Processed:
     """The parts of an Outcome the service stores and answers with."""
-    reports = () if outcome.bundle is None else tuple(report_rows(outcome.bundle))
+    if outcome.bundle is None:
+        return Processed(outcome.message_id, outcome.bundle_json, (), outcome.error)
+    facts = [
+        report_facts(record, classification)
+        for record, classification in zip(outcome.records, outcome.classifications, strict=True)
+    ]
+    reports = tuple(report_rows(outcome.bundle, facts))
     return Processed(outcome.message_id, outcome.bundle_json, reports, outcome.error)
 
 
-def report_rows(bundle: dict[str, Any]) -> list[ReportIndexRow]:
-    """Index rows for every DiagnosticReport of a Bundle (for the HTTP search)."""
+def report_rows(bundle: dict[str, Any], facts: Sequence[ReportFacts]) -> list[ReportIndexRow]:
+    """Index rows for every DiagnosticReport of a Bundle (for the HTTP search and the audit).
+
+    ``facts`` are the audit facts of the Bundle's records, in order: the emitter writes one
+    DiagnosticReport per record, in record order.
+    """
     entries = bundle.get("entry", [])
     by_url = {entry.get("fullUrl"): entry.get("resource", {}) for entry in entries}
+    reports = [
+        entry.get("resource", {})
+        for entry in entries
+        if entry.get("resource", {}).get("resourceType") == "DiagnosticReport"
+    ]
     rows: list[ReportIndexRow] = []
-    for entry in entries:
-        resource = entry.get("resource", {})
-        if resource.get("resourceType") != "DiagnosticReport":
-            continue
+    for resource, audit in zip(reports, facts, strict=True):
         subject = by_url.get(resource.get("subject", {}).get("reference"), {})
         rows.append(
             ReportIndexRow(
@@ -78,6 +91,7 @@ def report_rows(bundle: dict[str, Any]) -> list[ReportIndexRow]:
                 category=_category_code(resource),
                 status=resource.get("status", "unknown"),
                 bundle=orjson.dumps(resource),
+                audit=audit.to_json().decode(),
             )
         )
     return rows

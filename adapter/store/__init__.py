@@ -18,6 +18,7 @@ from adapter.errors import ConfigError
 from adapter.store.base import Backend, Store
 from adapter.store.groupcommit import CommitStats, GroupCommitter
 from adapter.store.records import (
+    AuditRow,
     EnqueueRequest,
     IndexReportsRequest,
     MessageFormat,
@@ -32,11 +33,13 @@ from adapter.store.records import (
     StoreCounts,
     StoredReport,
     Transport,
+    UnprocessedRow,
     WriteRequest,
     WriteResult,
 )
 
 __all__ = [
+    "AuditRow",
     "Backend",
     "CommitStats",
     "EnqueueRequest",
@@ -55,6 +58,7 @@ __all__ = [
     "StoreCounts",
     "StoredReport",
     "Transport",
+    "UnprocessedRow",
     "WriteRequest",
     "WriteResult",
     "open_store",

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 from adapter.errors import ConfigError, StoreUnavailable
 from adapter.store.records import (
+    AuditRow,
     EnqueueRequest,
     IndexReportsRequest,
     MessageFormat,
@@ -34,6 +35,7 @@ from adapter.store.records import (
     StoreCounts,
     StoredReport,
     Transport,
+    UnprocessedRow,
     WriteRequest,
     WriteResult,
     content_hash,
@@ -398,19 +400,27 @@ class Store:
         )
 
     def _replace_reports(self, session: _Session, request: IndexReportsRequest) -> None:
-        session.run("DELETE FROM reports WHERE message_row_id = ?", (request.message_row_id,))
+        row_id = request.message_row_id
+        session.run("DELETE FROM reports WHERE message_row_id = ?", (row_id,))
+        session.run("DELETE FROM report_facts WHERE message_row_id = ?", (row_id,))
         for report in request.reports:
             session.run(
                 "INSERT INTO reports (message_row_id, report_id, patient, category, status,"
                 " bundle) VALUES (?, ?, ?, ?, ?, ?)",
                 (
-                    request.message_row_id,
+                    row_id,
                     report.report_id,
                     report.patient,
                     report.category,
                     report.status,
                     report.bundle,
                 ),
+            )
+            # The message's sender and time come along in the same statement (no round trip).
+            session.run(
+                "INSERT INTO report_facts (message_row_id, report_id, sender, received_at, facts)"
+                " SELECT id, ?, sender, received_at, ? FROM messages WHERE id = ?",
+                (report.report_id, report.audit, row_id),
             )
 
     def _insert_outbox(self, session: _Session, request: EnqueueRequest) -> int:
@@ -571,6 +581,44 @@ class Store:
         with self._transaction(write=False) as session:
             row = session.one(query, (report_id,))
         return None if row is None else self._report(row)
+
+    def audit_rows(self, *, sender: str | None = None) -> list[AuditRow]:
+        """The latest version of every indexed report, with its sender and audit facts.
+
+        Ranked like ``_LATEST_REPORTS`` (received time, then row id), on the narrow
+        ``report_facts`` table alone.
+        """
+        query = (
+            "SELECT sender, received_at, facts FROM (SELECT sender, received_at, facts,"
+            " ROW_NUMBER() OVER (PARTITION BY report_id"
+            " ORDER BY received_at DESC, message_row_id DESC) AS recency"
+            " FROM report_facts) ranked WHERE recency = 1"
+        )
+        params: list[object] = []
+        if sender is not None:
+            # After ranking: the latest version wins whoever sent it, as in find_reports.
+            query += " AND sender = ?"
+            params.append(sender)
+        to_time = self._backend.time_from_db
+        with self._transaction(write=False) as session:
+            rows = session.all(query, params)
+        return [AuditRow(row[0], to_time(row[1]), row[2]) for row in rows]
+
+    def unprocessed_rows(self, *, sender: str | None = None) -> list[UnprocessedRow]:
+        """Every stored message version that was rejected or failed (no report came of it)."""
+        query = (
+            "SELECT sender, received_at, status, error_code FROM messages WHERE status IN (?, ?)"
+        )
+        params: list[object] = [MessageStatus.REJECTED.value, MessageStatus.FAILED.value]
+        if sender is not None:
+            query += " AND sender = ?"
+            params.append(sender)
+        to_time = self._backend.time_from_db
+        with self._transaction(write=False) as session:
+            rows = session.all(query, params)
+        return [
+            UnprocessedRow(row[0], to_time(row[1]), MessageStatus(row[2]), row[3]) for row in rows
+        ]
 
     def _report(self, row: Row) -> StoredReport:
         return StoredReport(

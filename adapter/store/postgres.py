@@ -70,6 +70,26 @@ _SCHEMA_V1 = (
 )
 
 
+# Version 2: the audit facts of each indexed report (adapter/audit/facts.py), in a narrow table
+# of their own with the sender and time of the message, so that the audit reads neither the
+# messages nor the reports (both wide rows). Reports indexed before get a row with facts NULL;
+# `her2-adapter reprocess --status processed` fills them in.
+_SCHEMA_V2 = (
+    """CREATE TABLE report_facts (
+        message_row_id BIGINT NOT NULL REFERENCES messages (id),
+        report_id TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        received_at TIMESTAMPTZ NOT NULL,
+        facts TEXT,
+        PRIMARY KEY (message_row_id, report_id)
+    )""",
+    "CREATE INDEX report_facts_sender ON report_facts (sender)",
+    "INSERT INTO report_facts (message_row_id, report_id, sender, received_at)"
+    " SELECT r.message_row_id, r.report_id, m.sender, m.received_at"
+    " FROM reports r JOIN messages m ON m.id = r.message_row_id",
+)
+
+
 class PostgresBackend(Backend):
     name: ClassVar[str] = "postgresql"
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = (psycopg.Error, OSError)
@@ -116,4 +136,4 @@ class PostgresBackend(Backend):
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
 
     def migrations(self) -> Sequence[Sequence[str]]:
-        return (_SCHEMA_V1,)
+        return (_SCHEMA_V1, _SCHEMA_V2)

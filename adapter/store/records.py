@@ -102,6 +102,26 @@ class ReportIndexRow:
     category: str
     status: str
     bundle: bytes = field(repr=False)
+    audit: str | None = field(default=None, repr=False)  # adapter.audit.facts.ReportFacts JSON
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    """The latest version of one indexed report, as the audit reads it: no patient data."""
+
+    sender: str
+    received_at: datetime
+    audit: str | None  # None: indexed before the store kept audit facts (schema version 1)
+
+
+@dataclass(frozen=True, slots=True)
+class UnprocessedRow:
+    """A stored message that gave no report (rejected or failed), as the audit counts it."""
+
+    sender: str
+    received_at: datetime
+    status: MessageStatus
+    error_code: str | None
 
 
 @dataclass(frozen=True, slots=True)

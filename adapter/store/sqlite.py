@@ -70,6 +70,26 @@ _SCHEMA_V1 = (
 )
 
 
+# Version 2: the audit facts of each indexed report (adapter/audit/facts.py), in a narrow table
+# of their own with the sender and time of the message, so that the audit reads neither the
+# messages nor the reports (both wide rows). Reports indexed before get a row with facts NULL;
+# `her2-adapter reprocess --status processed` fills them in.
+_SCHEMA_V2 = (
+    """CREATE TABLE report_facts (
+        message_row_id INTEGER NOT NULL REFERENCES messages (id),
+        report_id TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        facts TEXT,
+        PRIMARY KEY (message_row_id, report_id)
+    )""",
+    "CREATE INDEX report_facts_sender ON report_facts (sender)",
+    "INSERT INTO report_facts (message_row_id, report_id, sender, received_at)"
+    " SELECT r.message_row_id, r.report_id, m.sender, m.received_at"
+    " FROM reports r JOIN messages m ON m.id = r.message_row_id",
+)
+
+
 class SQLiteBackend(Backend):
     name: ClassVar[str] = "sqlite"
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = (sqlite3.Error, OSError)
@@ -117,7 +137,10 @@ class SQLiteBackend(Backend):
         return moment.astimezone(UTC).strftime(_TIME_FORMAT)
 
     def time_from_db(self, value: Any) -> datetime:
-        return datetime.strptime(value, _TIME_FORMAT).replace(tzinfo=UTC)
+        # fromisoformat reads _TIME_FORMAT's text ("Z" included) some 30 times faster than
+        # strptime: the audit turns every stored report's time back into a datetime.
+        moment = datetime.fromisoformat(value)
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
     def has_table(self, conn: Connection, table: str) -> bool:
         found = conn.execute(
@@ -129,4 +152,4 @@ class SQLiteBackend(Backend):
         """BEGIN IMMEDIATE already holds the database's single write lock."""
 
     def migrations(self) -> Sequence[Sequence[str]]:
-        return (_SCHEMA_V1,)
+        return (_SCHEMA_V1, _SCHEMA_V2)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from mapping_support import example_mappings
 
-from adapter.config import default_mappings_dir
 from adapter.ingest.assemble import AssembledResults, ReadValue, assemble, resolve_tissue
-from adapter.mapping import Answer, Mappings, MappingSet, load_mappings
+from adapter.mapping import Answer, Mappings, MappingSet
 from adapter.model import (
     Analyte,
     Ihc0Subtype,
@@ -28,7 +28,7 @@ A = Analyte
 
 @pytest.fixture(scope="module")
 def mappings() -> Mappings:
-    return load_mappings(default_mappings_dir())
+    return example_mappings()
 
 
 @pytest.fixture(scope="module")

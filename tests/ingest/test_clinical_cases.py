@@ -6,8 +6,8 @@ Each test builds a small ORU^R01, runs the whole pipeline and states what a path
 from __future__ import annotations
 
 import pytest
+from mapping_support import example_settings
 
-from adapter.config import Settings
 from adapter.model import Classification, ReportStatus, SourceFormat, Tissue
 from adapter.pipeline import Context, Outcome, RawMessage, process
 
@@ -33,7 +33,8 @@ def run(
     if site:
         lines.append(site)
     outcome = process(
-        RawMessage("\r".join(lines).encode(), SourceFormat.HL7V2), Context.from_settings(Settings())
+        RawMessage("\r".join(lines).encode(), SourceFormat.HL7V2),
+        Context.from_settings(example_settings()),
     )
     assert outcome.error is None, outcome.error
     return outcome

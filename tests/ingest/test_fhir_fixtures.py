@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mapping_support import example_mappings
 
 from adapter.classify import classify
 from adapter.config import Settings
 from adapter.errors import AdapterError
 from adapter.ingest import fhir
-from adapter.mapping import Mappings, load_mappings
+from adapter.mapping import Mappings
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "fhir"
 EXPECTATIONS: dict[str, Any] = tomllib.loads((FIXTURES / "expectations.toml").read_text())
@@ -22,7 +23,7 @@ FILES = sorted(p.name for p in FIXTURES.iterdir() if p.suffix in (".json", ".ndj
 
 @pytest.fixture(scope="module")
 def mappings() -> Mappings:
-    return load_mappings(Settings().mappings_dir)
+    return example_mappings()
 
 
 def test_every_fixture_has_an_expectation() -> None:

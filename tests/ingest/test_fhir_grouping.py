@@ -6,11 +6,12 @@ import json
 from typing import Any
 
 import pytest
+from mapping_support import example_mappings
 
 from adapter.config import Settings
 from adapter.errors import InvalidJson, NothingToClassify
 from adapter.ingest import fhir
-from adapter.mapping import Mappings, load_mappings
+from adapter.mapping import Mappings
 from adapter.model import AssayRecord, Procedure, ReportStatus, Tissue
 
 LN = "http://loinc.org"
@@ -22,7 +23,7 @@ LOCAL = "https://lis.example-pathology.org/codes"
 
 @pytest.fixture(scope="module")
 def mappings() -> Mappings:
-    return load_mappings(Settings().mappings_dir)
+    return example_mappings()
 
 
 def observation(oid: str, code: str, value: str, **fields: Any) -> dict[str, Any]:

@@ -9,16 +9,15 @@ English rows use the shipped defaults; ``de`` rows use a sender that writes Germ
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
+from mapping_support import example_mappings
 
 from adapter.ingest import grammar
 from adapter.ingest.grammar import AMBIGUOUS, SET_ASIDE
-from adapter.mapping import Mappings, MappingSet
+from adapter.mapping import MappingSet
 from adapter.model import Analyte
 
-ROOT = Path(__file__).resolve().parents[2]
 IHC, SUB, ISH, INTERP = (
     Analyte.HER2_IHC,
     Analyte.HER2_IHC0_SUBTYPE,
@@ -420,8 +419,10 @@ CORPUS: list[W] = [
 
 @pytest.fixture(scope="module")
 def senders() -> dict[str, MappingSet]:
-    mappings = Mappings.load(ROOT / "mappings")
-    return {"en": mappings.default, "de": mappings.for_hl7_sender(None, "PATHOLOGIE BEISPIEL")}
+    mappings = example_mappings()  # the German-writing example lab active
+    german = mappings.for_hl7_sender(None, "PATHOLOGIE BEISPIEL")
+    assert german is not mappings.default
+    return {"en": mappings.default, "de": german}
 
 
 def test_the_corpus_is_large_enough() -> None:

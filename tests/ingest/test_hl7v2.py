@@ -6,11 +6,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from mapping_support import example_mappings
 
-from adapter.config import Settings, default_mappings_dir
+from adapter.config import Settings
 from adapter.errors import MalformedMessage, NothingToClassify, UnsupportedMessage
 from adapter.ingest.hl7v2 import read_message, to_records
-from adapter.mapping import Mappings, load_mappings
+from adapter.mapping import Mappings
 from adapter.model import (
     AssayRecord,
     Identifier,
@@ -66,7 +67,7 @@ RATIO = "49683-6^HER2/CEP17^LN"
 
 @pytest.fixture(scope="module")
 def mappings() -> Mappings:
-    return load_mappings(default_mappings_dir())
+    return example_mappings()
 
 
 def records(

@@ -9,15 +9,14 @@ statements, no more, and the warnings named.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
+from mapping_support import example_mappings
 
 from adapter.ingest.report_text import read_text
-from adapter.mapping import Mappings, MappingSet
+from adapter.mapping import MappingSet
 from adapter.model import Analyte
 
-ROOT = Path(__file__).resolve().parents[2]
 IHC, ISH, INTERP = Analyte.HER2_IHC, Analyte.HER2_ISH, Analyte.HER2_INTERPRETATION
 ER, PGR = Analyte.ER_RESULT, Analyte.PGR_RESULT
 
@@ -183,8 +182,10 @@ Ki-67-Index: 20%""",
 
 @pytest.fixture(scope="module")
 def senders() -> dict[str, MappingSet]:
-    mappings = Mappings.load(ROOT / "mappings")
-    return {"en": mappings.default, "de": mappings.for_hl7_sender(None, "PATHOLOGIE BEISPIEL")}
+    mappings = example_mappings()  # the German-writing example lab active
+    german = mappings.for_hl7_sender(None, "PATHOLOGIE BEISPIEL")
+    assert german is not mappings.default
+    return {"en": mappings.default, "de": german}
 
 
 def test_the_corpus_has_ten_reports_or_more() -> None:

@@ -245,6 +245,8 @@ PROTECTED = [
     ("GET", "/messages/x"),
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
+    ("GET", "/audit"),
+    ("GET", "/audit.json"),
 ]
 
 

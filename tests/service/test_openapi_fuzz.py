@@ -34,6 +34,8 @@ OPERATIONS = [
     ("GET", "/messages/{message_id}"),
     ("GET", "/healthz"),
     ("GET", "/metrics"),
+    ("GET", "/audit"),
+    ("GET", "/audit.json"),
 ]
 
 

@@ -45,7 +45,7 @@ def postgres_url_in_schema(url: str, schema: str) -> str:
 
 
 @contextmanager
-def _fresh_postgres_schema() -> Iterator[str]:
+def fresh_postgres_schema() -> Iterator[str]:
     assert POSTGRES_URL is not None
     schema = f"test_{uuid.uuid4().hex}"
     with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
@@ -64,14 +64,14 @@ def store_url(
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('store') / 'her2-adapter.db'}"
         return
-    with _fresh_postgres_schema() as url:
+    with fresh_postgres_schema() as url:
         yield url
 
 
 @pytest.fixture(params=[p for p in BACKENDS if p.id == "postgres"])
 def postgres_url() -> Iterator[str]:
     """A PostgreSQL-only test's database URL, in a fresh schema."""
-    with _fresh_postgres_schema() as url:
+    with fresh_postgres_schema() as url:
         yield url
 
 

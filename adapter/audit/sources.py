@@ -1,0 +1,72 @@
+"""Where the audit's inputs come from: a store's report index, or message files run through the
+pipeline (the same ``report_facts`` the service indexes with).
+
+A report's day is its issue day (else its effective day), so an audit of a backfilled store or
+of files counts reports in the month the lab issued them; a report that names neither counts on
+the day the store received it (files: "undated").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from adapter.audit.facts import ReportFacts, report_facts
+from adapter.audit.figures import AuditInput, UnprocessedInput
+from adapter.errors import AdapterError
+from adapter.store import Store
+
+
+@dataclass
+class AuditData:
+    reports: list[AuditInput] = field(default_factory=list)
+    unprocessed: list[UnprocessedInput] = field(default_factory=list)
+
+
+def from_store(store: Store, *, sender: str | None = None) -> AuditData:
+    data = AuditData()
+    for row in store.audit_rows(sender=sender):
+        facts = ReportFacts.from_json(row.audit) if row.audit is not None else None
+        day = facts.reported_on if facts is not None and facts.reported_on else None
+        data.reports.append(AuditInput(row.sender, day or row.received_at.date(), facts))
+    for message in store.unprocessed_rows(sender=sender):
+        data.unprocessed.append(
+            UnprocessedInput(
+                message.sender, message.received_at.date(), message.error_code or "UNKNOWN"
+            )
+        )
+    return data
+
+
+def from_files(sources: Sequence[str], mappings_dir: Path | None = None) -> AuditData:
+    """Every message of every file (folders, globs and compressed files as ``convert`` takes
+    them), classified with the given (or shipped) mappings. Raises InputFileError for a name
+    that cannot be read."""
+    from adapter.config import Settings
+    from adapter.inputs import expand_paths, read_input
+    from adapter.pipeline import Context, process, split_input
+    from adapter.service.handler import identify
+
+    settings = Settings(mappings_dir=mappings_dir) if mappings_dir else Settings()
+    context = Context.from_settings(settings)
+    data = AuditData()
+    for source in list(expand_paths(sources)):
+        try:
+            messages = split_input(read_input(source))
+        except AdapterError as error:
+            name = Path(source).name
+            data.unprocessed.append(UnprocessedInput(f"(file {name})", None, error.code))
+            continue
+        for message in messages:
+            sender = identify(message.data, message.format).sender or "(unknown sender)"
+            outcome = process(message, context)
+            if outcome.error is not None:
+                data.unprocessed.append(UnprocessedInput(sender, None, outcome.error.code))
+                continue
+            for record, classification in zip(
+                outcome.records, outcome.classifications, strict=True
+            ):
+                facts = report_facts(record, classification)
+                data.reports.append(AuditInput(sender, facts.reported_on, facts))
+    return data
