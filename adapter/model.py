@@ -243,6 +243,7 @@ class ReportedObservation(Frozen):
     ucum: str | None = None  # the UCUM code, when the mappings know the unit
     interpretation: tuple[str, ...] = ()  # v3-ObservationInterpretation codes (OBX-8)
     notes: tuple[str, ...] = ()
+    method: str | None = None  # OBX-17 / Observation.method text, as sent ("Single-probe SISH")
     effective: AwareDatetime | None = None
 
 

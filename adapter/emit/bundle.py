@@ -291,6 +291,9 @@ def _observation(
         ]
     if observation.notes:
         resource["note"] = [{"text": note} for note in observation.notes]
+    if observation.method:
+        # as the lab named it: the probe or clone it states is part of what was classified
+        resource["method"] = {"text": observation.method}
     if specimen_id:
         resource["specimen"] = dt.reference(specimen_id)
     return resource

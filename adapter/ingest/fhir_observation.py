@@ -232,6 +232,9 @@ def _add_part(
         # Not quoted: the reason reaches HTTP answers and logs (see obx.py).
         return unused(f"{value.value_type or 'value'} not understood for {entry.analyte}")
     answer = value.answer
+    method = concept_text(part.get("method")) or next(
+        (c.display for c in codings(part.get("method")) if c.display), None
+    )
     observation = ReportedObservation(
         analyte=entry.analyte,
         provenance=provenance,
@@ -244,6 +247,7 @@ def _add_part(
         ucum=value.ucum,
         interpretation=_interpretation(part, mapping, locator, context.warnings),
         notes=own_notes,
+        method=method,
         effective=context.effective,
     )
     read.values.append(
@@ -254,8 +258,7 @@ def _add_part(
             tissue_scope=entry.tissue,
             indeterminate_reason=indeterminate,
             reading=value.reading,
-            method_text=concept_text(part.get("method"))
-            or next((c.display for c in codings(part.get("method")) if c.display), None),
+            method_text=method,
         )
     )
     return None

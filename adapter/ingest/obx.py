@@ -108,6 +108,7 @@ def read_obx(segment: er7.Segment, position: int, mapping: MappingSet, zone: tzi
         return unused(f"{value_type or 'OBX-5'} value not understood for {entry.analyte}")
     unit_text = segment.component(6, 1) or segment.component(6, 2)
     moment, _ = parse_hl7_datetime(segment.field(14), zone)
+    method = segment.component(17, 2) or segment.component(17, 1)
     observation = ReportedObservation(
         analyte=entry.analyte,
         provenance=provenance,
@@ -119,9 +120,9 @@ def read_obx(segment: er7.Segment, position: int, mapping: MappingSet, zone: tzi
         unit=unit_text or None,
         ucum=mapping.unit_for(unit_text) if unit_text else None,
         interpretation=_flags(segment, mapping, locator, warnings),
+        method=method or None,
         effective=moment,
     )
-    method = segment.component(17, 2) or segment.component(17, 1)
     read = ReadValue(
         observation=observation,
         answer=value.answer,
