@@ -62,9 +62,9 @@ class Result:
         """
         if self.format is not SourceFormat.HL7V2:
             return None
-        from adapter.service.handler import ack_header_of, application_ack
+        from adapter.emit.ack import application_ack, header_of
 
-        return application_ack(ack_header_of(self.raw), self.error, at or datetime.now(UTC))
+        return application_ack(header_of(self.raw), self.error, at or datetime.now(UTC))
 
 
 class Converter:
