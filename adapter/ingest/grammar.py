@@ -311,6 +311,8 @@ class _Reader:
             verdict = self._clause(clause)
             if verdict == "problem-negation":
                 return Reading(problem="a negation the grammar does not read")
+            if verdict == "problem-several":
+                return Reading(problem="one clause names several markers")
             if verdict == "deferred":
                 deferred = True
             elif verdict == "keep":
@@ -335,6 +337,8 @@ class _Reader:
         other_test = self.method is not None and bool(methods) and self.method not in methods
         says_later = any(p.kind == "deferrals" for p in clause)
         negated = any(p.kind == "negations" for p in clause)
+        if self.target in labels and len(labels) > 1:
+            return "problem-several"  # "ER/PR: positive (90%)": whose value is it?
         if other_marker:
             self.warnings.append((SET_ASIDE, "a clause about another marker was set aside"))
             return "skip"

@@ -386,6 +386,8 @@ CORPUS: list[W] = [
     W("<1", PGRP, number="<1"),
     W("≤ 1 %", PGRP, number="<=1"),
     W("Positive (95%), ER (SP1)", ER, stated="positive", number="95"),
+    W("ER/PR: Positive (90%)", ER, problem=True),
+    W("ER positive (90%), PR negative", ER, stated="positive", number="90", warnings=(SET_ASIDE,)),
     # ---- ER / PgR, German (de) ----
     W(
         "Positiv, 90% der Tumorzellen, starke Intensität",
