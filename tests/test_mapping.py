@@ -675,8 +675,9 @@ S = "final"
 
 
 def test_files_lists_defaults_then_senders(mappings: Mappings) -> None:
-    """The shipped directory's six default files and language, with the two example senders."""
+    """The shipped directory's seven default files and language, with the two example senders."""
     assert mappings.files == [
+        "assigners.toml",
         "cap-ecc.toml",
         "display-words.toml",
         "hl7-tables.toml",

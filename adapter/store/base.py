@@ -19,8 +19,11 @@ from types import TracebackType
 from typing import Any, ClassVar
 
 from adapter.errors import ConfigError, StoreUnavailable
+from adapter.store import cases as case_sql
 from adapter.store.records import (
     AuditRow,
+    CaseEvent,
+    CaseWriteRequest,
     EnqueueRequest,
     IndexReportsRequest,
     MessageFormat,
@@ -32,7 +35,10 @@ from adapter.store.records import (
     Receipt,
     ReceiveRequest,
     ReportIndexRow,
+    ResourceIndexRow,
+    ResourceSearch,
     StoreCounts,
+    StoredPrior,
     StoredReport,
     Transport,
     UnprocessedRow,
@@ -103,6 +109,24 @@ _LATEST_REPORTS = (
     " WHERE ranked.recency = 1"
 )
 """Each report id's row from the most recently received message that carried it."""
+_LATEST_RESOURCES = (
+    "SELECT ranked.* FROM (SELECT resources.*, ROW_NUMBER() OVER ("
+    " PARTITION BY resources.resource_type, resources.resource_id"
+    " ORDER BY messages.received_at DESC, messages.id DESC) AS recency"
+    " FROM resources JOIN messages ON messages.id = resources.message_row_id"
+    " WHERE resources.resource_type = ? AND resources.resource_id = ?) ranked"
+    " WHERE ranked.recency = 1"
+)
+"""One resource's row from the most recently received message that carried it."""
+_LATEST_RESOURCES_OF_TYPE = (
+    "SELECT ranked.* FROM (SELECT resources.*, ROW_NUMBER() OVER ("
+    " PARTITION BY resources.resource_id"
+    " ORDER BY messages.received_at DESC, messages.id DESC) AS recency"
+    " FROM resources JOIN messages ON messages.id = resources.message_row_id"
+    " WHERE resources.resource_type = ? AND (? = '' OR resources.resource_id = ?)) ranked"
+    " WHERE ranked.recency = 1"
+)
+"""Each resource of one type (or the one id given) in its latest version."""
 _REPORT_COLUMNS = (
     "r.message_row_id, m.received_at, r.report_id, r.patient, r.category, r.status, r.bundle"
 )
@@ -305,9 +329,14 @@ class Store:
             ]
         )
 
-    def index_reports(self, message_row_id: int, reports: Sequence[ReportIndexRow]) -> None:
-        """Replaces the reports indexed for this message (an empty list clears them)."""
-        self.write([IndexReportsRequest(message_row_id, tuple(reports))])
+    def index_reports(
+        self,
+        message_row_id: int,
+        reports: Sequence[ReportIndexRow],
+        resources: Sequence[ResourceIndexRow] = (),
+    ) -> None:
+        """Replaces the reports and resources indexed for this message (empty clears them)."""
+        self.write([IndexReportsRequest(message_row_id, tuple(reports), tuple(resources))])
 
     def enqueue(self, message_row_id: int, bundle: bytes, *, now: datetime) -> int:
         """Queues a Bundle for forwarding, due at once; returns the outbox id."""
@@ -328,6 +357,9 @@ class Store:
             return None
         if isinstance(request, IndexReportsRequest):
             self._replace_reports(session, request)
+            return None
+        if isinstance(request, CaseWriteRequest):
+            case_sql.write(session, request)
             return None
         return self._insert_outbox(session, request)
 
@@ -400,6 +432,21 @@ class Store:
         )
 
     def _replace_reports(self, session: _Session, request: IndexReportsRequest) -> None:
+        session.run("DELETE FROM resources WHERE message_row_id = ?", (request.message_row_id,))
+        for resource in request.resources:
+            session.run(
+                "INSERT INTO resources (message_row_id, resource_type, resource_id, patient,"
+                " tokens, moment, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    request.message_row_id,
+                    resource.resource_type,
+                    resource.resource_id,
+                    resource.patient,
+                    resource.tokens,
+                    resource.moment,
+                    resource.body,
+                ),
+            )
         row_id = request.message_row_id
         session.run("DELETE FROM reports WHERE message_row_id = ?", (row_id,))
         session.run("DELETE FROM report_facts WHERE message_row_id = ?", (row_id,))
@@ -632,6 +679,115 @@ class Store:
         )
 
     # ----------------------------------------------------------------------------------------
+    # Resource index (the FHIR facade)
+    # ----------------------------------------------------------------------------------------
+
+    def get_resource(self, resource_type: str, resource_id: str) -> bytes | None:
+        """The latest version of one resource: from the most recently received message."""
+        query = (
+            f"SELECT r.body FROM ({_LATEST_RESOURCES}) r"
+            " WHERE r.resource_type = ? AND r.resource_id = ?"
+        )
+        with self._transaction(write=False) as session:
+            row = session.one(query, (resource_type, resource_id, resource_type, resource_id))
+        return None if row is None else bytes(row[0])
+
+    def find_resources(self, search: ResourceSearch) -> tuple[int, list[tuple[str, bytes]]]:
+        """The number of latest versions matching every filter, and one page of them by id."""
+        filters = ["r.resource_type = ?"]
+        params: list[object] = [search.resource_type]
+        if search.resource_id is not None:
+            filters.append("r.resource_id = ?")
+            params.append(search.resource_id)
+        if search.patient is not None:
+            filters.append("r.patient = ?")
+            params.append(search.patient)
+        for alternatives in search.tokens:
+            filters.append(
+                "(" + " OR ".join("r.tokens LIKE ? ESCAPE '!'" for _ in alternatives) + ")"
+            )
+            params.extend(f"% {_like_literal(token)} %" for token in alternatives)
+        for operator, moment in search.moments:
+            filters.append(f"r.moment != '' AND r.moment {operator} ?")
+            params.append(moment)
+        # the inner query narrows by type (and id) with the index; the outer keeps only the
+        # latest version of each resource and filters it, so an old version never matches
+        inner = [search.resource_type, search.resource_id or "", search.resource_id or ""]
+        where = " AND ".join(filters)
+        base = f"FROM ({_LATEST_RESOURCES_OF_TYPE}) r WHERE {where}"
+        with self._transaction(write=False) as session:
+            counted = session.one(f"SELECT COUNT(*) {base}", (*inner, *params))
+            rows = session.all(
+                f"SELECT r.resource_id, r.body {base} ORDER BY r.resource_id LIMIT ? OFFSET ?",
+                (*inner, *params, search.count, search.offset),
+            )
+        total = int(counted[0]) if counted else 0
+        return total, [(str(row[0]), bytes(row[1])) for row in rows]
+
+    # ----------------------------------------------------------------------------------------
+    # Cases
+    # ----------------------------------------------------------------------------------------
+
+    def case_prior(
+        self,
+        lookup: Sequence[tuple[str, str, str]],
+        owner_keys: Sequence[tuple[str, str]],
+        *,
+        exclude_row: int | None = None,
+    ) -> StoredPrior:
+        """The earlier messages of the cases ``lookup`` finds, in the order applied, and owners.
+
+        ``exclude_row``: a message being processed again is not its own prior.
+        """
+        with self._transaction(write=False) as session:
+            cases, _ = case_sql.current(session, lookup, ())
+            row_ids, numbers = case_sql.prior_rows(session, [c for c, _ in cases], exclude_row)
+            found = case_sql.owners(session, sorted({*owner_keys, *numbers}))
+            rows = [
+                session.one(f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id = ?", (row_id,))
+                for row_id in row_ids
+            ]
+        messages = tuple(self._message(row) for row in rows if row is not None)
+        return StoredPrior(messages, found, cases)
+
+    def case_timeline(self, case_id: str) -> list[CaseEvent]:
+        """Every version of one case, oldest first, with the message that brought it."""
+        with self._transaction(write=False) as session:
+            rows = session.all(case_sql.timeline_query(), (case_id,))
+        to_time = self._backend.time_from_db
+        return [
+            CaseEvent(
+                case_id=row[0],
+                version=row[1],
+                message_row_id=row[2],
+                message_id=row[3],
+                transport=Transport(row[4]),
+                received_at=to_time(row[5]),
+                sender=row[6],
+                patient=row[7],
+                report_id=row[8],
+                category=row[9],
+                official_result=row[10],
+                status=row[11],
+                changes=str(row[12]),
+            )
+            for row in rows
+        ]
+
+    def find_cases(self, *, number: str | None = None, message_id: str | None = None) -> list[str]:
+        """Case ids holding a number (as sent, without its kind), or touched by a message."""
+        if (number is None) == (message_id is None):
+            raise ValueError("find cases by a number or by a message id")
+        if number is not None:
+            values = [f"{kind}:{number}" for kind in ("filler", "placer", "specimen")]
+            query = case_sql.find_query("number")
+            with self._transaction(write=False) as session:
+                found = [row[0] for value in values for row in session.all(query, (value,))]
+            return sorted(set(found))
+        with self._transaction(write=False) as session:
+            return [row[0] for row in session.all(case_sql.find_query("message"), (message_id,))]
+
+    # ----------------------------------------------------------------------------------------
     # Outbox
     # ----------------------------------------------------------------------------------------
 
@@ -746,3 +902,8 @@ class _Session:
     def all(self, query: str, params: Sequence[object] = ()) -> list[Row]:
         rows: list[Row] = self.conn.execute(self._backend.sql(query), params).fetchall()
         return rows
+
+
+def _like_literal(text: str) -> str:
+    """``text`` matched literally by LIKE ... ESCAPE '!'."""
+    return text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
