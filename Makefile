@@ -26,7 +26,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+# The npm test peers (tests/service/test_peers.py), from the committed lock file.
+PEERS := tests/peers/node_modules/.package-lock.json
+
+$(PEERS): tests/peers/package.json tests/peers/package-lock.json
+	npm ci --prefix tests/peers --no-audit --no-fund --loglevel=error
+
+pytest: $(STAMP) $(PEERS)
 	$(BIN)/pytest
 
 bench: $(STAMP)

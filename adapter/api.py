@@ -62,9 +62,9 @@ class Result:
         """
         if self.format is not SourceFormat.HL7V2:
             return None
-        from adapter.service.handler import ack_header_of, application_ack
+        from adapter.emit.ack import application_ack, header_of
 
-        return application_ack(ack_header_of(self.raw), self.error, at or datetime.now(UTC))
+        return application_ack(header_of(self.raw), self.error, at or datetime.now(UTC))
 
 
 class Converter:
@@ -72,26 +72,16 @@ class Converter:
 
     ``mappings`` is a mapping directory (default: the shipped one); ``strict`` holds HL7 v2 to
     its declared version's structure (hl7apy, milliseconds a message); ``validate`` checks each
-    Bundle with the fhir.resources models.
+    Bundle with the fhir.resources models. Other settings (site time zone, size limit) come from
+    the ``HER2_*`` environment variables, as for the command line. A mapping directory that
+    does not load raises ``MappingFileError``: configuration is the caller's to fix.
     """
 
     def __init__(
-        self,
-        *,
-        mappings: Path | str | None = None,
-        strict: bool = False,
-        validate: bool = False,
-        settings: Settings | None = None,
+        self, *, mappings: Path | str | None = None, strict: bool = False, validate: bool = False
     ) -> None:
-        if settings is None:
-            settings = Settings(mappings_dir=Path(mappings)) if mappings else Settings()
-        elif mappings is not None:
-            settings = settings.model_copy(update={"mappings_dir": Path(mappings)})
+        settings = Settings(mappings_dir=Path(mappings)) if mappings else Settings()
         self._context = Context.from_settings(settings, strict=strict, validate=validate)
-
-    @property
-    def context(self) -> Context:
-        return self._context
 
     def convert(self, data: bytes, *, sender: str | None = None) -> Result:
         """One message. Input holding several (a batch) gives an ``HL7-MALFORMED`` result."""

@@ -27,7 +27,7 @@ from adapter.cli_help import App
 
 if TYPE_CHECKING:
     from adapter.api import Result
-    from adapter.service.settings import ServiceSettings
+    from adapter.config import Settings
     from adapter.store import MessageStatus
 
 app = App(
@@ -185,11 +185,12 @@ def convert(
             for result in converter.convert_all(data, sender=source):
                 if counts is not None:
                     counts.add(result)
+                # A value not understood comes with a Bundle that says so: both are written.
+                if result.bundle_json is not None:
+                    writer.write(result.bundle_json, result.message_id)
                 if result.error is not None or result.bundle_json is None:
                     reporter.line(_rejection_line(path, result))
                     rejected += 1
-                else:
-                    writer.write(result.bundle_json, result.message_id)
                 reporter.advance_message()
             reporter.advance_file()
         writer.close()
@@ -284,6 +285,37 @@ def _file_name(message_id: str) -> str:
     return safe or "message"
 
 
+@mappings_app.command("suggest")
+def mappings_suggest(
+    sources: Annotated[
+        list[str], typer.Argument(help="Message files or folders (HL7 v2, FHIR), or - for stdin.")
+    ],
+    mappings: MappingsOption = None,
+) -> None:
+    """List every code, display and value the mappings cannot place, with a TOML snippet each."""
+    from adapter.config import Settings
+    from adapter.errors import AdapterError
+    from adapter.inputs import InputFileError, expand_paths, read_input
+    from adapter.onboarding import Suggestions
+    from adapter.pipeline import Context, process, split_input
+
+    try:
+        settings = Settings(mappings_dir=mappings) if mappings else Settings()
+        context = Context.from_settings(settings)
+    except AdapterError as error:
+        _usage_error(str(error))
+    suggestions = Suggestions()
+    for path in expand_paths(sources):
+        try:
+            messages = split_input(read_input(path))
+        except (InputFileError, AdapterError) as error:
+            _usage_error(str(error))
+        for message in messages:
+            outcome = process(message, context)
+            suggestions.add(outcome, f"{path}#{message.position}", context.mappings.default)
+    typer.echo(suggestions.render(), nl=False)
+
+
 @mappings_app.command("check")
 def mappings_check(
     directory: Annotated[
@@ -303,6 +335,8 @@ def mappings_check(
         raise typer.Exit(EXIT_REJECTED) from None
     for name in loaded.files:
         typer.echo(f"ok  {target / name}")
+    for warning in loaded.warnings():
+        typer.echo(f"warn  {warning}")
 
 
 @app.command()
@@ -339,6 +373,20 @@ def serve(
             help="Worker processes for the pipeline (default: one per CPU but one; 0: none).",
         ),
     ] = None,
+    mllp_tls_cert: Annotated[
+        Path | None,
+        typer.Option("--mllp-tls-cert", help="PEM certificate chain: MLLP over TLS."),
+    ] = None,
+    mllp_tls_key: Annotated[
+        Path | None, typer.Option("--mllp-tls-key", help="PEM private key of --mllp-tls-cert.")
+    ] = None,
+    mllp_tls_client_ca: Annotated[
+        Path | None,
+        typer.Option(
+            "--mllp-tls-client-ca",
+            help="PEM CA file: MLLP clients must present a certificate it signed.",
+        ),
+    ] = None,
     log_level: ServiceLogLevel = "info",
     log_format: LogFormatOption = "text",
 ) -> None:
@@ -356,6 +404,9 @@ def serve(
         api_token=api_token,
         mappings_dir=mappings,
         workers=workers,
+        mllp_tls_cert=mllp_tls_cert,
+        mllp_tls_key=mllp_tls_key,
+        mllp_tls_client_ca=mllp_tls_client_ca,
     )
     _configure_logging(log_level, log_format)
     try:
@@ -416,17 +467,17 @@ def reprocess(
     typer.echo(f"reprocessed {sum(counts.values()) - counts.get('skipped', 0)}: {summary}")
 
 
-def _service_settings(config: Path | None, **flags: object) -> "ServiceSettings":
+def _service_settings(config: Path | None, **flags: object) -> "Settings":
     """Flags over ``HER2_*`` environment variables over the config file over defaults."""
     from pydantic import ValidationError
 
-    from adapter.service.server import load_settings
+    from adapter.config import Settings
 
     given = {name: value for name, value in flags.items() if value is not None}
     if config is not None and not config.is_file():
         _usage_error(f"no config file {config}")
     try:
-        return load_settings(config, **given)
+        return Settings.load(config, **given)
     except ValidationError as error:
         problems = "; ".join(
             f"{'.'.join(str(part) for part in issue['loc'])}: {issue['msg']}"
@@ -446,7 +497,7 @@ def _iso_time(option: str, value: str | None) -> datetime | None:
 
 
 async def _reprocess(
-    settings: "ServiceSettings",
+    settings: "Settings",
     statuses: "list[MessageStatus]",
     window: tuple[datetime | None, datetime | None],
     sender: str | None,

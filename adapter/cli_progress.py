@@ -90,4 +90,5 @@ class Reporter:
             transient=True,
         )
         self._task = self._bar.add_task("convert", total=self.files, messages="")
+        self._bar.tasks[-1].start_time = self.started  # elapsed counts from the run's start
         self._bar.start()

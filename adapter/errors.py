@@ -14,7 +14,8 @@ lines, the store and the logs, so that an interface analyst can look any of them
     │   ├── NotFhir               FHIR-NOT-FHIR     JSON that is not a FHIR resource
     │   ├── UnsupportedResource   FHIR-UNSUPPORTED  a resourceType we do not take
     │   ├── InvalidResource       FHIR-INVALID      a resource that violates FHIR R4
-    │   └── NothingToClassify     NO-HER2-RESULT    no HER2/ER/PgR tissue result in it
+    │   ├── NothingToClassify     NO-HER2-RESULT    no HER2/ER/PgR tissue result in it
+    │   └── ValueNotUnderstood    VALUE-NOT-UNDERSTOOD  a result value the mappings cannot read
     ├── ConfigError               the adapter's own configuration is wrong
     │   └── MappingFileError      MAPPING-INVALID   a mappings/*.toml file failed validation
     ├── OutputInvalid             OUTPUT-INVALID    an emitted Bundle failed validation (a bug)
@@ -27,7 +28,10 @@ lines, the store and the logs, so that an interface analyst can look any of them
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from adapter.model import UnusedResult
 
 
 class AdapterError(Exception):
@@ -106,6 +110,27 @@ class NothingToClassify(InputError):
     ack_code = "AE"
     http_status = 422
 
+    def __init__(
+        self, reason: str, *, location: str | None = None, unused: tuple[UnusedResult, ...] = ()
+    ) -> None:
+        super().__init__(reason, location=location)
+        # What was read and not used, for onboarding (``mappings suggest``); never reported.
+        self.unused = unused
+
+
+class ValueNotUnderstood(InputError):
+    """A HER2, ER or PgR result whose value the mappings could not read.
+
+    The message is still converted (the report says the result was not understood, and where),
+    so this error travels beside a Bundle: the engine gets AE naming the position, and the
+    message is stored as rejected, for ``reprocess`` once the mapping reads the value.
+    """
+
+    code = "VALUE-NOT-UNDERSTOOD"
+    hl7_condition = "103"  # table value not found
+    ack_code = "AE"
+    http_status = 422
+
 
 class ConfigError(AdapterError):
     code = "CONFIG"
@@ -113,6 +138,7 @@ class ConfigError(AdapterError):
 
 class MappingFileError(ConfigError):
     code = "MAPPING-INVALID"
+    http_status = 422  # a reload over HTTP that found a bad file (the old mappings stay)
 
     def __init__(self, reason: str, *, file: str, key: str | None = None) -> None:
         super().__init__(reason, location=f"{file}:{key}" if key else file)

@@ -12,6 +12,7 @@ instead of being hidden behind a table entry.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
@@ -37,6 +38,7 @@ from adapter.model import (
 )
 
 LOCAL_SYSTEM_PREFIX = "urn:her2-adapter:local:"
+DEFAULT_SET_NAME = "default"  # the merged defaults, used when no sender file applies
 """FHIR system given to an HL7 v2 coding system name that no mapping file knows."""
 
 NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
@@ -174,6 +176,19 @@ class SenderMatch(_Table):
     languages: tuple[NonEmpty, ...] = ()  # files of mappings/languages/ this lab writes in
 
 
+class DisplayCheck(_Table):
+    """What the display text of a result code for one analyte may name (codes.md: the display
+    is a check on the code). Marker and method keys are those of ``display_markers`` and
+    ``display_methods``."""
+
+    analyte: Analyte
+    markers: tuple[NonEmpty, ...]  # the display may name these markers (and no other only)
+    method: NonEmpty | None = None  # the method the display may name, when it names one
+    # a local code without a sender file whose display names exactly ``markers[0]`` and
+    # ``method`` is recognised as this analyte (flag code-inferred)
+    infer: bool = False
+
+
 class MappingFile(_Table):
     description: str | None = None
     sender: SenderMatch | None = None
@@ -191,6 +206,12 @@ class MappingFile(_Table):
     report_status: dict[NonEmpty, ReportStatus] = Field(default_factory=dict)
     abnormal_flags: dict[NonEmpty, NonEmpty] = Field(default_factory=dict)
     units: dict[NonEmpty, NonEmpty] = Field(default_factory=dict)
+    display_markers: dict[NonEmpty, tuple[NonEmpty, ...]] = Field(default_factory=dict)
+    display_methods: dict[NonEmpty, tuple[NonEmpty, ...]] = Field(default_factory=dict)
+    display_checks: tuple[DisplayCheck, ...] = ()
+    # words that make a display a quantity or a part (a ratio, copies, a percentage) that a
+    # marker and a method alone cannot place: such a local code is never inferred
+    display_infer_blockers: tuple[NonEmpty, ...] = ()
 
 
 # --------------------------------------------------------------------------------------------
@@ -367,6 +388,10 @@ class MappingSet:
     report_status: Mapping[str, ReportStatus]
     abnormal_flags: Mapping[str, str]
     units: Mapping[str, str]
+    display_markers: tuple[tuple[str, str], ...] = ()  # (word, marker key)
+    display_methods: tuple[tuple[str, str], ...] = ()  # (word, method key)
+    display_checks: Mapping[Analyte, DisplayCheck] = field(default_factory=dict)
+    display_infer_blockers: tuple[str, ...] = ()
     files: tuple[str, ...] = field(default=())
     grammar: GrammarTable = field(default_factory=lambda: GrammarTable({}, False))
     # what ``ingest.grammar`` built from the tables above and read before (per sender)
@@ -383,6 +408,9 @@ class MappingSet:
         default_factory=_Memo, init=False, repr=False, compare=False
     )
     _unit_by_text: _Memo[str | None] = field(
+        default_factory=_Memo, init=False, repr=False, compare=False
+    )
+    _display_by_text: _Memo[tuple[frozenset[str], frozenset[str]]] = field(
         default_factory=_Memo, init=False, repr=False, compare=False
     )
 
@@ -445,6 +473,67 @@ class MappingSet:
     def interpretation_for(self, flag: str) -> str | None:
         return self.abnormal_flags.get(flag.upper()) or self.abnormal_flags.get(flag)
 
+    @property
+    def has_sender_file(self) -> bool:
+        return self.name != DEFAULT_SET_NAME
+
+    def is_standard(self, system: str | None) -> bool:
+        """A coding system the mappings name (LOINC, SNOMED CT, CAP eCC), not a lab's own."""
+        return system is not None and system in self._standard_systems
+
+    @property
+    def _standard_systems(self) -> frozenset[str]:
+        return frozenset(self.systems.values())
+
+    def named_in_display(self, text: str) -> tuple[frozenset[str], frozenset[str]]:
+        """The markers and methods a code's display text names (whole words only)."""
+        return self._display_by_text.get(text, self._named_in_display)
+
+    def _named_in_display(self, text: str) -> tuple[frozenset[str], frozenset[str]]:
+        key = _normalise(text)
+        markers = frozenset(m for word, m in self.display_markers if _names_word(word, key))
+        methods = frozenset(m for word, m in self.display_methods if _names_word(word, key))
+        return markers, methods
+
+    def display_conflict(self, analyte: Analyte, display: str | None) -> str | None:
+        """Why a code's display contradicts the analyte it is mapped to, or ``None``.
+
+        The display may name nothing the tables know; it may not name only other markers, or
+        another method than the analyte's.
+        """
+        check = self.display_checks.get(analyte)
+        if check is None or not display:
+            return None
+        markers, methods = self.named_in_display(display)
+        if markers and not markers & set(check.markers):
+            return f"the display names {', '.join(sorted(markers))}, not {analyte}"
+        if check.method is not None and methods and check.method not in methods:
+            return f"the display names the method {', '.join(sorted(methods))}, not {check.method}"
+        return None
+
+    def infer_from_display(self, display: str | None) -> tuple[Analyte | None, str]:
+        """A local code's analyte from a display naming exactly one marker and one method.
+
+        Returns the analyte (or ``None``) and what the display was found to name.
+        """
+        markers, methods = self.named_in_display(display) if display else (frozenset(), frozenset())
+        found = (
+            f"markers: {', '.join(sorted(markers)) or 'none'}; "
+            f"methods: {', '.join(sorted(methods)) or 'none'}"
+        )
+        key = _normalise(display or "")
+        blockers = [word for word in self.display_infer_blockers if _names_word(word, key)]
+        if blockers:
+            return None, f"{found}; names a quantity ({', '.join(blockers)})"
+        if len(markers) != 1 or len(methods) != 1:
+            return None, found
+        candidates = [
+            check.analyte
+            for check in self.display_checks.values()
+            if check.infer and check.markers[:1] == tuple(markers) and check.method in methods
+        ]
+        return (candidates[0] if len(candidates) == 1 else None), found
+
     def unit_for(self, text: str) -> str | None:
         return self._unit_by_text.get(text, self._unit_for)
 
@@ -455,6 +544,16 @@ class MappingSet:
 @cache
 def _word_start(phrase: str) -> re.Pattern[str]:
     return re.compile(r"(?<![a-z0-9])" + re.escape(phrase))
+
+
+@cache
+def _whole_word(phrase: str) -> re.Pattern[str]:
+    return re.compile(r"(?<![a-z0-9])" + re.escape(phrase) + r"(?![a-z0-9])")
+
+
+def _names_word(phrase: str, text: str) -> bool:
+    """``phrase`` is a whole word (or words) of ``text``: "er" is in "er ag", not in "her2"."""
+    return _whole_word(phrase).search(text) is not None
 
 
 def _names(phrase: str, text: str) -> bool:
@@ -478,6 +577,10 @@ def _merge(files: Iterable[tuple[str, MappingFile]], name: str) -> MappingSet:
     report_status: dict[str, ReportStatus] = {}
     abnormal_flags: dict[str, str] = {}
     units: dict[str, str] = {}
+    display_markers: dict[str, str] = {}
+    display_methods: dict[str, str] = {}
+    display_checks: dict[Analyte, DisplayCheck] = {}
+    blockers: list[str] = []
     default_tissue: Tissue | None = None
     grammar: dict[str, GrammarPart] = {}
     decimal_comma = False
@@ -506,6 +609,12 @@ def _merge(files: Iterable[tuple[str, MappingFile]], name: str) -> MappingSet:
         report_status.update({k.upper(): v for k, v in mapping.report_status.items()})
         abnormal_flags.update(mapping.abnormal_flags)
         units.update({_normalise(k): v for k, v in mapping.units.items()})
+        for marker, words in mapping.display_markers.items():
+            display_markers.update({_normalise(word): marker for word in words})
+        for method, words in mapping.display_methods.items():
+            display_methods.update({_normalise(word): method for word in words})
+        display_checks.update({check.analyte: check for check in mapping.display_checks})
+        blockers.extend(_normalise(word) for word in mapping.display_infer_blockers)
         if mapping.sender is not None and mapping.sender.default_tissue is not None:
             default_tissue = mapping.sender.default_tissue
     return MappingSet(
@@ -525,6 +634,10 @@ def _merge(files: Iterable[tuple[str, MappingFile]], name: str) -> MappingSet:
         report_status=report_status,
         abnormal_flags=abnormal_flags,
         units=units,
+        display_markers=tuple(display_markers.items()),
+        display_methods=tuple(display_methods.items()),
+        display_checks=display_checks,
+        display_infer_blockers=tuple(dict.fromkeys(blockers)),
         grammar=GrammarTable(grammar, decimal_comma),
         files=tuple(names),
     )
@@ -545,11 +658,13 @@ class Mappings:
         defaults: list[tuple[str, MappingFile]],
         senders: list[_SenderFile],
         languages: dict[str, MappingFile] | None = None,
+        version: str = "unversioned",
     ) -> None:
         self._defaults = defaults
+        self.version = version  # a content hash of every file (content_version)
         self._senders = senders
         self._languages = languages or {}
-        self._default_set = _merge(defaults, "default")
+        self._default_set = _merge(defaults, DEFAULT_SET_NAME)
         self._sender_sets: dict[str, MappingSet] = {}
 
     @classmethod
@@ -595,7 +710,7 @@ class Mappings:
                         key=f"sender.languages.{index}",
                     )
             senders.append(_SenderFile(f"senders/{path.name}", mapping, mapping.sender))
-        return cls(defaults, senders, languages)
+        return cls(defaults, senders, languages, content_version(directory))
 
     @property
     def files(self) -> list[str]:
@@ -625,6 +740,41 @@ class Mappings:
             if source and source in sender.match.fhir_sources:
                 return self._sender_set(sender)
         return self._default_set
+
+    def warnings(self) -> list[str]:
+        """What a reviewer should look at before a lab goes live; none of it stops loading.
+
+        A code entry whose display names another marker or method than its analyte, and a
+        sender file that re-maps a code the defaults already map (a standard LOINC code
+        meaning something else for one lab is almost always a mistake in that file).
+        """
+        found: list[str] = []
+        files = [
+            *((name, mapping, self._default_set) for name, mapping in self._defaults),
+            *((s.name, s.mapping, self._sender_set(s)) for s in self._senders),
+        ]
+        for name, mapping, merged in files:
+            for index, entry in enumerate(mapping.codes):
+                conflict = merged.display_conflict(entry.analyte, entry.display)
+                if conflict is not None:
+                    found.append(f"{name}: codes.{index}: code {entry.code}: {conflict}")
+        for sender in self._senders:
+            for index, entry in enumerate(sender.mapping.codes):
+                default = self._default_set.code(entry.system, entry.code)
+                if default is not None and default != entry.model_copy(
+                    update={"display": default.display}
+                ):
+                    found.append(
+                        f"{sender.name}: codes.{index}: re-maps the default code {entry.code} "
+                        f"({default.analyte}, tissue {default.tissue}) as {entry.analyte}, "
+                        f"tissue {entry.tissue}"
+                    )
+                if self._default_set.exclusion(entry.system, entry.code) is not None:
+                    found.append(
+                        f"{sender.name}: codes.{index}: maps {entry.code}, which the defaults "
+                        "exclude from classification"
+                    )
+        return found
 
     def _sender_set(self, sender: _SenderFile) -> MappingSet:
         if sender.name not in self._sender_sets:
@@ -667,6 +817,24 @@ def _claim(claimed: dict[tuple[str, str], str], sender: SenderMatch, path: Path)
                 raise MappingFileError(
                     f"{value!r} is already claimed by {owner}", file=str(path), key=f"sender.{kind}"
                 )
+
+
+def content_version(directory: Path) -> str:
+    """Which mappings produced a report: a hash of every file's path and bytes.
+
+    Two directories with the same files give the same version wherever they are; any change to
+    any file (a wording added) gives another.
+    """
+    digest = hashlib.sha256()
+    files = [
+        *sorted(directory.glob("*.toml")),
+        *sorted((directory / "languages").glob("*.toml")),
+        *sorted((directory / "senders").glob("*.toml")),
+    ]
+    for path in files:
+        digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return f"sha256:{digest.hexdigest()[:16]}"
 
 
 @cache

@@ -247,10 +247,17 @@ class ReportedObservation(Frozen):
 
 
 class UnusedResult(Frozen):
-    """A result that was read but not used for classification, and why."""
+    """A result that was read but not used for classification, and why.
+
+    ``analyte`` is set when the result code was recognised; ``not_understood`` when such a
+    result carried a value the mappings could not read (the classifier then reports the
+    analyte as not understood, with this result's position, rather than as absent).
+    """
 
     provenance: Provenance
     reason: str
+    analyte: Analyte | None = None
+    not_understood: bool = False
 
 
 # --------------------------------------------------------------------------------------------
@@ -383,7 +390,9 @@ class Category(StrEnum):
     HER2_NULL = "HER2-null"
     HER2_NEGATIVE = "HER2-negative"
     HER2_EQUIVOCAL = "HER2-equivocal"
-    INDETERMINATE = "indeterminate"
+    INDETERMINATE = "indeterminate"  # the test failed or could not be assessed (ASCO/CAP)
+    HER2_NOT_REPORTED = "HER2-not-reported"  # no HER2 result at all (an ER/PgR-only order)
+    HER2_NOT_UNDERSTOOD = "HER2-not-understood"  # a HER2 value was sent but could not be read
 
 
 class ReceptorCall(StrEnum):
@@ -409,6 +418,10 @@ class FlagCode(StrEnum):
     LAB_INTERPRETATION_DIFFERS = "lab-interpretation-differs"
     RECEPTOR_UNDETERMINED = "receptor-undetermined"
     ER_LOW_POSITIVE = "er-low-positive"
+    LAB_STATED_ONLY = "lab-stated-only"  # HER2 rests on the lab's word, no score or count
+    ER_PERCENT_MISSING = "er-percent-missing"  # ER stated positive: low positive not excluded
+    CODE_DISPLAY_MISMATCH = "code-display-mismatch"  # a code's display names another test
+    CODE_INFERRED = "code-inferred"  # a local code recognised from its display text
     PROBE_INFERRED = "probe-inferred"  # single probe: HER2 copies, no CEP17 and no ratio at all
     READ_FROM_TEXT = "read-from-text"  # a result was read from report text: a reviewer checks
 
@@ -427,7 +440,8 @@ class FiredRule(Frozen):
 class Classification(Frozen):
     guideline: str  # the guideline versions the result was produced under
     tissue: Tissue
-    official_result: OfficialResult
+    # None when there is no HER2 result to classify (HER2-not-reported / HER2-not-understood)
+    official_result: OfficialResult | None
     category: Category
     ish_group: int | None = None  # breast dual-probe group 1-5
     er_result: ReceptorCall | None = None
@@ -435,3 +449,5 @@ class Classification(Frozen):
     hr_status: HrStatus | None = None
     flags: tuple[Flag, ...] = ()
     rules: tuple[FiredRule, ...] = ()
+    # comments the guideline asks to report with this result (ASCO/CAP 2018 groups 2-4)
+    comments: tuple[str, ...] = ()

@@ -18,7 +18,7 @@ from typing import Any
 from adapter.classify import classify
 from adapter.config import Settings
 from adapter.emit.bundle import build_bundle, dumps
-from adapter.errors import AdapterError, MessageTooLarge
+from adapter.errors import AdapterError, MalformedMessage, MessageTooLarge, ValueNotUnderstood
 from adapter.ingest import er7, hl7v2
 from adapter.mapping import Mappings, load_mappings
 from adapter.model import AssayRecord, Classification, SourceFormat
@@ -52,7 +52,11 @@ class RawMessage:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What became of one message: a Bundle, or an error with a stable code."""
+    """What became of one message: a Bundle, or an error with a stable code, or both.
+
+    Both only for ``ValueNotUnderstood``: the Bundle reports what was read and says which result
+    was not understood; the error gives the engine its AE and keeps the message reprocessable.
+    """
 
     format: SourceFormat
     message_id: str | None
@@ -68,10 +72,102 @@ class Outcome:
         return self.error is None
 
 
+@dataclass(frozen=True)
+class Identity:
+    """Who sent a message and its id, read cheaply before it is stored or processed.
+
+    One rule for the store (which keys versions and duplicates on sender and id) and for the
+    readers (which choose the sender's mappings): an HL7 v2 sender is MSH-3^MSH-4, its id
+    MSH-10; a FHIR sender is the caller's (``?source=``), else the document's own
+    (``fhir_document.document_identity``), stored as ``fhir`` when it names none.
+    """
+
+    format: SourceFormat
+    sender: str
+    message_id: str | None
+    source: str | None = None  # FHIR: the sender the mappings are chosen by (None: the default)
+    msh: er7.Message | None = field(default=None, compare=False)  # HL7 v2: the MSH alone
+    refusal: AdapterError | None = field(default=None, compare=False)  # what the header refuses
+
+
+FHIR_SENDER = "fhir"
+"""The stored sender of FHIR input that names none."""
+
+
+def identify(
+    data: bytes, format_hint: SourceFormat | None = None, *, fhir_source: str | None = None
+) -> Identity:
+    """Sender and message id without processing: MSH-3/4/10 for HL7 v2, ids for FHIR JSON."""
+    kind = format_hint or detect_format(data)
+    if kind is SourceFormat.FHIR:
+        return _identify_fhir(data, fhir_source)
+    header = hl7v2.read_header(data)
+    if header.msh is None:
+        return Identity(kind, "", _naive_control_id(data), refusal=header.refusal)
+    msh = header.msh.msh
+    sender = "^".join(part for part in (msh.raw(3), msh.raw(4)) if part)
+    return Identity(kind, sender, header.msh.control_id or None, None, header.msh, header.refusal)
+
+
+def _naive_control_id(data: bytes) -> str | None:
+    """MSH-10 of a message the tokenizer refused, if its first line still has ten fields."""
+    first_line = data.lstrip(b"\xef\xbb\xbf\x0b\r\n ").split(b"\r", 1)[0].split(b"\n", 1)[0]
+    if not first_line.startswith(b"MSH") or len(first_line) < 4:
+        return None
+    fields = first_line.split(first_line[3:4])
+    if len(fields) < 10:
+        return None
+    return fields[9].decode("latin-1").strip()[:199] or None
+
+
+def _identify_fhir(data: bytes, fhir_source: str | None) -> Identity:
+    import orjson  # the service's FHIR path; convert reads FHIR with the reader alone
+
+    from adapter.ingest.fhir_document import content_message_id, document_identity
+
+    text = data.removeprefix(b"\xef\xbb\xbf")  # as the reader decodes it (utf-8-sig)
+    try:
+        parsed: Any = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        parsed = _ndjson(text)  # NDJSON, or broken JSON: the pipeline reports which
+    if parsed is None:
+        message_id, source = content_message_id(data), None
+    else:
+        message_id, source = document_identity(parsed, data)
+    source = fhir_source or source
+    return Identity(SourceFormat.FHIR, source or FHIR_SENDER, message_id, source)
+
+
+def _ndjson(data: bytes) -> list[Any] | None:
+    import orjson
+
+    lines: list[Any] = []
+    for line in data.splitlines():
+        if line.strip():
+            try:
+                lines.append(orjson.loads(line))
+            except orjson.JSONDecodeError:
+                continue
+    return lines or None
+
+
 def detect_format(data: bytes) -> SourceFormat:
     """JSON (FHIR) starts with ``{`` or ``[``; anything else is treated as HL7 v2 ER7."""
     start = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
     return SourceFormat.FHIR if start in (b"{", b"[") else SourceFormat.HL7V2
+
+
+def split_frame(data: bytes) -> list[bytes]:
+    """The HL7 v2 messages of one MLLP frame or request body, in order (a BOM, blank lines and
+    a batch envelope dropped); the whole input as one message when it cannot be split, so that
+    it is stored and answered with the reason."""
+    if data.startswith(b"MSH") and b"\rMSH" not in data and b"\nMSH" not in data:
+        return [data]  # one message, as nearly every frame is: kept byte for byte
+    try:
+        messages = er7.split_messages(data)
+    except MalformedMessage:
+        return [data]
+    return messages or [data]
 
 
 def split_input(data: bytes, format_hint: SourceFormat | None = None) -> list[RawMessage]:
@@ -105,6 +201,9 @@ def process(message: RawMessage, context: Context) -> Outcome:
             if context.strict:
                 from adapter.ingest.hl7_strict import check_structure
 
+                # A type or version we do not take is HL7-UNSUPPORTED with or without --strict,
+                # not a structure hl7apy happens to have no definition for.
+                hl7v2.check_supported(read.message)
                 check_structure(read.text)
             records = hl7v2.to_records(read, context.mappings, context.settings)
         else:
@@ -144,7 +243,7 @@ def _emit(
 ) -> Outcome:
     classifications = [classify(record) for record in records]
     results = list(zip(records, classifications, strict=True))
-    bundle = build_bundle(message_id, results, context.settings)
+    bundle = build_bundle(message_id, results, context.settings, context.mappings.version)
     if context.validate:
         from adapter.emit.validate import validate_bundle
 
@@ -161,5 +260,23 @@ def _emit(
         classifications=tuple(classifications),
         bundle=bundle,
         bundle_json=dumps(bundle),
+        error=not_understood(records),
         parsed=parsed,
+    )
+
+
+def not_understood(records: list[AssayRecord]) -> ValueNotUnderstood | None:
+    """The error that goes with a Bundle when a recognised result's value was not read.
+
+    Positions and analytes only: the value itself may hold anything (patient data included).
+    """
+    unread = [u for record in records for u in record.unused if u.not_understood]
+    if not unread:
+        return None
+    # Unused reasons never quote the value (obx.py, fhir_observation.py): safe for ACKs and logs.
+    places = "; ".join(f"{u.provenance.locator}: {u.reason}" for u in unread)
+    first = unread[0].provenance.locator
+    return ValueNotUnderstood(
+        f"{places}; the report says so; reprocess once the mappings read it",
+        location=f"{first}.5" if first.startswith("OBX[") else first,
     )

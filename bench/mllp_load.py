@@ -3,6 +3,7 @@
     .venv/bin/python bench/mllp_load.py                     # starts `her2-adapter serve` itself
     .venv/bin/python bench/mllp_load.py --senders 8 --messages 500 --latency-messages 1000
     .venv/bin/python bench/mllp_load.py --target 127.0.0.1:2575   # an already running service
+    .venv/bin/python bench/mllp_load.py --tls               # MLLP over TLS (a throwaway cert)
 
 Each sender waits for the ACK of one message before sending the next, as interface engines do.
 Without --target the service runs as a subprocess on a fresh SQLite store (WAL, synchronous=FULL)
@@ -13,7 +14,9 @@ in a temporary directory, so the numbers include durable group commits. Targets 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -25,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-from adapter.service.mllp import END_BLOCK, frame
+from adapter.ingest.mllp import TRAILER, frame
 
 SEGMENTS = (
     "PID|1||TST000178^^^GOODHEALTH^MR||TEST^PATIENT||19870622|F",
@@ -47,6 +50,10 @@ def message(control_id: str) -> bytes:
     return ("\r".join((msh, *SEGMENTS)) + "\r").encode()
 
 
+TLS: ssl.SSLContext | None = None
+"""The client context when the service listens over TLS (``--tls``)."""
+
+
 def sender(host: str, port: int, prefix: str, count: int) -> list[float]:
     """Send ``count`` messages on one connection; the ACK latency of each, in seconds.
 
@@ -55,9 +62,12 @@ def sender(host: str, port: int, prefix: str, count: int) -> list[float]:
     so more of the machine measures the service. The service does not see the difference.
     """
     latencies = []
-    trailer = END_BLOCK + b"\r"
-    with socket.create_connection((host, port)) as connection:
+    trailer = TRAILER
+    with contextlib.ExitStack() as stack:
+        connection = stack.enter_context(socket.create_connection((host, port)))
         connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if TLS is not None:
+            connection = stack.enter_context(TLS.wrap_socket(connection, server_hostname=host))
         pending = b""
         for number in range(count):
             started = time.perf_counter()
@@ -97,9 +107,25 @@ def free_port(host: str) -> int:
         return port
 
 
+def self_signed(directory: Path, host: str) -> tuple[Path, Path]:
+    """A throwaway certificate and key for ``host`` (openssl), for the TLS run."""
+    cert, key = directory / "bench.pem", directory / "bench.key"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"),
+            *("-nodes", "-days", "1", "-subj", f"/CN={host}"),
+            *("-addext", f"subjectAltName=IP:{host}", "-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
 @contextmanager
-def service(host: str) -> Iterator[int]:
+def service(host: str, *, tls: bool = False) -> Iterator[int]:
     """`her2-adapter serve` on a free port and a fresh SQLite store; yields the MLLP port."""
+    global TLS
     port = free_port(host)
     with tempfile.TemporaryDirectory(prefix="her2-bench-") as directory:
         command = [
@@ -116,6 +142,10 @@ def service(host: str) -> Iterator[int]:
             "--store",
             f"sqlite:///{Path(directory) / 'bench.db'}",
         ]
+        if tls:
+            cert, key = self_signed(Path(directory), host)
+            command += ["--mllp-tls-cert", str(cert), "--mllp-tls-key", str(key)]
+            TLS = ssl.create_default_context(cafile=cert)
         process = subprocess.Popen(
             command,
             stdout=subprocess.PIPE,
@@ -154,12 +184,13 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=500, help="per sender")
     parser.add_argument("--latency-messages", type=int, default=1000)
     parser.add_argument("--target", help="host:port of a running service (default: start one)")
+    parser.add_argument("--tls", action="store_true", help="MLLP over TLS (started service only)")
     arguments = parser.parse_args()
     if arguments.target:
         host, _, port = arguments.target.rpartition(":")
         measure(host, int(port), arguments)
         return
-    with service("127.0.0.1") as port:
+    with service("127.0.0.1", tls=arguments.tls) as port:
         measure("127.0.0.1", port, arguments)
 
 

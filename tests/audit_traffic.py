@@ -13,10 +13,10 @@ from typing import Any
 
 from adapter.audit.figures import AuditOptions, build_audit
 from adapter.audit.sources import from_store
+from adapter.config import Settings
 from adapter.mapping import load_mappings
 from adapter.pipeline import Context
 from adapter.service.handler import Service
-from adapter.service.settings import ServiceSettings
 from adapter.store import GroupCommitter, Transport, open_store
 
 LAB_A, LAB_B, LAB_C = "LAB-A^LAB-A PATHOLOGY", "LAB-B^LAB-B PATHOLOGY", "LAB-C^LAB-C PATHOLOGY"
@@ -177,7 +177,7 @@ def build_store(url: str, cases: list[Case]) -> None:
     store at ``url``."""
 
     async def run() -> None:
-        settings = ServiceSettings(store=url, workers=0)
+        settings = Settings(store=url, workers=0)
         with open_store(url) as store:
             async with GroupCommitter(store) as committer:
                 context = Context(settings, load_mappings(settings.mappings_dir))

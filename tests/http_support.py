@@ -11,12 +11,12 @@ from typing import Any
 
 import httpx
 
+from adapter.config import Settings
 from adapter.mapping import Mappings, load_mappings
 from adapter.pipeline import Context
 from adapter.service.handler import Service
 from adapter.service.http import create_app
 from adapter.service.server import Runtime
-from adapter.service.settings import ServiceSettings
 from adapter.store import GroupCommitter, open_store
 
 T0 = datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
@@ -28,8 +28,8 @@ def shipped_mappings(directory: Path) -> Mappings:
 
 
 def build_runtime(tmp_path: Path, *, forward: bool = False, **settings: Any) -> Runtime:
-    """A Runtime on a fresh SQLite file; ``settings`` override ServiceSettings fields."""
-    service_settings = ServiceSettings(store=f"sqlite:///{tmp_path / 'store.db'}", **settings)
+    """A Runtime on a fresh SQLite file; ``settings`` override Settings fields."""
+    service_settings = Settings(store=f"sqlite:///{tmp_path / 'store.db'}", **settings)
     store = open_store(service_settings.store)
     committer = GroupCommitter(store)
     context = Context(service_settings, shipped_mappings(service_settings.mappings_dir))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -10,10 +11,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+from adapter.config import Settings
+from adapter.ingest.mllp import START_BLOCK, frame
 from adapter.pipeline import Context
 from adapter.service.handler import Service
-from adapter.service.mllp import MllpClient, MllpServer
-from adapter.service.settings import ServiceSettings
+from adapter.service.mllp import MllpServer
+from adapter.service.mllp_client import MllpClient
 from adapter.store import GroupCommitter, Store, open_store
 
 T = TypeVar("T")
@@ -57,10 +60,11 @@ def no_results(control_id: str) -> bytes:
 def segments(ack: bytes) -> dict[str, list[str]]:
     """An ACK's segments by name, split into fields (MSH-1 is field 1, as HL7 counts)."""
     parsed: dict[str, list[str]] = {}
+    separator = ack[3:4].decode() or "|"
     for segment in ack.decode().split("\r"):
         if segment:
-            fields = segment.split("|")
-            parsed[fields[0]] = ["MSH", "|", *fields[1:]] if fields[0] == "MSH" else fields
+            fields = segment.split(separator)
+            parsed[fields[0]] = ["MSH", separator, *fields[1:]] if fields[0] == "MSH" else fields
     return parsed
 
 
@@ -96,15 +100,19 @@ class Running:
 
 
 @asynccontextmanager
-async def mllp_server(store: Store, **settings: Any) -> AsyncIterator[Running]:
+async def mllp_server(
+    store: Store, *, tls: ssl.SSLContext | None = None, **settings: Any
+) -> AsyncIterator[Running]:
     """Serve MLLP on an ephemeral loopback port over ``store`` (closed afterwards)."""
-    service_settings = ServiceSettings(mllp_port=0, http_port=0, **settings)
+    service_settings = Settings(mllp_port=0, http_port=0, **settings)
     committer = GroupCommitter(store)
     service = Service(Context.from_settings(service_settings), committer, TickingClock())
     server = MllpServer(
         service,
         max_message_bytes=service_settings.max_message_bytes,
         limits=service_settings.mllp_limits,
+        original_mode_senders=service_settings.original_mode_senders,
+        tls=tls,
     )
     await server.start(LOOPBACK, 0)
     try:
@@ -130,3 +138,52 @@ def run_mllp(
             return await asyncio.wait_for(scenario(running), timeout)
 
     return asyncio.run(main())
+
+
+CORPUS = Path(__file__).resolve().parent.parent / "fixtures" / "hl7v2"
+SENTINEL = "corpus-sentinel"
+
+
+def corpus() -> list[tuple[str, bytes]]:
+    """Every HL7 v2 fixture as an engine would send it: one frame per file, a dump as it is."""
+    files = sorted(CORPUS.glob("*.hl7"))
+    return [(path.name, path.read_bytes()) for path in files]
+
+
+async def exchange(client: MllpClient, data: bytes, *, timeout: float = 10.0) -> list[bytes]:
+    """Send one file (framed, or as it is when it is an MLLP dump) and every ACK it gets.
+
+    An original-mode sentinel follows it: the frames before the sentinel's ACK are the file's,
+    however many its messages' MSH-15/16 asked for.
+    """
+    if data.startswith(START_BLOCK):
+        await client.write_raw(data)
+    else:
+        await client.write_raw(frame(data))
+    await client.write_raw(frame(oru(SENTINEL)))
+    answers: list[bytes] = []
+    while True:
+        ack = await client.receive(timeout=timeout)
+        if segments(ack)["MSA"][2] == SENTINEL:
+            return answers
+        answers.append(ack)
+
+
+def ack_view(ack: bytes) -> tuple[str, ...]:
+    """An ACK without its time (MSH-7): MSA and ERR as sent, for comparing two transports."""
+    parsed = segments(ack)
+    return ("|".join(parsed["MSA"]), "|".join(parsed.get("ERR", [])))
+
+
+def acks_in(answer: bytes) -> list[bytes]:
+    """The ACKs of one answer frame: itself, or each ACK inside a response batch (FHS/BHS)."""
+    if not answer.startswith((b"FHS", b"BHS")):
+        return [answer]
+    acks: list[bytes] = []
+    for segment in answer.split(b"\r"):
+        if segment.startswith(b"MSH"):
+            acks.append(b"")
+        if segment[:3] in (b"FHS", b"BHS", b"BTS", b"FTS") or not segment:
+            continue
+        acks[-1] += segment + b"\r"
+    return acks

@@ -235,3 +235,46 @@ def test_unknown_log_level_and_format(runner: CliRunner) -> None:
     result = runner.invoke(app, ["convert", "--log-format", "xml", str(GOOD)])
     assert result.exit_code == 2
     assert _only_line(result.stderr) == "her2-adapter: log format 'xml': use one of text, json"
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["convert"], "her2-adapter convert: Missing argument 'INPUT...'"),
+        (
+            ["convert", "--bogus", "x"],
+            "her2-adapter convert: No such option: --bogus (Possible options: --out)",
+        ),
+        (
+            ["serve", "--workers", "many"],
+            "her2-adapter serve: Invalid value for '--workers': Input should be a valid integer, "
+            "unable to parse string as an integer",
+        ),
+        (["nosuch"], "her2-adapter: No such command 'nosuch'"),
+    ],
+    ids=["missing-input", "unknown-option", "bad-value", "unknown-command"],
+)
+def test_usage_mistakes_are_one_line(runner: CliRunner, argv: list[str], line: str) -> None:
+    """typer's usage errors too: one line naming what to fix and where help is, exit 2."""
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2
+    command = " ".join(["her2-adapter", *argv[:1]]) if argv[0] != "nosuch" else "her2-adapter"
+    assert _only_line(result.stderr) == f"{line}; see {command} --help"
+
+
+def test_bare_command_still_shows_help(runner: CliRunner) -> None:
+    result = runner.invoke(app, [])
+    assert "convert" in result.stdout
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize("name", ["bad-version-2.1.hl7", "bad-adt-a01.hl7"])
+def test_strict_keeps_unsupported_as_unsupported(runner: CliRunner, name: str) -> None:
+    """--strict checks the structure of what we take; a version or type we do not take is
+    HL7-UNSUPPORTED (ACK AR, condition 200), as without --strict."""
+    path = FIXTURES / name
+    plain = runner.invoke(app, ["convert", str(path)])
+    strict = runner.invoke(app, ["convert", "--strict", str(path)])
+    assert strict.exit_code == plain.exit_code == 1
+    assert _only_line(strict.stderr) == _only_line(plain.stderr)
+    assert ": HL7-UNSUPPORTED: " in strict.stderr

@@ -73,7 +73,13 @@ def test_summary_counts_match_the_goldens(kind: str) -> None:
     assert _parse(lines[2], "HR status") == hr
     assert _parse(lines[3], "rejected") == errors
     assert sum(categories.values()) > 20  # the corpus was read, not an empty run
-    assert len(result.stdout.splitlines()) == messages - rejected
+    # a value not understood is rejected (AE) and its Bundle, which says so, is still written
+    with_bundle = sum(
+        "bundle" in json.loads(line)
+        for g in goldens
+        for line in g.read_text(encoding="utf-8").splitlines()
+    )
+    assert len(result.stdout.splitlines()) == messages - rejected + with_bundle
 
 
 def test_summary_of_a_rejection_only_run() -> None:
@@ -158,3 +164,36 @@ def test_log_level_from_the_environment() -> None:
         r"code=NO-HER2-RESULT",
         log_line,
     )
+
+
+def test_progress_bar_on_a_long_run_keeps_every_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--progress on a run past the threshold: the bar starts, lines print above it, unmangled."""
+    from adapter import cli_progress
+
+    monkeypatch.setattr(cli_progress, "SHOW_AFTER_SECONDS", 0.0)
+    started: list[int] = []
+    real_start = cli_progress.Reporter._start
+
+    def start(self: cli_progress.Reporter) -> None:
+        started.append(self.files)
+        real_start(self)
+
+    monkeypatch.setattr(cli_progress.Reporter, "_start", start)
+    bad = str(FIXTURES / "hl7v2" / "bad-glucose-only.hl7")
+    good = str(FIXTURES / "hl7v2" / "batch-3.hl7")
+    result = CliRunner().invoke(app, ["convert", "--progress", "--summary", bad, good])
+    assert started == [2]
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert any(line.startswith(f"{bad}: bad-glucose-only: NO-HER2-RESULT: ") for line in lines)
+    assert "messages: 4 (3 converted, 1 rejected)" in lines
+    assert len(result.stdout.splitlines()) == 3
+
+
+def test_no_progress_bar_unless_asked_off_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    from adapter import cli_progress
+
+    monkeypatch.setattr(cli_progress, "SHOW_AFTER_SECONDS", 0.0)
+    monkeypatch.setattr(cli_progress.Reporter, "_start", lambda self: pytest.fail("bar shown"))
+    result = CliRunner().invoke(app, ["convert", str(FIXTURES / "hl7v2" / "batch-3.hl7")])
+    assert result.exit_code == 0

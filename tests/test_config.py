@@ -1,20 +1,58 @@
-"""Settings read ``HER2_*`` variables as pydantic-settings does, without convert importing it."""
+"""Settings read arguments, ``HER2_*`` variables and a TOML file as pydantic-settings does.
+
+``Oracle`` is a pydantic-settings class with the same fields and its init, environment and TOML
+sources in the same order: whatever it makes of an environment and a file, Settings must make
+too, values and errors alike. (Settings does not import pydantic-settings: convert's start.)
+"""
 
 from __future__ import annotations
 
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, create_model
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 from adapter.config import Settings, default_mappings_dir
-from adapter.service.settings import ServiceSettings
 
 FIELDS = list(Settings.model_fields)
+
+
+class _OracleBase(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HER2_", frozen=True, extra="forbid")
+    toml_file: ClassVar[Path | None] = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        if cls.toml_file is None:
+            return (init_settings, env_settings)
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, cls.toml_file))
+
+
+# The same fields on pydantic-settings alone (Settings' own validators left out: they are what
+# is being checked).
+Oracle: type[_OracleBase] = create_model(
+    "Oracle",
+    __base__=_OracleBase,
+    **{name: (info.annotation, info) for name, info in Settings.model_fields.items()},  # type: ignore[call-overload]
+)
 
 
 @pytest.fixture
@@ -74,10 +112,69 @@ ENVIRONMENTS = [
 def test_settings_read_the_environment_as_pydantic_settings_does(
     environment: pytest.MonkeyPatch, variables: dict[str, str], given: dict[str, Any]
 ) -> None:
-    """Settings() gives the values or errors that ServiceSettings (pydantic-settings) gives."""
+    """Settings() gives the values or errors that pydantic-settings gives."""
     for name, value in variables.items():
         environment.setenv(name, value)
-    assert _read(Settings, given) == _read(ServiceSettings, given)
+    assert _read(Settings, given) == _read(Oracle, given)
+
+
+FILES = [
+    pytest.param("", {}, {}, id="empty-file"),
+    pytest.param("mllp_port = 3001\n", {}, {}, id="file-sets-field"),
+    pytest.param("mllp_port = 3001\n", {"HER2_MLLP_PORT": "4001"}, {}, id="variable-beats-file"),
+    pytest.param(
+        "mllp_port = 3001\n", {"HER2_MLLP_PORT": "4001"}, {"mllp_port": 5001}, id="argument-first"
+    ),
+    pytest.param('workers = 1\nstore = "sqlite:///x.db"\n', {}, {}, id="service-keys"),
+    pytest.param("max_message_bytes = 10\n", {}, {}, id="bad-value-in-file"),
+    pytest.param('pin_cpus = "no"\n', {}, {}, id="bool-from-text"),
+    pytest.param("mlp_port = 1\n", {}, {}, id="unknown-key-is-an-error"),
+    pytest.param('original_mode_senders = ["COPATH"]\n', {}, {}, id="list-in-file"),
+    pytest.param(
+        'original_mode_senders = ["COPATH"]\n',
+        {"HER2_ORIGINAL_MODE_SENDERS": '["LAB^SITE", "X"]'},
+        {},
+        id="list-from-variable-as-json",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "variables", "given"), FILES)
+def test_settings_read_a_toml_file_as_pydantic_settings_does(
+    environment: pytest.MonkeyPatch,
+    tmp_path: Path,
+    text: str,
+    variables: dict[str, str],
+    given: dict[str, Any],
+) -> None:
+    """Settings.load(file) gives what pydantic-settings' TOML source under HER2_* gives."""
+    config = tmp_path / "her2.toml"
+    config.write_text(text)
+    for name, value in variables.items():
+        environment.setenv(name, value)
+    environment.setattr(Oracle, "toml_file", config)
+
+    def ours(**arguments: Any) -> Settings:
+        return Settings.load(config, **arguments)
+
+    assert _read(ours, given) == _read(Oracle, given)  # type: ignore[arg-type]
+
+
+def test_settings_pickle_when_read_from_a_file(tmp_path: Path) -> None:
+    """Worker processes get the settings pickled: a file-made Settings pickles as any other."""
+    config = tmp_path / "her2.toml"
+    config.write_text("workers = 1\nmllp_port = 0\n")
+    settings = Settings.load(config)
+    assert pickle.loads(pickle.dumps(settings)) == settings
+    assert type(settings) is Settings
+
+
+def test_tls_settings_come_in_pairs(tmp_path: Path) -> None:
+    """A certificate without its key (or a client CA without both) is a settings error."""
+    with pytest.raises(ValidationError, match="together"):
+        Settings(mllp_tls_cert=tmp_path / "cert.pem")
+    with pytest.raises(ValidationError, match="needs"):
+        Settings(mllp_tls_client_ca=tmp_path / "ca.pem")
 
 
 def test_variable_sets_a_field_and_an_argument_beats_it(environment: pytest.MonkeyPatch) -> None:
@@ -102,12 +199,6 @@ def test_settings_are_frozen_and_strict_about_names() -> None:
     settings = Settings()
     with pytest.raises(ValidationError):
         settings.site_timezone = "Europe/Berlin"
-
-
-def test_service_settings_are_settings() -> None:
-    """ServiceSettings is a Settings the pipeline takes, with the same fields first."""
-    assert issubclass(ServiceSettings, Settings)
-    assert list(ServiceSettings.model_fields)[: len(FIELDS)] == FIELDS
 
 
 HEAVY = ("pydantic_settings", "hl7apy", "fhir.resources")

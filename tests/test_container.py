@@ -21,7 +21,7 @@ import pytest
 from typer.main import get_command
 
 from adapter.cli import app
-from adapter.service.settings import ServiceSettings
+from adapter.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
@@ -99,7 +99,7 @@ def test_the_store_lives_on_the_volume() -> None:
 def test_environment_names_settings_the_service_reads() -> None:
     """Each HER2_* variable is a setting or a logging option: a typo would be silently ignored."""
     env = _env()
-    settings = {f"HER2_{name.upper()}" for name in ServiceSettings.model_fields}
+    settings = {f"HER2_{name.upper()}" for name in Settings.model_fields}
     logging_options = {"HER2_LOG_LEVEL", "HER2_LOG_FORMAT"}
     unknown = {name for name in env if name.startswith("HER2_")} - settings - logging_options
     assert unknown == set()
@@ -149,15 +149,39 @@ def service(tmp_path: Path) -> Iterator[int]:
         "HER2_MLLP_PORT": "0",
         "HER2_STORE": f"sqlite:///{tmp_path / 'store.db'}",
         "HER2_WORKERS": "0",
+        "HER2_LOG_FORMAT": "json",  # as the image sets it
     }
     cli = Path(sys.executable).with_name("her2-adapter")
     with (tmp_path / "serve.log").open("wb") as log:
-        process = subprocess.Popen([str(cli), "serve"], env=env, stdout=log, stderr=log)
+        process = subprocess.Popen(
+            [str(cli), "serve"], env=env, stdout=subprocess.DEVNULL, stderr=log
+        )
         try:
             yield port
         finally:
             process.terminate()
             process.wait(timeout=30)
+
+
+def test_every_log_line_of_the_service_is_json(service: int, tmp_path: Path) -> None:
+    """uvicorn's events too: a malformed HTTP request makes it warn, as one JSON line."""
+    deadline = time.monotonic() + 60
+    while _healthcheck(service) != 0:
+        assert time.monotonic() < deadline, "the service never became healthy"
+        time.sleep(0.5)
+    with socket.create_connection(("127.0.0.1", service), timeout=10) as garbage:
+        garbage.sendall(b"\x00\x01 not http at all\r\n\r\n")
+        garbage.recv(1024)
+    deadline = time.monotonic() + 30
+    lines: list[str] = []
+    while not any("uvicorn" in line for line in lines):
+        assert time.monotonic() < deadline, f"uvicorn logged nothing: {lines}"
+        time.sleep(0.2)
+        lines = (tmp_path / "serve.log").read_text(encoding="utf-8").splitlines()
+    events = [json.loads(line) for line in lines]  # fails on any line that is not JSON
+    (warning,) = [e for e in events if e["logger"].startswith("uvicorn")]
+    assert warning["level"] == "warning"
+    assert warning["event"] == "Invalid HTTP request received."
 
 
 def test_healthcheck_passes_against_a_running_service_and_fails_without(service: int) -> None:

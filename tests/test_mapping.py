@@ -675,9 +675,10 @@ S = "final"
 
 
 def test_files_lists_defaults_then_senders(mappings: Mappings) -> None:
-    """The shipped directory holds the five default files and the example sender."""
+    """The shipped directory holds the six default files and the example sender."""
     assert mappings.files == [
         "cap-ecc.toml",
+        "display-words.toml",
         "hl7-tables.toml",
         "loinc.toml",
         "snomed.toml",
@@ -874,6 +875,49 @@ def test_mappings_check_reports_the_bad_file(tmp_path: Path) -> None:
     assert lines[0].startswith(f"{bad}:codes.0.analyte: ")
     assert "her2-ihc" in lines[0]
     assert result.stdout == ""
+
+
+def test_mappings_check_warns_about_miscoded_entries(tmp_path: Path) -> None:
+    """A display naming another marker, a re-mapped default code and a mapped excluded code
+    are warned about (exit 0: the files are valid, a reviewer decides)."""
+    shipped = Path(__file__).resolve().parent.parent / "mappings"
+    for path in shipped.glob("*.toml"):
+        write(tmp_path / path.name, path.read_text(encoding="utf-8"))
+    write(
+        tmp_path / "senders" / "odd.toml",
+        """
+[sender]
+name = "Odd lab"
+facilities = ["ODD"]
+
+[[codes]]
+system = "http://loinc.org"
+code = "85329-1"
+analyte = "pgr-percent"
+display = "Ki-67 proliferation index"
+
+[[codes]]
+system = "http://loinc.org"
+code = "42914-2"
+analyte = "her2-ihc"
+""",
+    )
+    result = CliRunner().invoke(app, ["mappings", "check", str(tmp_path)])
+    assert result.exit_code == 0, result.stderr
+    warnings = [line for line in result.stdout.splitlines() if line.startswith("warn  ")]
+    assert warnings == [
+        "warn  senders/odd.toml: codes.0: code 85329-1: the display names ki67, not pgr-percent",
+        "warn  senders/odd.toml: codes.0: re-maps the default code 85329-1 (er-percent, tissue "
+        "breast) as pgr-percent, tissue None",
+        "warn  senders/odd.toml: codes.1: maps 42914-2, which the defaults exclude from "
+        "classification",
+    ]
+
+
+def test_shipped_mappings_raise_no_warning() -> None:
+    """Every shipped code's display names its own marker and method."""
+    result = CliRunner().invoke(app, ["mappings", "check"])
+    assert not [line for line in result.stdout.splitlines() if line.startswith("warn")]
 
 
 def test_remembered_look_ups_answer_as_the_first_time(default: MappingSet) -> None:

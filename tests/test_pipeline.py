@@ -6,11 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mapping_support import example_settings
 
 from adapter.config import Settings
 from adapter.errors import AdapterError
 from adapter.model import SourceFormat
-from adapter.pipeline import Context, RawMessage, detect_format, process, split_input
+from adapter.pipeline import Context, RawMessage, detect_format, identify, process, split_input
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "hl7v2"
 
@@ -116,5 +117,60 @@ def test_er_pgr_only_order_says_no_her2_test(context: Context) -> None:
     """An ER/PgR-only order is not reported as a failed HER2 test."""
     bundle = _only(FIXTURES / "er-pgr-only.hl7", context)
     (report,) = _resources(bundle, "DiagnosticReport")
-    assert "carries no usable HER2 result" in report["conclusion"]
+    assert report["conclusion"].startswith("HER2 not reported; category HER2-not-reported.")
+    assert "not a failed HER2 test" in report["conclusion"]
+    assert "indeterminate" not in report["conclusion"]
     assert "HR-positive" in report["conclusion"]
+
+
+FHIR_FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "fhir"
+
+
+def test_identify_names_the_fhir_sender_the_reader_maps_by() -> None:
+    """A Bundle naming its sender only in MessageHeader.source.endpoint: the store's sender
+    (identify) is the sender whose mapping file the reader picks."""
+    from adapter.ingest.fhir_document import read_document
+
+    data = (FHIR_FIXTURES / "message-example-lab.json").read_bytes()
+    identity = identify(data)
+    assert identity.sender == "https://lis.example-pathology.org/fhir"
+    assert identity.message_id == "EXL-MSG-000123"
+    assert (identity.message_id, identity.source) == (
+        read_document(data).message_id,
+        read_document(data).source,
+    )
+    with_lab = Context.from_settings(example_settings())  # the example lab's sender file
+    outcome = process(RawMessage(data, SourceFormat.FHIR), with_lab)
+    assert outcome.ok, outcome.error
+    assert {record.origin.sending_application for record in outcome.records} == {identity.sender}
+
+
+def test_identify_prefers_the_callers_source_and_defaults_to_fhir() -> None:
+    """?source= wins over the document; a document naming no sender is stored under fhir."""
+    data = (FHIR_FIXTURES / "message-example-lab.json").read_bytes()
+    assert identify(data, fhir_source="urn:lab:a").sender == "urn:lab:a"
+    plain = (FHIR_FIXTURES / "ihc-3plus.json").read_bytes()
+    assert identify(plain).sender in ("fhir", identify(plain).source)
+
+
+MSH = b"MSH|^~\\&"
+BOM = b"\xef\xbb\xbf"
+
+
+@pytest.mark.parametrize(
+    ("data", "sender", "message_id"),
+    [
+        pytest.param(
+            b"MSH|^~\\&|LIS|LAB|||2024||ORU^R01|C-1|P|2.5.1\r", "LIS^LAB", "C-1", id="hl7"
+        ),
+        pytest.param(
+            b"\xef\xbb\xbfMSH|^~\\&|LIS||||2024||ORU^R01|C-2|P|2.5\r", "LIS", "C-2", id="bom"
+        ),
+        pytest.param(b"MSH|^~\\&|LIS|LAB|||2024||ORU^R01|C-3", "", "C-3", id="truncated"),
+        pytest.param(b"PID|1\r", "", None, id="no-msh"),
+    ],
+)
+def test_identify_hl7(data: bytes, sender: str, message_id: str | None) -> None:
+    """HL7 v2: MSH-3^MSH-4 and MSH-10, with a BOM or without a readable header too."""
+    identity = identify(data, SourceFormat.HL7V2)
+    assert (identity.sender, identity.message_id) == (sender, message_id)

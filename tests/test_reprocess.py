@@ -12,10 +12,9 @@ from mllp_support import NOW, oru
 from typer.testing import CliRunner
 
 from adapter.cli import app
-from adapter.config import default_mappings_dir
+from adapter.config import Settings, default_mappings_dir
 from adapter.pipeline import Context
 from adapter.service.handler import Service
-from adapter.service.settings import ServiceSettings
 from adapter.store import GroupCommitter, MessageStatus, Transport, open_store
 
 pytestmark = pytest.mark.timeout(60)
@@ -47,7 +46,7 @@ def local_code_message(control_id: str) -> bytes:
         .replace(b"SP24-01078", f"NL-{control_id}".encode())  # one report per message
         .replace(
             b"85319-2^HER2 [Presence] in Breast cancer specimen by Immune stain^LN",
-            b"H2IHC^HER2 IHC^NLC",
+            b"H2IHC^Local IHC H2^NLC",  # a display that names no marker: not inferred
         )
     )
 
@@ -58,7 +57,7 @@ def store_through_service(store_url: str, messages: list[bytes]) -> list[Message
     async def main() -> list[MessageStatus]:
         with open_store(store_url) as store:
             async with GroupCommitter(store) as committer:
-                service = Service(Context.from_settings(ServiceSettings()), committer, lambda: NOW)
+                service = Service(Context.from_settings(Settings()), committer, lambda: NOW)
                 return [(await service.handle(m, Transport.MLLP)).status for m in messages]
 
     return asyncio.run(main())
@@ -150,7 +149,7 @@ def test_oversized_prefixes_are_skipped(tmp_path: Path) -> None:
     async def main() -> None:
         with open_store(store_url) as store:
             async with GroupCommitter(store) as committer:
-                service = Service(Context.from_settings(ServiceSettings()), committer, lambda: NOW)
+                service = Service(Context.from_settings(Settings()), committer, lambda: NOW)
                 await service.reject_oversized(oru("big-1")[:200], 5_000_000, Transport.MLLP)
 
     asyncio.run(main())

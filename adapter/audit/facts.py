@@ -132,7 +132,8 @@ def report_facts(record: AssayRecord, classification: Classification) -> ReportF
     return ReportFacts(
         tissue=classification.tissue.value,
         category=classification.category.value,
-        official=classification.official_result.value,
+        # "none": no HER2 result to classify (HER2-not-reported / HER2-not-understood)
+        official=classification.official_result.value if classification.official_result else "none",
         ihc=ihc_class(record, classification),
         ish_reported=record.her2_ish is not None,
         ish_group=classification.ish_group,

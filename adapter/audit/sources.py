@@ -45,8 +45,7 @@ def from_files(sources: Sequence[str], mappings_dir: Path | None = None) -> Audi
     that cannot be read."""
     from adapter.config import Settings
     from adapter.inputs import expand_paths, read_input
-    from adapter.pipeline import Context, process, split_input
-    from adapter.service.handler import identify
+    from adapter.pipeline import Context, identify, process, split_input
 
     settings = Settings(mappings_dir=mappings_dir) if mappings_dir else Settings()
     context = Context.from_settings(settings)

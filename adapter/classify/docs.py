@@ -41,19 +41,20 @@ reported (Decimal, no rounding). Reasons quote values as the lab sent them.
 
 **IHC.** A score with a contradicting word beside it (`Negative (3+)`, `Positive (1+)`) raises
 `discordance` and the IHC result is not used. Compatible words: 3+ positive; 2+ equivocal or
-HER2-low; 1+ negative or HER2-low; 0 negative or HER2-ultralow. `Negative` (or HER2-low /
-ultralow) with no score is an IHC negative with unknown score: category `HER2-negative`, flag
-`score-missing` (section 8). Positive or equivocal with no score is not used (flag
-`score-missing`). A lab's "could not be scored" (`indeterminate_reason`, or stated indeterminate)
-makes that test unusable; if no test is usable the result is indeterminate
-(`HER2-INDETERMINATE-LAB`). IHC 0 sub-type: the stated sub-type, unless the stained percentage
-contradicts it or straddles its band (null with stained > 0%, ultralow with 0% or > 10%): then the
-sub-type is unknown and `discordance` names both (`HER2-IHC0-SUBTYPE-CONTRADICTS-STAINED`); else
-the percentage of stained cells (0% null, >0% and ≤10% ultralow, a straddling value
-`undecidable-value`, a value above 10% `discordance`); else none. A sub-type without a score does
-not make a score. A breast score 1+, 2+ or 3+ with stained cells ≤ 10% raises `discordance`
-(each score needs staining in > 10% of cells) and the result still follows the score
-(`HER2-IHC-SCORE-CONTRADICTS-STAINED`).
+HER2-low; 1+ negative or HER2-low; 0 negative or HER2-ultralow. `Negative` (or HER2-low / ultralow)
+with no score is an IHC negative with unknown score: category `HER2-negative`, flag `score-missing`
+(section 8). `Positive` or `Equivocal` with no score is that IHC result (ASCO/CAP define IHC
+positive as 3+ and equivocal as 2+, so the work-up tables read them as those columns), flag
+`score-missing`; a word that is not a HER2 result is not used. A lab's "could not be scored"
+(`indeterminate_reason`, or stated indeterminate) makes that test unusable; if no test is usable
+the result is indeterminate (`HER2-INDETERMINATE-LAB`). IHC 0 sub-type: the stated sub-type, unless
+the stained percentage contradicts it or straddles its band (null with stained > 0%, ultralow with
+0% or > 10%): then the sub-type is unknown and `discordance` names both
+(`HER2-IHC0-SUBTYPE-CONTRADICTS-STAINED`); else the percentage of stained cells (0% null, >0% and
+≤10% ultralow, a straddling value `undecidable-value`, a value above 10% `discordance`); else none.
+A sub-type without a score does not make a score. A breast score 1+, 2+ or 3+ with stained cells ≤
+10% raises `discordance` (each score needs staining in > 10% of cells) and the result still follows
+the score (`HER2-IHC-SCORE-CONTRADICTS-STAINED`).
 
 **Dual-probe ISH** needs the ratio (reported, or HER2 / CEP17 copies when both are single values,
 `HER2-ISH-RATIO-DERIVED`) and the HER2 copies, each inside one band of the group table; group 1
@@ -117,14 +118,46 @@ that result is kept (`TISSUE-UNKNOWN-AGREE`, category `HER2-negative` for a nega
 `tissue-unknown`; otherwise the result is indeterminate (`TISSUE-UNKNOWN`) with the flag naming
 both. No ISH group is reported for an unknown tissue.
 
+**The lab's own call (section 4.5).** A HER2 result that rests on words only, with no IHC score
+and no ISH count, is still a result, flagged `lab-stated-only` (`HER2-STATED-ONLY`): an IHC word
+as above; an ISH word (`amplified`, `not amplified`, `equivocal`) without any count and with no
+usable IHC (`HER2-ISH-STATED-ONLY`); or the lab's overall interpretation (LOINC 48676-1) when the
+case holds no IHC and no ISH result at all (`HER2-LAB-STATED-ONLY`). Positive gives
+`HER2-positive`, equivocal `HER2-equivocal` (with `pending-workup`), negative `HER2-negative`:
+HER2-low, HER2-ultralow and HER2-null cannot be assigned without the IHC score, and the flag says
+so. An ISH word beside an IHC result is read by the incomplete-ISH rules below.
+
+**No HER2 result is not a failed test (section 4.6).** `indeterminate` is kept for the ASCO/CAP
+result: the test failed or could not be assessed. A case with no HER2 result at all (an ER/PgR-only
+order) has no official result and category `HER2-not-reported` (`HER2-NOT-REPORTED`). A HER2 value
+the mappings could not read gives no official result and category `HER2-not-understood`
+(`HER2-NOT-UNDERSTOOD`), naming the value's position (`OBX[4]`, `Observation/x`), never its text;
+this holds even beside values that were read, since the unread one (a ratio, a sub-type) may
+change the category. The message is answered AE and kept, so `reprocess` gives the result once
+the mapping reads it. ER and PgR are classified in both cases.
+
 **ER and PgR.** The percentage decides when reported; else the word. ER stated negative or low
-positive is accepted; ER stated positive without a percentage cannot tell low positive from
-positive: no ER call, flag `receptor-undetermined`. PgR stated positive, low positive (≥ 1%) or
+positive is accepted; ER stated positive without a percentage counts as ≥ 1%: ER positive, low
+positive not excluded, flag `er-percent-missing` (`ER-POSITIVE-NO-PERCENT`); HR status is
+positive. PgR stated positive, low positive (≥ 1%) or
 negative is accepted. A word that contradicts the percentage raises `discordance` and gives no
 call. ER low positive adds flag `er-low-positive` with the guideline's comment. HR status follows
 section 6; combinations it leaves open (ER negative and PgR missing, ER missing and PgR negative,
 an undetermined receptor that could change the answer) give no HR status and flag
 `receptor-undetermined`; with neither reported there is no HR status and no flag.
+
+**Therapy (section 10).** The conclusion names a therapy only as its label does:
+`THERAPY-DB04` (HER2-low, any HR status: DESTINY-Breast04), `THERAPY-DB06` (HER2-low or
+HER2-ultralow with HR-positive or HR-low-positive disease: DESTINY-Breast06); a HER2-ultralow case
+that is HR-negative, or whose HR status is not determined, names no therapy and says why.
+Negative results of ISH groups 2, 3 and 4 carry the ASCO/CAP 2018 comment in
+`DiagnosticReport.conclusion`.
+
+**Sections.** The `§` column numbers the topics of the clinical specification this table
+implements: 1 breast IHC, 2 dual-probe ISH groups, 3 single-probe ISH, 4 status and category
+(4.1 indeterminate, 4.2 ISH present, 4.4 incomplete ISH, 4.5 the lab's own call, 4.6 no HER2
+result), 5 discordance and heterogeneity, 6 ER and PgR, 7 gastroesophageal, 8 lab wordings,
+10 therapy wording. A rule's citation names its guideline and this document.
 
 **Output.** `guideline` names the versions used (`ASCO/CAP HER2 2018 (affirmed 2023)`,
 `CAP/ASCP/ASCO GEA 2016`, and `ASCO/CAP ER/PgR 2020` when ER or PgR is reported). Every

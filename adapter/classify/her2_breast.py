@@ -18,6 +18,7 @@ from adapter.classify.her2_common import (
     missing_numbers_reason,
     non_negative_category,
     read_ihc,
+    stated_ish_only,
     words_only_negative,
 )
 from adapter.classify.table import (
@@ -81,6 +82,8 @@ def breast_status(record: AssayRecord) -> Her2Status:
     group: int | None = None
     if ish is None or ish_lab_failed(ish, failures):
         official = ihc_only(ihc, record, failures, trace)
+    elif (stated := stated_ish_only(ish, ihc, trace)) is not None:
+        official = stated
     elif ish.probe is IshProbe.SINGLE or _single_probe_inferred(ish, trace):
         official = _single_probe(ish, ihc, bucket, trace)
     else:
@@ -178,6 +181,8 @@ def _dual_probe(
     cell = GROUP_WORKUP[(row.group, bucket)]
     comment = GROUP_NEGATIVE_COMMENT.get(row.group) if cell[0] is OfficialResult.NEGATIVE else None
     _apply(cell, f"group {row.group}", ihc, trace, comment)
+    if comment is not None:
+        trace.comment(comment)
     _flag_group_discordance(row.group, ihc, trace)
     return cell[0], row.group
 

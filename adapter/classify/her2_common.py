@@ -18,7 +18,10 @@ from adapter.classify.table import (
     IHC_RESULT,
     INCOMPLETE_ISH_IHC01_OPEN,
     INCOMPLETE_ISH_WORKUP,
+    LAB_STATED_NOT_ASSIGNABLE,
+    PENDING_COMPLETE_ISH,
     PENDING_REFLEX_ISH,
+    STATED_CALL,
     STATED_CATEGORY,
     STATED_OFFICIAL,
     STATED_WITHOUT_SCORE,
@@ -26,6 +29,7 @@ from adapter.classify.table import (
 )
 from adapter.classify.trace import Trace, place, show
 from adapter.model import (
+    Analyte,
     AssayRecord,
     Category,
     FlagCode,
@@ -115,19 +119,18 @@ def _read_stated_only(ihc: IhcResult, trace: Trace) -> IhcReading | None:
         "HER2-IHC-STATED-NO-SCORE",
         f"IHC stated '{ihc.stated.value}' without a score: IHC {result.value}, score unknown",
     )
-    trace.flag(
-        FlagCode.SCORE_MISSING,
-        f"IHC stated '{ihc.stated.value}' without a score (0 or 1+ decides HER2-low)",
-    )
+    why = " (0 or 1+ decides HER2-low)" if result is OfficialResult.NEGATIVE else ""
+    trace.flag(FlagCode.SCORE_MISSING, f"IHC stated '{ihc.stated.value}' without a score{why}")
     return IhcReading(None, result, ihc)
 
 
 def ihc_bucket(ihc: IhcReading | None, recount_done: bool) -> IhcBucket:
     if ihc is None:
         return IhcBucket.NONE
-    if ihc.score is IhcScore.THREE:
+    # ASCO/CAP define IHC positive as 3+ and equivocal as 2+: the word alone is that bucket.
+    if ihc.score is IhcScore.THREE or ihc.result is OfficialResult.POSITIVE:
         return IhcBucket.IHC3
-    if ihc.score is IhcScore.TWO:
+    if ihc.score is IhcScore.TWO or ihc.result is OfficialResult.EQUIVOCAL:
         return IhcBucket.IHC2_RECOUNT if recount_done else IhcBucket.IHC2_PENDING
     if ihc.score is None and ihc.source.stated is Interpretation.HER2_LOW:
         return IhcBucket.IHC_LOW_UNSCORED
@@ -258,6 +261,16 @@ def ihc_only(
     lab = record.lab_interpretation
     if lab is not None and lab.stated is Interpretation.INDETERMINATE:
         failures.append("the lab's overall HER2 call is indeterminate")
+    stated = lab.stated if lab is not None else None
+    nothing_else = record.her2_ihc is None and record.her2_ish is None
+    if not failures and nothing_else and stated in STATED_CALL:
+        result = STATED_CALL[stated]
+        trace.fire(
+            "HER2-LAB-STATED-ONLY",
+            f"the lab's overall HER2 call '{stated.value}' and no IHC or ISH: {result.value}",
+        )
+        _flag_stated_pending(result, trace)
+        return result
     if failures:
         trace.fire(
             "HER2-INDETERMINATE-LAB",
@@ -266,6 +279,98 @@ def ihc_only(
     else:
         trace.fire("HER2-INDETERMINATE-NO-RESULT", "no usable IHC and no ISH result")
     return OfficialResult.INDETERMINATE
+
+
+def has_count(ish: IshResult) -> bool:
+    """Whether the ISH carries any number of a count (ratio, HER2 or CEP17 copies)."""
+    return any(value is not None for value in (ish.ratio, ish.her2_copies, ish.cep17_copies))
+
+
+def stated_ish_only(ish: IshResult, ihc: IhcReading | None, trace: Trace) -> OfficialResult | None:
+    """Section 4.5: an ISH result word without any count, and no usable IHC, is the lab's call.
+
+    With an IHC beside it the work-up tables decide (incomplete ISH), as before.
+    """
+    if ihc is not None or ish.stated not in STATED_CALL:
+        return None
+    if has_count(ish):
+        return None
+    result = STATED_CALL[ish.stated]
+    trace.fire(
+        "HER2-ISH-STATED-ONLY",
+        f"ISH stated '{ish.stated.value}' without a count, no usable IHC: {result.value}",
+    )
+    _flag_stated_pending(result, trace)
+    return result
+
+
+def _flag_stated_pending(result: OfficialResult, trace: Trace) -> None:
+    if result is OfficialResult.EQUIVOCAL:
+        trace.flag(
+            FlagCode.PENDING_WORKUP,
+            f"the lab's call is equivocal, pending {PENDING_COMPLETE_ISH} or {PENDING_REFLEX_ISH}",
+        )
+
+
+def flag_stated_only(record: AssayRecord, official: OfficialResult, trace: Trace) -> None:
+    """Section 4.5: say so when the HER2 result rests on the lab's words alone."""
+    if official is OfficialResult.INDETERMINATE:
+        return
+    ihc, ish, lab = record.her2_ihc, record.her2_ish, record.lab_interpretation
+    if ihc is not None and ihc.score is not None:
+        return
+    if ish is not None and any(
+        v is not None for v in (ish.ratio, ish.her2_copies, ish.cep17_copies)
+    ):
+        return
+    words = [
+        f"{label} '{source.stated.value}'"
+        for label, source in (("IHC", ihc), ("ISH", ish), ("overall interpretation", lab))
+        if source is not None and source.stated is not None
+    ]
+    if not words:
+        return
+    reason = (
+        f"HER2 {official.value} rests on the lab's stated call ({', '.join(words)}) without an "
+        "IHC score or ISH count"
+    )
+    if official is OfficialResult.NEGATIVE:
+        reason = f"{reason}: {LAB_STATED_NOT_ASSIGNABLE}"
+    trace.fire("HER2-STATED-ONLY", reason)
+    trace.flag(FlagCode.LAB_STATED_ONLY, reason)
+
+
+# Every analyte that is part of a HER2 result (the rest are ER and PgR).
+HER2_ANALYTES = frozenset(Analyte) - {
+    Analyte.ER_RESULT,
+    Analyte.ER_PERCENT,
+    Analyte.PGR_RESULT,
+    Analyte.PGR_PERCENT,
+}
+
+
+def absent_her2(record: AssayRecord, trace: Trace) -> Category | None:
+    """Section 4.6: no HER2 result to classify, told apart from a failed test.
+
+    A HER2 value that could not be read makes the whole HER2 result not understood, even beside
+    values that were read: the unread one (a ratio, a sub-type) may change the category.
+    """
+    unread = [
+        u.provenance.locator
+        for u in record.unused
+        if u.not_understood and u.analyte in HER2_ANALYTES
+    ]
+    if unread:
+        trace.fire(
+            "HER2-NOT-UNDERSTOOD",
+            f"HER2 value not understood at {', '.join(unread)}: no HER2 result until the "
+            "mappings read it",
+        )
+        return Category.HER2_NOT_UNDERSTOOD
+    if record.her2_ihc is None and record.her2_ish is None and record.lab_interpretation is None:
+        trace.fire("HER2-NOT-REPORTED", "no HER2 result in this order")
+        return Category.HER2_NOT_REPORTED
+    return None
 
 
 def non_negative_category(official: OfficialResult, trace: Trace) -> Category | None:

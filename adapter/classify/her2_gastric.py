@@ -19,6 +19,7 @@ from adapter.classify.her2_common import (
     missing_numbers_reason,
     non_negative_category,
     read_ihc,
+    stated_ish_only,
     words_only_negative,
 )
 from adapter.classify.table import GASTRIC_IHC_RULE, RATIO_AMPLIFIED, RATIO_NOT_AMPLIFIED
@@ -43,6 +44,8 @@ def gastric_status(record: AssayRecord) -> Her2Status:
     ihc = read_ihc(record.her2_ihc, GASTRIC_IHC_RULE, trace, failures)
     if ish is None or ish_lab_failed(ish, failures):
         official = ihc_only(ihc, record, failures, trace)
+    elif (stated := stated_ish_only(ish, ihc, trace)) is not None:
+        official = stated
     else:
         official = _with_ish(ish, ihc, trace)
     flag_heterogeneity(ish, trace)

@@ -69,14 +69,17 @@ def _read_stated(
         return _undetermined(
             table, f"{table.name} reported without a percentage or a result", trace
         )
-    call = table.stated_alone.get(stated)
-    if call is None:
+    meaning = table.stated_alone.get(stated)
+    if meaning is None:
         return _undetermined(
             table,
             f"{table.name} stated '{stated.value}' without a percentage decides no category",
             trace,
         )
-    trace.fire(table.rule_for[call], f"{table.name} stated '{stated.value}': {call.value}")
+    call = meaning.call
+    trace.fire(meaning.rule_id, f"{table.name} stated '{stated.value}': {call.value}")
+    if meaning.open_question is not None:
+        trace.flag(*meaning.open_question)
     return call
 
 

@@ -16,6 +16,7 @@ from enum import StrEnum
 
 from adapter.model import (
     Category,
+    FlagCode,
     IhcScore,
     Interpretation,
     Interval,
@@ -44,7 +45,8 @@ GUIDELINE_BREAST = "ASCO/CAP HER2 2018 (affirmed 2023)"
 GUIDELINE_GASTRIC = "CAP/ASCP/ASCO GEA 2016"
 GUIDELINE_RECEPTORS = "ASCO/CAP ER/PgR 2020"
 
-SPEC = "her2-rules.md"
+RULES_DOC = "docs/rules.md"
+"""Where a rule's section is explained: this repository's own rendering of this table."""
 
 ER_LOW_POSITIVE_COMMENT = (
     "ER low positive (1-10% of cells): ASCO/CAP 2020 advises that cancers with 1-10% ER-positive "
@@ -160,8 +162,12 @@ COMPATIBLE_STATED: dict[IhcScore, frozenset[Interpretation]] = {
     ),
 }
 
-# A word alone that still gives an IHC result (section 8): "Negative" is negative, score unknown.
+# A word alone that still gives an IHC result (sections 4.5, 8): the lab's own call is a result;
+# "Negative" is negative with the score unknown (0 or 1+ decides HER2-low). ASCO/CAP define an
+# IHC "positive" as 3+ and "equivocal" as 2+, so those words alone read as those buckets.
 STATED_WITHOUT_SCORE: dict[Interpretation, OfficialResult] = {
+    Interpretation.POSITIVE: OfficialResult.POSITIVE,
+    Interpretation.EQUIVOCAL: OfficialResult.EQUIVOCAL,
     Interpretation.NEGATIVE: OfficialResult.NEGATIVE,
     Interpretation.HER2_LOW: OfficialResult.NEGATIVE,
     Interpretation.HER2_ULTRALOW: OfficialResult.NEGATIVE,
@@ -178,6 +184,21 @@ STATED_OFFICIAL: dict[Interpretation, OfficialResult] = {
     Interpretation.HER2_ULTRALOW: OfficialResult.NEGATIVE,
     Interpretation.HER2_NULL: OfficialResult.NEGATIVE,
 }
+
+# The lab's own HER2 call that decides when nothing else does (section 4.5): an ISH result word
+# without a count, or the overall interpretation (48676-1) when the case holds no IHC or ISH.
+STATED_CALL: dict[Interpretation, OfficialResult] = {
+    Interpretation.POSITIVE: OfficialResult.POSITIVE,
+    Interpretation.NEGATIVE: OfficialResult.NEGATIVE,
+    Interpretation.EQUIVOCAL: OfficialResult.EQUIVOCAL,
+    Interpretation.HER2_LOW: OfficialResult.NEGATIVE,
+    Interpretation.HER2_ULTRALOW: OfficialResult.NEGATIVE,
+    Interpretation.HER2_NULL: OfficialResult.NEGATIVE,
+}
+
+LAB_STATED_NOT_ASSIGNABLE = (
+    "HER2-low, HER2-ultralow and HER2-null cannot be assigned without the IHC score"
+)
 
 # The category a lab's own overall call names, when it names one (for lab-interpretation-differs).
 STATED_CATEGORY: dict[Interpretation, Category] = {
@@ -231,14 +252,19 @@ PENDING_COMPLETE_ISH = "a complete ISH count (ratio and HER2 copies)"
 PENDING_IHC_SCORE = "IHC score"
 PENDING_ADJUDICATION = "adjudication of the ISH counts"
 
-# The comment ASCO/CAP 2018 asks to report with a negative in groups 2-4 (paraphrased).
+# The comment ASCO/CAP 2018 asks to report with a negative in groups 2-4 (paraphrased). It goes
+# into DiagnosticReport.conclusion, not only into the rule's reason.
 GROUP_NEGATIVE_COMMENT: dict[int, str] = {
-    2: "evidence is limited on the benefit of HER2-targeted therapy when the ratio is ≥ 2.0 "
-    "with fewer than 4.0 HER2 signals per cell",
-    3: "data are insufficient on the benefit of HER2-targeted therapy when the ratio is < 2.0 "
-    "without protein overexpression",
-    4: "it is uncertain whether HER2-targeted therapy benefits cancers with 4.0 to < 6.0 HER2 "
-    "signals per cell and a ratio < 2.0 without protein overexpression (IHC 3+)",
+    2: "Evidence is limited on the efficacy of HER2-targeted therapy when the HER2/CEP17 ratio is "
+    "≥ 2.0 with an average HER2 copy number < 4.0 signals per cell; without IHC 3+ the specimen "
+    "is considered HER2 negative (ASCO/CAP 2018, ISH group 2).",
+    3: "There are insufficient data on the efficacy of HER2-targeted therapy when the ratio is "
+    "< 2.0 with ≥ 6.0 HER2 signals per cell without protein overexpression (IHC 3+); the "
+    "specimen is considered HER2 negative (ASCO/CAP 2018, ISH group 3).",
+    4: "It is uncertain whether patients with ≥ 4.0 and < 6.0 HER2 signals per cell and a "
+    "HER2/CEP17 ratio < 2.0 benefit from HER2-targeted therapy without protein overexpression "
+    "(IHC 3+); the specimen is considered HER2 negative without additional testing on the same "
+    "specimen (ASCO/CAP 2018, ISH group 4).",
 }
 
 # Outcome of one work-up cell: official result, rule id, and what is still pending (if anything).
@@ -352,7 +378,7 @@ class Rule:
 
 
 def _rule(rule_id: str, section: str, condition: str, result: str, guideline: str) -> Rule:
-    return Rule(rule_id, section, condition, result, f"{guideline}; {SPEC} §{section}")
+    return Rule(rule_id, section, condition, result, f"{guideline}; {RULES_DOC} §{section}")
 
 
 def _workup_rules(group: int, ihc2_after_recount: str) -> tuple[Rule, ...]:
@@ -411,16 +437,17 @@ _IHC_RULES = (
     _rule("HER2-IHC-0", "1", "breast IHC score 0", "IHC negative", ASCO_CAP_2018),
     _rule(
         "HER2-IHC-STATED-NO-SCORE",
-        "8",
-        "IHC stated negative (or HER2-low/ultralow) with no score",
-        "IHC negative, score unknown; score-missing flag",
+        "4.5, 8",
+        "IHC stated positive, equivocal or negative (or HER2-low/ultralow/null) with no score",
+        "that IHC result (positive reads as 3+, equivocal as 2+, the others as 0 or 1+), "
+        "score unknown; score-missing flag",
         ASCO_CAP_2023,
     ),
     _rule(
         "HER2-IHC-SCORE-MISSING-UNUSABLE",
         "8",
-        "IHC stated positive or equivocal with no score",
-        "IHC not used (a word alone is not a score); score-missing flag",
+        "IHC stated with a word that is not a HER2 result (e.g. 'low positive') and no score",
+        "IHC not used; score-missing flag",
         ASCO_CAP_2023,
     ),
     _rule(
@@ -587,9 +614,47 @@ _ISH_RULES = (
 
 _STATUS_RULES = (
     _rule(
+        "HER2-ISH-STATED-ONLY",
+        "4.5",
+        "ISH stated positive, negative or equivocal with no ratio or copies, and no usable IHC",
+        "the lab's ISH call; lab-stated-only flag (finer category not assignable)",
+        ASCO_CAP_2018,
+    ),
+    _rule(
+        "HER2-LAB-STATED-ONLY",
+        "4.5",
+        "the lab's overall HER2 interpretation (LOINC 48676-1) positive, negative or equivocal, "
+        "and the case holds no IHC or ISH result",
+        "the lab's call; lab-stated-only flag (finer category not assignable)",
+        ASCO_CAP_2018,
+    ),
+    _rule(
+        "HER2-STATED-ONLY",
+        "4.5",
+        "the HER2 result rests on the lab's words only (no IHC score, no ISH count)",
+        f"lab-stated-only flag; negative: category HER2-negative ({LAB_STATED_NOT_ASSIGNABLE})",
+        ASCO_CAP_2023,
+    ),
+    _rule(
+        "HER2-NOT-REPORTED",
+        "4.6",
+        "no HER2 result at all in the case (an ER/PgR-only order)",
+        "no official HER2 result; category HER2-not-reported (not a failed test)",
+        ASCO_CAP_2018,
+    ),
+    _rule(
+        "HER2-NOT-UNDERSTOOD",
+        "4.6",
+        "a HER2 result whose value could not be read (its position is named, never its text)",
+        "no official HER2 result; category HER2-not-understood (not a failed test); the "
+        "message is answered AE and kept for reprocessing",
+        ASCO_CAP_2018,
+    ),
+    _rule(
         "HER2-INDETERMINATE-NO-RESULT",
         "4.1",
-        "no usable IHC and no ISH, nothing said indeterminate",
+        "HER2 results reported, but no usable IHC and no ISH (e.g. conflicting or contradicting "
+        "results), nothing said indeterminate",
         "indeterminate",
         ASCO_CAP_2018,
     ),
@@ -686,10 +751,17 @@ _RECEPTOR_RULES = (
     ),
     _rule("ER-POSITIVE", "6", f"ER {ER_POSITIVE.text}", "ER positive", ASCO_CAP_2020_ER_PGR),
     _rule(
+        "ER-POSITIVE-NO-PERCENT",
+        "6",
+        "ER stated positive without a percentage",
+        "ER positive (≥ 1%), low positive not excluded; er-percent-missing flag",
+        ASCO_CAP_2020_ER_PGR,
+    ),
+    _rule(
         "ER-UNDETERMINED",
         "6",
         "ER reported but not placeable: lab could not determine, value straddles a band, "
-        "stated positive without a percentage, or text contradicting the percentage",
+        "or text contradicting the percentage",
         "ER not reported as a call; receptor-undetermined flag",
         ASCO_CAP_2020_ER_PGR,
     ),
@@ -820,6 +892,60 @@ _TISSUE_RULES = (
     ),
 )
 
+# Section 10: a therapy is named only as its label names it. {rule id: the conclusion's words}.
+THERAPY_WORDS: dict[str, str] = {
+    "THERAPY-DB04": (
+        "HER2-low identifies candidates for trastuzumab deruxtecan in unresectable or metastatic "
+        "breast cancer after prior chemotherapy, whatever the hormone receptor status "
+        "(DESTINY-Breast04)."
+    ),
+    "THERAPY-DB06": (
+        "With HR-positive disease, HER2-low and HER2-ultralow identify candidates for "
+        "trastuzumab deruxtecan in unresectable or metastatic breast cancer that has progressed "
+        "on endocrine therapy (DESTINY-Breast06)."
+    ),
+    "THERAPY-NONE-ULTRALOW-HR-NEGATIVE": (
+        "No therapy is named: the trastuzumab deruxtecan indication for HER2-ultralow "
+        "(DESTINY-Breast06) covers HR-positive disease only, and this case is HR-negative."
+    ),
+    "THERAPY-NONE-ULTRALOW-HR-UNKNOWN": (
+        "No therapy is named: the trastuzumab deruxtecan indication for HER2-ultralow "
+        "(DESTINY-Breast06) covers HR-positive disease only, and this report does not establish "
+        "the hormone receptor status."
+    ),
+}
+
+_THERAPY_RULES = (
+    _rule(
+        "THERAPY-DB04",
+        "10",
+        "breast, category HER2-low (any HR status)",
+        "conclusion names trastuzumab deruxtecan (DESTINY-Breast04)",
+        DESTINY_BREAST,
+    ),
+    _rule(
+        "THERAPY-DB06",
+        "10",
+        "breast, category HER2-low or HER2-ultralow, HR-positive or HR-low-positive",
+        "conclusion names trastuzumab deruxtecan after endocrine therapy (DESTINY-Breast06)",
+        DESTINY_BREAST,
+    ),
+    _rule(
+        "THERAPY-NONE-ULTRALOW-HR-NEGATIVE",
+        "10",
+        "breast, category HER2-ultralow, HR-negative",
+        "conclusion names no therapy (DESTINY-Breast06 covers HR-positive disease only)",
+        DESTINY_BREAST,
+    ),
+    _rule(
+        "THERAPY-NONE-ULTRALOW-HR-UNKNOWN",
+        "10",
+        "breast, category HER2-ultralow, HR status not determined",
+        "conclusion names no therapy and says the HR status decides",
+        DESTINY_BREAST,
+    ),
+)
+
 RULES: tuple[Rule, ...] = (
     *_IHC_RULES,
     *_ISH_RULES,
@@ -827,6 +953,7 @@ RULES: tuple[Rule, ...] = (
     *_RECEPTOR_RULES,
     *_GASTRIC_RULES,
     *_TISSUE_RULES,
+    *_THERAPY_RULES,
 )
 
 RULES_BY_ID: dict[str, Rule] = {rule.id: rule for rule in RULES}
@@ -837,13 +964,28 @@ RULES_BY_ID: dict[str, Rule] = {rule.id: rule for rule in RULES}
 
 
 @dataclass(frozen=True)
+class StatedReceptor:
+    """What a receptor word means without a percentage, and what it leaves open."""
+
+    call: ReceptorCall
+    rule_id: str
+    open_question: tuple[FlagCode, str] | None = None  # flagged whenever the word decides
+
+
+ER_PERCENT_MISSING_REASON = (
+    "ER stated positive without a percentage: counted as ≥ 1% (positive); ER low positive "
+    "(1-10%) is not excluded"
+)
+
+
+@dataclass(frozen=True)
 class ReceptorTable:
     """How one receptor's percentage or wording becomes a call."""
 
     name: str
     bands: tuple[tuple[Interval, ReceptorCall], ...]
     rule_for: dict[ReceptorCall, str]
-    stated_alone: dict[Interpretation, ReceptorCall]  # a word that decides without a percentage
+    stated_alone: dict[Interpretation, StatedReceptor]  # a word deciding without a percentage
     compatible: dict[Interpretation, frozenset[ReceptorCall]]  # a word beside a percentage
     undetermined_rule: str
 
@@ -860,10 +1002,16 @@ ER_TABLE = ReceptorTable(
         ReceptorCall.LOW_POSITIVE: "ER-LOW-POSITIVE",
         ReceptorCall.POSITIVE: "ER-POSITIVE",
     },
-    # "Positive" alone cannot tell low positive from positive, so it is not here.
+    # "Positive" alone cannot tell low positive from positive: it counts as >= 1% (section 6),
+    # positive for HR status, and the open question is flagged.
     stated_alone={
-        Interpretation.NEGATIVE: ReceptorCall.NEGATIVE,
-        Interpretation.LOW_POSITIVE: ReceptorCall.LOW_POSITIVE,
+        Interpretation.NEGATIVE: StatedReceptor(ReceptorCall.NEGATIVE, "ER-NEGATIVE"),
+        Interpretation.LOW_POSITIVE: StatedReceptor(ReceptorCall.LOW_POSITIVE, "ER-LOW-POSITIVE"),
+        Interpretation.POSITIVE: StatedReceptor(
+            ReceptorCall.POSITIVE,
+            "ER-POSITIVE-NO-PERCENT",
+            (FlagCode.ER_PERCENT_MISSING, ER_PERCENT_MISSING_REASON),
+        ),
     },
     compatible={
         Interpretation.NEGATIVE: frozenset({ReceptorCall.NEGATIVE}),
@@ -879,9 +1027,9 @@ PGR_TABLE = ReceptorTable(
     rule_for={ReceptorCall.NEGATIVE: "PGR-NEGATIVE", ReceptorCall.POSITIVE: "PGR-POSITIVE"},
     # PgR has no low-positive category: a "low positive" PgR is ≥ 1%, hence positive.
     stated_alone={
-        Interpretation.NEGATIVE: ReceptorCall.NEGATIVE,
-        Interpretation.POSITIVE: ReceptorCall.POSITIVE,
-        Interpretation.LOW_POSITIVE: ReceptorCall.POSITIVE,
+        Interpretation.NEGATIVE: StatedReceptor(ReceptorCall.NEGATIVE, "PGR-NEGATIVE"),
+        Interpretation.POSITIVE: StatedReceptor(ReceptorCall.POSITIVE, "PGR-POSITIVE"),
+        Interpretation.LOW_POSITIVE: StatedReceptor(ReceptorCall.POSITIVE, "PGR-POSITIVE"),
     },
     compatible={
         Interpretation.NEGATIVE: frozenset({ReceptorCall.NEGATIVE}),

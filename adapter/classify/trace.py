@@ -16,6 +16,7 @@ from adapter.model import FiredRule, Flag, FlagCode, Interval
 class Trace:
     rules: list[FiredRule] = field(default_factory=list)
     flags: list[Flag] = field(default_factory=list)
+    comments: list[str] = field(default_factory=list)  # for DiagnosticReport.conclusion
 
     def fire(self, rule_id: str, reason: str) -> None:
         citation = RULES_BY_ID[rule_id].citation
@@ -32,8 +33,17 @@ class Trace:
                 return
         self.flags.append(Flag(code=code, reason=reason))
 
+    def comment(self, text: str) -> None:
+        """A comment the guideline asks to report with the result."""
+        if text not in self.comments:
+            self.comments.append(text)
+
     def absorb(self, other: Trace) -> None:
-        """Take over another trace's rules and flags, keeping order and dropping repeats."""
+        """Take over another trace's rules and flags, keeping order and dropping repeats.
+
+        Comments are not taken over: they belong to one tissue's result (an ISH group comment
+        is a breast concept), and a merged trace reports no group.
+        """
         for fired in other.rules:
             if fired not in self.rules:
                 self.rules.append(fired)

@@ -10,8 +10,8 @@ from adapter.emit.ack import (
     AckHeader,
     AckPlan,
     build_ack,
-    enhanced_mode_decision,
     fallback_ack_header,
+    plan,
 )
 from adapter.emit.bundle import build_bundle, dumps
 from adapter.emit.ids import resource_id
@@ -23,8 +23,8 @@ __all__ = [
     "build_ack",
     "build_bundle",
     "dumps",
-    "enhanced_mode_decision",
     "fallback_ack_header",
+    "plan",
     "resource_id",
     "validate_bundle",
 ]

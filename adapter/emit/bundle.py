@@ -41,7 +41,10 @@ from adapter.config import Settings
 from adapter.emit import datatypes as dt
 from adapter.emit.codes import (
     DATA_ABSENT_REASON,
+    HER2_ABSENT_REASON,
     HER2_INTERPRETATION,
+    MAPPINGS_VERSION_DISPLAY,
+    MAPPINGS_VERSION_SYSTEM,
     MESSAGE_ID_SYSTEM,
     OBSERVATION_CATEGORY,
     OBSERVATION_INTERPRETATION,
@@ -53,6 +56,7 @@ from adapter.emit.codes import (
 )
 from adapter.emit.ids import RecordIds, order_identity, record_ids, resource_id
 from adapter.emit.wording import (
+    ABSENT_HER2_WORDS,
     OFFICIAL_RESULT_WORDS,
     RECEPTOR_WORDS,
     conclusion,
@@ -99,9 +103,14 @@ def build_bundle(
     message_id: str,
     results: Sequence[tuple[AssayRecord, Classification]],
     settings: Settings,
+    mappings_version: str | None = None,
 ) -> dict[str, Any]:
-    """The transaction Bundle for one message: every record with its classification."""
-    assembly = _Assembly(settings.codesystem_url)
+    """The transaction Bundle for one message: every record with its classification.
+
+    ``mappings_version`` (``Mappings.version``) is tagged on each DiagnosticReport
+    (``meta.tag``), so every report says which mapping files read it.
+    """
+    assembly = _Assembly(settings.codesystem_url, mappings_version)
     occurrences: Counter[tuple[str, ...]] = Counter()
     for record, classification in results:
         order = order_identity(record.origin)
@@ -155,6 +164,7 @@ class _SpecimenParts:
 @dataclass
 class _Assembly:
     codesystem: str
+    mappings_version: str | None
     patients: dict[str, list[Identifier]] = field(default_factory=dict)
     specimens: dict[str, _SpecimenParts] = field(default_factory=dict)
     record_resources: list[JsonDict] = field(default_factory=list)
@@ -174,7 +184,15 @@ class _Assembly:
             _summary(record, classification, ids, specimen_id, self.codesystem, self.times)
         )
         self.record_resources.append(
-            _report(record, classification, ids, specimen_id, self.codesystem, self.times)
+            _report(
+                record,
+                classification,
+                ids,
+                specimen_id,
+                self.codesystem,
+                self.times,
+                self.mappings_version,
+            )
         )
 
     def _add_specimen(self, record: AssayRecord, ids: RecordIds) -> str | None:
@@ -338,7 +356,7 @@ def _summary(
         times(record.effective, "Observation.effectiveDateTime") if record.effective else None,
         times,
     )
-    resource["valueCodeableConcept"] = _official_result(classification, codesystem)
+    resource.update(_summary_value(classification, codesystem))
     notes = [
         *record.notes,
         *map(unused_note, record.unused),
@@ -354,8 +372,25 @@ def _summary(
     return resource
 
 
-def _official_result(classification: Classification, codesystem: str) -> JsonDict:
+def _summary_value(classification: Classification, codesystem: str) -> JsonDict:
+    """The official result; without one, why there is none (not reported, not understood)."""
+    official = _official_result(classification, codesystem)
+    if official is not None:
+        return {"valueCodeableConcept": official}
+    category = classification.category.value
+    code, display = HER2_ABSENT_REASON[category]
+    return {
+        "dataAbsentReason": {
+            "coding": [{"system": DATA_ABSENT_REASON, "code": code, "display": display}],
+            "text": ABSENT_HER2_WORDS[classification.category],
+        }
+    }
+
+
+def _official_result(classification: Classification, codesystem: str) -> JsonDict | None:
     result = classification.official_result
+    if result is None:
+        return None
     snomed_code, snomed_display = SNOMED_QUALIFIERS[result.value]
     words = OFFICIAL_RESULT_WORDS[result]
     return {
@@ -452,9 +487,21 @@ def _report(
     specimen_id: str | None,
     codesystem: str,
     times: dt.DateTimeTexts,
+    mappings_version: str | None,
 ) -> JsonDict:
     origin = record.origin
     resource: JsonDict = {"resourceType": "DiagnosticReport", "id": ids.report}
+    if mappings_version is not None:
+        # Process metadata, not content: which mapping files read the message.
+        resource["meta"] = {
+            "tag": [
+                {
+                    "system": MAPPINGS_VERSION_SYSTEM,
+                    "code": mappings_version,
+                    "display": MAPPINGS_VERSION_DISPLAY,
+                }
+            ]
+        }
     order_numbers = [
         {"type": {"coding": [{"system": V2_0203, "code": kind}]}, "value": number}
         for kind, number in (("PLAC", origin.placer_order), ("FILL", origin.filler_order))
@@ -490,5 +537,7 @@ def _conclusion_codes(classification: Classification, codesystem: str) -> list[J
     if classification.hr_status is not None:
         hr = classification.hr_status.value
         codes.append(_adapter_concept(codesystem, hr, hr))
-    codes.append(_official_result(classification, codesystem))
+    official = _official_result(classification, codesystem)
+    if official is not None:
+        codes.append(official)
     return codes

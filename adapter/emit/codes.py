@@ -20,6 +20,9 @@ OBSERVATION_INTERPRETATION: Final = (
 DATA_ABSENT_REASON: Final = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
 
 MESSAGE_ID_SYSTEM: Final = "urn:her2-adapter:message-id"
+MAPPINGS_VERSION_SYSTEM: Final = "urn:her2-adapter:mappings-version"
+"""``DiagnosticReport.meta.tag`` system: the code is ``Mappings.version`` (a content hash)."""
+MAPPINGS_VERSION_DISPLAY: Final = "version of the mapping files that read the message"
 """``Bundle.identifier.system``: the value is the incoming message id (MSH-10 or FHIR id)."""
 
 HER2_INTERPRETATION: Final = (LOINC, "48676-1", "HER2 [Interpretation] in Tissue")
@@ -32,6 +35,13 @@ SNOMED_QUALIFIERS: Final[dict[str, tuple[str, str]]] = {
     "negative": ("260385009", "Negative"),
     "equivocal": ("42425007", "Equivocal"),
     "indeterminate": ("82334004", "Indeterminate"),
+}
+
+HER2_ABSENT_REASON: Final[dict[str, tuple[str, str]]] = {
+    # a category without an official HER2 result -> data-absent-reason (code, display) for the
+    # summary Observation: no HER2 test in this order, or a value the mappings could not read
+    "HER2-not-reported": ("not-performed", "Not Performed"),
+    "HER2-not-understood": ("error", "Error"),
 }
 
 HL7_CONDITIONS: Final[dict[str, str]] = {

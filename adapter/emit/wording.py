@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from adapter.classify.table import THERAPY_WORDS
 from adapter.model import (
     AssayRecord,
     Category,
@@ -40,14 +41,10 @@ _NOT_OFFICIAL = "is not an official ASCO/CAP result category (2023 update)"
 
 CATEGORY_EXPLANATIONS: Final[dict[Category, str]] = {
     Category.HER2_POSITIVE: "",
-    Category.HER2_LOW: (
-        f"HER2-low (IHC 1+, or IHC 2+ with negative ISH) {_NOT_OFFICIAL}; it identifies "
-        "candidates for trastuzumab deruxtecan (DESTINY-Breast04)."
-    ),
+    Category.HER2_LOW: f"HER2-low (IHC 1+, or IHC 2+ with negative ISH) {_NOT_OFFICIAL}.",
     Category.HER2_ULTRALOW: (
         "HER2-ultralow (IHC 0 with faint, incomplete membrane staining in >0% and ≤10% of "
-        f"invasive tumour cells) {_NOT_OFFICIAL}; it identifies candidates for trastuzumab "
-        "deruxtecan (DESTINY-Breast06)."
+        f"invasive tumour cells) {_NOT_OFFICIAL}."
     ),
     Category.HER2_NULL: (
         f"HER2-null (IHC 0 with no membrane staining) {_NOT_OFFICIAL}; it separates these "
@@ -65,12 +62,21 @@ CATEGORY_EXPLANATIONS: Final[dict[Category, str]] = {
         "No HER2 result could be established from the results received (see the flags and "
         "rules applied)."
     ),
+    Category.HER2_NOT_REPORTED: (
+        "This order carries no HER2 result (only ER/PgR); this is not a failed HER2 test."
+    ),
+    Category.HER2_NOT_UNDERSTOOD: (
+        "A HER2 result was reported but its value could not be read, so no HER2 result is given; "
+        "this is not a failed HER2 test. The message is kept: reprocess it once the mappings "
+        "read the value."
+    ),
 }
 
-NO_HER2_TEST: Final = (
-    "This order carries no usable HER2 result (only ER/PgR): 'indeterminate' here means HER2 is "
-    "not determined by this report."
-)
+ABSENT_HER2_WORDS: Final[dict[Category, str]] = {
+    Category.HER2_NOT_REPORTED: "HER2 not reported",
+    Category.HER2_NOT_UNDERSTOOD: "HER2 reported but not understood",
+}
+"""Said instead of an official result when there is none."""
 
 STATUS_WORDS: Final = {
     ReportStatus.PRELIMINARY: "This report is preliminary: the classification may change.",
@@ -92,21 +98,39 @@ GASTROESOPHAGEAL_NEGATIVE: Final = (
 
 def conclusion(record: AssayRecord, classification: Classification) -> str:
     """The human-readable conclusion of one record's DiagnosticReport."""
+    official = classification.official_result
+    result = (
+        ABSENT_HER2_WORDS[classification.category]
+        if official is None
+        else OFFICIAL_RESULT_WORDS[official]
+    )
     sentences = [
         STATUS_WORDS.get(record.report_status, ""),
-        f"{OFFICIAL_RESULT_WORDS[classification.official_result]}; "
-        f"category {classification.category.value}.",
-        _category_explanation(record, classification),
+        f"{result}; category {classification.category.value}.",
+        _category_explanation(classification),
+        _not_understood_sentence(record, classification),
+        *(f"Comment: {comment}" for comment in classification.comments),
         _hormone_receptor_sentence(record, classification),
+        *(THERAPY_WORDS[r.rule_id] for r in classification.rules if r.rule_id in THERAPY_WORDS),
         _flags_sentence(classification),
         f"Guidelines applied: {classification.guideline}.",
     ]
     return " ".join(sentence for sentence in sentences if sentence)
 
 
-def _category_explanation(record: AssayRecord, classification: Classification) -> str:
-    if record.her2_ihc is None and record.her2_ish is None and record.lab_interpretation is None:
-        return NO_HER2_TEST
+def _not_understood_sentence(record: AssayRecord, classification: Classification) -> str:
+    """Where the unread values are: positions and analytes, never the values themselves."""
+    if classification.category is not Category.HER2_NOT_UNDERSTOOD:
+        return ""
+    places = [
+        f"{u.provenance.locator} ({u.analyte.value})"
+        for u in record.unused
+        if u.not_understood and u.analyte is not None
+    ]
+    return f"Not understood: {', '.join(places)}." if places else ""
+
+
+def _category_explanation(classification: Classification) -> str:
     if (
         classification.category is Category.HER2_NEGATIVE
         and classification.tissue is Tissue.GASTROESOPHAGEAL

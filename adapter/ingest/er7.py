@@ -18,9 +18,11 @@ Values are split first and unescaped afterwards, so an escaped ``\\S\\`` never b
 from __future__ import annotations
 
 import codecs
+import re
 from typing import NamedTuple
 
 from adapter.errors import EncodingError, MalformedMessage
+from adapter.ingest.mllp import END_BLOCK, START_BLOCK
 
 __all__ = [
     "DecodedMessage",
@@ -36,8 +38,6 @@ __all__ = [
 ]
 
 _BOM = b"\xef\xbb\xbf"
-_MLLP_START = b"\x0b"
-_MLLP_END = b"\x1c"
 _BATCH_ENVELOPE = (b"FHS", b"BHS", b"BTS", b"FTS")
 
 # --------------------------------------------------------------------------------------------
@@ -54,7 +54,7 @@ def split_messages(data: bytes) -> list[bytes]:
     """
     if data.startswith(_BOM):
         data = data[len(_BOM) :]
-    if _MLLP_START not in data:
+    if START_BLOCK not in data:
         return _split_plain(data, where="")
     messages: list[bytes] = []
     for number, frame in enumerate(_mllp_frames(data), start=1):
@@ -66,20 +66,20 @@ def split_messages(data: bytes) -> list[bytes]:
 
 def _mllp_frames(data: bytes) -> list[bytes]:
     frames: list[bytes] = []
-    start = data.find(_MLLP_START)
+    start = data.find(START_BLOCK)
     while start >= 0:
-        end = data.find(_MLLP_END, start + 1)
+        end = data.find(END_BLOCK, start + 1)
         if end < 0:
             # A frame without its end block is most likely a truncated capture: refuse it
             # rather than hand on a message that may be missing its last segments.
             raise MalformedMessage("MLLP frame is not terminated", location=f"byte {start}")
-        nested = data.find(_MLLP_START, start + 1, end)
+        nested = data.find(START_BLOCK, start + 1, end)
         if nested >= 0:
             raise MalformedMessage(
                 "MLLP frame starts inside another frame", location=f"byte {nested}"
             )
         frames.append(data[start + 1 : end])
-        start = data.find(_MLLP_START, end + 1)
+        start = data.find(START_BLOCK, end + 1)
     return frames
 
 
@@ -133,7 +133,7 @@ class DecodedMessage(NamedTuple):
 _ASCII_DECLARATIONS = frozenset({"", "ASCII", "ISO IR6"})
 _UNICODE_DECLARATIONS = frozenset({"UNICODE", "UNICODE UTF-16", "UNICODE UTF-32"})
 # "UTF-8" is not in HL7 table 0211 but is what many senders write, and it is unambiguous.
-_UTF8_DECLARATIONS = frozenset({"UNICODE UTF-8", "UTF-8"})
+_UTF8_DECLARATIONS = frozenset({"UNICODE UTF-8", "UTF-8", "UTF8"})
 
 
 def decode_message(raw: bytes, fallback: str = "latin-1") -> DecodedMessage:
@@ -200,7 +200,14 @@ def _declared_charset(raw: bytes) -> str:
         raise EncodingError("MSH-18 is not ASCII", location="MSH-18") from None
 
 
+_ISO8859_ALIAS = re.compile(r"ISO[-_ ]?8859[-_/ ]?(\d+)")
+"""How senders spell an ISO 8859 part outside table 0211 (``ISO-8859-1``, ``ISO8859-1``,
+``ISO_8859-1``): read as ``8859/N``, which is what they mean."""
+
+
 def _iso8859_codec(key: str) -> str | None:
+    if (alias := _ISO8859_ALIAS.fullmatch(key)) is not None:
+        key = f"8859/{alias.group(1)}"
     if not key.startswith("8859/"):
         return None
     part = key[len("8859/") :]

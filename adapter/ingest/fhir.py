@@ -74,7 +74,9 @@ def to_records(
         if built.values:
             records.append(built.record(len(records) + 1))
     if not records:
-        raise NothingToClassify(_nothing_reason(document, unused), location="Observation")
+        raise NothingToClassify(
+            _nothing_reason(document, unused), location="Observation", unused=tuple(unused)
+        )
     return document.message_id, records
 
 

@@ -83,9 +83,8 @@ def read_document(data: bytes) -> Document:
         raise UnsupportedResource(f"resourceType {kind!r} is not accepted", location=kind)
     if kind == "Bundle":
         return _read_bundle(top, data)
-    document = Document(
-        message_id=text(top.get("id")) or content_message_id(data), source=_meta_source(top)
-    )
+    message_id, source = document_identity(top, data)
+    document = Document(message_id=message_id, source=source)
     _admit(document, top, position=1, full_url=None, strict=True)
     return document
 
@@ -129,9 +128,43 @@ def _meta_source(resource: JsonObject) -> str | None:
     return text(obj(resource.get("meta")).get("source"))
 
 
+def document_identity(top: Any, data: bytes) -> tuple[str, str | None]:
+    """The message id and the sender of a FHIR document: one rule for the store and the reader.
+
+    ``top`` is the parsed JSON (an object, or for NDJSON the list of line objects). The id is a
+    Bundle's ``identifier.value``, else the resource's ``id``, else a digest of the bytes. The
+    sender is ``meta.source``; for a Bundle without one, its MessageHeader's
+    ``source.endpoint`` (R5: ``endpointUrl``; else its own ``meta.source``), else the first entry's
+    ``meta.source``; for NDJSON, the first line's. None: the default mappings read it.
+    """
+    if isinstance(top, list):
+        lines = [obj(line) for line in top]
+        return content_message_id(data), next((s for r in lines if (s := _meta_source(r))), None)
+    resource = obj(top)
+    identifier = text(obj(resource.get("identifier")).get("value"))
+    message_id = identifier or text(resource.get("id")) or content_message_id(data)
+    source = _meta_source(resource)
+    if source is None and resource.get("resourceType") == "Bundle":
+        entries = [obj(obj(entry).get("resource")) for entry in _list(resource.get("entry"))]
+        headers = [e for e in entries if e.get("resourceType") == "MessageHeader"]
+        for header in headers[:1]:
+            sent = obj(header.get("source"))
+            # R5's source.endpointUrl is R4's source.endpoint (fhir_validate reads both too)
+            endpoint = text(sent.get("endpoint")) or text(sent.get("endpointUrl"))
+            source = endpoint or _meta_source(header)
+        if source is None:
+            source = next((s for e in entries if (s := _meta_source(e))), None)
+    return message_id, source
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _read_ndjson(lines: list[tuple[int, str]], data: bytes) -> Document:
     document = Document(message_id=content_message_id(data), source=None)
     failures: list[InvalidJson] = []
+    parsed: list[Any] = []
     for number, line in lines:
         try:
             resource = _loads(line, line_offset=number - 1)
@@ -139,26 +172,23 @@ def _read_ndjson(lines: list[tuple[int, str]], data: bytes) -> Document:
             failures.append(error)
             _reject(document, str(error), f"line {number}")
             continue
+        parsed.append(resource)
         _admit(document, resource, position=number, full_url=None, strict=False)
-        document.source = document.source or _meta_source(obj(resource))
     if len(failures) == len(lines):
         raise failures[0]
+    document.message_id, document.source = document_identity(parsed, data)
     return document
 
 
 def _read_bundle(bundle: JsonObject, data: bytes) -> Document:
-    """Entries in order; the source is Bundle.meta.source, else the MessageHeader's
-    source.endpoint, else the first entry's meta.source."""
+    """Entries in order; the id and the source as ``document_identity`` has them."""
     kind = bundle.get("type")
     if not isinstance(kind, str):
         raise InvalidResource("Bundle: type: a Bundle needs a type", location="Bundle.type")
     if kind not in BUNDLE_TYPES:
         raise UnsupportedResource(f"Bundle type {kind!r} is not accepted", location="Bundle.type")
-    identifier = text(obj(bundle.get("identifier")).get("value"))
-    document = Document(
-        message_id=identifier or text(bundle.get("id")) or content_message_id(data),
-        source=_meta_source(bundle),
-    )
+    message_id, source = document_identity(bundle, data)
+    document = Document(message_id=message_id, source=source)
     entries = bundle.get("entry", [])
     if not isinstance(entries, list):
         raise InvalidResource("Bundle: entry: must be a list", location="Bundle.entry")
@@ -168,19 +198,7 @@ def _read_bundle(bundle: JsonObject, data: bytes) -> Document:
             _reject(document, f"Bundle.entry[{position - 1}] has no resource", None)
             continue
         _admit(document, resource, position, text(obj(entry).get("fullUrl")), strict=False)
-    if document.source is None:
-        document.source = _header_source(document) or next(
-            (s for r in document.resources if (s := _meta_source(r.resource))), None
-        )
     return document
-
-
-def _header_source(document: Document) -> str | None:
-    for incoming in document.resources:
-        if incoming.kind == "MessageHeader":
-            source = obj(incoming.resource.get("source"))
-            return text(source.get("endpoint")) or _meta_source(incoming.resource)
-    return None
 
 
 def _admit(

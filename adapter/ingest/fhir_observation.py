@@ -14,6 +14,7 @@ from typing import Any
 
 from adapter.ingest import grammar
 from adapter.ingest.assemble import READ_AS_NUMBER, ReadValue, usable
+from adapter.ingest.codecheck import check_code
 from adapter.ingest.fhir_elements import (
     UCUM,
     V3_INTERPRETATION,
@@ -196,19 +197,34 @@ def _add_part(
     own_notes: tuple[str, ...],
 ) -> None:
     mapping = context.mapping
-    code, entry, excluded = _lookup(part.get("code"), mapping)
+    code, mapped, excluded = _lookup(part.get("code"), mapping)
+    checked = check_code(code, mapped, mapping, locator) if excluded is None else None
+    entry = checked.entry if checked is not None else None
     value = _read_value(part, entry.analyte if entry else None, mapping, locator, context.warnings)
     provenance = Provenance(
         locator=locator, code=code, value_type=value.value_type, value_text=value.value_text
     )
 
-    def unused(reason: str) -> None:
-        read.unused.append(UnusedResult(provenance=provenance, reason=reason))
+    def unused(
+        reason: str, analyte: Analyte | None = None, *, not_understood: bool = False
+    ) -> None:
+        read.unused.append(
+            UnusedResult(
+                provenance=provenance, reason=reason, analyte=analyte, not_understood=not_understood
+            )
+        )
 
     if excluded is not None:
         return unused(f"not classified: {excluded}")
+    if checked is not None and checked.warning is not None:
+        context.warnings.append(checked.warning)
     if entry is None:
-        return unused("result code not in the mappings")
+        analyte = mapped.analyte if mapped is not None else None
+        reason = checked.unused_reason if checked is not None else None
+        # A mapped code whose display names another test is not understood (see obx.py).
+        return unused(
+            reason or "result code not in the mappings", analyte, not_understood=analyte is not None
+        )
     if context.status is ResultStatus.ENTERED_IN_ERROR:
         return unused("entered in error (Observation.status entered-in-error)")
     if entry.analyte is Analyte.REPORT_TEXT:
@@ -226,11 +242,15 @@ def _add_part(
         )
     if indeterminate is None and not usable(entry.analyte, value.number, value.answer):
         if value.value_type is None:
-            return unused("no value (no value[x] and no dataAbsentReason)")
+            return unused("no value (no value[x] and no dataAbsentReason)", entry.analyte)
         if value.reading is not None and value.reading.deferred:
             return unused("the lab says this result is still to come")
         # Not quoted: the reason reaches HTTP answers and logs (see obx.py).
-        return unused(f"{value.value_type or 'value'} not understood for {entry.analyte}")
+        return unused(
+            f"{value.value_type or 'value'} not understood for {entry.analyte}",
+            entry.analyte,
+            not_understood=True,
+        )
     answer = value.answer
     observation = ReportedObservation(
         analyte=entry.analyte,

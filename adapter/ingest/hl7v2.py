@@ -11,7 +11,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 
 from adapter.config import Settings
-from adapter.errors import MalformedMessage, NothingToClassify, UnsupportedMessage
+from adapter.errors import (
+    AdapterError,
+    EncodingError,
+    MalformedMessage,
+    NothingToClassify,
+    UnsupportedMessage,
+)
 from adapter.ingest import er7
 from adapter.ingest.assemble import ReadValue, assemble, resolve_tissue
 from adapter.ingest.obx import ObxOutcome, read_obx
@@ -74,11 +80,54 @@ def check_supported(message: er7.Message) -> None:
     kind = message.message_type
     if (kind.code, kind.trigger) != ("ORU", "R01"):
         shown = "^".join(part for part in kind if part) or "(empty)"
-        raise UnsupportedMessage(f"message type {shown} is not ORU^R01", location="MSH-9")
+        # MSH-9.2 when only the event is wrong: the ACK says so (table 0357: 201, not 200).
+        where = "MSH-9.2" if kind.code == "ORU" else "MSH-9"
+        raise UnsupportedMessage(f"message type {shown} is not ORU^R01", location=where)
     if message.version not in SUPPORTED_VERSIONS:
         raise UnsupportedMessage(
             f"HL7 version {message.version or '(empty)'} is not 2.3 to 2.8", location="MSH-12"
         )
+
+
+@dataclass(frozen=True)
+class Header:
+    """A message's MSH alone, read before the message is stored, and why it is refused, if it is.
+
+    A refusal is what the header alone decides: no readable MSH, a type or version not taken,
+    a character set not known. It is the commit-level answer (CR) of enhanced mode.
+    """
+
+    msh: er7.Message | None
+    refusal: AdapterError | None
+
+
+_LEADING = b"\xef\xbb\xbf\x0b\r\n \t"  # a UTF-8 BOM, an MLLP start block, blank lines
+
+
+def read_header(raw: bytes) -> Header:
+    """The MSH of a message tokenized on its own (the body is read later, once); never raises."""
+    start = raw.lstrip(_LEADING)
+    end = min((at for at in (start.find(b"\r"), start.find(b"\n")) if at != -1), default=-1)
+    line = start if end == -1 else start[:end]
+    refusal: AdapterError | None = None
+    try:
+        # The whole message is decoded (a C-speed pass): bytes not in the declared character
+        # set are refused before the message is taken, as a bad header is.
+        text = er7.decode_message(start).text[: len(line)]
+    except EncodingError as error:
+        refusal, text = error, line.decode("latin-1")  # the ASCII header is still readable
+    except MalformedMessage as error:
+        return Header(None, error)
+    try:
+        msh = er7.parse_message(text)
+    except AdapterError as error:
+        return Header(None, error)
+    if refusal is None:
+        try:
+            check_supported(msh)
+        except UnsupportedMessage as error:
+            refusal = error
+    return Header(msh, refusal)
 
 
 # --------------------------------------------------------------------------------------------
@@ -118,7 +167,8 @@ def to_records(read: ReadMessage, mappings: Mappings, settings: Settings) -> lis
         _record(message, group, mapping, zone, read.warnings) for group in groups if group.values
     ]
     if not records:
-        raise NothingToClassify(_nothing_reason(groups), location="OBX")
+        unused = tuple(u for group in groups for u in group.unused)
+        raise NothingToClassify(_nothing_reason(groups), location="OBX", unused=unused)
     return records
 
 

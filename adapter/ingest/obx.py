@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 from adapter.ingest import er7, grammar
 from adapter.ingest.assemble import READ_AS_NUMBER, ReadValue, usable
+from adapter.ingest.codecheck import check_code
 from adapter.ingest.grammar import Reading
 from adapter.ingest.values import bounded, parse_decimal, parse_hl7_datetime, parse_interval
 from adapter.mapping import Answer, CodeEntry, MappingSet
@@ -70,28 +71,39 @@ def read_obx(segment: er7.Segment, position: int, mapping: MappingSet, zone: tzi
     status_code = segment.field(11).upper()
     status = _status(status_code, mapping, locator, warnings)
 
-    def unused(reason: str) -> ObxOutcome:
-        return ObxOutcome(
-            None, UnusedResult(provenance=provenance, reason=reason), status, tuple(warnings)
+    def unused(
+        reason: str, analyte: Analyte | None = None, *, not_understood: bool = False
+    ) -> ObxOutcome:
+        result = UnusedResult(
+            provenance=provenance, reason=reason, analyte=analyte, not_understood=not_understood
         )
+        return ObxOutcome(None, result, status, tuple(warnings))
 
     entry, excluded = _lookup(code_parts, mapping)
     if excluded is not None:
         return unused(f"not classified: {excluded}")
+    checked = check_code(code, entry, mapping, locator)
+    if checked.warning is not None:
+        warnings.append(checked.warning)
+    if entry is not None and checked.entry is None:
+        # A mapped code whose display names another test is not understood: the lab must fix it.
+        return unused(checked.unused_reason or "not used", entry.analyte, not_understood=True)
+    entry = checked.entry
+    not_mapped = checked.unused_reason or "result code not in the mappings"
     if status is ResultStatus.ENTERED_IN_ERROR:
         if entry is None:
-            return unused("result code not in the mappings")
+            return unused(not_mapped)
         return unused(f"entered in error (OBX-11 {status_code})")
     is_report = entry is not None and entry.analyte is Analyte.REPORT_TEXT
     if is_report or (entry is None and value_type in _REPORT_TYPES):
         # Report text (a mapped report code, or free text under a code no table knows): the
         # group reads its lines for statements; this stays the reason if none is found.
         reason = "report text without a HER2, ER or PgR statement"
-        outcome = unused(reason if is_report else "result code not in the mappings")
+        outcome = unused(reason if is_report else not_mapped)
         text = "\n".join(segment.repetitions(5))
         return replace(outcome, report_text=text or None)
     if entry is None:
-        return unused("result code not in the mappings")
+        return unused(not_mapped)
     indeterminate = (
         "result cannot be obtained (OBX-11 X)" if status is ResultStatus.CANCELLED else None
     )
@@ -100,12 +112,16 @@ def read_obx(segment: er7.Segment, position: int, mapping: MappingSet, zone: tzi
         warnings.extend(_reading_warnings(value.reading, locator))
     if indeterminate is None and not usable(entry.analyte, value.number, value.answer):
         if not raw_value:
-            return unused("no value (OBX-5 empty)")
+            return unused("no value (OBX-5 empty)", entry.analyte)
         if value.reading is not None and value.reading.deferred:
             return unused("the lab says this result is still to come")
         # The value itself is not quoted: this text reaches ACKs and logs, and free text in
         # OBX-5 can hold anything, patient names included. Provenance keeps the value.
-        return unused(f"{value_type or 'OBX-5'} value not understood for {entry.analyte}")
+        return unused(
+            f"{value_type or 'OBX-5'} value not understood for {entry.analyte}",
+            entry.analyte,
+            not_understood=True,
+        )
     unit_text = segment.component(6, 1) or segment.component(6, 2)
     moment, _ = parse_hl7_datetime(segment.field(14), zone)
     observation = ReportedObservation(

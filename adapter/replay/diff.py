@@ -27,8 +27,14 @@ import orjson
 
 JsonDict = dict[str, Any]
 
-DEFAULT_IGNORE: Final = ("meta.lastUpdated", "meta.versionId", "Bundle.timestamp")
-"""Paths that change on every write of the same content (server-assigned)."""
+DEFAULT_IGNORE: Final = (
+    "meta.lastUpdated",
+    "meta.versionId",
+    "Bundle.timestamp",
+    "DiagnosticReport.meta.tag",
+)
+"""Paths that change on every write of the same content (server-assigned), and the mappings
+version tag, which any mapping change changes on every report (replay shows what it changes)."""
 
 SUMMARY_CODE: Final = "48676-1"
 RULE_COMPONENT: Final = "rule"

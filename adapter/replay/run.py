@@ -27,7 +27,7 @@ from adapter.replay.sources import (
     file_messages,
     store_messages,
 )
-from adapter.replay.targets import EngineOptions, HttpClient, MllpClient, in_process, paced
+from adapter.replay.targets import EngineOptions, HttpClient, MllpTarget, in_process, paced
 
 
 @dataclass(frozen=True)
@@ -119,9 +119,9 @@ async def _run_target(
     request: ReplayRequest, messages: Iterator[SourceMessage], key: KeySpec, collector: Collector
 ) -> None:
     target = urlsplit(request.target or "")
-    client: MllpClient | HttpClient
+    client: MllpTarget | HttpClient
     if target.scheme == "mllp":
-        client = MllpClient(target.hostname or "", target.port or 0, request.timeout)
+        client = MllpTarget(target.hostname or "", target.port or 0, request.timeout)
     else:
         client = HttpClient(request.target or "", request.timeout, request.concurrency)
 

@@ -14,7 +14,6 @@ endpoint to reject as it would. Both honour ``rate`` (messages per second) and `
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import multiprocessing
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator
@@ -74,10 +73,9 @@ def run_one(message: SourceMessage, context: Any) -> Observed:
 
 
 def _error(error: AdapterError, kind: SourceFormat) -> Observed:
-    # the ACK code the services answer with (AR for structural errors, else AE)
-    ack = None
-    if kind is SourceFormat.HL7V2:
-        ack = "AR" if error.ack_code == "AR" else "AE"
+    from adapter.emit.ack import application_code  # the ACK code the services answer with
+
+    ack = application_code(error) if kind is SourceFormat.HL7V2 else None
     return Observed(error_code=error.code, error_reason=error.reason, ack=ack)
 
 
@@ -174,57 +172,51 @@ async def paced(
         await settle_head()
 
 
-class MllpClient:
-    """A small MLLP client: one connection per concurrent sender, reopened after a failure."""
-
-    START, END = b"\x0b", b"\x1c\r"
+class MllpTarget:
+    """Sends to a live MLLP endpoint: one connection per concurrent sender, reopened after a
+    failure, over the one MLLP client (``adapter.service.mllp_client``)."""
 
     def __init__(self, host: str, port: int, timeout: float) -> None:
         self.host, self.port, self.timeout = host, port, timeout
-        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self._idle: list[Any] = []
 
     async def send(self, message: SourceMessage) -> Observed:
+        from adapter.service.mllp_client import MllpClient
+
         if message.format is not SourceFormat.HL7V2:
             return Observed(failure="FHIR input cannot be sent over MLLP (use an http:// target)")
         try:
-            connection = self._idle.pop() if self._idle else await self._connect()
-        except OSError as error:
+            client = (
+                self._idle.pop()
+                if self._idle
+                else await MllpClient.connect(self.host, self.port, timeout=self.timeout)
+            )
+        except (OSError, TimeoutError) as error:
             return Observed(failure=f"cannot connect to {self.host}:{self.port}: {error}")
-        reader, writer = connection
         try:
-            writer.write(self.START + message.data + self.END)
-            await writer.drain()
-            code = await self._ack_code(reader, _application_ack_expected(message.data))
-        except (TimeoutError, OSError, asyncio.IncompleteReadError) as error:
-            writer.close()
+            (first,) = await client.send(message.data, timeout=self.timeout)
+            code = await self._application_code(client, ack_code(first), message.data)
+        except (TimeoutError, OSError) as error:
+            await client.close()
             return Observed(failure=f"no ACK from {self.host}:{self.port} ({type(error).__name__})")
-        self._idle.append(connection)
+        self._idle.append(client)
         return Observed(ack=code)
 
-    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        return await asyncio.wait_for(
-            asyncio.open_connection(self.host, self.port), timeout=self.timeout
-        )
+    async def _application_code(self, client: Any, code: str, data: bytes) -> str:
+        """After an accept ACK (CA), the application ACK when one follows (``emit.ack``)."""
+        from adapter.emit.ack import application_ack_follows, header_of
 
-    async def _ack_code(self, reader: asyncio.StreamReader, wants_app_ack: bool | None) -> str:
-        code = await self._read_code(reader, self.timeout)
-        if code != "CA" or wants_app_ack is False:
+        follows = application_ack_follows(header_of(data))
+        if code != "CA" or follows is False:
             return code
-        # enhanced mode: an accept ACK, then (maybe) the application ACK on the same connection
-        try:
-            return await self._read_code(reader, self.timeout if wants_app_ack else 0.5)
+        try:  # ER/SU: it comes only for some outcomes, so it is waited for briefly
+            return ack_code(await client.receive(timeout=self.timeout if follows else 0.5))
         except TimeoutError:
             return code
 
-    async def _read_code(self, reader: asyncio.StreamReader, timeout: float) -> str:
-        frame = await asyncio.wait_for(reader.readuntil(self.END), timeout=timeout)
-        return ack_code(frame[frame.find(self.START) + 1 : -len(self.END)])
-
     async def close(self) -> None:
-        for _, writer in self._idle:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
+        for client in self._idle:
+            await client.close()
         self._idle.clear()
 
 
@@ -238,22 +230,6 @@ def ack_code(ack: bytes) -> str:
         return "?"
     msa = parsed.first_segment("MSA")
     return (msa.field(1) if msa else "") or "?"
-
-
-def _application_ack_expected(data: bytes) -> bool | None:
-    """From MSH-15/16: True, False, or None when it depends on the outcome (ER / SU)."""
-    from adapter.ingest import er7
-
-    try:
-        msh = er7.parse_message(er7.decode_message(data).text).msh
-    except AdapterError:
-        return True
-    accept, application = msh.field(15).upper(), msh.field(16).upper()
-    if not accept and not application:
-        return False  # original mode: the one ACK is the application ACK
-    if application == "NE":
-        return False
-    return None if application in ("ER", "SU") else True
 
 
 class HttpClient:

@@ -13,7 +13,8 @@ Two rules keep a few misbehaving peers from locking the engines out:
   nothing from it: the deadline is an instant, not a silence.
 
 The MLLP listener (``mllp.py``) and the HTTP protocol (``http_limits.py``) both use the
-:class:`ConnectionTable` and :class:`ReadDeadline` here; the limits come from ``ServiceSettings``.
+:class:`ConnectionTable` and :class:`ReadDeadline` here; the limits come
+from ``adapter.config.Settings``.
 """
 
 from __future__ import annotations

@@ -29,10 +29,10 @@ from tenacity import (
     wait_exponential,
 )
 
+from adapter.config import Settings
 from adapter.errors import StoreUnavailable
 from adapter.service.handler import Clock
 from adapter.service.metrics import FORWARDS
-from adapter.service.settings import ServiceSettings
 from adapter.store import OutboxItem, Store
 
 log = logging.getLogger("her2_adapter.forward")
@@ -75,7 +75,7 @@ class Forwarder:
     def __init__(
         self,
         store: Store,
-        settings: ServiceSettings,
+        settings: Settings,
         clock: Clock,
         client: httpx.AsyncClient,
         policy: ForwardPolicy | None = None,
@@ -182,7 +182,7 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 async def run_forwarder(
     store: Store,
-    settings: ServiceSettings,
+    settings: Settings,
     clock: Clock,
     stop: asyncio.Event,
     *,

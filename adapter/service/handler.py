@@ -12,19 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-import orjson
-
 from adapter.audit.facts import ReportFacts
-from adapter.emit.ack import AckCode, AckHeader, build_ack, fallback_ack_header, hl7_timestamp
-from adapter.errors import AdapterError, EncodingError, InputError, MessageTooLarge
-from adapter.ingest import er7
-from adapter.ingest.fhir_document import content_message_id
+from adapter.emit.ack import AckHeader, application_ack, header_from
+from adapter.errors import AdapterError, InputError, MessageTooLarge
+from adapter.mapping import Mappings
 from adapter.model import SourceFormat
-from adapter.pipeline import Context, RawMessage, detect_format, process
+from adapter.pipeline import Context, Identity, RawMessage, identify, process
 from adapter.service import metrics
 from adapter.service.workers import Processed, WorkerPool, processed
 from adapter.store import (
@@ -42,6 +39,8 @@ from adapter.store import (
 )
 
 Clock = Callable[[], datetime]
+OnStored = Callable[[Receipt], Awaitable[None]]
+"""Called once a message is durably stored, before its processing is awaited (the commit ACK)."""
 log = logging.getLogger("her2_adapter.service")
 
 
@@ -57,121 +56,6 @@ class Handled:
     error_code: str | None
     ack: bytes | None  # HL7 v2 application ACK (AA/AE/AR), None for FHIR input
     duplicate: bool
-
-
-@dataclass(frozen=True)
-class Identity:
-    """Who sent a message and its control id, read cheaply before it is stored."""
-
-    format: SourceFormat
-    sender: str
-    message_id: str | None
-    ack_header: AckHeader | None
-
-
-def identify(
-    data: bytes,
-    format_hint: SourceFormat | None = None,
-    *,
-    ack_header: AckHeader | None = None,
-) -> Identity:
-    """Sender and message id without processing: MSH-3/4/10 for HL7 v2, ids for FHIR JSON.
-
-    ``ack_header`` is the message's ``ack_header_of`` when the caller already read it.
-    """
-    kind = format_hint or detect_format(data)
-    if kind is SourceFormat.FHIR:
-        return _identify_fhir(data)
-    header = ack_header or ack_header_of(data)
-    sender = "^".join(
-        part for part in (header.sending_application, header.sending_facility) if part
-    )
-    return Identity(kind, sender, header.control_id or None, header)
-
-
-def ack_header_of(data: bytes) -> AckHeader:
-    """The ACK header from a message's MSH, as far as it can be read (never raises)."""
-    try:
-        # The MSH segment alone: the header is all an ACK needs, and the body is parsed once,
-        # later, by the pipeline.
-        message = er7.parse_message(_header_text(_first_segment(data)))
-    except AdapterError:
-        return fallback_ack_header(_naive_control_id(data))
-    msh = message.msh
-    separators = message.separators
-    encoding = "".join(
-        (
-            separators.component,
-            separators.repetition,
-            separators.escape,
-            separators.subcomponent,
-            separators.truncation,
-        )
-    )
-    try:
-        return AckHeader(
-            control_id=message.control_id,
-            field_separator=separators.field,
-            encoding_characters=encoding,
-            sending_application=msh.raw(3),
-            sending_facility=msh.raw(4),
-            receiving_application=msh.raw(5),
-            receiving_facility=msh.raw(6),
-            version=message.version or "2.5.1",
-            message_type=message.message_type.code,
-            trigger_event=message.message_type.trigger,
-            processing_id=msh.component(11) or "P",
-            accept_ack_type=msh.field(15),
-            application_ack_type=msh.field(16),
-        )
-    except ValueError:  # separators an ACK cannot be written with
-        return fallback_ack_header(message.control_id)
-
-
-def _header_text(msh: bytes) -> str:
-    """The MSH as text; an unsupported MSH-18 still leaves the ASCII header readable."""
-    try:
-        return er7.decode_message(msh).text
-    except EncodingError:
-        return msh.decode("latin-1")
-
-
-def _first_segment(data: bytes) -> bytes:
-    start = data.lstrip(b"\xef\xbb\xbf\x0b\r\n ")
-    end = min((at for at in (start.find(b"\r"), start.find(b"\n")) if at != -1), default=-1)
-    return start if end == -1 else start[:end]
-
-
-def _naive_control_id(data: bytes) -> str:
-    """MSH-10 of a message the tokenizer refused, if the first line still has ten fields."""
-    first_line = data.lstrip(b"\xef\xbb\xbf\x0b\r\n ").split(b"\r", 1)[0].split(b"\n", 1)[0]
-    if not first_line.startswith(b"MSH") or len(first_line) < 4:
-        return ""
-    fields = first_line.split(first_line[3:4])
-    if len(fields) < 10:
-        return ""
-    return fields[9].decode("latin-1").strip()[:199]
-
-
-def _identify_fhir(data: bytes) -> Identity:
-    try:
-        document = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        document = None  # NDJSON or broken JSON: the pipeline reports which
-    message_id: str | None = None
-    sender = "fhir"
-    if isinstance(document, dict):
-        identifier = document.get("identifier")
-        if isinstance(identifier, dict) and isinstance(identifier.get("value"), str):
-            message_id = identifier["value"]
-        elif isinstance(document.get("id"), str):
-            message_id = document["id"]
-        meta = document.get("meta")
-        if isinstance(meta, dict) and isinstance(meta.get("source"), str):
-            sender = meta["source"]
-    if message_id is None:
-        message_id = content_message_id(data)  # the same id the FHIR reader gives the Bundle
-    return Identity(SourceFormat.FHIR, sender, message_id, None)
 
 
 class Service:
@@ -202,6 +86,7 @@ class Service:
         # Senders' control ids seen lately (oldest first, bounded): a message that repeats one
         # is a resend or a correction, and is not processed before the store has said which.
         self._seen: dict[tuple[str, str], None] = {}
+        self._reloading = asyncio.Lock()
 
     async def handle(
         self,
@@ -211,16 +96,22 @@ class Service:
         format_hint: SourceFormat | None = None,
         fhir_source: str | None = None,
         wait_for_outcome: bool = True,
+        identity: Identity | None = None,
         ack_header: AckHeader | None = None,
+        on_stored: OnStored | None = None,
     ) -> Handled:
         """Store, process, record. Raises StoreUnavailable (transient) and nothing else.
 
         With ``wait_for_outcome=False`` (MLLP) the answer is returned once the raw message is
         durable; its outcome joins the next group commit. If the adapter dies in between, the
         message stays ``received``: a resend or ``her2-adapter reprocess`` processes it again.
-        ``ack_header`` saves reading the MSH again when the transport already did.
+        ``identity`` and ``ack_header`` save reading the MSH again when the transport already
+        did; ``on_stored`` runs as soon as the raw message is durable (an enhanced-mode CA).
         """
-        identity = identify(data, format_hint, ack_header=ack_header)
+        if identity is None:
+            identity = identify(data, format_hint, fhir_source=fhir_source)
+        if ack_header is None:
+            ack_header = _ack_header(data, identity)
         # With worker processes, processing (pure) starts while the raw message is being made
         # durable rather than after: nothing uses its result before that write has committed.
         # A duplicate wastes the work, which is rare; every message saves the wait. In this
@@ -229,19 +120,20 @@ class Service:
         # again before the store finds it a duplicate would only add to the load.
         processing = (
             asyncio.ensure_future(self._process(data, identity.format, fhir_source))
-            if self.pool is not None
-            and not self._seen_before(fhir_source or identity.sender, identity.message_id)
+            if self.pool is not None and not self._seen_before(identity.sender, identity.message_id)
             else None
         )
         try:
             receipt = await self.committer.receive(
                 transport=transport,
                 message_format=identity.format.value,
-                sender=fhir_source or identity.sender,
+                sender=identity.sender,
                 message_id=identity.message_id,
                 raw=data,
                 received_at=self.clock(),
             )
+            if on_stored is not None:
+                await on_stored(receipt)
         except BaseException:
             _abandon(processing)
             raise
@@ -264,7 +156,7 @@ class Service:
                 outcome = await self._process(data, identity.format, fhir_source)
             else:
                 outcome = await processing
-            handled, writes = self._answer(receipt, identity, outcome)
+            handled, writes = self._answer(receipt, identity, outcome, ack_header)
             if wait_for_outcome:
                 await self.committer.write(writes)
             else:
@@ -304,16 +196,33 @@ class Service:
         """Whether a message is being processed right now (the recovery sweep leaves it)."""
         return row_id in self._in_flight
 
+    async def reload_mappings(self) -> Mappings:
+        """Read the mapping directory again; later messages use the new files (no restart).
+
+        A directory that fails validation raises MappingFileError and changes nothing. Messages
+        already being processed finish with the mappings they started with; each report says
+        which version read it (``Mappings.version``).
+        """
+        async with self._reloading:
+            directory = self.context.settings.mappings_dir
+            mappings = await asyncio.to_thread(Mappings.load, directory)
+            context = replace(self.context, mappings=mappings)
+            if self.pool is not None:
+                await self.pool.reload(context)
+            self.context = context
+        log.info("mappings reloaded: version=%s files=%d", mappings.version, len(mappings.files))
+        return mappings
+
     async def reject_oversized(
         self,
         prefix: bytes,
         size: int,
         transport: Transport,
         *,
-        ack_header: AckHeader | None = None,
+        format_hint: SourceFormat | None = None,
     ) -> Handled:
         """Keep the start of a message over the size limit, and answer it (AR / 413)."""
-        identity = identify(prefix, ack_header=ack_header)
+        identity = identify(prefix, format_hint)
         receipt = await self.committer.receive(
             transport=transport,
             # Stored as truncated, so that neither reprocess nor replay ever takes the prefix
@@ -327,7 +236,7 @@ class Service:
         limit = self.context.settings.max_message_bytes
         error = MessageTooLarge(f"{size} bytes is over the limit of {limit}")
         outcome = Processed(identity.message_id, None, (), error)
-        return await self.record(receipt, identity, outcome)
+        return await self.record(receipt, identity, outcome, _ack_header(prefix, identity))
 
     async def reprocess(self, row: MessageRow) -> Handled:
         """Run a stored message through the current pipeline again and record the new outcome.
@@ -352,7 +261,7 @@ class Service:
             row.row_id, row.version, False, None, MessageStatus.RECEIVED, None, None, None
         )
         outcome = await self._process(row.raw, identity.format, fhir_source)
-        return await self.record(receipt, identity, outcome)
+        return await self.record(receipt, identity, outcome, _ack_header(row.raw, identity))
 
     async def _process(
         self, data: bytes, message_format: SourceFormat, fhir_source: str | None
@@ -364,19 +273,29 @@ class Service:
             context = replace(context, fhir_source=fhir_source)
         return processed(process(RawMessage(data, message_format), context))
 
-    async def record(self, receipt: Receipt, identity: Identity, outcome: Processed) -> Handled:
+    async def record(
+        self,
+        receipt: Receipt,
+        identity: Identity,
+        outcome: Processed,
+        ack_header: AckHeader | None,
+    ) -> Handled:
         """Store what became of a message (again, on reprocess) and build its answer."""
-        handled, writes = self._answer(receipt, identity, outcome)
+        handled, writes = self._answer(receipt, identity, outcome, ack_header)
         await self.committer.write(writes)
         return handled
 
     def _answer(
-        self, receipt: Receipt, identity: Identity, outcome: Processed
+        self,
+        receipt: Receipt,
+        identity: Identity,
+        outcome: Processed,
+        ack_header: AckHeader | None,
     ) -> tuple[Handled, list[WriteRequest]]:
         """A message's answer, and the writes that store its outcome."""
         error = outcome.error
         status = _status_of(error)
-        ack = self._ack(identity.ack_header, error) if identity.ack_header is not None else None
+        ack = None if ack_header is None else self._ack(ack_header, error)
         requests: list[WriteRequest] = [
             OutcomeRequest(
                 receipt.row_id,
@@ -409,6 +328,7 @@ class Service:
         return handled, requests
 
     def _ack(self, header: AckHeader, error: AdapterError | None) -> bytes:
+        """The application ACK, stored with the outcome: a resend is answered with it."""
         return application_ack(header, error, self.clock())
 
 
@@ -435,27 +355,11 @@ def _log_late_failure(future: asyncio.Future[list[WriteResult]]) -> None:
         log.warning("outcome not stored: %s", type(error).__name__)
 
 
-def application_ack(header: AckHeader, error: AdapterError | None, moment: datetime) -> bytes:
-    """The application ACK (AA, AE or AR) to a processed message, sent at ``moment``."""
-    code: AckCode = "AA" if error is None else ("AR" if error.ack_code == "AR" else "AE")
-    ack = build_ack(
-        header,
-        code,
-        control_id=ack_control_id(header.control_id),
-        timestamp=hl7_timestamp(moment),
-        error=error,
-        text=ack_text(error),
-    )
-    return ack.encode("utf-8")
-
-
-def ack_control_id(inbound: str) -> str:
-    """The ACK's own MSH-10: derived from the inbound id, so a resent message gets the same."""
-    return ("ACK" + inbound)[:199] if inbound else "ACK"
-
-
-def ack_text(error: AdapterError | None) -> str | None:
-    return None if error is None else f"{error.code}: {error.reason}"
+def _ack_header(data: bytes, identity: Identity) -> AckHeader | None:
+    """The header an HL7 v2 message's ACK answers; None for FHIR input (no ACK)."""
+    if identity.format is not SourceFormat.HL7V2:
+        return None
+    return header_from(data, identity.msh)
 
 
 def _status_of(error: AdapterError | None) -> MessageStatus:

@@ -13,8 +13,10 @@ import logging
 import time
 import traceback
 from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from fastapi import FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -23,8 +25,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from adapter import __version__
-from adapter.errors import StoreUnavailable
+from adapter.emit.ack import batch_header_of
+from adapter.errors import MappingFileError, StoreUnavailable
 from adapter.model import SourceFormat
+from adapter.pipeline import split_frame
 from adapter.service import http_read
 from adapter.service.handler import Handled
 from adapter.service.http_audit import install_audit
@@ -32,7 +36,6 @@ from adapter.service.http_body import (
     FHIR_MEDIA_TYPES,
     HL7_MEDIA_TYPES,
     BadContentLength,
-    batch_reason,
     media_type,
     read_body,
 )
@@ -57,7 +60,8 @@ _HL7_BODY = {"schema": {"type": "string"}}
 _HL7_REQUEST = {
     "requestBody": {
         "required": True,
-        "description": "One HL7 v2 ORU^R01 message in ER7 (a batch is refused with 400)",
+        "description": "HL7 v2 ORU^R01 in ER7: one message (answered with its Bundle), or"
+        " several or an FHS/BHS batch (a batch-response Bundle, one entry per message)",
         "content": dict.fromkeys(sorted(HL7_MEDIA_TYPES), _HL7_BODY),
     }
 }
@@ -145,6 +149,22 @@ def create_app(runtime: Runtime) -> FastAPI:
         """200 when the store answers, 503 (with Retry-After) when it does not."""
         return await _read(lambda: _health(store))
 
+    @app.post("/admin/mappings/reload", responses={403: _OUTCOME, 422: _OUTCOME})
+    async def reload_mappings() -> Response:
+        """Read the mapping files again without a restart (needs the API token set)."""
+        if not runtime.settings.api_token:
+            return outcome_response(
+                403,
+                "HTTP-FORBIDDEN",
+                "forbidden",
+                "reloading over HTTP needs an API token (HER2_API_TOKEN); or send SIGHUP",
+            )
+        try:
+            mappings = await runtime.service.reload_mappings()
+        except MappingFileError as error:
+            return error_response(error)
+        return JSONResponse({"mappings_version": mappings.version, "files": mappings.files})
+
     install_audit(app, runtime)
 
     @app.get("/metrics", response_class=Response)
@@ -176,18 +196,22 @@ async def _ingest(
     except BadContentLength:
         return outcome_response(400, "HTTP-BAD-REQUEST", "structure", "invalid Content-Length")
     started = time.perf_counter()
-    if kind is SourceFormat.HL7V2 and not body.oversized:
-        reason = batch_reason(body.data)
-        if reason is not None:
-            observe("http", "rejected", time.perf_counter() - started)
-            return outcome_response(400, "HTTP-BATCH", "not-supported", reason)
     service = runtime.service
+    # HL7 v2 bodies are cut as MLLP frames are: without a BOM, each message on its own.
+    messages, batch = [body.data], False
+    if kind is SourceFormat.HL7V2 and not body.oversized:
+        messages = split_frame(body.data)
+        batch = len(messages) > 1 or batch_header_of(body.data) is not None
     try:
         if body.oversized:
-            handled = await service.reject_oversized(body.data, body.size, Transport.HTTP)
+            handled = await service.reject_oversized(
+                body.data, body.size, Transport.HTTP, format_hint=kind
+            )
+        elif batch:
+            return await _ingest_several(runtime, messages, started)
         else:
             handled = await service.handle(
-                body.data, Transport.HTTP, format_hint=kind, fhir_source=source
+                messages[0], Transport.HTTP, format_hint=kind, fhir_source=source
             )
         response = await _answer(runtime.store, handled)
     except StoreUnavailable as error:
@@ -197,6 +221,34 @@ async def _ingest(
     outcome = "duplicate" if handled.duplicate else handled.status.value
     observe("http", outcome, time.perf_counter() - started)
     return response
+
+
+async def _ingest_several(runtime: Runtime, messages: list[bytes], started: float) -> Response:
+    """Several HL7 v2 messages in one body (a batch): each stored and answered, in order.
+
+    The answer is a FHIR ``batch-response`` Bundle with one entry per message: its Bundle, or its
+    OperationOutcome, and the HTTP status it would have had alone. A store fault answers 503 for
+    the whole body: the messages stored before it are recognised as copies when it is resent.
+    """
+    entries: list[dict[str, Any]] = []
+    for message in messages:
+        handled = await runtime.service.handle(
+            message, Transport.HTTP, format_hint=SourceFormat.HL7V2
+        )
+        answer = await _answer(runtime.store, handled)
+        observe("http", "duplicate" if handled.duplicate else handled.status.value, 0.0)
+        entries.append(
+            {
+                "resource": orjson.loads(answer.body),
+                "response": {"status": f"{answer.status_code} {_REASONS[answer.status_code]}"},
+            }
+        )
+    observe("http", "batch", time.perf_counter() - started)
+    bundle = {"resourceType": "Bundle", "type": "batch-response", "entry": entries}
+    return Response(orjson.dumps(bundle), media_type=FHIR_JSON)
+
+
+_REASONS = {status.value: status.phrase for status in HTTPStatus}
 
 
 async def _answer(store: Store, handled: Handled) -> Response:

@@ -6,9 +6,6 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from adapter.errors import AdapterError
-from adapter.ingest import er7
-
 PREFIX_BYTES = 64 * 1024
 """How much of an oversized body is kept: enough for the MSH or the JSON ids to be read."""
 
@@ -64,17 +61,3 @@ async def _read_prefix(request: Request) -> bytes:
         if len(prefix) >= PREFIX_BYTES:
             break
     return bytes(prefix[:PREFIX_BYTES])
-
-
-def batch_reason(data: bytes) -> str | None:
-    """Why an HL7 v2 body is not a single message (a batch), or None when it is one."""
-    start = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:3]
-    if start in (b"FHS", b"BHS"):
-        return "a batch envelope (FHS/BHS): the HTTP API takes one message per request"
-    try:
-        count = len(er7.split_messages(data))
-    except AdapterError:
-        return None  # unreadable: the pipeline rejects it with the precise reason
-    if count > 1:
-        return f"{count} messages in one request: the HTTP API takes one message per request"
-    return None

@@ -13,37 +13,44 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
+from collections.abc import Collection
 from contextlib import suppress
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
 from adapter.emit.ack import (
     AcceptCode,
     AckHeader,
-    ApplicationCode,
+    accept_answer,
+    batch_header_of,
     build_ack,
-    enhanced_mode_decision,
+    build_batch_response,
+    commit_code,
+    forced_original_mode,
+    header_from,
     hl7_timestamp,
+    msa_code,
+    plan,
 )
-from adapter.errors import TransientError
+from adapter.errors import AdapterError, MessageTooLarge, TransientError
+from adapter.ingest.mllp import CARRIAGE_RETURN, END_BLOCK, START_BLOCK, frame
 from adapter.model import SourceFormat
+from adapter.pipeline import identify, split_frame
 from adapter.service import metrics
 from adapter.service.admission import ConnectionTable, Limits, ReadDeadline, peer_address
-from adapter.service.handler import Handled, Service, ack_header_of
-from adapter.store import Transport
+from adapter.service.handler import Service
+from adapter.store import Receipt, Transport
 
 log = logging.getLogger("her2_adapter.mllp")
 
-START_BLOCK: Final = b"\x0b"
-END_BLOCK: Final = b"\x1c"
-CARRIAGE_RETURN: Final = b"\r"
 KEEP_PREFIX: Final = 64 * 1024
 """How much of an oversized frame is kept (and stored) to read its header and answer it."""
 MAX_GARBAGE: Final = 64 * 1024
 """Bytes without a start block after which a connection is taken to be no MLLP sender."""
 READ_SIZE: Final = 64 * 1024
-MAX_ACK_BYTES: Final = 1024 * 1024
 SHUTDOWN_GRACE: Final = 10.0
 """Seconds a message being handled at shutdown gets to finish and be answered."""
 
@@ -68,11 +75,6 @@ class OversizedFrame:
 
 class NoStartBlock(Exception):
     """More bytes than allowed arrived without a start block: not an MLLP sender."""
-
-
-def frame(message: bytes) -> bytes:
-    """The message with MLLP framing."""
-    return START_BLOCK + message + END_BLOCK + CARRIAGE_RETURN
 
 
 class FrameDecoder:
@@ -188,22 +190,28 @@ class FrameDecoder:
 DEFAULT_LIMITS: Final = Limits(
     max_connections=256, max_per_source=32, frame_timeout=60.0, idle_timeout=3600.0
 )
-"""Caps and deadlines when none are given (``ServiceSettings`` has the same defaults)."""
-
-
-def _wants_application_ack(header: AckHeader) -> bool:
-    return header.application_ack_type.strip().upper() not in ("NE", "SU")
+"""Caps and deadlines when none are given (``adapter.config.Settings`` has the same defaults)."""
 
 
 class MllpServer:
     """Serves many MLLP connections; each handles its messages one at a time, in order."""
 
     def __init__(
-        self, service: Service, *, max_message_bytes: int, limits: Limits = DEFAULT_LIMITS
+        self,
+        service: Service,
+        *,
+        max_message_bytes: int,
+        limits: Limits = DEFAULT_LIMITS,
+        original_mode_senders: Collection[str] = (),
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        """``tls``: serve MLLP over TLS (``tls_context``); ``original_mode_senders``: senders
+        answered in original mode whatever MSH-15/16 ask (``emit.ack.forced_original_mode``)."""
         self._service = service
         self._max_message_bytes = max_message_bytes
         self._limits = limits
+        self._original_mode_senders = frozenset(original_mode_senders)
+        self._tls = tls
         self._server: asyncio.Server | None = None
         self._connections: dict[asyncio.Task[None], _ConnectionState] = {}
         self._admitted: ConnectionTable[_ConnectionState] = ConnectionTable(limits, name="mllp")
@@ -217,7 +225,9 @@ class MllpServer:
         return port
 
     async def start(self, host: str, port: int) -> None:
-        self._server = await asyncio.start_server(self._accept, host, port, limit=READ_SIZE)
+        self._server = await asyncio.start_server(
+            self._accept, host, port, limit=READ_SIZE, ssl=self._tls
+        )
 
     async def close(self, grace: float = SHUTDOWN_GRACE) -> None:
         """Stop accepting; let messages being handled finish and be answered; close the rest."""
@@ -249,7 +259,7 @@ class MllpServer:
         self._connections[task] = state
         try:
             await self._serve(reader, writer, state)
-        except ConnectionError:
+        except (ConnectionError, ssl.SSLError):
             log.info("mllp connection lost")
         except NoStartBlock:
             log.warning("mllp connection closed: no start block")
@@ -261,7 +271,7 @@ class MllpServer:
             del self._connections[task]
             self._admitted.release(source, state)
             writer.close()
-            with suppress(ConnectionError):
+            with suppress(ConnectionError, ssl.SSLError):
                 await writer.wait_closed()
 
     async def _serve(
@@ -293,26 +303,79 @@ class MllpServer:
                     return
             deadline.observe(in_frame=decoder.in_frame, completed=len(messages))
 
-    async def _answer(self, message: Frame | OversizedFrame, writer: asyncio.StreamWriter) -> bool:
-        """Handle one message and send its ACKs; False when the connection must be closed."""
+    async def _answer(self, item: Frame | OversizedFrame, writer: asyncio.StreamWriter) -> bool:
+        """Handle one frame and send its answers; False when the connection must be closed.
+
+        Each message of the frame is stored and answered in order; a batch (FHS/BHS) gets one
+        response batch holding its messages' ACKs, once all of them are stored.
+        """
+        if isinstance(item, OversizedFrame):
+            return await self._answer_message(item.prefix, writer, None, oversized=item)
+        batch = batch_header_of(item.payload)
+        collected: list[bytes] | None = None if batch is None else []
+        for message in split_frame(item.payload):
+            if not await self._answer_message(message, writer, collected):
+                return False
+        if batch is not None and collected is not None:
+            acks = [ack.decode("utf-8") for ack in collected]
+            response = build_batch_response(
+                batch, acks, timestamp=hl7_timestamp(self._service.clock())
+            )
+            writer.write(frame(response.encode("utf-8")))
+            await writer.drain()
+        return True
+
+    async def _answer_message(
+        self,
+        data: bytes,
+        writer: asyncio.StreamWriter,
+        collected: list[bytes] | None,
+        *,
+        oversized: OversizedFrame | None = None,
+    ) -> bool:
+        """Store, process and answer one message (into ``collected`` when inside a batch)."""
         started = time.perf_counter()
-        oversized = isinstance(message, OversizedFrame)
-        data = message.prefix if isinstance(message, OversizedFrame) else message.payload
-        header = ack_header_of(data)
+        identity = identify(data, SourceFormat.HL7V2)
+        header = header_from(data, identity.msh)
+        original = forced_original_mode(header, self._original_mode_senders)
+        refusal = identity.refusal
+        if oversized is not None:
+            limit = self._max_message_bytes
+            refusal = MessageTooLarge(f"{oversized.size} bytes is over the limit of {limit}")
+        commit = commit_code(refusal)
+        accept = accept_answer(header, commit, original_mode=original)
+        codes: list[str] = []
+
+        async def send(ack: bytes, code: str) -> None:
+            codes.append(code)
+            if collected is not None:
+                collected.append(ack)
+                return
+            writer.write(frame(ack))  # a write of its own: some clients read one frame per read
+            await writer.drain()
+
+        async def commit_answer(_: Receipt) -> None:
+            if accept is not None:
+                await send(self._accept_ack(header, accept, refusal), accept)
+
         try:
-            if isinstance(message, OversizedFrame):
+            if oversized is not None:
                 handled = await self._service.reject_oversized(
-                    message.prefix, message.size, _TRANSPORT, ack_header=header
+                    data, oversized.size, _TRANSPORT, format_hint=SourceFormat.HL7V2
                 )
+                await commit_answer(handled.receipt)
             else:
-                # The ACK waits for the raw message's commit only; its outcome follows in the
-                # next group commit (Service.handle explains what a crash in between leaves).
+                # The commit ACK leaves as soon as the raw message is durable; the application
+                # ACK once it is processed. Its outcome follows in the next group commit
+                # (Service.handle explains what a crash in between leaves).
                 handled = await self._service.handle(
-                    message.payload,
+                    data,
                     _TRANSPORT,
                     format_hint=SourceFormat.HL7V2,
                     wait_for_outcome=False,
+                    identity=identity,
                     ack_header=header,
+                    on_stored=commit_answer,
                 )
         except TransientError as error:
             log.warning("mllp no ack: control_id=%s code=%s", header.control_id, error.code)
@@ -325,15 +388,13 @@ class MllpServer:
             )
             metrics.observe(_METRIC, "unstored", time.perf_counter() - started)
             return False
-        replies = self._replies(header, handled, oversized=oversized)
+        if handled.ack is not None:
+            application = plan(
+                header, commit=commit, application=msa_code(handled.ack), original_mode=original
+            ).application
+            if application is not None:
+                await send(handled.ack, application)
         outcome = "duplicate" if handled.duplicate else handled.status.value
-        if replies is None:
-            log.info("mllp closed: no control id to answer, code=%s", handled.error_code)
-            metrics.observe(_METRIC, outcome, time.perf_counter() - started)
-            return False
-        codes = [code for code, _ in replies]
-        writer.writelines(frame(ack) for _, ack in replies)
-        await writer.drain()
         metrics.observe(
             _METRIC, outcome, time.perf_counter() - started, codes[0] if codes else None
         )
@@ -347,44 +408,23 @@ class MllpServer:
         )
         return True
 
-    def _replies(
-        self, header: AckHeader, handled: Handled, *, oversized: bool
-    ) -> list[tuple[str, bytes]] | None:
-        """The ACK frames to send as (MSA-1, ACK) pairs; None when nobody can be answered."""
-        if header.message_type.upper() == "ACK":
-            return []  # never ACK an ACK: it is stored, and answering could loop between peers
-        if handled.ack is None or not header.control_id:
-            return None
-        application = msa_code(handled.ack)
-        if not header.accept_ack_type.strip() and not header.application_ack_type.strip():
-            return [(application, handled.ack)]
-        accept: AcceptCode = "CR" if oversized else "CA"
-        plan = enhanced_mode_decision(
-            header.accept_ack_type,
-            header.application_ack_type,
-            accept=accept,
-            application=application,
-        )
-        replies: list[tuple[str, bytes]] = []
-        if plan.accept is not None:
-            replies.append((plan.accept, self._accept_ack(header, plan.accept, handled)))
-        if plan.application is not None:
-            replies.append((plan.application, handled.ack))
-        if not replies and oversized and _wants_application_ack(header):
-            # Accept ACKs off (NE) and the message refused before processing: the application
-            # ACK the sender waits for would never come, so the refusal is said there (AR).
-            replies.append((application, handled.ack))
-        return replies
-
-    def _accept_ack(self, header: AckHeader, code: AcceptCode, handled: Handled) -> bytes:
-        ack = build_ack(
-            header,
-            code,
-            control_id=accept_control_id(header.control_id),
-            timestamp=hl7_timestamp(self._service.clock()),
-            error=handled.error if code != "CA" else None,
-        )
+    def _accept_ack(
+        self, header: AckHeader, code: AcceptCode, refusal: AdapterError | None
+    ) -> bytes:
+        ack = build_ack(header, code, timestamp=hl7_timestamp(self._service.clock()), error=refusal)
         return ack.encode("utf-8")
+
+
+def tls_context(cert: Path, key: Path, client_ca: Path | None = None) -> ssl.SSLContext:
+    """A server TLS context (TLS 1.2 or later); with ``client_ca``, clients must present a
+    certificate that CA signed (mutual TLS). Raises OSError or ssl.SSLError for bad files."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    if client_ca is not None:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(client_ca)
+    return context
 
 
 @dataclass(slots=True, eq=False)
@@ -396,68 +436,3 @@ class _ConnectionState:
     def evict(self) -> None:
         """Make room for a newcomer (admission.py): the read in progress sees the end."""
         self.writer.close()
-
-
-def accept_control_id(inbound: str) -> str:
-    """The accept ACK's own MSH-10, distinct from the application ACK's (``ACK<id>``)."""
-    return ("ACC" + inbound)[:199] if inbound else "ACC"
-
-
-_APPLICATION_CODES: Final[dict[bytes, ApplicationCode]] = {b"AA": "AA", b"AE": "AE", b"AR": "AR"}
-
-
-def msa_code(ack: bytes) -> ApplicationCode:
-    """MSA-1 of a stored application ACK (AA, AE or AR)."""
-    separator = ack[3:4]
-    for segment in ack.split(b"\r"):
-        if segment.startswith(b"MSA" + separator):
-            code = _APPLICATION_CODES.get(segment[4:6])
-            if code is not None:
-                return code
-    raise ValueError("the stored ACK has no MSA-1 of AA, AE or AR")
-
-
-class MllpClient:
-    """A sending connection, as an interface engine opens one (used by the load bench and tests).
-
-    ``send`` writes one framed message and reads the ACK frames it expects back; in enhanced
-    mode a message may be answered by zero, one or two frames, so the caller says how many.
-    """
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._reader = reader
-        self._writer = writer
-        self._decoder = FrameDecoder(MAX_ACK_BYTES)
-        self._ready: list[bytes] = []
-
-    @classmethod
-    async def connect(cls, host: str, port: int) -> MllpClient:
-        reader, writer = await asyncio.open_connection(host, port, limit=READ_SIZE)
-        return cls(reader, writer)
-
-    async def send(self, message: bytes, *, expect: int = 1, timeout: float = 10.0) -> list[bytes]:
-        self._writer.write(frame(message))
-        await self._writer.drain()
-        return [await self.receive(timeout=timeout) for _ in range(expect)]
-
-    async def write_raw(self, data: bytes) -> None:
-        """Bytes as given, framed or not (to test what a misbehaving sender does)."""
-        self._writer.write(data)
-        await self._writer.drain()
-
-    async def receive(self, *, timeout: float = 10.0) -> bytes:
-        """The next frame; raises ConnectionError if the server closes the connection first."""
-        async with asyncio.timeout(timeout):
-            while not self._ready:
-                chunk = await self._reader.read(READ_SIZE)
-                if not chunk:
-                    raise ConnectionResetError("the MLLP server closed the connection")
-                self._ready.extend(
-                    item.payload for item in self._decoder.feed(chunk) if isinstance(item, Frame)
-                )
-        return self._ready.pop(0)
-
-    async def close(self) -> None:
-        self._writer.close()
-        with suppress(ConnectionError):
-            await self._writer.wait_closed()

@@ -12,22 +12,21 @@ import contextlib
 import gc
 import logging
 import signal
+import ssl
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import uvloop
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, TomlConfigSettingsSource
 
-from adapter.errors import TransientError
+from adapter.config import Settings
+from adapter.errors import ConfigError, MappingFileError, TransientError
 from adapter.pipeline import Context
 from adapter.service import metrics
 from adapter.service.affinity import available_cpus, pin, plan_cpus
 from adapter.service.handler import Clock, Service
-from adapter.service.mllp import MllpServer
-from adapter.service.settings import ServiceSettings
+from adapter.service.mllp import MllpServer, tls_context
 from adapter.service.workers import WorkerPool
 from adapter.store import (
     GroupCommitter,
@@ -51,7 +50,7 @@ FORWARDER_GRACE = 10.0
 class Runtime:
     """What the transports and the forwarder share in one running service (fields are stable)."""
 
-    settings: ServiceSettings
+    settings: Settings
     store: Store
     committer: GroupCommitter
     service: Service
@@ -79,32 +78,6 @@ class Listening:
         return f"her2-adapter listening: {where}; store {self.store}{forward}"
 
 
-def load_settings(config_file: Path | None = None, **given: Any) -> ServiceSettings:
-    """Keyword arguments over ``HER2_*`` environment variables over the TOML file over defaults.
-
-    The file takes the same keys as the settings (``mllp_port = 2575``); an unknown key is an
-    error, so a misspelt setting is not silently ignored.
-    """
-    if config_file is None:
-        return ServiceSettings(**given)
-    toml_file = config_file
-
-    class _FromFile(ServiceSettings):
-        @classmethod
-        def settings_customise_sources(
-            cls,
-            settings_cls: type[BaseSettings],
-            init_settings: PydanticBaseSettingsSource,
-            env_settings: PydanticBaseSettingsSource,
-            dotenv_settings: PydanticBaseSettingsSource,
-            file_secret_settings: PydanticBaseSettingsSource,
-        ) -> tuple[PydanticBaseSettingsSource, ...]:
-            toml = TomlConfigSettingsSource(settings_cls, toml_file=toml_file)
-            return (init_settings, env_settings, toml)
-
-    return _FromFile(**given)
-
-
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -119,7 +92,7 @@ def redact(url: str) -> str:
     return f"{scheme}://{user}:***@{location}" if user else f"{scheme}://***@{location}"
 
 
-def run(settings: ServiceSettings, *, on_ready: Callable[[Listening], None] | None = None) -> None:
+def run(settings: Settings, *, on_ready: Callable[[Listening], None] | None = None) -> None:
     """Run the service in this process until SIGTERM or SIGINT (``her2-adapter serve``).
 
     On uvloop, whose socket handling costs the MLLP listener less CPU per message than the
@@ -148,7 +121,7 @@ def run(settings: ServiceSettings, *, on_ready: Callable[[Listening], None] | No
 
 
 async def serve(
-    settings: ServiceSettings,
+    settings: Settings,
     *,
     stop: asyncio.Event | None = None,
     clock: Clock = utc_now,
@@ -175,7 +148,7 @@ async def serve(
             context, committer, clock, forward=settings.fhir_base is not None, pool=pool
         )
         runtime = Runtime(settings, store, committer, service, clock)
-        with _signals(stop, enabled=handle_signals):
+        with _signals(stop, enabled=handle_signals), _reload_signal(service, handle_signals):
             await _run(runtime, stop, on_ready)
     finally:
         if pool is not None:
@@ -201,6 +174,8 @@ async def _run(
                 runtime.service,
                 max_message_bytes=settings.max_message_bytes,
                 limits=settings.mllp_limits,
+                original_mode_senders=settings.original_mode_senders,
+                tls=_mllp_tls(settings),
             )
             await mllp.start(settings.host, settings.mllp_port)
             listening.mllp_port = mllp.port
@@ -231,6 +206,18 @@ async def _run(
         if recovery is not None:
             await _finish(recovery, FORWARDER_GRACE)
         await runtime.committer.close()
+
+
+def _mllp_tls(settings: Settings) -> ssl.SSLContext | None:
+    """The MLLP listener's TLS context, when a certificate is configured."""
+    if settings.mllp_tls_cert is None or settings.mllp_tls_key is None:
+        return None
+    try:
+        return tls_context(
+            settings.mllp_tls_cert, settings.mllp_tls_key, settings.mllp_tls_client_ca
+        )
+    except (OSError, ssl.SSLError) as error:
+        raise ConfigError(f"MLLP TLS: cannot load the certificate, key or CA: {error}") from None
 
 
 RECOVERY_INTERVAL = 30.0
@@ -289,6 +276,7 @@ def _http_server(runtime: Runtime) -> uvicorn.Server:
         http=admitted_protocol(settings.http_limits, body_timeout=settings.http_body_timeout),
         timeout_keep_alive=settings.http_idle_timeout,
         log_level="warning",
+        log_config=None,  # uvicorn's events go through the service's handler, one line each
         access_log=False,  # query strings (?patient=...) must not reach the logs
         timeout_graceful_shutdown=10,  # a stalled upload must not hold SIGTERM forever
     )
@@ -338,6 +326,36 @@ def _signals(stop: asyncio.Event, *, enabled: bool) -> Iterator[None]:
     finally:
         for number in handled:
             loop.remove_signal_handler(number)
+
+
+@contextlib.contextmanager
+def _reload_signal(service: Service, enabled: bool) -> Iterator[None]:
+    """SIGHUP reloads the mapping files, as a running daemon is expected to."""
+    if not enabled:
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    reloads: set[asyncio.Task[None]] = set()
+
+    def on_hangup() -> None:
+        task = loop.create_task(reload_logged(service), name="mappings-reload")
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGHUP)
+
+
+async def reload_logged(service: Service) -> None:
+    """A reload asked for by signal: there is no one to answer, so the outcome is logged."""
+    try:
+        await service.reload_mappings()
+    except MappingFileError as error:
+        # File, key and problem only: mapping files hold no patient data.
+        log.error("mappings not reloaded, the old ones stay: %s", error)
 
 
 def _on_signal(stop: asyncio.Event, number: int) -> None:

@@ -180,6 +180,14 @@ class WorkerPool:
         worker.writer.write(_frame(payload))
         return await future
 
+    async def reload(self, context: Context) -> None:
+        """Carry on with a new Context (new mappings): new workers are started with it, then
+        the old ones are stopped once they have answered what was sent to them."""
+        self._context = context
+        fresh = await asyncio.gather(*(self._spawn(worker.cpus) for worker in self._workers))
+        old, self._workers = self._workers, list(fresh)
+        await asyncio.gather(*(self._stop(worker) for worker in old))
+
     async def close(self) -> None:
         """Stop the workers once they have answered what was sent to them."""
         self._closing = True

@@ -47,6 +47,8 @@ def test_breast_and_gastric_category_mix_are_counted_apart(audit: dict[str, Any]
         "HER2-negative": STEADY_MONTH["0"],
         "HER2-equivocal": GROUP_4 + NO_ISH,
         "indeterminate": 0,
+        "HER2-not-reported": 0,
+        "HER2-not-understood": 0,
     }
     assert breast["counts"] == expected
     assert breast["total"] == sum(STEADY_MONTH.values())

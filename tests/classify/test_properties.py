@@ -103,6 +103,8 @@ CATEGORIES = {
     OfficialResult.POSITIVE: {Category.HER2_POSITIVE},
     OfficialResult.EQUIVOCAL: {Category.HER2_EQUIVOCAL},
     OfficialResult.INDETERMINATE: {Category.INDETERMINATE},
+    # no official result: no HER2 result at all, or one whose value could not be read
+    None: {Category.HER2_NOT_REPORTED, Category.HER2_NOT_UNDERSTOOD},
     OfficialResult.NEGATIVE: {
         Category.HER2_LOW,
         Category.HER2_ULTRALOW,

@@ -14,6 +14,7 @@ import pytest
 from adapter.classify import classify
 from adapter.classify.table import RULES
 from adapter.model import (
+    Analyte,
     AssayRecord,
     Category,
     Classification,
@@ -30,11 +31,13 @@ from adapter.model import (
     LabInterpretation,
     OfficialResult,
     Origin,
+    Provenance,
     ReceptorCall,
     ReceptorResult,
     SourceFormat,
     Specimen,
     Tissue,
+    UnusedResult,
 )
 
 POS, EQV, NEG, IND = (
@@ -79,7 +82,9 @@ def record(
     er: ReceptorResult | None = None,
     pgr: ReceptorResult | None = None,
     lab: Interpretation | None = None,
+    unread: tuple[tuple[Analyte, str], ...] = (),
 ) -> AssayRecord:
+    """``unread``: (analyte, position) of results whose value the mappings could not read."""
     return AssayRecord(
         origin=Origin(format=SourceFormat.HL7V2, message_id="T1"),
         specimen=Specimen(tissue=tissue),
@@ -88,6 +93,15 @@ def record(
         er=er,
         pgr=pgr,
         lab_interpretation=None if lab is None else LabInterpretation(stated=lab),
+        unused=tuple(
+            UnusedResult(
+                provenance=Provenance(locator=where),
+                reason=f"value not understood for {analyte}",
+                analyte=analyte,
+                not_understood=True,
+            )
+            for analyte, where in unread
+        ),
     )
 
 
@@ -330,8 +344,8 @@ IHC_ONLY = [
         flags=(F.SCORE_MISSING,),
     ),
     her2(
-        "'Positive' without a score is not used",
-        record(ihc=ihc(None, stated=Interpretation.POSITIVE)),
+        "'low positive' (not a HER2 result) without a score is not used",
+        record(ihc=ihc(None, stated=Interpretation.LOW_POSITIVE)),
         IND,
         C_IND,
         ("HER2-IHC-SCORE-MISSING-UNUSABLE", "HER2-INDETERMINATE-NO-RESULT"),
@@ -374,7 +388,13 @@ IHC_ONLY = [
         ("HER2-IHC-2",),
         no_flags=(F.DISCORDANCE,),
     ),
-    her2("no HER2 test at all", record(), IND, C_IND, ("HER2-INDETERMINATE-NO-RESULT",)),
+    her2(
+        "conflicting IHC results, nothing usable",
+        record(ihc=IhcResult()),
+        IND,
+        C_IND,
+        ("HER2-INDETERMINATE-NO-RESULT",),
+    ),
     her2(
         "IHC could not be scored",
         record(ihc=ihc(None, failed="failed controls")),
@@ -1455,11 +1475,30 @@ ER_PGR = [
         flags=(F.ER_LOW_POSITIVE,),
     ),
     receptors(
-        "ER stated positive without %",
+        "ER stated positive without %: positive, low positive not excluded",
         record(er=said(Interpretation.POSITIVE)),
-        ("ER-UNDETERMINED",),
-        er=None,
-        flags=(F.RECEPTOR_UNDETERMINED,),
+        ("ER-POSITIVE-NO-PERCENT", "HR-POSITIVE"),
+        er=R.POSITIVE,
+        hr=HrStatus.POSITIVE,
+        flags=(F.ER_PERCENT_MISSING,),
+        no_flags=(F.RECEPTOR_UNDETERMINED, F.ER_LOW_POSITIVE),
+    ),
+    receptors(
+        "ER stated low positive without %: low positive, no percent flag",
+        record(er=said(Interpretation.LOW_POSITIVE)),
+        ("ER-LOW-POSITIVE", "HR-LOW-POSITIVE"),
+        er=R.LOW_POSITIVE,
+        hr=HrStatus.LOW_POSITIVE,
+        no_flags=(F.ER_PERCENT_MISSING,),
+    ),
+    receptors(
+        "ER stated positive (mCODE), PgR stated negative: HR-positive, flagged",
+        record(er=said(Interpretation.POSITIVE), pgr=said(Interpretation.NEGATIVE)),
+        ("ER-POSITIVE-NO-PERCENT", "PGR-NEGATIVE", "HR-POSITIVE"),
+        er=R.POSITIVE,
+        pgr=R.NEGATIVE,
+        hr=HrStatus.POSITIVE,
+        flags=(F.ER_PERCENT_MISSING,),
     ),
     receptors(
         "ER 'positive' beside 5%: compatible, low positive",
@@ -1552,14 +1591,14 @@ ER_PGR = [
     ),
     receptors(
         "ER undetermined, PgR negative: open",
-        record(er=said(Interpretation.POSITIVE), pgr=pct("0")),
+        record(er=pct("5-15"), pgr=pct("0")),
         ("HR-UNDETERMINED",),
         hr=None,
         flags=(F.RECEPTOR_UNDETERMINED,),
     ),
     receptors(
         "ER undetermined, PgR positive: HR-positive",
-        record(er=said(Interpretation.POSITIVE), pgr=pct("30")),
+        record(er=pct("5-15"), pgr=pct("30")),
         ("HR-POSITIVE",),
         hr=HrStatus.POSITIVE,
     ),
@@ -1571,6 +1610,206 @@ ER_PGR = [
         pgr=None,
         hr=None,
         no_flags=(F.RECEPTOR_UNDETERMINED,),
+    ),
+]
+
+C_NOT_REPORTED, C_NOT_UNDERSTOOD = Category.HER2_NOT_REPORTED, Category.HER2_NOT_UNDERSTOOD
+
+LAB_STATED_ONLY = [
+    her2(
+        "IHC 'Positive' without a score: positive, stated only",
+        record(ihc=ihc(None, stated=Interpretation.POSITIVE)),
+        POS,
+        C_POS,
+        ("HER2-IHC-STATED-NO-SCORE", "HER2-STATED-ONLY", "HER2-CAT-POSITIVE"),
+        flags=(F.SCORE_MISSING, F.LAB_STATED_ONLY),
+    ),
+    her2(
+        "IHC 'Equivocal' without a score: equivocal, reflex ISH pending",
+        record(ihc=ihc(None, stated=Interpretation.EQUIVOCAL)),
+        EQV,
+        C_EQV,
+        ("HER2-IHC-STATED-NO-SCORE", "HER2-STATED-ONLY"),
+        flags=(F.LAB_STATED_ONLY, F.PENDING_WORKUP),
+    ),
+    her2(
+        "IHC 'Negative' without a score: HER2-negative, finer category not assignable",
+        record(ihc=ihc(None, stated=Interpretation.NEGATIVE)),
+        NEG,
+        C_NEG,
+        ("HER2-IHC-STATED-NO-SCORE", "HER2-STATED-ONLY", "HER2-CAT-NEGATIVE-NO-SUBTYPE"),
+        flags=(F.SCORE_MISSING, F.LAB_STATED_ONLY),
+    ),
+    her2(
+        "IHC 'Positive' without a score, group 2: read as IHC 3+, not stated only",
+        record(ihc=ihc(None, stated=Interpretation.POSITIVE), ish=dual("2.5", "3.0")),
+        POS,
+        C_POS,
+        ("HER2-ISH-G2", "HER2-ISH-G2-IHC3"),
+        group=2,
+        no_flags=(F.LAB_STATED_ONLY,),
+    ),
+    her2(
+        "IHC 'Equivocal' without a score, group 4, no recount: pending the recount",
+        record(ihc=ihc(None, stated=Interpretation.EQUIVOCAL), ish=dual("1.5", "5.0")),
+        EQV,
+        C_EQV,
+        ("HER2-ISH-G4-IHC2-PENDING",),
+        group=4,
+    ),
+    her2(
+        "ISH 'Positive' without a count and no IHC: positive, stated only",
+        record(ish=dual(None, None, stated=Interpretation.POSITIVE)),
+        POS,
+        C_POS,
+        ("HER2-ISH-STATED-ONLY", "HER2-STATED-ONLY"),
+        flags=(F.LAB_STATED_ONLY,),
+        no_flags=(F.INCOMPLETE_ISH,),
+    ),
+    her2(
+        "ISH 'Negative' without a count and no IHC: HER2-negative, stated only",
+        record(ish=dual(None, None, stated=Interpretation.NEGATIVE)),
+        NEG,
+        C_NEG,
+        ("HER2-ISH-STATED-ONLY", "HER2-CAT-NEGATIVE-NO-SUBTYPE"),
+        flags=(F.LAB_STATED_ONLY,),
+    ),
+    her2(
+        "ISH 'Equivocal' without a count and no IHC: equivocal, work-up pending",
+        record(ish=dual(None, None, stated=Interpretation.EQUIVOCAL)),
+        EQV,
+        C_EQV,
+        ("HER2-ISH-STATED-ONLY",),
+        flags=(F.LAB_STATED_ONLY, F.PENDING_WORKUP),
+    ),
+    her2(
+        "ISH 'Positive' without a count beside IHC 1+: the incomplete-ISH rules decide",
+        record(ihc=ihc("1+"), ish=dual(None, None, stated=Interpretation.POSITIVE)),
+        EQV,
+        C_EQV,
+        ("HER2-ISH-INCOMPLETE-IHC01-OPEN",),
+        no_flags=(F.LAB_STATED_ONLY,),
+    ),
+    her2(
+        "overall 'Negative' (48676-1) alone: HER2-negative, stated only (mCODE example)",
+        record(lab=Interpretation.NEGATIVE),
+        NEG,
+        C_NEG,
+        ("HER2-LAB-STATED-ONLY", "HER2-STATED-ONLY", "HER2-CAT-NEGATIVE-NO-SUBTYPE"),
+        flags=(F.LAB_STATED_ONLY,),
+        no_flags=(F.LAB_INTERPRETATION_DIFFERS,),
+    ),
+    her2(
+        "overall 'Positive' alone: HER2-positive",
+        record(lab=Interpretation.POSITIVE),
+        POS,
+        C_POS,
+        ("HER2-LAB-STATED-ONLY",),
+        flags=(F.LAB_STATED_ONLY,),
+    ),
+    her2(
+        "overall 'Equivocal' alone: HER2-equivocal, pending",
+        record(lab=Interpretation.EQUIVOCAL),
+        EQV,
+        C_EQV,
+        ("HER2-LAB-STATED-ONLY",),
+        flags=(F.LAB_STATED_ONLY, F.PENDING_WORKUP),
+    ),
+    her2(
+        "overall 'HER2-low' alone: negative, HER2-low not assigned without a score",
+        record(lab=Interpretation.HER2_LOW),
+        NEG,
+        C_NEG,
+        ("HER2-LAB-STATED-ONLY",),
+        flags=(F.LAB_STATED_ONLY, F.LAB_INTERPRETATION_DIFFERS),
+    ),
+    her2(
+        "overall 'Negative' beside an IHC that could not be scored: indeterminate",
+        record(ihc=ihc(None, failed="failed controls"), lab=Interpretation.NEGATIVE),
+        IND,
+        C_IND,
+        ("HER2-INDETERMINATE-LAB",),
+        flags=(F.LAB_INTERPRETATION_DIFFERS,),
+        no_flags=(F.LAB_STATED_ONLY,),
+    ),
+    her2(
+        "overall 'Negative' alone, gastroesophageal: HER2-negative",
+        record(Tissue.GASTROESOPHAGEAL, lab=Interpretation.NEGATIVE),
+        NEG,
+        C_NEG,
+        ("HER2-LAB-STATED-ONLY", "GEA-CAT-NEGATIVE"),
+        flags=(F.LAB_STATED_ONLY,),
+    ),
+    her2(
+        "overall 'Negative' alone, tissue unknown: both rule sets agree",
+        record(Tissue.UNKNOWN, lab=Interpretation.NEGATIVE),
+        NEG,
+        C_NEG,
+        ("HER2-LAB-STATED-ONLY", "TISSUE-UNKNOWN-AGREE"),
+        flags=(F.LAB_STATED_ONLY, F.TISSUE_UNKNOWN),
+    ),
+]
+
+NO_HER2_RESULT = [
+    her2("no HER2 test at all", record(), None, C_NOT_REPORTED, ("HER2-NOT-REPORTED",)),
+    Case(
+        "ER/PgR-only order: HER2 not reported, HR still classified",
+        record(er=pct("95"), pgr=pct("0")),
+        ("HER2-NOT-REPORTED", "ER-POSITIVE", "HR-POSITIVE"),
+        {"official_result": None, "category": C_NOT_REPORTED, "hr_status": HrStatus.POSITIVE},
+    ),
+    Case(
+        "HER2 IHC value not understood beside ER: HER2 not understood",
+        record(er=pct("95"), unread=((Analyte.HER2_IHC, "OBX[2]"),)),
+        ("HER2-NOT-UNDERSTOOD", "HR-POSITIVE"),
+        {"official_result": None, "category": C_NOT_UNDERSTOOD, "hr_status": HrStatus.POSITIVE},
+    ),
+    her2(
+        "an unread ratio beside IHC 0: not understood (the ratio may make it positive)",
+        record(ihc=ihc("0"), unread=((Analyte.HER2_CEP17_RATIO, "OBX[4]"),)),
+        None,
+        C_NOT_UNDERSTOOD,
+        ("HER2-NOT-UNDERSTOOD",),
+    ),
+    her2(
+        "an unread ER value does not make HER2 not understood",
+        record(ihc=ihc("3+"), unread=((Analyte.ER_PERCENT, "OBX[5]"),)),
+        POS,
+        C_POS,
+        ("HER2-IHC-3",),
+    ),
+]
+
+THERAPY = [
+    Case(
+        "HER2-low, HR-positive: DESTINY-Breast04 and -06",
+        record(ihc=ihc("1+"), er=pct("95")),
+        ("THERAPY-DB04", "THERAPY-DB06"),
+    ),
+    Case(
+        "HER2-low, HR-negative: DESTINY-Breast04 only",
+        record(ihc=ihc("1+"), er=pct("0"), pgr=pct("0")),
+        ("THERAPY-DB04",),
+    ),
+    Case(
+        "HER2-ultralow, HR-positive: DESTINY-Breast06",
+        record(ihc=ihc("0", subtype=Ihc0Subtype.ULTRALOW), er=pct("95")),
+        ("THERAPY-DB06",),
+    ),
+    Case(
+        "HER2-ultralow, HR-low-positive: DESTINY-Breast06",
+        record(ihc=ihc("0", subtype=Ihc0Subtype.ULTRALOW), er=pct("5"), pgr=pct("0")),
+        ("THERAPY-DB06",),
+    ),
+    Case(
+        "HER2-ultralow, HR-negative: no therapy",
+        record(ihc=ihc("0", subtype=Ihc0Subtype.ULTRALOW), er=pct("0"), pgr=pct("0")),
+        ("THERAPY-NONE-ULTRALOW-HR-NEGATIVE",),
+    ),
+    Case(
+        "HER2-ultralow, no ER/PgR: no therapy, HR decides",
+        record(ihc=ihc("0", subtype=Ihc0Subtype.ULTRALOW)),
+        ("THERAPY-NONE-ULTRALOW-HR-UNKNOWN",),
     ),
 ]
 
@@ -1590,7 +1829,52 @@ CASES = (
     + [("tissue unknown", c) for c in UNKNOWN_TISSUE]
     + [("lab call", c) for c in LAB_CALLS]
     + [("ER/PgR", c) for c in ER_PGR]
+    + [("lab-stated only", c) for c in LAB_STATED_ONLY]
+    + [("no HER2 result", c) for c in NO_HER2_RESULT]
+    + [("therapy", c) for c in THERAPY]
 )
+
+
+_THERAPY_IDS = {rule.id for rule in RULES if rule.id.startswith("THERAPY-")}
+
+
+@pytest.mark.parametrize(
+    ("rec", "expected"),
+    [
+        (record(ihc=ihc("0", subtype=Ihc0Subtype.NULL), er=pct("95")), set()),
+        (record(ihc=ihc("3+"), er=pct("95")), set()),
+        (record(Tissue.GASTROESOPHAGEAL, ihc=ihc("1+"), er=pct("95")), set()),
+        (
+            record(ihc=ihc("0", subtype=Ihc0Subtype.ULTRALOW), er=pct("0"), pgr=pct("0")),
+            {"THERAPY-NONE-ULTRALOW-HR-NEGATIVE"},
+        ),
+    ],
+)
+def test_therapy_named_only_as_labels_do(rec: AssayRecord, expected: set[str]) -> None:
+    """Section 10: no therapy for null, positive or gastric; ultralow HR-negative names none."""
+    fired = {rule.rule_id for rule in classify(rec).rules}
+    assert fired & _THERAPY_IDS == expected
+
+
+def test_not_understood_names_the_position() -> None:
+    """The reason gives where the unread value is, so the mapping can be fixed."""
+    result = classify(record(unread=((Analyte.HER2_IHC, "OBX[3]"),), er=pct("95")))
+    assert "OBX[3]" in _only(result, "HER2-NOT-UNDERSTOOD")
+
+
+def test_stated_negative_says_finer_category_not_assignable() -> None:
+    """Section 4.5: the flag says HER2-low / ultralow / null cannot be assigned."""
+    result = classify(record(lab=Interpretation.NEGATIVE))
+    [reason] = [f.reason for f in result.flags if f.code is F.LAB_STATED_ONLY]
+    assert "HER2-low, HER2-ultralow and HER2-null cannot be assigned" in reason
+
+
+def test_group_comments_reach_the_classification() -> None:
+    """Groups 2-4 negatives carry the ASCO/CAP comment for the conclusion; group 5 none."""
+    for ratio, copies, group in (("2.5", "3.0", 2), ("1.5", "7.0", 3), ("1.5", "5.0", 4)):
+        result = classify(record(ihc=ihc("1+"), ish=dual(ratio, copies)))
+        assert [f"group {group}" in c for c in result.comments] == [True]
+    assert classify(record(ihc=ihc("1+"), ish=dual("1.5", "3.0"))).comments == ()
 
 
 def _case_id(section: str, case: Case) -> str:

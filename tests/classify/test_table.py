@@ -36,9 +36,9 @@ def test_rule_ids_are_unique() -> None:
 
 @pytest.mark.parametrize("rule", RULES, ids=[rule.id for rule in RULES])
 def test_rule_cites_a_guideline_and_section(rule: Rule) -> None:
-    """Each rule's citation names a guideline and the spec section."""
+    """Each rule's citation names a guideline and its section in docs/rules.md."""
     assert any(guideline in rule.citation for guideline in GUIDELINES)
-    assert f"her2-rules.md §{rule.section}" in rule.citation
+    assert f"docs/rules.md §{rule.section}" in rule.citation
 
 
 def test_work_up_tables_name_only_known_rules() -> None:

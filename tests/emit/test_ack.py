@@ -10,9 +10,10 @@ from adapter.emit.ack import (
     AckPlan,
     ApplicationCode,
     build_ack,
-    enhanced_mode_decision,
     escape,
     fallback_ack_header,
+    forced_original_mode,
+    plan,
 )
 from adapter.errors import MalformedMessage, NothingToClassify
 
@@ -227,7 +228,8 @@ def test_original_mode_sends_one_application_ack(
     accept: AcceptCode, application: ApplicationCode | None, expected: AckPlan
 ) -> None:
     """MSH-15 and MSH-16 empty: exactly one application ACK, whatever happened."""
-    assert enhanced_mode_decision("", " ", accept=accept, application=application) == expected
+    inbound = header(accept_ack_type="", application_ack_type=" ")
+    assert plan(inbound, commit=accept, application=application) == expected
 
 
 ENHANCED_MODE = [
@@ -259,11 +261,66 @@ def test_enhanced_mode_table(
     expected: AckPlan,
 ) -> None:
     """Enhanced mode: MSH-15 governs the accept ACK, MSH-16 the application ACK."""
-    plan = enhanced_mode_decision(msh15, msh16, accept=accept, application=application)
-    assert plan == expected
+    inbound = header(accept_ack_type=msh15, application_ack_type=msh16)
+    assert plan(inbound, commit=accept, application=application) == expected
 
 
 def test_accepted_message_needs_an_application_outcome() -> None:
     """CA without a processing outcome is a caller bug."""
     with pytest.raises(ValueError, match="application outcome"):
-        enhanced_mode_decision("AL", "AL", accept="CA", application=None)
+        plan(header(accept_ack_type="AL", application_ack_type="AL"), commit="CA", application=None)
+
+
+@pytest.mark.parametrize(
+    ("msh15", "msh16", "expected"),
+    [
+        pytest.param("NE", "AL", AckPlan(None, "AR"), id="NE-AL-refusal-said-as-AR"),
+        pytest.param("SU", "ER", AckPlan(None, "AR"), id="SU-ER-refusal-said-as-AR"),
+        pytest.param("NE", "NE", AckPlan(None, None), id="NE-NE-nothing-even-refused"),
+        pytest.param("NE", "SU", AckPlan(None, None), id="NE-SU-no-errors-asked"),
+    ],
+)
+def test_a_refusal_without_an_accept_ack_is_said_by_the_application_ack(
+    msh15: str, msh16: str, expected: AckPlan
+) -> None:
+    """CR suppressed by MSH-15: the sender waiting for an application ACK gets the AR."""
+    inbound = header(accept_ack_type=msh15, application_ack_type=msh16)
+    assert plan(inbound, commit="CR", application=None) == expected
+
+
+@pytest.mark.parametrize(
+    ("commit", "application", "expected"),
+    [
+        pytest.param("CA", "AA", AckPlan(None, "AA"), id="processed"),
+        pytest.param("CA", "AE", AckPlan(None, "AE"), id="content-error"),
+        pytest.param("CR", None, AckPlan(None, "AR"), id="refused"),
+    ],
+)
+def test_original_mode_forced_whatever_msh_15_and_16_ask(
+    commit: AcceptCode, application: ApplicationCode | None, expected: AckPlan
+) -> None:
+    """A sender in original_mode_senders gets one AA/AE/AR, even asking AL/NE."""
+    inbound = header(accept_ack_type="AL", application_ack_type="NE")
+    assert plan(inbound, commit=commit, application=application, original_mode=True) == expected
+
+
+@pytest.mark.parametrize(
+    ("senders", "forced"),
+    [
+        pytest.param((), False, id="none-listed"),
+        pytest.param(("LIS",), True, id="msh-3-namespace"),
+        pytest.param(("LIS^PATHLAB",), True, id="msh-3-and-msh-4"),
+        pytest.param(("LIS^OTHER",), False, id="other-facility"),
+        pytest.param(("LIS^1.2.3^ISO",), False, id="not-the-whole-hd"),
+    ],
+)
+def test_forced_original_mode_matches_namespaces(senders: tuple[str, ...], forced: bool) -> None:
+    """original_mode_senders names MSH-3's namespace, or MSH-3^MSH-4's."""
+    assert forced_original_mode(header(), senders) is forced
+
+
+def test_an_inbound_ack_is_never_answered() -> None:
+    """No ACK to an ACK, whatever the mode."""
+    inbound = header(message_type="ACK", accept_ack_type="AL", application_ack_type="AL")
+    assert plan(inbound, commit="CA", application="AA") == AckPlan(None, None)
+    assert plan(inbound, commit="CA", application="AA", original_mode=True) == AckPlan(None, None)

@@ -401,9 +401,48 @@ CATEGORY_CASES = [
 ]
 
 
+ABSENT_CASES = [
+    pytest.param(
+        Category.HER2_NOT_REPORTED, "not-performed", "HER2 not reported", id="not-reported"
+    ),
+    pytest.param(
+        Category.HER2_NOT_UNDERSTOOD,
+        "error",
+        "HER2 reported but not understood",
+        id="not-understood",
+    ),
+]
+
+
 def test_every_category_is_covered() -> None:
-    """The table below lists every Category value."""
-    assert {case.values[1] for case in CATEGORY_CASES} == set(Category)
+    """The tables below list every Category value."""
+    listed = {case.values[1] for case in CATEGORY_CASES} | {c.values[0] for c in ABSENT_CASES}
+    assert listed == set(Category)
+
+
+@pytest.mark.parametrize(("category", "absent_code", "words"), ABSENT_CASES)
+def test_no_official_result_is_said_not_coded(
+    record: AssayRecord,
+    classification_factory: ClassificationFactory,
+    settings: Settings,
+    valid_r4: Validator,
+    category: Category,
+    absent_code: str,
+    words: str,
+) -> None:
+    """No HER2 result: the summary has a dataAbsentReason, no SNOMED result, and says which."""
+    classification = classification_factory(official_result=None, category=category)
+    bundle = build_bundle("M", [(record, classification)], settings)
+    summary = summary_of(bundle)
+    assert "valueCodeableConcept" not in summary
+    assert summary["dataAbsentReason"]["coding"][0]["code"] == absent_code
+    assert summary["dataAbsentReason"]["text"] == words
+    report = only(bundle, "DiagnosticReport")
+    codings = [c for concept in report["conclusionCode"] for c in concept["coding"]]
+    assert [c["code"] for c in codings] == [category.value]
+    assert report["conclusion"].startswith(f"{words}; category {category.value}.")
+    assert "indeterminate" not in report["conclusion"]
+    valid_r4(bundle)
 
 
 @pytest.mark.parametrize(("official", "category", "snomed", "not_official_note"), CATEGORY_CASES)

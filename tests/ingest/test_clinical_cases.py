@@ -26,8 +26,13 @@ def obx(n: int, kind: str, code: str, value: str, status: str = "F", sub_id: str
 
 
 def run(
-    *segments: str, report_status: str = "F", site: str = SPM_BREAST, header_app: str = "LIS"
+    *segments: str,
+    report_status: str = "F",
+    site: str = SPM_BREAST,
+    header_app: str = "LIS",
+    error: str | None = None,
 ) -> Outcome:
+    """``error``: the code expected beside the Bundle (a value not understood)."""
     lines = [HEADER.format(app=header_app, id="case"), PID, OBR.format(status=report_status)]
     lines.extend(segments)
     if site:
@@ -36,7 +41,8 @@ def run(
         RawMessage("\r".join(lines).encode(), SourceFormat.HL7V2),
         Context.from_settings(example_settings()),
     )
-    assert outcome.error is None, outcome.error
+    assert getattr(outcome.error, "code", None) == error, outcome.error
+    assert outcome.bundle is not None
     return outcome
 
 
@@ -158,16 +164,24 @@ def test_a_value_not_understood_is_not_echoed() -> None:
     outcome = run(
         obx(1, "ST", IHC, "SMITH JOHN MRN123456"),
         obx(2, "NM", "85329-1^ER %^LN", "95"),
+        error="VALUE-NOT-UNDERSTOOD",
     )
     reasons = " ".join(u.reason for u in outcome.records[0].unused)
     assert "not understood" in reasons
     assert "SMITH" not in reasons
+    assert outcome.error is not None
+    assert "SMITH" not in outcome.error.reason
+    assert "OBX[1]" in outcome.error.reason
 
 
 @pytest.mark.parametrize("value", ["150", "-5", "95-150"])
 def test_a_percentage_outside_0_to_100_is_not_used(value: str) -> None:
     """ER 150% or -5% is a typo or another quantity: reported as not used, never classified."""
-    outcome = run(obx(1, "CWE", IHC, "3+^Positive (3+)^L"), obx(2, "ST", "85329-1^ER %^LN", value))
+    outcome = run(
+        obx(1, "CWE", IHC, "3+^Positive (3+)^L"),
+        obx(2, "ST", "85329-1^ER %^LN", value),
+        error="VALUE-NOT-UNDERSTOOD",
+    )
     assert only(outcome).er_result is None
     assert [u.provenance.locator for u in outcome.records[0].unused] == ["OBX[2]"]
 

@@ -163,6 +163,10 @@ DECODE_CASES = [
     pytest.param(
         with_charset("UNICODE", "é".encode()), "é", "utf-8", True, id="unicode-readable-as-utf8"
     ),
+    pytest.param(with_charset("ISO-8859-1", b"L\xe9"), "Lé", "latin-1", False, id="ISO-8859-1"),
+    pytest.param(with_charset("iso8859-1", b"L\xe9"), "Lé", "latin-1", False, id="iso8859-1"),
+    pytest.param(with_charset("ISO_8859-2", b"\xb3"), "ł", "iso8859-2", False, id="ISO_8859-2"),
+    pytest.param(with_charset("UTF8", "é".encode()), "é", "utf-8", False, id="UTF8"),
 ]
 
 

@@ -44,7 +44,7 @@ def test_fixture(mappings: Mappings, name: str) -> None:
     """The fixture classifies (or is rejected) as its expectation says."""
     expected = EXPECTATIONS[name]
     data = (FIXTURES / name).read_bytes()
-    if "error" in expected:
+    if "error" in expected and "records" not in expected:
         with pytest.raises(AdapterError) as raised:
             fhir.to_records(data, mappings, Settings())
         assert raised.value.code == expected["error"]
@@ -53,7 +53,8 @@ def test_fixture(mappings: Mappings, name: str) -> None:
     assert len(records) == len(expected["records"])
     for record, want in zip(records, expected["records"], strict=True):
         result = classify(record)
-        assert result.official_result.value == want["official"]
+        official = result.official_result
+        assert (official.value if official is not None else "none") == want["official"]
         assert result.category.value == want["category"]
         assert result.ish_group == want.get("ish_group")
         assert (result.er_result.value if result.er_result else None) == want.get("er_result")

@@ -470,7 +470,7 @@ def test_sender_mapping(mappings: Mappings, data: bytes, source: str | None) -> 
 
 def test_local_code_unknown_without_the_sender(mappings: Mappings) -> None:
     """Without a matching source, a lab's local code is not in the mappings."""
-    with pytest.raises(NothingToClassify, match="result code not in the mappings"):
+    with pytest.raises(NothingToClassify, match="not in the mappings"):
         records(mappings, bundle(LOCAL_IHC, meta={"source": "https://other.example.org"}))
 
 

@@ -106,7 +106,7 @@ def codes(record: AssayRecord) -> list[str]:
     ("header", "location"),
     [
         pytest.param(msh(kind="ADT^A01"), "MSH-9", id="adt-a01"),
-        pytest.param(msh(kind="ORU^R30"), "MSH-9", id="oru-r30"),
+        pytest.param(msh(kind="ORU^R30"), "MSH-9.2", id="oru-r30"),
         pytest.param(msh(version="2.1"), "MSH-12", id="version-2.1"),
         pytest.param(msh(version="2.2"), "MSH-12", id="version-2.2"),
         pytest.param(msh(version="3.0"), "MSH-12", id="version-3"),
@@ -516,9 +516,34 @@ def test_example_lab_site_code_beats_its_default_tissue(mappings: Mappings) -> N
 
 
 def test_example_lab_codes_unknown_for_other_senders(mappings: Mappings) -> None:
-    """Another sender's use of the example lab's local codes is not understood."""
-    with pytest.raises(NothingToClassify):
-        records(mappings, PID, obr(), obx(1, "CWE", "HER2IHC^HER2 IHC^EXL", "3+^^L"))
+    """Another sender's local code is not the example lab's: it is read only from its display,
+    which names one marker and one method (HER2, IHC), and flagged code-inferred."""
+    record = one(mappings, PID, obr(), obx(1, "CWE", "HER2IHC^HER2 IHC^EXL", "3+^^L"))
+    assert record.her2_ihc is not None
+    assert record.her2_ihc.score is IhcScore.THREE
+    assert "CODE-INFERRED" in codes(record)
+
+
+def test_local_code_with_an_unplaceable_display_is_rejected_with_what_was_found(
+    mappings: Mappings,
+) -> None:
+    """A local code whose display names no single marker and method: rejected, saying why."""
+    with pytest.raises(NothingToClassify, match=r"markers: her2; methods: none"):
+        records(mappings, PID, obr(), obx(1, "CWE", "HER2X^HER2 result^EXL", "3+^^L"))
+
+
+def test_a_standard_code_whose_display_names_another_marker_is_not_used(
+    mappings: Mappings,
+) -> None:
+    """Ki-67 sent under ER's LOINC code: not read as ER; flagged; the position is kept."""
+    ki67 = obx(2, "NM", "85329-1^Ki-67 proliferation index^LN", "15")
+    record = one(mappings, PID, obr(), IHC_3, ki67)
+    assert record.er is None
+    assert "CODE-DISPLAY-MISMATCH" in codes(record)
+    [unused] = record.unused
+    assert unused.provenance.locator == "OBX[2]"
+    assert unused.not_understood
+    assert "ki67" in unused.reason
 
 
 # --------------------------------------------------------------------------------------------

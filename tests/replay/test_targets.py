@@ -9,7 +9,7 @@ import pytest
 from adapter.model import SourceFormat
 from adapter.replay.run import UsageError, parse_rate
 from adapter.replay.sources import SourceMessage
-from adapter.replay.targets import MllpClient, _http_observed
+from adapter.replay.targets import MllpTarget, _http_observed
 
 ORU = b"MSH|^~\\&|LAB|FAC|||20240101||ORU^R01|M1|P|2.5.1\rPID|1||X\r"
 
@@ -58,7 +58,7 @@ def test_mllp_client_reads_the_application_ack(
 
     async def scenario() -> tuple[str | None, list[bytes]]:
         server, port, received, done = await _ack_server(codes)
-        client = MllpClient("127.0.0.1", port, timeout=5)
+        client = MllpTarget("127.0.0.1", port, timeout=5)
         data = ORU.replace(b"2.5.1\r", b"2.5.1" + msh_tail + b"\r", 1)
         observed = await client.send(SourceMessage(data, SourceFormat.HL7V2, "t"))
         await client.close()
@@ -82,7 +82,7 @@ def test_mllp_refused_connection_is_a_replay_error() -> None:
         port = server.sockets[0].getsockname()[1]
         server.close()
         await server.wait_closed()
-        observed = await MllpClient("127.0.0.1", port, 2).send(
+        observed = await MllpTarget("127.0.0.1", port, 2).send(
             SourceMessage(ORU, SourceFormat.HL7V2, "t")
         )
         return observed.failure

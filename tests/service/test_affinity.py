@@ -101,13 +101,13 @@ def test_pin_refuses_quietly_what_it_cannot_do() -> None:
 SERVICE_AFFINITY = """
 import os, signal, sys
 from adapter.service.server import run
-from adapter.service.settings import ServiceSettings
+from adapter.config import Settings
 
 def ready(listening):
     print(sorted(os.sched_getaffinity(0)), flush=True)
     os.kill(os.getpid(), signal.SIGTERM)
 
-settings = ServiceSettings(
+settings = Settings(
     mllp_port=0, http_port=0, store=sys.argv[1], workers=1, pin_cpus=sys.argv[2] == "on"
 )
 run(settings, on_ready=ready)

@@ -18,9 +18,9 @@ import orjson
 import pytest
 from http_support import HL7, T0, build_runtime, oru, serving
 
+from adapter.config import Settings
 from adapter.service.forward import Forwarder, ForwardPolicy, run_forwarder
 from adapter.service.metrics import REGISTRY
-from adapter.service.settings import ServiceSettings
 from adapter.store import OutboxItem, OutboxStatus, Store, open_store
 
 FAST = ForwardPolicy(poll_seconds=0.01, connect_tries=3, connect_wait_seconds=0, backoff_seconds=10)
@@ -82,8 +82,8 @@ def scripted(*answers: int | Exception) -> tuple[Handler, list[httpx.Request]]:
     return handle, seen
 
 
-def settings(fhir_base: str | None = BASE, attempts: int = 10) -> ServiceSettings:
-    return ServiceSettings(fhir_base=fhir_base, forward_max_attempts=attempts)
+def settings(fhir_base: str | None = BASE, attempts: int = 10) -> Settings:
+    return Settings(fhir_base=fhir_base, forward_max_attempts=attempts)
 
 
 def forward_with(store: Store, handler: Handler, clock: Clock, attempts: int = 10) -> int:

@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 from mllp_support import TickingClock, msa_code, oru
 
+from adapter.config import Settings
+from adapter.emit.ack import header_of
 from adapter.errors import EncodingError
 from adapter.ingest.er7 import decode_message
 from adapter.pipeline import Context
-from adapter.service.handler import Handled, Service, ack_header_of
-from adapter.service.settings import ServiceSettings
+from adapter.service.handler import Handled, Service
 from adapter.service.workers import Processed, WorkerPool
 from adapter.store import GroupCommitter, MessageStatus, Store, Transport, open_store
 
@@ -30,7 +31,7 @@ def test_copies_arriving_together_are_processed_once(
     must still be answered as the first one was, not processed again.
     """
     store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    settings = ServiceSettings(mllp_port=0, http_port=0, workers=workers)
+    settings = Settings(mllp_port=0, http_port=0, workers=workers)
 
     async def main() -> list[Handled]:
         context = Context.from_settings(settings)
@@ -76,7 +77,7 @@ def test_ack_header_survives_an_unsupported_charset() -> None:
     message = first.split(b"|2.5.1")[0] + b"|2.5.1||||||EBCDIC\r" + rest  # MSH-18
     with pytest.raises(EncodingError):
         decode_message(message)
-    header = ack_header_of(message)
+    header = header_of(message)
     assert header.control_id == "cs-1"
     assert header.sending_application
     assert header.message_type == "ORU"
@@ -103,7 +104,7 @@ def test_no_answer_before_the_commit_whenever_processing_runs(tmp_path: Path, wo
     """
     store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
     gate = threading.Event()
-    settings = ServiceSettings(mllp_port=0, http_port=0, workers=workers)
+    settings = Settings(mllp_port=0, http_port=0, workers=workers)
     processed: list[str] = []
 
     async def main() -> tuple[list[str], bool, MessageStatus]:
@@ -146,7 +147,7 @@ def test_a_resend_is_not_processed_but_a_correction_is(tmp_path: Path) -> None:
     """With workers: a resent message is answered from the store without processing it again;
     a correction (same control id, new content) is processed, once its version is stored."""
     store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    settings = ServiceSettings(mllp_port=0, http_port=0, workers=1)
+    settings = Settings(mllp_port=0, http_port=0, workers=1)
     calls: list[bytes] = []
 
     async def main() -> list[Handled]:
@@ -177,4 +178,42 @@ def test_a_resend_is_not_processed_but_a_correction_is(tmp_path: Path) -> None:
     assert resend.ack == first.ack
     assert correction.receipt.version == 2
     assert correction.status is MessageStatus.PROCESSED
+    store.close()
+
+
+@pytest.mark.parametrize("workers", [0, 1], ids=["in-process", "worker-pool"])
+def test_a_value_not_understood_is_answered_ae_and_kept_with_its_bundle(
+    tmp_path: Path, workers: int
+) -> None:
+    """AE naming the OBX position; stored as rejected (for reprocess) with the Bundle, forwarded."""
+    fixture = Path(__file__).resolve().parents[2] / "fixtures" / "hl7v2" / "her2-not-understood.hl7"
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    settings = Settings(mllp_port=0, http_port=0, workers=workers)
+
+    async def main() -> Handled:
+        context = Context.from_settings(settings)
+        pool = WorkerPool(context, workers) if workers else None
+        if pool is not None:
+            await pool.start()
+        try:
+            async with GroupCommitter(store) as committer:
+                service = Service(context, committer, TickingClock(), forward=True, pool=pool)
+                return await service.handle(fixture.read_bytes(), Transport.MLLP)
+        finally:
+            if pool is not None:
+                await pool.close()
+
+    handled = asyncio.run(main())
+    assert handled.ack is not None
+    assert msa_code(handled.ack) == "AE"
+    err = next(s for s in handled.ack.split(b"\r") if s.startswith(b"ERR|"))
+    assert err.split(b"|")[2] == b"OBX^1^5"
+    assert b"VALUE-NOT-UNDERSTOOD" in err
+    row = store.get_message("her2-not-understood")
+    assert row is not None
+    assert row.status is MessageStatus.REJECTED
+    assert row.error_code == "VALUE-NOT-UNDERSTOOD"
+    assert handled.bundle_json is not None
+    assert b"HER2-not-understood" in handled.bundle_json
+    assert len(store.outbox_items_for(row.row_id)) == 1
     store.close()

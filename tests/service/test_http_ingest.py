@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fhir_validation import assert_valid_r4
 from http_support import FHIR, GLUCOSE, HL7, build_runtime, observation, oru, serving
 
 from adapter.errors import StoreUnavailable
@@ -173,22 +174,68 @@ async def test_rejected_message_is_stored_as_rejected(client: httpx.AsyncClient)
     assert "ADT^A01" in stored["error"]["text"]
 
 
+BOM = b"\xef\xbb\xbf"
+
+
 @pytest.mark.parametrize(
-    "body",
+    ("body", "control_ids"),
     [
-        pytest.param(oru("B-1") + oru("B-2"), id="two-messages"),
-        pytest.param(b"BHS|^~\\&|COPATH\r" + oru("B-3") + b"BTS|1\r", id="BHS-envelope"),
+        pytest.param(oru("B-1") + oru("B-2"), ["B-1", "B-2"], id="two-messages"),
+        pytest.param(
+            b"BHS|^~\\&|COPATH\r" + oru("B-3") + oru("B-4") + b"BTS|2\r",
+            ["B-3", "B-4"],
+            id="BHS-envelope",
+        ),
+        pytest.param(
+            BOM + b"FHS|^~\\&\rBHS|^~\\&\r" + oru("B-5") + b"BTS|1\rFTS|1\r",
+            ["B-5"],
+            id="FHS-BHS-with-BOM",
+        ),
     ],
 )
-async def test_batch_is_refused_and_not_stored(client: httpx.AsyncClient, body: bytes) -> None:
-    """HTTP takes one message per request: a batch is 400 HTTP-BATCH, and nothing is stored."""
+async def test_several_messages_are_each_stored_and_answered(
+    client: httpx.AsyncClient, body: bytes, control_ids: list[str]
+) -> None:
+    """Several messages or a batch: a batch-response Bundle, one entry per message, in order."""
     response = await client.post("/hl7v2", content=body, headers=HL7)
+    assert response.status_code == 200
+    answer = response.json()
+    assert_valid_r4(answer)
+    assert answer["type"] == "batch-response"
+    assert [entry["response"]["status"] for entry in answer["entry"]] == ["200 OK"] * len(
+        control_ids
+    )
+    identifiers = [entry["resource"]["identifier"]["value"] for entry in answer["entry"]]
+    assert identifiers == control_ids
+    for control_id in control_ids:
+        assert (await client.get(f"/messages/{control_id}")).json()["status"] == "processed"
+
+
+async def test_a_bad_message_in_a_batch_gets_its_own_outcome(client: httpx.AsyncClient) -> None:
+    """A message that fails gets its OperationOutcome and status; the others their Bundles."""
+    bad = oru("B-7").replace(b"|P|2.5.1", b"|P|2.1")
+    response = await client.post("/hl7v2", content=oru("B-6") + bad, headers=HL7)
+    entries = response.json()["entry"]
+    assert [entry["response"]["status"] for entry in entries] == [
+        "200 OK",
+        "422 Unprocessable Entity",
+    ]
+    assert entries[1]["resource"]["resourceType"] == "OperationOutcome"
+    assert (await client.get("/messages/B-7")).json()["status"] == "rejected"
+
+
+async def test_a_bom_before_the_message_is_accepted(client: httpx.AsyncClient) -> None:
+    """A UTF-8 BOM (FHIR-Converter's samples start with one) is read over HTTP as by convert."""
+    response = await client.post("/hl7v2", content=BOM + oru("BOM-1"), headers=HL7)
+    assert response.status_code == 200
+    assert response.json()["identifier"]["value"] == "BOM-1"
+
+
+async def test_a_headerless_body_is_rejected_and_stored(client: httpx.AsyncClient) -> None:
+    """No MSH: 400 HL7-MALFORMED with the reason, and the body is kept as a rejected row."""
+    response = await client.post("/hl7v2", content=b"PID|1||X\rOBX|1|NM\r", headers=HL7)
     assert response.status_code == 400
-    issue = issue_of(response)
-    assert adapter_code(issue) == "HTTP-BATCH"
-    assert "one message per request" in issue["diagnostics"]
-    for control_id in ("B-1", "B-2", "B-3"):
-        assert (await client.get(f"/messages/{control_id}")).status_code == 404
+    assert adapter_code(issue_of(response)) == "HL7-MALFORMED"
 
 
 @pytest.mark.parametrize(
@@ -385,3 +432,24 @@ def test_an_http_copy_of_a_message_in_flight_over_mllp_gets_its_bundle(tmp_path:
     assert status_code == 200
     assert original.bundle_json is not None
     assert body == original.bundle_json
+
+
+async def test_two_labs_equal_bundle_identifiers_are_two_messages(tmp_path: Path) -> None:
+    """Bundles naming their sender only in MessageHeader.source.endpoint are stored under that
+    sender (the one the mappings pick): two labs' equal identifiers are not versions of one."""
+    fixture = Path(__file__).resolve().parents[2] / "fixtures" / "fhir" / "message-example-lab.json"
+    first = json.loads(fixture.read_text())
+    second = json.loads(fixture.read_text())
+    for entry in second["entry"]:
+        if entry["resource"]["resourceType"] == "MessageHeader":
+            entry["resource"]["source"]["endpoint"] = "https://lis.other-lab.example/fhir"
+    runtime = build_runtime(tmp_path)
+    async with serving(runtime) as client:
+        for bundle in (first, second):
+            await client.post("/fhir", content=json.dumps(bundle), headers=FHIR)
+        rows = runtime.store.message_versions(first["identifier"]["value"])
+    assert sorted(row.sender for row in rows) == [
+        "https://lis.example-pathology.org/fhir",
+        "https://lis.other-lab.example/fhir",
+    ]
+    assert [row.version for row in rows] == [1, 1]

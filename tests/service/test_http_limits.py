@@ -11,7 +11,8 @@ import pytest
 from http_support import oru
 from service.test_server import free_port
 
-from adapter.service.server import Listening, load_settings, serve
+from adapter.config import Settings
+from adapter.service.server import Listening, serve
 
 pytestmark = pytest.mark.timeout(60)
 T = TypeVar("T")
@@ -20,7 +21,7 @@ HEAD = b"POST /hl7v2 HTTP/1.1\r\nhost: adapter\r\ncontent-type: text/plain\r\n"
 
 def run_http(tmp_path: Path, scenario: Callable[[int], Awaitable[T]], **settings: Any) -> T:
     """``scenario(port)`` against serve() with HTTP only, on a SQLite store in tmp_path."""
-    config = load_settings(
+    config = Settings.load(
         mllp_port=0,
         http_port=free_port(),
         workers=0,

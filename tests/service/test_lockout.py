@@ -30,7 +30,7 @@ from lockout_support import ATTACK_SECONDS, HTTP_ABUSERS, MLLP_ABUSERS, descript
 from mllp_support import LOOPBACK, msa_code, oru
 from service.test_server import cli_command, free_port
 
-from adapter.service.mllp import MllpClient
+from adapter.service.mllp_client import MllpClient
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -8,10 +8,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from hl7_strict import strict_ack
 from mllp_support import Running, msa_code, no_results, oru, run_mllp, segments
 
 from adapter.errors import StoreUnavailable
-from adapter.service.mllp import MllpClient
+from adapter.service.mllp_client import MllpClient
 from adapter.store import MessageStatus
 
 pytestmark = pytest.mark.timeout(60)
@@ -286,33 +287,44 @@ def test_endless_garbage_closes_only_that_connection(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("payload", "answer"),
+    ("payload", "control_id"),
     [
-        pytest.param(b"hello, not HL7", None, id="no-control-id-closed"),
-        pytest.param(b"", None, id="empty-frame-closed"),
+        pytest.param(b"hello, not HL7", None, id="not-hl7"),
+        pytest.param(b"", None, id="empty-frame"),
+        pytest.param(b"PID|1||TST000178^^^GOODHEALTH^MR\rOBX|1|NM|x||1\r", None, id="no-msh"),
+        pytest.param(b"MSH|^~\\&|A|B|C|D|2024||ORU^R01|", None, id="truncated-msh"),
+        pytest.param(b"MSH|^~\\&|A|B|C|D|2024||ORU^R01|trunc-2|P", "trunc-2", id="msh-to-11"),
         pytest.param(
             b"MSH|^~\\&|A|B|C|D|2024||ORU^R01|junk-1|P|2.5.1\r\x00\x01junk\r",
-            "AR",
-            id="control-id-readable-AR",
+            "junk-1",
+            id="control-id-readable",
         ),
     ],
 )
-def test_frame_that_is_not_hl7(tmp_path: Path, payload: bytes, answer: str | None) -> None:
-    """Not HL7: AR when a control id can be read, else the connection is closed; it is stored."""
+def test_frame_that_cannot_be_read_gets_ar_and_is_stored(
+    tmp_path: Path, payload: bytes, control_id: str | None
+) -> None:
+    """Unreadable, headerless or truncated: AR with what could be read (MSA-2 UNREAD-<digest>
+    when no MSH-10), an ERR saying why; the frame is stored and the connection stays open."""
 
-    async def scenario(running: Running) -> tuple[str | None, int]:
+    async def scenario(running: Running) -> tuple[bytes, bytes, int]:
         client = await running.client()
-        try:
-            (ack,) = await client.send(payload, timeout=5)
-            code: str | None = msa_code(ack)
-        except ConnectionError:
-            code = None
+        (ack,) = await client.send(payload, timeout=5)
+        (after,) = await client.send(oru("after-unreadable"))
         await client.close()
-        return code, sum(running.store.counts().messages.values())
+        return ack, after, sum(running.store.counts().messages.values())
 
-    code, stored = run_mllp(tmp_path, scenario)
-    assert code == answer
-    assert stored == 1
+    ack, after, stored = run_mllp(tmp_path, scenario)
+    assert msa_code(ack) == "AR"
+    echoed = segments(ack)["MSA"][2]
+    if control_id is None:
+        assert echoed.startswith("UNREAD-")
+    else:
+        assert echoed == control_id
+    assert segments(ack)["ERR"][5] in ("HL7-MALFORMED", "HL7-UNSUPPORTED")
+    strict_ack(ack)
+    assert msa_code(after) == "AA"
+    assert stored == 2
 
 
 def test_inbound_ack_is_stored_and_not_answered(tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ OPERATIONS = [
     ("GET", "/messages/{message_id}"),
     ("GET", "/healthz"),
     ("GET", "/metrics"),
+    ("POST", "/admin/mappings/reload"),
     ("GET", "/audit"),
     ("GET", "/audit.json"),
 ]

@@ -19,8 +19,9 @@ from mllp_support import LOOPBACK, msa_code, oru, segments
 from typer.testing import CliRunner
 
 from adapter.cli import app
-from adapter.service.mllp import MllpClient
-from adapter.service.server import Listening, load_settings, redact, serve
+from adapter.config import Settings
+from adapter.service.mllp_client import MllpClient
+from adapter.service.server import Listening, redact, serve
 from adapter.store import MessageStatus, open_store
 
 pytestmark = pytest.mark.timeout(60)
@@ -54,7 +55,7 @@ def test_settings_precedence_flags_then_environment_then_file(
     config.write_text('mllp_port = 3001\nhttp_port = 3002\nhost = "10.0.0.1"\n')
     monkeypatch.setenv("HER2_HTTP_PORT", "4002")
     monkeypatch.setenv("HER2_HOST", "10.0.0.2")
-    settings = load_settings(config, host="10.0.0.3")
+    settings = Settings.load(config, host="10.0.0.3")
     assert (settings.mllp_port, settings.http_port, settings.host) == (3001, 4002, "10.0.0.3")
     assert settings.store == "sqlite:///./her2-adapter.db"
 
@@ -64,12 +65,12 @@ def test_settings_file_with_an_unknown_key_is_refused(tmp_path: Path) -> None:
     config = tmp_path / "her2.toml"
     config.write_text("mlp_port = 2575\n")
     with pytest.raises(ValueError, match="mlp_port"):
-        load_settings(config)
+        Settings.load(config)
 
 
 def test_defaults_listen_on_loopback() -> None:
     """Without settings the service binds to loopback only."""
-    assert load_settings().host == "127.0.0.1"
+    assert Settings.load().host == "127.0.0.1"
 
 
 @pytest.mark.parametrize(
@@ -93,7 +94,7 @@ def test_store_url_is_printed_without_password(url: str, printed: str) -> None:
 def test_serve_answers_mllp_and_closes_the_store_on_stop(tmp_path: Path) -> None:
     """serve() listens where it says, answers, and on stop writes everything and closes."""
     store_url = f"sqlite:///{tmp_path / 'store.db'}"
-    settings = load_settings(mllp_port=free_port(), http_port=0, store=store_url)
+    settings = Settings.load(mllp_port=free_port(), http_port=0, store=store_url)
 
     async def main() -> tuple[Listening, bytes]:
         stop = asyncio.Event()
@@ -142,7 +143,7 @@ def test_messages_left_received_are_completed_by_the_recovery_sweep(tmp_path: Pa
             raw=oru("big-1")[:40],
             received_at=long_ago,
         )
-    settings = load_settings(mllp_port=0, http_port=0, store=store_url, workers=0)
+    settings = Settings.load(mllp_port=0, http_port=0, store=store_url, workers=0)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -173,7 +174,7 @@ def test_messages_left_received_are_completed_by_the_recovery_sweep(tmp_path: Pa
 def test_serve_runs_http_and_forwarder_alongside_mllp(tmp_path: Path) -> None:
     """With an HTTP port and a FHIR base, both run in the same loop and stop with it."""
     store_url = f"sqlite:///{tmp_path / 'store.db'}"
-    settings = load_settings(
+    settings = Settings.load(
         mllp_port=free_port(),
         http_port=free_port(),
         store=store_url,
@@ -336,13 +337,13 @@ def test_kill_9_mid_stream_loses_no_acked_message(tmp_path: Path) -> None:
 RUN_AND_REPORT = """
 import asyncio, gc, os, signal, sys
 from adapter.service.server import run
-from adapter.service.settings import ServiceSettings
+from adapter.config import Settings
 
 def ready(listening):
     print(type(asyncio.get_running_loop()).__module__, gc.get_freeze_count() > 0, flush=True)
     os.kill(os.getpid(), signal.SIGTERM)
 
-run(ServiceSettings(mllp_port=0, http_port=0, store=sys.argv[1], workers=0), on_ready=ready)
+run(Settings(mllp_port=0, http_port=0, store=sys.argv[1], workers=0), on_ready=ready)
 """
 
 

@@ -13,12 +13,12 @@ from typing import Any, TypeVar
 import pytest
 from mllp_support import LOOPBACK, NOW, no_results, oru
 
+from adapter.config import Settings
 from adapter.model import SourceFormat
 from adapter.pipeline import Context, split_input
 from adapter.service.handler import Handled, Service
-from adapter.service.mllp import MllpClient
-from adapter.service.server import load_settings, serve
-from adapter.service.settings import ServiceSettings
+from adapter.service.mllp_client import MllpClient
+from adapter.service.server import serve
 from adapter.service.workers import WorkerPool, _frame, _Frames
 from adapter.store import GroupCommitter, MessageStatus, Store, Transport, open_store
 
@@ -61,7 +61,7 @@ def run_service(
     """Run ``scenario`` on a Service (in-process, or with a pool) over a fresh SQLite store."""
 
     async def main() -> T:
-        context = Context.from_settings(ServiceSettings())
+        context = Context.from_settings(Settings())
         pool = WorkerPool(context, workers) if workers else None
         if pool is not None:
             await pool.start()
@@ -233,26 +233,26 @@ def test_worker_count(
 ) -> None:
     """The default worker count follows the CPUs the service may use; a setting wins."""
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)))
-    assert ServiceSettings(workers=workers).worker_count == expected
+    assert Settings(workers=workers).worker_count == expected
 
 
 def test_negative_workers_are_refused() -> None:
     """A negative worker count is a settings error, not a silent default."""
     with pytest.raises(ValueError, match="workers"):
-        ServiceSettings(workers=-1)
+        Settings(workers=-1)
 
 
 def test_a_pool_needs_a_worker() -> None:
     """workers=0 means no pool (in-process); a pool of none is refused."""
     with pytest.raises(ValueError, match="at least one worker"):
-        WorkerPool(Context.from_settings(ServiceSettings()), 0)
+        WorkerPool(Context.from_settings(Settings()), 0)
 
 
 def test_serve_with_workers_answers_mllp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`serve` with HER2_WORKERS=1 processes in a worker and stops cleanly."""
     monkeypatch.setenv("HER2_WORKERS", "1")
     store_url = f"sqlite:///{tmp_path / 'store.db'}"
-    settings = load_settings(mllp_port=free_port(), http_port=0, store=store_url)
+    settings = Settings.load(mllp_port=free_port(), http_port=0, store=store_url)
     assert settings.workers == 1
 
     async def main() -> bytes:
