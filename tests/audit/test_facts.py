@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import pytest
 from audit_traffic import Case, message
@@ -85,6 +86,11 @@ def test_facts_survive_json(context: Context) -> None:
     ("reason", "kind"),
     [
         ("result code not in the mappings", UnusedKind.UNMAPPED_CODE),
+        ("result code not in the mappings (sender example-lab)", UnusedKind.UNMAPPED_CODE),
+        (
+            "code 16112-5 is mapped to er-percent but its display names Ki-67: not used",
+            UnusedKind.CODE_DISPLAY_MISMATCH,
+        ),
         ("NM value not understood for her2-ihc", UnusedKind.NOT_UNDERSTOOD),
         ("not classified: Ki-67 is not a HER2 result", UnusedKind.NOT_CLASSIFIED),
         ("entered in error (OBX-11 W)", UnusedKind.ENTERED_IN_ERROR),
@@ -105,3 +111,16 @@ def test_the_day_is_the_labs_own(context: Context) -> None:
     outcome = process(split, context)
     ((record, classification),) = zip(outcome.records, outcome.classifications, strict=True)
     assert report_facts(record, classification).reported_on == date(2024, 3, 31)
+
+
+def test_a_code_whose_display_names_another_test_is_counted_by_code(context: Context) -> None:
+    """Ki-67 sent under ER's LOINC code (fixtures/hl7v2/ki67-under-er-loinc.hl7)."""
+    raw = (Path(__file__).parents[2] / "fixtures/hl7v2/ki67-under-er-loinc.hl7").read_bytes()
+    (split,) = split_input(raw)
+    outcome = process(split, context)
+    kinds = {
+        kind
+        for record, classification in zip(outcome.records, outcome.classifications, strict=True)
+        for kind, _ in report_facts(record, classification).unused
+    }
+    assert UnusedKind.CODE_DISPLAY_MISMATCH in kinds
