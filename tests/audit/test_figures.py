@@ -174,3 +174,32 @@ def test_no_patient_data_reaches_the_audit(audit: dict[str, Any]) -> None:
     text = orjson.dumps(audit).decode()
     for patient_detail in ("MRN", "TEST", "PATIENT", "19600101", "ACC", "PLC"):
         assert patient_detail not in text
+
+
+def test_a_value_no_enum_names_is_still_shown() -> None:
+    """A category or flag written by another adapter version is counted after the known ones."""
+    from datetime import date
+
+    from adapter.audit.facts import ReportFacts
+    from adapter.audit.figures import AuditInput, build_audit
+
+    facts = ReportFacts(
+        tissue="breast",
+        category="HER2-from-elsewhere",
+        official="negative",
+        ihc=None,
+        ish_reported=False,
+        ish_group=None,
+        flags=("a-new-flag",),
+        rules=(),
+        unused=(),
+        warnings=(),
+        lab_stated=None,
+        reported_on=date(2024, 5, 2),
+        ihc_to_ish_hours=None,
+    )
+    audit = build_audit([AuditInput("LAB", facts.reported_on, facts)])
+    assert audit["vocabulary"]["categories"][-1] == "HER2-from-elsewhere"
+    assert audit["vocabulary"]["flags"][-1] == "a-new-flag"
+    counts = cell(audit, "LAB", "2024-05")["categories"]["breast"]["counts"]
+    assert counts["HER2-from-elsewhere"] == 1
