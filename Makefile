@@ -26,11 +26,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# The npm test peers (tests/service/test_peers.py), from the committed lock file.
+# The npm test peers (tests/peers/README.md), from the committed lock file.
 PEERS := tests/peers/node_modules/.package-lock.json
 
-$(PEERS): tests/peers/package.json tests/peers/package-lock.json
+$(PEERS): tests/peers/package.json tests/peers/package-lock.json tests/peers/fetch-packages.sh
 	npm ci --prefix tests/peers --no-audit --no-fund --loglevel=error
+	bash tests/peers/fetch-packages.sh
 
 pytest: $(STAMP) $(PEERS)
 	$(BIN)/pytest

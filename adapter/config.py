@@ -18,7 +18,7 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, get_origin
+from typing import TYPE_CHECKING, Any, Literal, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -28,8 +28,9 @@ if TYPE_CHECKING:
 ENV_PREFIX = "HER2_"
 """Environment variables ``HER2_<FIELD>`` set a field (the name in any case)."""
 
-DEFAULT_CODESYSTEM = "http://her2-adapter.org/fhir/CodeSystem/her2-adapter"
-"""The adapter's own CodeSystem (categories, flags, rule ids, the ISH group component)."""
+DEFAULT_CODESYSTEM = "urn:her2-adapter:codesystem"
+"""The adapter's own CodeSystem (categories, flags, rule ids, components): a documented URN, since
+the project owns no web domain; ``GET /fhir/CodeSystem/her2-adapter`` serves the resource."""
 
 PROJECT_MAPPINGS = Path(__file__).resolve().parent.parent / "mappings"
 INSTALLED_MAPPINGS = Path(__file__).resolve().parent / "_mappings"
@@ -58,6 +59,11 @@ class Settings(BaseModel):
         "latin-1", description="Used when MSH-18 is empty and the bytes are not valid UTF-8"
     )
     max_message_bytes: int = Field(1024 * 1024, ge=1024, description="Larger messages are rejected")
+    patient_details: Literal["full", "minimal"] = Field(
+        "full",
+        description="What a Patient carries: 'full' (identifiers, name, sex, birth date: an EHR"
+        " feed) or 'minimal' (identifiers only: a registry or trial matcher); docs/output.md",
+    )
 
     # -- the service (serve, reprocess) ----------------------------------------------------
     host: str = Field("127.0.0.1", description="Bind address (loopback unless told otherwise)")

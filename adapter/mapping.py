@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from adapter.errors import MappingFileError
 from adapter.model import (
+    AdministrativeGender,
     Analyte,
     Ihc0Subtype,
     IhcScore,
@@ -40,6 +41,11 @@ from adapter.model import (
 LOCAL_SYSTEM_PREFIX = "urn:her2-adapter:local:"
 DEFAULT_SET_NAME = "default"  # the merged defaults, used when no sender file applies
 """FHIR system given to an HL7 v2 coding system name that no mapping file knows."""
+
+ASSIGNER_FALLBACK_PREFIX = "urn:her2-adapter:assigner:"
+"""Identifier system for an assigning authority named in no ``[assigners]`` entry."""
+
+LOINC_SYSTEM = "http://loinc.org"
 
 NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
@@ -165,6 +171,15 @@ class SiteCode(_Table):
     display: str | None = None
 
 
+class ReportCode(_Table):
+    """An order code (OBR-4, DiagnosticReport.code) and the LOINC code receivers expect for it."""
+
+    system: NonEmpty
+    code: NonEmpty
+    loinc: NonEmpty
+    display: NonEmpty
+
+
 class SenderMatch(_Table):
     """Whom a sender file applies to: HL7 v2 MSH-3/MSH-4 namespace ids, or FHIR sources."""
 
@@ -212,6 +227,10 @@ class MappingFile(_Table):
     # words that make a display a quantity or a part (a ratio, copies, a percentage) that a
     # marker and a method alone cannot place: such a local code is never inferred
     display_infer_blockers: tuple[NonEmpty, ...] = ()
+    # CX-4 / HD namespace id (an assigning authority, a sending facility) -> identifier system URI
+    assigners: dict[NonEmpty, NonEmpty] = Field(default_factory=dict)
+    report_codes: tuple[ReportCode, ...] = ()
+    administrative_sex: dict[NonEmpty, AdministrativeGender] = Field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------
@@ -392,6 +411,9 @@ class MappingSet:
     display_methods: tuple[tuple[str, str], ...] = ()  # (word, method key)
     display_checks: Mapping[Analyte, DisplayCheck] = field(default_factory=dict)
     display_infer_blockers: tuple[str, ...] = ()
+    assigners: Mapping[str, str] = field(default_factory=dict)
+    report_codes: Mapping[tuple[str, str], ReportCode] = field(default_factory=dict)
+    administrative_sex: Mapping[str, AdministrativeGender] = field(default_factory=dict)
     files: tuple[str, ...] = field(default=())
     grammar: GrammarTable = field(default_factory=lambda: GrammarTable({}, False))
     # what ``ingest.grammar`` built from the tables above and read before (per sender)
@@ -423,6 +445,16 @@ class MappingSet:
     def is_local(self, system: str) -> bool:
         """A coding system no mapping file names (HL7 ``L``, ``99zzz``, a lab's own)."""
         return system.startswith(LOCAL_SYSTEM_PREFIX)
+
+    def assigner_uri(self, namespace: str) -> str | None:
+        """The identifier system a deployment configured for an assigning authority's name."""
+        return self.assigners.get(namespace.upper())
+
+    def report_code(self, system: str, code: str) -> ReportCode | None:
+        return self.report_codes.get((system, code))
+
+    def gender_for(self, hl7_code: str) -> AdministrativeGender | None:
+        return self.administrative_sex.get(hl7_code.upper())
 
     def code(self, system: str, code: str) -> CodeEntry | None:
         return self.codes.get((system, code))
@@ -581,6 +613,9 @@ def _merge(files: Iterable[tuple[str, MappingFile]], name: str) -> MappingSet:
     display_methods: dict[str, str] = {}
     display_checks: dict[Analyte, DisplayCheck] = {}
     blockers: list[str] = []
+    assigners: dict[str, str] = {}
+    report_codes: dict[tuple[str, str], ReportCode] = {}
+    administrative_sex: dict[str, AdministrativeGender] = {}
     default_tissue: Tissue | None = None
     grammar: dict[str, GrammarPart] = {}
     decimal_comma = False
@@ -615,6 +650,9 @@ def _merge(files: Iterable[tuple[str, MappingFile]], name: str) -> MappingSet:
             display_methods.update({_normalise(word): method for word in words})
         display_checks.update({check.analyte: check for check in mapping.display_checks})
         blockers.extend(_normalise(word) for word in mapping.display_infer_blockers)
+        assigners.update({k.upper(): v for k, v in mapping.assigners.items()})
+        report_codes.update({(entry.system, entry.code): entry for entry in mapping.report_codes})
+        administrative_sex.update({k.upper(): v for k, v in mapping.administrative_sex.items()})
         if mapping.sender is not None and mapping.sender.default_tissue is not None:
             default_tissue = mapping.sender.default_tissue
     return MappingSet(
@@ -638,6 +676,9 @@ def _merge(files: Iterable[tuple[str, MappingFile]], name: str) -> MappingSet:
         display_methods=tuple(display_methods.items()),
         display_checks=display_checks,
         display_infer_blockers=tuple(dict.fromkeys(blockers)),
+        assigners=assigners,
+        report_codes=report_codes,
+        administrative_sex=administrative_sex,
         grammar=GrammarTable(grammar, decimal_comma),
         files=tuple(names),
     )

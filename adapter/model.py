@@ -244,6 +244,7 @@ class ReportedObservation(Frozen):
     interpretation: tuple[str, ...] = ()  # v3-ObservationInterpretation codes (OBX-8)
     notes: tuple[str, ...] = ()
     effective: AwareDatetime | None = None
+    method: Coding | None = None  # OBX-17 / Observation.method (the assay, antibody clone, probe)
 
 
 class UnusedResult(Frozen):
@@ -276,13 +277,55 @@ class Origin(Frozen):
     set_id: str | None = None  # OBR-1
     hl7_version: str | None = None
     order_code: Coding | None = None  # OBR-4 / DiagnosticReport.code
+    report_code: Coding | None = None  # the LOINC code the mappings give for ``order_code``
+    performer: Organization | None = None
+    interpreters: tuple[Practitioner, ...] = ()  # OBR-32
+
+
+class AdministrativeGender(StrEnum):
+    """FHIR Patient.gender (HL7 v2 PID-8 is mapped onto these)."""
+
+    MALE = "male"
+    FEMALE = "female"
+    OTHER = "other"
+    UNKNOWN = "unknown"
+
+
+class PersonName(Frozen):
+    family: str | None = None
+    given: tuple[str, ...] = ()
 
 
 class PatientRef(Frozen):
-    """Identifiers only: names, birth dates and addresses are never copied into the record."""
+    """The patient as the sender named them: identifiers, and demographics a receiver matches on.
+
+    Name, sex and birth date are read so that an EHR feed can carry them (``patient_details =
+    "full"``); whether they leave the adapter is decided in one place, the Patient builder
+    (``adapter.emit.parties``). Addresses, phone numbers and the like are never read.
+    """
 
     identifiers: tuple[Identifier, ...] = ()
     fhir_reference: str | None = None  # as sent by a FHIR sender ("Patient/123")
+    name: PersonName | None = None
+    gender: AdministrativeGender | None = None
+    birth_date: str | None = None  # FHIR date: YYYY, YYYY-MM or YYYY-MM-DD
+
+
+class Practitioner(Frozen):
+    """A person named in the order (OBR-32 principal result interpreter)."""
+
+    identifier: Identifier | None = None
+    name: PersonName | None = None
+
+
+class Organization(Frozen):
+    """The lab that issued the result (MSH-4 sending facility, or OBX-23 performing organisation).
+
+    ``uri`` is its OID or URI when the sender gives one or the ``[assigners]`` table knows it.
+    """
+
+    name: str
+    uri: str | None = None
 
 
 class Specimen(Frozen):
@@ -291,6 +334,9 @@ class Specimen(Frozen):
     body_sites: tuple[Coding, ...] = ()
     tissue: Tissue = Tissue.UNKNOWN
     procedure: Procedure = Procedure.UNKNOWN
+    collected: AwareDatetime | None = None  # SPM-17
+    received: AwareDatetime | None = None  # SPM-18
+    collection_method: Coding | None = None  # SPM-7 / Specimen.collection.method
 
 
 class IhcResult(Frozen):

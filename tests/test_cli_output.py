@@ -13,13 +13,14 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from adapter.cli import app
+from adapter.config import DEFAULT_CODESYSTEM
 from adapter.replay.collect import MessageResult, Status, Summary
 from adapter.replay.report import print_summary
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
 EXPECTED = FIXTURES / "expected"
-CODESYSTEM = "http://her2-adapter.org/fhir/CodeSystem/her2-adapter"
+CODESYSTEM = DEFAULT_CODESYSTEM
 
 
 def _golden_counts(goldens: list[Path]) -> tuple[Counter[str], Counter[str], Counter[str]]:

@@ -675,8 +675,9 @@ S = "final"
 
 
 def test_files_lists_defaults_then_senders(mappings: Mappings) -> None:
-    """The shipped directory holds the six default files and the example sender."""
+    """The shipped directory holds the seven default files and the example sender."""
     assert mappings.files == [
+        "assigners.toml",
         "cap-ecc.toml",
         "display-words.toml",
         "hl7-tables.toml",

@@ -39,6 +39,7 @@ import orjson
 
 from adapter.config import Settings
 from adapter.emit import datatypes as dt
+from adapter.emit import parties
 from adapter.emit.codes import (
     DATA_ABSENT_REASON,
     HER2_ABSENT_REASON,
@@ -48,6 +49,7 @@ from adapter.emit.codes import (
     MESSAGE_ID_SYSTEM,
     OBSERVATION_CATEGORY,
     OBSERVATION_INTERPRETATION,
+    RECEPTOR_STATUS_CODES,
     SNOMED,
     SNOMED_QUALIFIERS,
     SUMMARY_COMPONENTS,
@@ -55,6 +57,12 @@ from adapter.emit.codes import (
     V2_0203,
 )
 from adapter.emit.ids import RecordIds, order_identity, record_ids, resource_id
+from adapter.emit.profiles import (
+    MCODE_TUMOR_MARKER_TEST,
+    US_CORE_DIAGNOSTIC_REPORT_LAB,
+    meta,
+    tumor_marker_conformant,
+)
 from adapter.emit.wording import (
     ABSENT_HER2_WORDS,
     OFFICIAL_RESULT_WORDS,
@@ -65,10 +73,12 @@ from adapter.emit.wording import (
 )
 from adapter.errors import OutputInvalid
 from adapter.model import (
+    Analyte,
     AssayRecord,
     Classification,
     Coding,
-    Identifier,
+    Organization,
+    Practitioner,
     ReceptorCall,
     ReportedObservation,
     ReportStatus,
@@ -110,7 +120,7 @@ def build_bundle(
     ``mappings_version`` (``Mappings.version``) is tagged on each DiagnosticReport
     (``meta.tag``), so every report says which mapping files read it.
     """
-    assembly = _Assembly(settings.codesystem_url, mappings_version)
+    assembly = _Assembly(settings.codesystem_url, settings.patient_details, mappings_version)
     occurrences: Counter[tuple[str, ...]] = Counter()
     for record, classification in results:
         order = order_identity(record.origin)
@@ -159,20 +169,25 @@ class _SpecimenParts:
     specimen_id: str | None
     type: Coding | None
     body_sites: list[Coding] = field(default_factory=list)
+    collected: str | None = None
+    received: str | None = None
+    method: Coding | None = None
 
 
 @dataclass
 class _Assembly:
     codesystem: str
+    patient_details: parties.PatientDetails
     mappings_version: str | None
-    patients: dict[str, list[Identifier]] = field(default_factory=dict)
+    patients: dict[str, parties.PatientParts] = field(default_factory=dict)
+    organizations: dict[str, Organization] = field(default_factory=dict)
+    practitioners: dict[str, Practitioner] = field(default_factory=dict)
     specimens: dict[str, _SpecimenParts] = field(default_factory=dict)
     record_resources: list[JsonDict] = field(default_factory=list)
     times: dt.DateTimeTexts = field(default_factory=dt.DateTimeTexts)
 
     def add(self, record: AssayRecord, classification: Classification, ids: RecordIds) -> None:
-        known = self.patients.setdefault(ids.patient, [])
-        known.extend(i for i in record.patient.identifiers if i not in known)
+        self.patients.setdefault(ids.patient, parties.PatientParts()).add(record.patient)
         specimen_id = self._add_specimen(record, ids)
         self.record_resources.extend(
             _observation(record, observation, observation_id, ids.patient, specimen_id, self.times)
@@ -183,6 +198,15 @@ class _Assembly:
         self.record_resources.append(
             _summary(record, classification, ids, specimen_id, self.codesystem, self.times)
         )
+        statuses = _receptor_statuses(
+            record, classification, ids, specimen_id, self.codesystem, self.times
+        )
+        self.record_resources.extend(statuses)
+        links = _ReportLinks(
+            performers=self._performers(record.origin.performer),
+            interpreters=[self._interpreter(person) for person in record.origin.interpreters],
+            statuses=[status["id"] for status in statuses],
+        )
         self.record_resources.append(
             _report(
                 record,
@@ -191,9 +215,22 @@ class _Assembly:
                 specimen_id,
                 self.codesystem,
                 self.times,
+                links,
                 self.mappings_version,
             )
         )
+
+    def _performers(self, performer: Organization | None) -> list[JsonDict]:
+        if performer is None:
+            return []
+        organization_id = parties.organization_id(performer)
+        self.organizations.setdefault(organization_id, performer)
+        return [dt.reference(organization_id)]
+
+    def _interpreter(self, person: Practitioner) -> JsonDict:
+        person_id = parties.practitioner_id(person)
+        self.practitioners.setdefault(person_id, person)
+        return dt.reference(person_id)
 
     def _add_specimen(self, record: AssayRecord, ids: RecordIds) -> str | None:
         specimen = record.specimen
@@ -204,37 +241,50 @@ class _Assembly:
         )
         parts.type = parts.type or specimen.type
         parts.body_sites.extend(s for s in specimen.body_sites if s not in parts.body_sites)
+        if parts.collected is None and specimen.collected is not None:
+            parts.collected = self.times(specimen.collected, "Specimen.collection.collected")
+        if parts.received is None and specimen.received is not None:
+            parts.received = self.times(specimen.received, "Specimen.receivedTime")
+        parts.method = parts.method or specimen.collection_method
         return ids.specimen
 
     def entries(self) -> list[JsonDict]:
-        resources = [
-            *(_patient(pid, identifiers) for pid, identifiers in self.patients.items()),
-            *(_specimen(sid, parts) for sid, parts in self.specimens.items()),
-            *self.record_resources,
+        people = [
+            *(
+                parties.patient(pid, parts, self.patient_details)
+                for pid, parts in self.patients.items()
+            ),
+            *map(parties.organization, self.organizations.values()),
+            *map(parties.practitioner, self.practitioners.values()),
         ]
-        return [_entry(resource) for resource in resources]
+        return [
+            *(_entry(resource, parties.request(resource)) for resource in people),
+            *(_entry(_specimen(sid, parts)) for sid, parts in self.specimens.items()),
+            *map(_entry, self.record_resources),
+        ]
 
 
-def _entry(resource: JsonDict) -> JsonDict:
+@dataclass
+class _ReportLinks:
+    """What a DiagnosticReport references beyond its record's own Observations."""
+
+    performers: list[JsonDict]
+    interpreters: list[JsonDict]
+    statuses: list[str]  # the ER / PgR status Observations
+
+
+def _entry(resource: JsonDict, request: JsonDict | None = None) -> JsonDict:
     rid = resource["id"]
     return {
         "fullUrl": f"urn:uuid:{rid}",
         "resource": resource,
-        "request": {"method": "PUT", "url": f"{resource['resourceType']}/{rid}"},
+        "request": request or {"method": "PUT", "url": f"{resource['resourceType']}/{rid}"},
     }
 
 
 # --------------------------------------------------------------------------------------------
 # Resources
 # --------------------------------------------------------------------------------------------
-
-
-def _patient(patient_id: str, identifiers: list[Identifier]) -> JsonDict:
-    # identifiers only: names, birth dates and addresses never leave the sender
-    resource: JsonDict = {"resourceType": "Patient", "id": patient_id}
-    if identifiers:
-        resource["identifier"] = [dt.identifier(i) for i in identifiers]
-    return resource
 
 
 def _specimen(specimen_id: str, parts: _SpecimenParts) -> JsonDict:
@@ -245,6 +295,14 @@ def _specimen(specimen_id: str, parts: _SpecimenParts) -> JsonDict:
     if specimen_type:
         resource["type"] = specimen_type
     resource["subject"] = dt.reference(parts.patient_id)
+    if parts.received:
+        resource["receivedTime"] = parts.received
+    collection: JsonDict = {}
+    if parts.collected:
+        collection["collectedDateTime"] = parts.collected
+    method = dt.codeable(parts.method)
+    if method:
+        collection["method"] = method
     # R4 has one bodySite: the codings sent for the site (e.g. SNOMED and ICD-O) share it
     site_codings = [c for c in map(dt.coding, parts.body_sites) if c is not None]
     site_text = next((s.display for s in parts.body_sites if s.display), None)
@@ -254,7 +312,9 @@ def _specimen(specimen_id: str, parts: _SpecimenParts) -> JsonDict:
     if site_text:
         site["text"] = site_text
     if site:
-        resource["collection"] = {"bodySite": site}
+        collection["bodySite"] = site
+    if collection:
+        resource["collection"] = collection
     return resource
 
 
@@ -270,6 +330,7 @@ def _common_observation_head(
     resource: JsonDict = {
         "resourceType": "Observation",
         "id": observation_id,
+        "meta": meta(MCODE_TUMOR_MARKER_TEST),  # taken off again by a test with no value
         "status": status.value,
         "category": [LAB_OBSERVATION_CATEGORY],
         "code": code,
@@ -280,6 +341,27 @@ def _common_observation_head(
     if record.issued is not None:
         resource["issued"] = times(record.issued, "Observation.issued")
     return resource
+
+
+def _derived_head(
+    record: AssayRecord,
+    observation_id: str,
+    code: tuple[str, str, str],
+    patient_id: str,
+    times: dt.DateTimeTexts,
+) -> JsonDict:
+    """The head of an Observation the adapter derives (the summary, ER / PgR status): the
+    report's status and times, a LOINC code."""
+    system, value, display = code
+    return _common_observation_head(
+        record,
+        observation_id,
+        SUMMARY_STATUS[record.report_status],
+        {"coding": [{"system": system, "code": value, "display": display}], "text": display},
+        patient_id,
+        times(record.effective, "Observation.effectiveDateTime") if record.effective else None,
+        times,
+    )
 
 
 def _observation(
@@ -302,6 +384,8 @@ def _observation(
         times,
     )
     resource.update(_value(observation))
+    if not tumor_marker_conformant(resource):
+        del resource["meta"]
     if observation.interpretation:
         resource["interpretation"] = [
             {"coding": [{"system": OBSERVATION_INTERPRETATION, "code": code}]}
@@ -309,6 +393,9 @@ def _observation(
         ]
     if observation.notes:
         resource["note"] = [{"text": note} for note in observation.notes]
+    method = dt.codeable(observation.method)
+    if method:
+        resource["method"] = method
     if specimen_id:
         resource["specimen"] = dt.reference(specimen_id)
     return resource
@@ -346,17 +433,10 @@ def _summary(
     codesystem: str,
     times: dt.DateTimeTexts,
 ) -> JsonDict:
-    system, code, display = HER2_INTERPRETATION
-    resource = _common_observation_head(
-        record,
-        ids.summary,
-        SUMMARY_STATUS[record.report_status],
-        {"coding": [{"system": system, "code": code, "display": display}], "text": display},
-        ids.patient,
-        times(record.effective, "Observation.effectiveDateTime") if record.effective else None,
-        times,
-    )
+    resource = _derived_head(record, ids.summary, HER2_INTERPRETATION, ids.patient, times)
     resource.update(_summary_value(classification, codesystem))
+    if not tumor_marker_conformant(resource):
+        del resource["meta"]  # no official result to carry: not a TumorMarkerTest
     notes = [
         *record.notes,
         *map(unused_note, record.unused),
@@ -480,6 +560,52 @@ def _receptor(codesystem: str, call: ReceptorCall) -> JsonDict:
     return {"coding": codings, "text": RECEPTOR_WORDS[call]}
 
 
+def _receptor_statuses(
+    record: AssayRecord,
+    classification: Classification,
+    ids: RecordIds,
+    specimen_id: str | None,
+    codesystem: str,
+    times: dt.DateTimeTexts,
+) -> list[JsonDict]:
+    """ER and PgR status Observations (LOINC 16112-5 / 16113-3), one per receptor called.
+
+    Trial matchers look for these, not for components of the HER2 summary: each carries the
+    adapter's ASCO/CAP 2020 call and derives from the lab's own ER or PgR Observations. A
+    receptor with no call (not reported, or undecidable) gets none.
+    """
+    found: list[JsonDict] = []
+    calls = (("er", classification.er_result), ("pgr", classification.pgr_result))
+    for receptor, call in calls:
+        if call is None:
+            continue
+        resource = _derived_head(
+            record,
+            resource_id(ids.summary, f"{receptor}-status"),
+            RECEPTOR_STATUS_CODES[receptor],
+            ids.patient,
+            times,
+        )
+        resource["valueCodeableConcept"] = _receptor(codesystem, call)
+        if specimen_id:
+            resource["specimen"] = dt.reference(specimen_id)
+        sources = [
+            oid
+            for observation, oid in zip(record.observations, ids.observations, strict=True)
+            if observation.analyte in _RECEPTOR_ANALYTES[receptor]
+        ]
+        if sources:
+            resource["derivedFrom"] = [dt.reference(oid) for oid in sources]
+        found.append(resource)
+    return found
+
+
+_RECEPTOR_ANALYTES: Final = {
+    "er": frozenset({Analyte.ER_RESULT, Analyte.ER_PERCENT}),
+    "pgr": frozenset({Analyte.PGR_RESULT, Analyte.PGR_PERCENT}),
+}
+
+
 def _report(
     record: AssayRecord,
     classification: Classification,
@@ -487,21 +613,24 @@ def _report(
     specimen_id: str | None,
     codesystem: str,
     times: dt.DateTimeTexts,
+    links: _ReportLinks,
     mappings_version: str | None,
 ) -> JsonDict:
     origin = record.origin
-    resource: JsonDict = {"resourceType": "DiagnosticReport", "id": ids.report}
+    resource: JsonDict = {
+        "resourceType": "DiagnosticReport",
+        "id": ids.report,
+        "meta": meta(US_CORE_DIAGNOSTIC_REPORT_LAB),
+    }
     if mappings_version is not None:
         # Process metadata, not content: which mapping files read the message.
-        resource["meta"] = {
-            "tag": [
-                {
-                    "system": MAPPINGS_VERSION_SYSTEM,
-                    "code": mappings_version,
-                    "display": MAPPINGS_VERSION_DISPLAY,
-                }
-            ]
-        }
+        resource["meta"]["tag"] = [
+            {
+                "system": MAPPINGS_VERSION_SYSTEM,
+                "code": mappings_version,
+                "display": MAPPINGS_VERSION_DISPLAY,
+            }
+        ]
     order_numbers = [
         {"type": {"coding": [{"system": V2_0203, "code": kind}]}, "value": number}
         for kind, number in (("PLAC", origin.placer_order), ("FILL", origin.filler_order))
@@ -512,7 +641,7 @@ def _report(
     system, code, display = HER2_INTERPRETATION
     resource["status"] = record.report_status.value
     resource["category"] = [LAB_REPORT_CATEGORY]
-    resource["code"] = dt.codeable(origin.order_code) or {
+    resource["code"] = _report_code(origin.report_code, origin.order_code) or {
         "coding": [{"system": system, "code": code, "display": display}],
         "text": display,
     }
@@ -523,12 +652,27 @@ def _report(
         )
     if record.issued is not None:
         resource["issued"] = times(record.issued, "DiagnosticReport.issued")
+    if links.performers:
+        resource["performer"] = links.performers
+    if links.interpreters:
+        resource["resultsInterpreter"] = links.interpreters
     if specimen_id:
         resource["specimen"] = [dt.reference(specimen_id)]
-    resource["result"] = [dt.reference(oid) for oid in (*ids.observations, ids.summary)]
+    resource["result"] = [
+        dt.reference(oid) for oid in (*ids.observations, ids.summary, *links.statuses)
+    ]
     resource["conclusion"] = conclusion(record, classification)
     resource["conclusionCode"] = _conclusion_codes(classification, codesystem)
     return resource
+
+
+def _report_code(loinc: Coding | None, local: Coding | None) -> JsonDict | None:
+    """The order code as sent, with the LOINC code the mappings give it first (US Core)."""
+    concept = dt.codeable(local)
+    if loinc is None:
+        return concept
+    codings = [c for c in (dt.coding(loinc), *(concept or {}).get("coding", ())) if c]
+    return {"coding": codings, "text": (concept or {}).get("text") or loinc.display}
 
 
 def _conclusion_codes(classification: Classification, codesystem: str) -> list[JsonDict]:

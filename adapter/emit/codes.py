@@ -28,6 +28,12 @@ MAPPINGS_VERSION_DISPLAY: Final = "version of the mapping files that read the me
 HER2_INTERPRETATION: Final = (LOINC, "48676-1", "HER2 [Interpretation] in Tissue")
 """Code of the summary Observation, and of the DiagnosticReport when the order has no code."""
 
+RECEPTOR_STATUS_CODES: Final = {
+    # the ER / PgR status Observations of their own (mCODE TumorMarkerTest): LOINC interpretation
+    "er": (LOINC, "16112-5", "Estrogen receptor [Interpretation] in Tissue"),
+    "pgr": (LOINC, "16113-3", "Progesterone receptor [Interpretation] in Tissue"),
+}
+
 SNOMED_QUALIFIERS: Final[dict[str, tuple[str, str]]] = {
     # an official result or receptor call value -> SNOMED CT qualifier value (code, display);
     # "low-positive" (ER 1-10 %) has no SNOMED CT concept and is coded in the adapter's only

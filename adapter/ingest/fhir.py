@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from datetime import datetime, tzinfo
+from typing import Any
 
 from adapter.config import Settings
 from adapter.errors import NothingToClassify
@@ -19,8 +21,8 @@ from adapter.ingest.fhir_elements import (
     V2_0203,
     JsonObject,
     codings,
-    concept_text,
     concept_texts,
+    labelled_coding,
     obj,
     objects,
     parse_datetime,
@@ -31,14 +33,16 @@ from adapter.ingest.fhir_group import Group, References, group_observations, pat
 from adapter.ingest.fhir_observation import ObservationRead, read_observation
 from adapter.ingest.report_text import read_text, statement_values, text_values_kept
 from adapter.ingest.values import site_zone
-from adapter.mapping import Mappings, MappingSet
+from adapter.mapping import LOINC_SYSTEM, Mappings, MappingSet
 from adapter.model import (
+    AdministrativeGender,
     AssayRecord,
     Coding,
     Identifier,
     IngestWarning,
     Origin,
     PatientRef,
+    PersonName,
     Procedure,
     ReportStatus,
     ResultStatus,
@@ -208,6 +212,7 @@ class _GroupReader:
                 filler_order=filler,
                 group_index=index,
                 order_code=self._order_code(),
+                report_code=self._report_code(),
             ),
             patient=self._patient(),
             specimen=self._specimen(),
@@ -261,17 +266,18 @@ class _GroupReader:
     def _order_code(self) -> Coding | None:
         concept = self.report.resource.get("code") if self.report is not None else None
         if concept is not None:
-            found = codings(concept)
-            label = concept_text(concept)
-            if found:
-                first = found[0]
-                return (
-                    first
-                    if first.display or not label
-                    else first.model_copy(update={"display": label})
-                )
-            return Coding(display=label) if label else None
+            return labelled_coding(concept)
         return next((r.panel_code for r in self.reads if r.panel_code is not None), None)
+
+    def _report_code(self) -> Coding | None:
+        """The LOINC code the mappings give for a local report code (none when already LOINC)."""
+        order = self._order_code()
+        if order is None or not (order.system and order.code) or order.system == LOINC_SYSTEM:
+            return None
+        found = self.mapping.report_code(order.system, order.code)
+        if found is None:
+            return None
+        return Coding(system=LOINC_SYSTEM, code=found.loinc, display=found.display)
 
     def _report_moment(self, element: str) -> datetime | None:
         if self.report is None:
@@ -280,20 +286,7 @@ class _GroupReader:
         sent = text(resource.get(element))
         if sent is None and element == "effectiveDateTime":
             sent = text(obj(resource.get("effectivePeriod")).get("start"))
-        if sent is None:
-            return None
-        moment, coarse, naive = parse_datetime(sent, self.zone)
-        if coarse or naive:
-            self.warnings.append(
-                IngestWarning(
-                    code="DATETIME-COARSE" if coarse else "DATETIME-NO-OFFSET",
-                    message=f"DiagnosticReport.{element} has no "
-                    + ("time of day" if coarse else "UTC offset")
-                    + "; the site zone is used",
-                    locator=self.report.locator,
-                )
-            )
-        return moment
+        return self._moment(sent, self.report.locator, f"DiagnosticReport.{element}")
 
     def _first_effective(self) -> datetime | None:
         return next((v.observation.effective for v in self.values if v.observation.effective), None)
@@ -348,7 +341,14 @@ class _GroupReader:
             item = Identifier(value=value, system=text(identifier.get("system")), type_code=kind)
             if item not in found:
                 found.append(item)
-        return PatientRef(identifiers=tuple(found), fhir_reference=sent)
+        details = patient.resource if patient is not None else {}
+        return PatientRef(
+            identifiers=tuple(found),
+            fhir_reference=sent,
+            name=_person_name(details.get("name")),
+            gender=_gender(details.get("gender")),
+            birth_date=_birth_date(details.get("birthDate")),
+        )
 
     def _specimen_resource(self) -> Incoming | None:
         holders: list[tuple[Incoming, str | None]] = []
@@ -396,17 +396,66 @@ class _GroupReader:
                 )
             )
         procedure_texts = [*concept_texts(collection.get("method")), *texts]
+        where = found.locator if found is not None else "Specimen"
         return Specimen(
             id=_specimen_id(found),
             type=types[0] if types else None,
             body_sites=tuple(sites),
             tissue=tissue,
             procedure=self._procedure(procedure_texts),
+            collected=self._moment(
+                collection.get("collectedDateTime"), where, "Specimen.collection.collected"
+            ),
+            received=self._moment(resource.get("receivedTime"), where, "Specimen.receivedTime"),
+            collection_method=labelled_coding(collection.get("method")),
         )
+
+    def _moment(self, value: Any, where: str, what: str) -> datetime | None:
+        """A dateTime in the site zone when it has none; coarse or offset-less ones warn."""
+        sent = text(value)
+        if sent is None:
+            return None
+        moment, coarse, naive = parse_datetime(sent, self.zone)
+        if coarse or naive:
+            self.warnings.append(
+                IngestWarning(
+                    code="DATETIME-COARSE" if coarse else "DATETIME-NO-OFFSET",
+                    message=f"{what} has no "
+                    + ("time of day" if coarse else "UTC offset")
+                    + "; the site zone is used",
+                    locator=where,
+                )
+            )
+        return moment
 
     def _procedure(self, texts: list[str]) -> Procedure:
         found = {p for t in texts if (p := self.mapping.procedure_for_text(t)) is not None}
         return found.pop() if len(found) == 1 else Procedure.UNKNOWN
+
+
+_GENDERS = frozenset(g.value for g in AdministrativeGender)
+_FHIR_DATE = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
+
+
+def _person_name(names: Any) -> PersonName | None:
+    """The official name (else the first) of a Patient, family and given only."""
+    sent = list(objects(names))
+    chosen = next((n for n in sent if n.get("use") == "official"), sent[0] if sent else None)
+    if chosen is None:
+        return None
+    family = text(chosen.get("family"))
+    given = tuple(g for g in (text(v) for v in chosen.get("given") or ()) if g)
+    return PersonName(family=family, given=given) if family or given else None
+
+
+def _gender(value: Any) -> AdministrativeGender | None:
+    sent = text(value)
+    return AdministrativeGender(sent) if sent in _GENDERS else None
+
+
+def _birth_date(value: Any) -> str | None:
+    sent = text(value)
+    return sent if sent is not None and _FHIR_DATE.fullmatch(sent) else None
 
 
 _REPORT_AS_RESULT = {

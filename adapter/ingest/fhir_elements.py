@@ -60,6 +60,16 @@ def codings(concept: Any) -> list[Coding]:
     return [c for item in objects(element.get("coding")) if (c := coding(item)) is not None]
 
 
+def labelled_coding(concept: Any) -> Coding | None:
+    """The first coding of a CodeableConcept, with the concept's text as display if it has none."""
+    found = codings(concept)
+    label = concept_text(concept)
+    if found:
+        first = found[0]
+        return first if first.display or not label else first.model_copy(update={"display": label})
+    return Coding(display=label) if label else None
+
+
 def concept_text(concept: Any) -> str | None:
     element = obj(concept)
     if "concept" in element and "text" not in element:

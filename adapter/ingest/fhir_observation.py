@@ -21,6 +21,7 @@ from adapter.ingest.fhir_elements import (
     JsonObject,
     codings,
     concept_text,
+    labelled_coding,
     obj,
     objects,
     parse_datetime,
@@ -83,6 +84,7 @@ class _Context:
     notes: tuple[str, ...]
     effective: datetime | None
     warnings: list[IngestWarning]
+    method: Coding | None = None  # Observation.method: every part of the Observation shares it
 
 
 def read_observation(
@@ -97,6 +99,7 @@ def read_observation(
         notes=notes,
         effective=_effective(resource, locator, zone, read.warnings),
         warnings=read.warnings,
+        method=labelled_coding(resource.get("method")),
     )
     read.issued = _moment(resource.get("issued"), "issued", locator, zone, read.warnings)
     read.body_sites = codings(resource.get("bodySite"))
@@ -265,6 +268,7 @@ def _add_part(
         interpretation=_interpretation(part, mapping, locator, context.warnings),
         notes=own_notes,
         effective=context.effective,
+        method=context.method,
     )
     read.values.append(
         ReadValue(

@@ -20,17 +20,20 @@ from adapter.errors import (
 )
 from adapter.ingest import er7
 from adapter.ingest.assemble import ReadValue, assemble, resolve_tissue
-from adapter.ingest.obx import ObxOutcome, read_obx
+from adapter.ingest.obx import ObxOutcome, cwe_coding, read_obx
 from adapter.ingest.report_text import read_text, statement_values, text_values_kept
-from adapter.ingest.values import parse_hl7_datetime, site_zone
-from adapter.mapping import Mappings, MappingSet
+from adapter.ingest.values import hl7_date, parse_hl7_datetime, site_zone
+from adapter.mapping import ASSIGNER_FALLBACK_PREFIX, LOINC_SYSTEM, Mappings, MappingSet
 from adapter.model import (
     AssayRecord,
     Coding,
     Identifier,
     IngestWarning,
+    Organization,
     Origin,
     PatientRef,
+    PersonName,
+    Practitioner,
     Procedure,
     ReportStatus,
     ResultStatus,
@@ -149,6 +152,8 @@ class _Group:
     statuses: list[ResultStatus] = field(default_factory=list)
     last_obx: int | None = None  # position in ``values`` that an NTE attaches to
     after_unused_obx: bool = False  # an NTE here belongs to a result that was not used
+    # OBX-23 performing organisation (name, assigning authority HD parts) of each used OBX
+    performing: list[tuple[str, str, str, str]] = field(default_factory=list)
     texts: list[ObxOutcome] = field(default_factory=list)  # report text, in message order
 
 
@@ -213,6 +218,14 @@ def _add_obx(
         group.last_obx = None
         return
     if outcome.value is not None:
+        group.performing.append(
+            (
+                segment.component(23, 1),
+                segment.component(23, 6, 1),
+                segment.component(23, 6, 2),
+                segment.component(23, 6, 3),
+            )
+        )
         group.values.append(outcome.value)
         group.last_obx = len(group.values) - 1
     else:
@@ -290,7 +303,7 @@ def _record(
     warnings = [*message_warnings, *group.warnings]
     assembled = assemble(group.values, mapping, group.notes)
     warnings.extend(assembled.warnings)
-    specimen = _specimen(group, mapping, warnings)
+    specimen = _specimen(group, mapping, zone, warnings)
     obr = group.obr
     effective = _datetime(obr.field(7), zone, "OBR-7", warnings)
     if effective is None:
@@ -300,6 +313,7 @@ def _record(
     issued = _datetime(obr.field(22), zone, "OBR-22", warnings) or _datetime(
         message.msh.field(7), zone, "MSH-7", warnings
     )
+    order_code = cwe_coding(obr.components(4), mapping)
     return AssayRecord(
         origin=Origin(
             format=SourceFormat.HL7V2,
@@ -311,9 +325,12 @@ def _record(
             group_index=group.index,
             set_id=obr.field(1) or None,
             hl7_version=message.version,
-            order_code=_coding(obr.components(4), mapping),
+            order_code=order_code,
+            report_code=_report_code(order_code, mapping),
+            performer=_performer(message, group, mapping),
+            interpreters=_interpreters(obr, mapping),
         ),
-        patient=_patient(group.patient),
+        patient=_patient(group.patient, mapping),
         specimen=specimen,
         report_status=_report_status(obr.field(25), group.statuses, mapping, warnings),
         effective=effective,
@@ -337,29 +354,15 @@ def _first(orc: er7.Segment | None, orc_field: int, obr: er7.Segment, obr_field:
     return obr.component(obr_field, 1) or None
 
 
-def _coding(components: list[str], mapping: MappingSet) -> Coding | None:
-    """A CWE/CE value as a Coding (system name translated to its URI)."""
-    code = components[0] if components else ""
-    display = components[1] if len(components) > 1 else ""
-    system = components[2] if len(components) > 2 else ""
-    if not (code or display):
-        return None
-    return Coding(
-        system=mapping.system_uri(system) if system else None,
-        code=code or None,
-        display=display or None,
-    )
-
-
-def _subcomponent_coding(
+def _subcomponentcwe_coding(
     segment: er7.Segment, n: int, c: int, mapping: MappingSet
 ) -> Coding | None:
     """A CWE held in sub-components (OBR-15 specimen source in v2.3-2.6)."""
     parts = segment.subcomponents(n, c)
-    return _coding(parts, mapping)
+    return cwe_coding(parts, mapping)
 
 
-def _patient(pid: er7.Segment | None) -> PatientRef:
+def _patient(pid: er7.Segment | None, mapping: MappingSet) -> PatientRef:
     if pid is None:
         return PatientRef()
     identifiers: list[Identifier] = []
@@ -374,42 +377,126 @@ def _patient(pid: er7.Segment | None) -> PatientRef:
                     pid.component(3, 4, 1, rep=rep),
                     pid.component(3, 4, 2, rep=rep),
                     pid.component(3, 4, 3, rep=rep),
+                    mapping,
                 ),
                 type_code=pid.component(3, 5, rep=rep) or None,
             )
         )
-    return PatientRef(identifiers=tuple(identifiers))
+    return PatientRef(
+        identifiers=tuple(identifiers),
+        name=_person_name(pid.component(5, 1, 1), (pid.component(5, 2), pid.component(5, 3))),
+        gender=mapping.gender_for(pid.field(8)) if pid.field(8) else None,
+        birth_date=hl7_date(pid.component(7)),
+    )
 
 
-def _assigner_uri(namespace: str, universal_id: str, universal_type: str) -> str | None:
-    """CX-4 assigning authority as a FHIR identifier system URI."""
+def _person_name(family: str, given: tuple[str, ...]) -> PersonName | None:
+    names = tuple(g for g in given if g)
+    if not (family or names):
+        return None
+    return PersonName(family=family or None, given=names)
+
+
+def _assigner_uri(
+    namespace: str, universal_id: str, universal_type: str, mapping: MappingSet
+) -> str | None:
+    """CX-4 / HD assigning authority as a FHIR identifier system URI.
+
+    The sender's own OID or URI wins; else the deployment's table (``[assigners]`` in the
+    mappings); else a URN that only says which namespace the sender named (docs/output.md).
+    """
+    known = _organization_uri(namespace, universal_id, universal_type, mapping)
+    if known is None and namespace:
+        return f"{ASSIGNER_FALLBACK_PREFIX}{namespace}"
+    return known
+
+
+def _report_code(order_code: Coding | None, mapping: MappingSet) -> Coding | None:
+    if order_code is None or not (order_code.system and order_code.code):
+        return None
+    if order_code.system == LOINC_SYSTEM:
+        return None  # already LOINC
+    found = mapping.report_code(order_code.system, order_code.code)
+    if found is None:
+        return None
+    return Coding(system=LOINC_SYSTEM, code=found.loinc, display=found.display)
+
+
+def _performer(message: er7.Message, group: _Group, mapping: MappingSet) -> Organization | None:
+    """The lab that issued the result: OBX-23 performing organisation when sent, else MSH-4."""
+    for name, namespace, universal, kind in group.performing:
+        if name or namespace:
+            return Organization(
+                name=name or namespace, uri=_organization_uri(namespace, universal, kind, mapping)
+            )
+    facility = message.sending_facility
+    if not facility.namespace_id:
+        return None
+    return Organization(
+        name=facility.namespace_id,
+        uri=_organization_uri(
+            facility.namespace_id, facility.universal_id, facility.universal_id_type, mapping
+        ),
+    )
+
+
+def _organization_uri(
+    namespace: str, universal_id: str, universal_type: str, mapping: MappingSet
+) -> str | None:
+    """An HD's OID or URI, else the one the ``[assigners]`` table gives its namespace."""
     if universal_id and universal_type.upper() == "ISO":
         return f"urn:oid:{universal_id}"
     if universal_id and ":" in universal_id:
         return universal_id
-    if namespace:
-        return f"urn:her2-adapter:assigner:{namespace}"
-    return None
+    return mapping.assigner_uri(namespace) if namespace else None
 
 
-def _specimen(group: _Group, mapping: MappingSet, warnings: list[IngestWarning]) -> Specimen:
+def _interpreters(obr: er7.Segment, mapping: MappingSet) -> tuple[Practitioner, ...]:
+    """OBR-32 principal result interpreter(s): NDL whose first component is a CNN."""
+    found: list[Practitioner] = []
+    for rep in range(1, len(obr.raw_repetitions(32)) + 1):
+        parts = obr.subcomponents(32, 1, rep=rep)
+
+        def part(n: int, parts: list[str] = parts) -> str:
+            return parts[n] if len(parts) > n else ""
+
+        name = _person_name(part(1), (part(2), part(3)))
+        identifier = (
+            Identifier(value=part(0), system=_assigner_uri(part(8), part(9), part(10), mapping))
+            if part(0)
+            else None
+        )
+        if name is not None or identifier is not None:
+            found.append(Practitioner(identifier=identifier, name=name))
+    return tuple(found)
+
+
+def _specimen(
+    group: _Group, mapping: MappingSet, zone: tzinfo, warnings: list[IngestWarning]
+) -> Specimen:
     obr = group.obr
     types: list[Coding] = []
     sites: list[Coding] = []
     texts: list[str] = []
     procedure_texts: list[str] = []
     specimen_id: str | None = None
+    collected: datetime | None = None
+    received: datetime | None = None
+    method: Coding | None = None
     for spm in group.specimens:
         specimen_id = specimen_id or spm.component(2, 2) or spm.component(2, 1) or None
-        if (found := _coding(spm.components(4), mapping)) is not None:
+        collected = collected or _datetime(spm.component(17, 1), zone, "SPM-17", warnings)
+        received = received or _datetime(spm.field(18), zone, "SPM-18", warnings)
+        method = method or cwe_coding(spm.components(7), mapping)
+        if (found := cwe_coding(spm.components(4), mapping)) is not None:
             types.append(found)
-        if (found := _coding(spm.components(8), mapping)) is not None:
+        if (found := cwe_coding(spm.components(8), mapping)) is not None:
             sites.append(found)
         procedure_texts.extend(filter(None, (spm.component(7, 2), spm.component(7, 1))))
     # OBR-15 (specimen source, to v2.6): source name/code, collection method, body site.
-    if (found := _subcomponent_coding(obr, 15, 1, mapping)) is not None:
+    if (found := _subcomponentcwe_coding(obr, 15, 1, mapping)) is not None:
         types.append(found)
-    if (found := _subcomponent_coding(obr, 15, 4, mapping)) is not None:
+    if (found := _subcomponentcwe_coding(obr, 15, 4, mapping)) is not None:
         sites.append(found)
     procedure_texts.append(obr.component(15, 3))
     order_text = obr.component(4, 2)
@@ -432,6 +519,9 @@ def _specimen(group: _Group, mapping: MappingSet, warnings: list[IngestWarning])
         body_sites=tuple(sites),
         tissue=tissue,
         procedure=_procedure([*procedure_texts, *texts], mapping),
+        collected=collected,
+        received=received,
+        collection_method=method,
     )
 
 

@@ -136,6 +136,7 @@ def read_obx(segment: er7.Segment, position: int, mapping: MappingSet, zone: tzi
         ucum=mapping.unit_for(unit_text) if unit_text else None,
         interpretation=_flags(segment, mapping, locator, warnings),
         effective=moment,
+        method=_method(segment, mapping),
     )
     method = segment.component(17, 2) or segment.component(17, 1)
     read = ReadValue(
@@ -372,3 +373,22 @@ def _flags(
         else:
             found.append(mapped)
     return tuple(found)
+
+
+def _method(segment: er7.Segment, mapping: MappingSet) -> Coding | None:
+    """OBX-17 observation method: the assay, antibody clone or probe kit, as the lab names it."""
+    return cwe_coding(segment.components(17), mapping)
+
+
+def cwe_coding(components: list[str], mapping: MappingSet) -> Coding | None:
+    """A CWE/CE value as a Coding (system name translated to its URI); ``None`` when empty."""
+    code = components[0] if components else ""
+    display = components[1] if len(components) > 1 else ""
+    system = components[2] if len(components) > 2 else ""
+    if not (code or display):
+        return None
+    return Coding(
+        system=mapping.system_uri(system) if system else None,
+        code=code or None,
+        display=display or None,
+    )

@@ -81,6 +81,20 @@ def site_zone(name: str) -> tzinfo:
     return UTC if name.upper() == "UTC" else ZoneInfo(name)
 
 
+def hl7_date(text: str) -> str | None:
+    """An HL7 DT/DTM birth date as a FHIR ``date`` (``1953-12-28``, ``1953-12``, ``1953``).
+
+    Only the date part is kept (a time of birth is not wanted); ``None`` when unreadable.
+    """
+    digits = text.strip()[:8]
+    if len(digits) not in (4, 6, 8) or not (digits.isascii() and digits.isdigit()):
+        return None
+    padded = digits + "0101"[len(digits) - 4 :] if len(digits) < 8 else digits
+    if _calendar_moment(padded + "000000") is None:
+        return None
+    return "-".join(part for part in (digits[:4], digits[4:6], digits[6:8]) if part)
+
+
 def parse_hl7_datetime(text: str, zone: tzinfo) -> tuple[datetime | None, bool]:
     """An HL7 DTM/TS (``YYYY[MM[DD[HH[MM[SS[.S+]]]]]][+/-ZZZZ]``) as an aware datetime.
 

@@ -308,7 +308,7 @@ class Service:
             )
         ]
         if outcome.bundle_json is not None:
-            requests.append(IndexReportsRequest(receipt.row_id, outcome.reports))
+            requests.append(IndexReportsRequest(receipt.row_id, outcome.reports, outcome.resources))
             metrics.count_reports(
                 identity.sender,
                 (ReportFacts.from_json(r.audit) for r in outcome.reports if r.audit is not None),

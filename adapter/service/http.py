@@ -29,7 +29,7 @@ from adapter.emit.ack import batch_header_of
 from adapter.errors import MappingFileError, StoreUnavailable
 from adapter.model import SourceFormat
 from adapter.pipeline import split_frame
-from adapter.service import http_read
+from adapter.service import fhir_facade, http_read
 from adapter.service.handler import Handled
 from adapter.service.http_audit import install_audit
 from adapter.service.http_body import (
@@ -119,22 +119,47 @@ def create_app(runtime: Runtime) -> FastAPI:
         sender = (source or x_her2_source or "").strip() or None
         return await _ingest(request, runtime, SourceFormat.FHIR, sender)
 
-    @app.get("/fhir/DiagnosticReport/{report_id}", responses={404: _OUTCOME, 503: _OUTCOME})
-    async def get_report(report_id: str) -> Response:
-        """The latest version of one DiagnosticReport."""
-        return await _read(lambda: http_read.report(store, report_id))
+    codesystem_url = runtime.settings.codesystem_url
 
-    @app.get("/fhir/DiagnosticReport", responses={503: _OUTCOME})
-    async def search_reports(
-        request: Request,
-        patient: str | None = Query(None, description="Patient/<id>, or the bare id"),
-        category: str | None = Query(None, description="The adapter category code"),
-        status: str | None = Query(None, description="DiagnosticReport.status"),
-    ) -> Response:
-        """A searchset Bundle of the latest version of each matching report."""
-        base = str(request.url_for("search_reports"))
+    @app.get("/fhir/metadata", responses={406: _OUTCOME})
+    async def fhir_metadata(request: Request) -> Response:
+        """The CapabilityStatement: exactly what this FHIR facade supports."""
+        refused = _not_acceptable(request)
+        if refused is not None:
+            return refused
+        return fhir_facade.capability_statement(_fhir_base(request))
+
+    @app.get(
+        "/fhir/{resource_type}/{resource_id}",
+        responses={404: _OUTCOME, 406: _OUTCOME, 503: _OUTCOME},
+    )
+    async def fhir_read(request: Request, resource_type: str, resource_id: str) -> Response:
+        """The latest version of one resource (references resolve here as Type/<id>)."""
+        refused = _not_acceptable(request)
+        if refused is not None:
+            return refused
         return await _read(
-            lambda: http_read.search(store, base, str(request.url), patient, category, status)
+            lambda: fhir_facade.read(store, resource_type, resource_id, codesystem_url)
+        )
+
+    @app.get("/fhir/{resource_type}", responses={400: _OUTCOME, 406: _OUTCOME, 503: _OUTCOME})
+    async def fhir_search(request: Request, resource_type: str) -> Response:
+        """A searchset Bundle, paged by _count; unsupported parameters are refused (400)."""
+        refused = _not_acceptable(request)
+        if refused is not None:
+            return refused
+        params = request.query_params.multi_items()
+        lenient = "handling=lenient" in request.headers.get("prefer", "").replace(" ", "")
+        base = _fhir_base(request)
+        return await _read(
+            lambda: fhir_facade.search(
+                store,
+                resource_type,
+                base,
+                params,
+                lenient=lenient,
+                codesystem_url=codesystem_url,
+            )
         )
 
     @app.get("/messages/{message_id:path}", responses={404: _OUTCOME, 503: _OUTCOME})
@@ -173,6 +198,16 @@ def create_app(runtime: Runtime) -> FastAPI:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _fhir_base(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + "/fhir"
+
+
+def _not_acceptable(request: Request) -> Response | None:
+    return fhir_facade.not_acceptable(
+        request.query_params.get("_format"), request.headers.get("accept")
+    )
 
 
 def _health(store: Store) -> Response:

@@ -1,4 +1,5 @@
-"""The read side of the HTTP API: reports, report search and message status, from the store.
+"""The read side of the HTTP API that is not FHIR: message status, from the store (the FHIR reads
+and searches are ``fhir_facade``).
 
 Synchronous (the store is): the app runs these in a worker thread. Stored JSON is spliced into
 the answers as it was stored, so a report reads byte for byte as the Bundle that carried it.
@@ -12,58 +13,8 @@ from typing import Any
 import orjson
 from fastapi.responses import Response
 
-from adapter.service.http_outcome import FHIR_JSON, outcome_response
+from adapter.service.http_outcome import outcome_response
 from adapter.store import MessageRow, OutboxItem, Store
-
-
-def report(store: Store, report_id: str) -> Response:
-    found = store.get_report(report_id)
-    if found is None:
-        return _not_found(f"no DiagnosticReport with id {report_id[:100]}")
-    return Response(found.bundle, media_type=FHIR_JSON)
-
-
-def search(
-    store: Store,
-    base: str,
-    self_url: str,
-    patient: str | None,
-    category: str | None,
-    status: str | None,
-) -> Response:
-    """A searchset Bundle; the entries' resources are the stored reports, unchanged."""
-    reports = store.find_reports(
-        patient=_patient_reference(patient), category=_token(category), status=_token(status)
-    )
-    entries = b",".join(
-        b'{"fullUrl":'
-        + orjson.dumps(f"{base}/{found.report_id}")
-        + b',"resource":'
-        + found.bundle
-        + b',"search":{"mode":"match"}}'
-        for found in reports
-    )
-    head = orjson.dumps(
-        {
-            "resourceType": "Bundle",
-            "type": "searchset",
-            "total": len(reports),
-            "link": [{"relation": "self", "url": self_url}],
-        }
-    )
-    return Response(head[:-1] + b',"entry":[' + entries + b"]}", media_type=FHIR_JSON)
-
-
-def _patient_reference(patient: str | None) -> str | None:
-    """The index keeps ``Patient/<id>``; a bare id is taken to mean the same."""
-    if patient is None:
-        return None
-    return patient if patient.startswith("Patient/") else f"Patient/{patient}"
-
-
-def _token(value: str | None) -> str | None:
-    """A FHIR token may come as ``system|code``; the index keeps the code."""
-    return None if value is None else value.rpartition("|")[2]
 
 
 def message(store: Store, message_id: str, sender: str | None) -> Response:

@@ -41,7 +41,8 @@ from adapter.errors import AdapterError
 from adapter.model import SourceFormat
 from adapter.pipeline import Context, Outcome, RawMessage, process
 from adapter.service.affinity import pin
-from adapter.store import ReportIndexRow
+from adapter.service.fhir_index import resource_rows
+from adapter.store import ReportIndexRow, ResourceIndexRow
 
 log = logging.getLogger("her2_adapter.workers")
 
@@ -54,6 +55,7 @@ class Processed:
     bundle_json: bytes | None  # set exactly when a Bundle was built
     reports: tuple[ReportIndexRow, ...]
     error: AdapterError | None
+    resources: tuple[ResourceIndexRow, ...] = ()
 
 
 def processed(outcome: Outcome) -> Processed:
@@ -65,7 +67,8 @@ def processed(outcome: Outcome) -> Processed:
         for record, classification in zip(outcome.records, outcome.classifications, strict=True)
     ]
     reports = tuple(report_rows(outcome.bundle, facts))
-    return Processed(outcome.message_id, outcome.bundle_json, reports, outcome.error)
+    resources = tuple(resource_rows(outcome.bundle))
+    return Processed(outcome.message_id, outcome.bundle_json, reports, outcome.error, resources)
 
 
 def report_rows(bundle: dict[str, Any], facts: Sequence[ReportFacts]) -> list[ReportIndexRow]:
@@ -112,7 +115,13 @@ _STOP_GRACE: Final = 10.0
 _LOST: Final = "internal error (worker process died); the message is kept"
 
 _ErrorParts = tuple[type[AdapterError], str, str | None]
-_WorkResult = tuple[str | None, bytes | None, tuple[ReportIndexRow, ...], _ErrorParts | None]
+_WorkResult = tuple[
+    str | None,
+    bytes | None,
+    tuple[ReportIndexRow, ...],
+    _ErrorParts | None,
+    tuple[ResourceIndexRow, ...],
+]
 
 
 @dataclass(eq=False)
@@ -289,14 +298,14 @@ def _frame(payload: bytes) -> bytes:
 
 
 def _rebuilt(result: _WorkResult) -> Processed:
-    message_id, bundle_json, reports, parts = result
+    message_id, bundle_json, reports, parts, resources = result
     error: AdapterError | None = None
     if parts is not None:
         kind, reason, location = parts
         # Built past the subclass's __init__, whose signature may differ (MappingFileError).
         error = kind.__new__(kind)
         AdapterError.__init__(error, reason, location=location)
-    return Processed(message_id, bundle_json, reports, error)
+    return Processed(message_id, bundle_json, reports, error, resources)
 
 
 def serve(descriptor: int) -> None:
@@ -370,4 +379,4 @@ def _work(
     error = done.error
     # Errors travel as their parts: an exception's pickling depends on its __init__.
     parts = None if error is None else (type(error), error.reason, error.location)
-    return done.message_id, done.bundle_json, done.reports, parts
+    return done.message_id, done.bundle_json, done.reports, parts, done.resources

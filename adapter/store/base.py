@@ -32,6 +32,8 @@ from adapter.store.records import (
     Receipt,
     ReceiveRequest,
     ReportIndexRow,
+    ResourceIndexRow,
+    ResourceSearch,
     StoreCounts,
     StoredReport,
     Transport,
@@ -103,6 +105,24 @@ _LATEST_REPORTS = (
     " WHERE ranked.recency = 1"
 )
 """Each report id's row from the most recently received message that carried it."""
+_LATEST_RESOURCES = (
+    "SELECT ranked.* FROM (SELECT resources.*, ROW_NUMBER() OVER ("
+    " PARTITION BY resources.resource_type, resources.resource_id"
+    " ORDER BY messages.received_at DESC, messages.id DESC) AS recency"
+    " FROM resources JOIN messages ON messages.id = resources.message_row_id"
+    " WHERE resources.resource_type = ? AND resources.resource_id = ?) ranked"
+    " WHERE ranked.recency = 1"
+)
+"""One resource's row from the most recently received message that carried it."""
+_LATEST_RESOURCES_OF_TYPE = (
+    "SELECT ranked.* FROM (SELECT resources.*, ROW_NUMBER() OVER ("
+    " PARTITION BY resources.resource_id"
+    " ORDER BY messages.received_at DESC, messages.id DESC) AS recency"
+    " FROM resources JOIN messages ON messages.id = resources.message_row_id"
+    " WHERE resources.resource_type = ? AND (? = '' OR resources.resource_id = ?)) ranked"
+    " WHERE ranked.recency = 1"
+)
+"""Each resource of one type (or the one id given) in its latest version."""
 _REPORT_COLUMNS = (
     "r.message_row_id, m.received_at, r.report_id, r.patient, r.category, r.status, r.bundle"
 )
@@ -305,9 +325,14 @@ class Store:
             ]
         )
 
-    def index_reports(self, message_row_id: int, reports: Sequence[ReportIndexRow]) -> None:
-        """Replaces the reports indexed for this message (an empty list clears them)."""
-        self.write([IndexReportsRequest(message_row_id, tuple(reports))])
+    def index_reports(
+        self,
+        message_row_id: int,
+        reports: Sequence[ReportIndexRow],
+        resources: Sequence[ResourceIndexRow] = (),
+    ) -> None:
+        """Replaces the reports and resources indexed for this message (empty clears them)."""
+        self.write([IndexReportsRequest(message_row_id, tuple(reports), tuple(resources))])
 
     def enqueue(self, message_row_id: int, bundle: bytes, *, now: datetime) -> int:
         """Queues a Bundle for forwarding, due at once; returns the outbox id."""
@@ -400,6 +425,21 @@ class Store:
         )
 
     def _replace_reports(self, session: _Session, request: IndexReportsRequest) -> None:
+        session.run("DELETE FROM resources WHERE message_row_id = ?", (request.message_row_id,))
+        for resource in request.resources:
+            session.run(
+                "INSERT INTO resources (message_row_id, resource_type, resource_id, patient,"
+                " tokens, moment, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    request.message_row_id,
+                    resource.resource_type,
+                    resource.resource_id,
+                    resource.patient,
+                    resource.tokens,
+                    resource.moment,
+                    resource.body,
+                ),
+            )
         row_id = request.message_row_id
         session.run("DELETE FROM reports WHERE message_row_id = ?", (row_id,))
         session.run("DELETE FROM report_facts WHERE message_row_id = ?", (row_id,))
@@ -632,6 +672,52 @@ class Store:
         )
 
     # ----------------------------------------------------------------------------------------
+    # Resource index (the FHIR facade)
+    # ----------------------------------------------------------------------------------------
+
+    def get_resource(self, resource_type: str, resource_id: str) -> bytes | None:
+        """The latest version of one resource: from the most recently received message."""
+        query = (
+            f"SELECT r.body FROM ({_LATEST_RESOURCES}) r"
+            " WHERE r.resource_type = ? AND r.resource_id = ?"
+        )
+        with self._transaction(write=False) as session:
+            row = session.one(query, (resource_type, resource_id, resource_type, resource_id))
+        return None if row is None else bytes(row[0])
+
+    def find_resources(self, search: ResourceSearch) -> tuple[int, list[tuple[str, bytes]]]:
+        """The number of latest versions matching every filter, and one page of them by id."""
+        filters = ["r.resource_type = ?"]
+        params: list[object] = [search.resource_type]
+        if search.resource_id is not None:
+            filters.append("r.resource_id = ?")
+            params.append(search.resource_id)
+        if search.patient is not None:
+            filters.append("r.patient = ?")
+            params.append(search.patient)
+        for alternatives in search.tokens:
+            filters.append(
+                "(" + " OR ".join("r.tokens LIKE ? ESCAPE '!'" for _ in alternatives) + ")"
+            )
+            params.extend(f"% {_like_literal(token)} %" for token in alternatives)
+        for operator, moment in search.moments:
+            filters.append(f"r.moment != '' AND r.moment {operator} ?")
+            params.append(moment)
+        # the inner query narrows by type (and id) with the index; the outer keeps only the
+        # latest version of each resource and filters it, so an old version never matches
+        inner = [search.resource_type, search.resource_id or "", search.resource_id or ""]
+        where = " AND ".join(filters)
+        base = f"FROM ({_LATEST_RESOURCES_OF_TYPE}) r WHERE {where}"
+        with self._transaction(write=False) as session:
+            counted = session.one(f"SELECT COUNT(*) {base}", (*inner, *params))
+            rows = session.all(
+                f"SELECT r.resource_id, r.body {base} ORDER BY r.resource_id LIMIT ? OFFSET ?",
+                (*inner, *params, search.count, search.offset),
+            )
+        total = int(counted[0]) if counted else 0
+        return total, [(str(row[0]), bytes(row[1])) for row in rows]
+
+    # ----------------------------------------------------------------------------------------
     # Outbox
     # ----------------------------------------------------------------------------------------
 
@@ -746,3 +832,8 @@ class _Session:
     def all(self, query: str, params: Sequence[object] = ()) -> list[Row]:
         rows: list[Row] = self.conn.execute(self._backend.sql(query), params).fetchall()
         return rows
+
+
+def _like_literal(text: str) -> str:
+    """``text`` matched literally by LIKE ... ESCAPE '!'."""
+    return text.replace("!", "!!").replace("%", "!%").replace("_", "!_")

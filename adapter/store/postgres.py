@@ -69,7 +69,6 @@ _SCHEMA_V1 = (
     "CREATE INDEX outbox_due ON outbox (status, next_attempt_at, id)",
 )
 
-
 # Version 2: the audit facts of each indexed report (adapter/audit/facts.py), in a narrow table
 # of their own with the sender and time of the message, so that the audit reads neither the
 # messages nor the reports (both wide rows). Reports indexed before get a row with facts NULL;
@@ -87,6 +86,24 @@ _SCHEMA_V2 = (
     "INSERT INTO report_facts (message_row_id, report_id, sender, received_at)"
     " SELECT r.message_row_id, r.report_id, m.sender, m.received_at"
     " FROM reports r JOIN messages m ON m.id = r.message_row_id",
+)
+
+
+# Version 3: every emitted resource, for the FHIR facade's reads and searches (docs/http-api.md).
+_SCHEMA_V3 = (
+    """CREATE TABLE resources (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        message_row_id BIGINT NOT NULL REFERENCES messages (id),
+        resource_type TEXT NOT NULL,
+        resource_id TEXT NOT NULL,
+        patient TEXT NOT NULL,
+        tokens TEXT NOT NULL,
+        moment TEXT NOT NULL,
+        body BYTEA NOT NULL,
+        UNIQUE (message_row_id, resource_type, resource_id)
+    )""",
+    "CREATE INDEX resources_id ON resources (resource_type, resource_id)",
+    "CREATE INDEX resources_patient ON resources (resource_type, patient)",
 )
 
 
@@ -136,4 +153,4 @@ class PostgresBackend(Backend):
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
 
     def migrations(self) -> Sequence[Sequence[str]]:
-        return (_SCHEMA_V1, _SCHEMA_V2)
+        return (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3)

@@ -125,6 +125,50 @@ class UnprocessedRow:
 
 
 @dataclass(frozen=True, slots=True)
+class ResourceIndexRow:
+    """One resource of a processed message, indexed for the FHIR facade's reads and searches.
+
+    ``tokens`` holds every searchable token as `` param:value `` words (space-delimited, each
+    value percent-encoded), so one LIKE finds a code with or without its system; ``moment`` is
+    the resource's clinically relevant time in UTC (``YYYY-MM-DDTHH:MM:SSZ``), or ``""``.
+    """
+
+    resource_type: str
+    resource_id: str
+    patient: str  # "Patient/<id>", or ""
+    tokens: str
+    moment: str
+    body: bytes = field(repr=False)
+
+
+MOMENT_OPERATORS = frozenset({"=", "<", "<=", ">", ">="})
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceSearch:
+    """What the FHIR facade asks of the resource index; every filter must hold.
+
+    ``tokens``: each item is a set of alternatives (a comma-separated search value), any of which
+    matches. ``moments``: (operator, UTC moment) pairs compared with the resource's moment.
+    """
+
+    resource_type: str
+    resource_id: str | None = None
+    patient: str | None = None
+    tokens: tuple[tuple[str, ...], ...] = ()
+    moments: tuple[tuple[str, str], ...] = ()
+    count: int = 100
+    offset: int = 0
+
+    def __post_init__(self) -> None:
+        for operator, _ in self.moments:
+            if operator not in MOMENT_OPERATORS:
+                raise ValueError(f"not a comparison operator: {operator!r}")
+        if self.count < 0 or self.offset < 0:
+            raise ValueError("count and offset cannot be negative")
+
+
+@dataclass(frozen=True, slots=True)
 class StoredReport:
     message_row_id: int
     received_at: datetime
@@ -201,6 +245,7 @@ class IndexReportsRequest:
 
     message_row_id: int
     reports: Sequence[ReportIndexRow]
+    resources: Sequence[ResourceIndexRow] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -136,14 +136,21 @@ def test_bundle_header(
     assert bundle["id"] == again["id"] != other["id"]
 
 
-def test_every_entry_is_a_put_of_its_own_id(
+def test_every_entry_is_a_put_of_its_own_id_but_the_patient(
     record: AssayRecord, classification: Classification, settings: Settings
 ) -> None:
-    """fullUrl is urn:uuid:<id>, request is PUT Type/<id>, and no two entries share an id."""
+    """fullUrl is urn:uuid:<id>; PUT Type/<id> except the Patient, a conditional create."""
     bundle = build_bundle("MSG-0001", [(record, classification)], settings)
     for entry in bundle["entry"]:
         resource = entry["resource"]
         assert entry["fullUrl"] == f"urn:uuid:{resource['id']}"
+        if resource["resourceType"] == "Patient":
+            assert entry["request"] == {
+                "method": "POST",
+                "url": "Patient",
+                "ifNoneExist": "identifier=urn:her2-adapter:assigner:HOSP|MRN-42",
+            }
+            continue
         assert entry["request"] == {
             "method": "PUT",
             "url": f"{resource['resourceType']}/{resource['id']}",
@@ -232,10 +239,10 @@ def test_empty_message_gives_a_bundle_without_entries(
 # --------------------------------------------------------------------------------------------
 
 
-def test_patient_carries_identifiers_only(
+def test_patient_carries_identifiers_only_when_sent_no_more(
     record: AssayRecord, classification: Classification, settings: Settings
 ) -> None:
-    """No names or other demographics; the assigning authority name becomes a local URN."""
+    """A record without demographics: identifiers only, and no US Core Patient claim."""
     patient = only(build_bundle("M", [(record, classification)], settings), "Patient")
     assert set(patient) == {"resourceType", "id", "identifier"}
     assert patient["identifier"] == [
@@ -311,6 +318,9 @@ def test_report_shape(
     assert report["specimen"] == [{"reference": f"urn:uuid:{only(bundle, 'Specimen')['id']}"}]
     observation_urls = [f"urn:uuid:{o['id']}" for o in resources(bundle, "Observation")]
     assert [r["reference"] for r in report["result"]] == observation_urls
+    assert report["meta"] == {
+        "profile": ["http://hl7.org/fhir/us/core/StructureDefinition/us-core-diagnosticreport-lab"]
+    }
     assert [i["value"] for i in report["identifier"]] == ["PL-123", "FL-456"]
     assert [i["type"]["coding"][0]["code"] for i in report["identifier"]] == ["PLAC", "FILL"]
 

@@ -12,7 +12,14 @@ from adapter.config import Settings
 from adapter.errors import InvalidJson, NothingToClassify
 from adapter.ingest import fhir
 from adapter.mapping import Mappings
-from adapter.model import AssayRecord, Procedure, ReportStatus, Tissue
+from adapter.model import (
+    AdministrativeGender,
+    AssayRecord,
+    PersonName,
+    Procedure,
+    ReportStatus,
+    Tissue,
+)
 
 LN = "http://loinc.org"
 SCT = "http://snomed.info/sct"
@@ -283,8 +290,9 @@ def test_entered_in_error_report_is_not_classified(mappings: Mappings) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def test_patient_identifiers_only(mappings: Mappings) -> None:
-    """Only identifiers and the reference as sent are kept: never names or birth dates."""
+def test_patient_identifiers_and_demographics(mappings: Mappings) -> None:
+    """Identifiers, the reference as sent, the official name, gender and birth date; nothing else
+    (whether the demographics leave the adapter is Settings.patient_details, in emit)."""
     patient = {
         "resourceType": "Patient",
         "id": "p1",
@@ -295,8 +303,14 @@ def test_patient_identifiers_only(mappings: Mappings) -> None:
                 "value": "MRN-7",
             }
         ],
-        "name": [{"family": "Nameless-Testperson"}],
+        "name": [
+            {"use": "nickname", "given": ["Nick"]},
+            {"use": "official", "family": "Nameless-Testperson", "given": ["Ann"]},
+        ],
+        "gender": "female",
         "birthDate": "1960-01-02",
+        "address": [{"city": "Nowhere-Testcity"}],
+        "telecom": [{"system": "phone", "value": "555-0100"}],
     }
     _, found = records(mappings, bundle(patient, observation("a", IHC, "3+")))
     ref = found[0].patient
@@ -304,9 +318,11 @@ def test_patient_identifiers_only(mappings: Mappings) -> None:
     assert [(i.system, i.value, i.type_code) for i in ref.identifiers] == [
         ("urn:oid:1.2.3", "MRN-7", "MR")
     ]
+    assert ref.name == PersonName(family="Nameless-Testperson", given=("Ann",))
+    assert (ref.gender, ref.birth_date) == (AdministrativeGender.FEMALE, "1960-01-02")
     dumped = found[0].model_dump_json()
-    assert "Nameless-Testperson" not in dumped
-    assert "1960-01-02" not in dumped
+    assert "Nowhere-Testcity" not in dumped
+    assert "555-0100" not in dumped
 
 
 def specimen(site: str, *, method: str | None = None, **fields: Any) -> dict[str, Any]:

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from mapping_support import example_mappings
 
-from adapter.config import Settings
+from adapter.config import Settings, default_mappings_dir
 from adapter.errors import MalformedMessage, NothingToClassify, UnsupportedMessage
 from adapter.ingest.hl7v2 import read_message, to_records
-from adapter.mapping import Mappings
+from adapter.mapping import Mappings, load_mappings
 from adapter.model import (
+    AdministrativeGender,
     AssayRecord,
+    Coding,
     Identifier,
     Ihc0Subtype,
     IhcScore,
+    Organization,
+    PersonName,
+    Practitioner,
     Procedure,
     ReportStatus,
     ResultStatus,
@@ -234,9 +241,134 @@ def test_origin_from_msh_orc_and_obr(mappings: Mappings) -> None:
     ],
 )
 def test_patient_identifiers(mappings: Mappings, cx: str, identifier: Identifier) -> None:
-    """PID-3 identifiers get a system from CX-4 (namespace or ISO OID); nothing else is copied."""
+    """PID-3 identifiers get a system from CX-4 (namespace or ISO OID, else the table)."""
     record = one(mappings, f"PID|1||{cx}||Doe^Jane||19600101|F", obr(), IHC_3)
     assert record.patient.identifiers == (identifier,)
+
+
+def test_assigner_table_gives_the_system_of_a_named_authority(mappings: Mappings) -> None:
+    """mappings/assigners.toml: GOODHEALTH is an OID, NPI the US NPI system; no invented URN."""
+    record = one(mappings, "PID|1||TST1^^^GOODHEALTH^MR~1234^^^NPI^NPI", obr(), IHC_3)
+    assert [i.system for i in record.patient.identifiers] == [
+        "urn:oid:2.16.840.1.113883.19.5",
+        "http://hl7.org/fhir/sid/us-npi",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("pid", "name", "gender", "birth_date"),
+    [
+        pytest.param(
+            "PID|1||M1^^^H^MR||Doe^Jane^Q||19600131|F",
+            PersonName(family="Doe", given=("Jane", "Q")),
+            AdministrativeGender.FEMALE,
+            "1960-01-31",
+            id="full",
+        ),
+        pytest.param(
+            "PID|1||M1^^^H^MR||Roe&van^John||196001|M",
+            PersonName(family="Roe", given=("John",)),
+            AdministrativeGender.MALE,
+            "1960-01",
+            id="month-precision",
+        ),
+        pytest.param(
+            "PID|1||M1^^^H^MR||^^||19601399|N", None, None, None, id="unreadable-left-out"
+        ),
+        pytest.param(
+            "PID|1||M1^^^H^MR||||198002291230|U",
+            None,
+            AdministrativeGender.UNKNOWN,
+            "1980-02-29",
+            id="time-of-birth-dropped",
+        ),
+    ],
+)
+def test_patient_demographics(
+    mappings: Mappings,
+    pid: str,
+    name: PersonName | None,
+    gender: AdministrativeGender | None,
+    birth_date: str | None,
+) -> None:
+    """PID-5 family and given names, PID-8 through HL7 table 0001, PID-7 as a FHIR date."""
+    patient = one(mappings, pid, obr(), IHC_3).patient
+    assert (patient.name, patient.gender, patient.birth_date) == (name, gender, birth_date)
+
+
+def test_performer_is_the_sending_facility_or_the_performing_organization(
+    mappings: Mappings,
+) -> None:
+    """MSH-4 (with its OID) names the lab; OBX-23 (v2.5+) overrides it when sent."""
+    header = msh(facility="LAB^1.2.840.99^ISO")
+    assert one(mappings, PID, obr(), IHC_3, header=header).origin.performer == Organization(
+        name="LAB", uri="urn:oid:1.2.840.99"
+    )
+    performing = IHC_3 + "||||||||||||Reference Lab^L^^^^GOODHEALTH"
+    assert one(mappings, PID, obr(), performing).origin.performer == Organization(
+        name="Reference Lab", uri="urn:oid:2.16.840.1.113883.19.5"
+    )
+
+
+def test_obr32_interpreters(mappings: Mappings) -> None:
+    """OBR-32 principal result interpreter: id, name and assigning authority of each repeat."""
+    order = obr() + "|||||||" + "1234567893&Path&Pat&&&&&&NPI~&Other&Olga"
+    assert one(mappings, PID, order, IHC_3).origin.interpreters == (
+        Practitioner(
+            identifier=Identifier(value="1234567893", system="http://hl7.org/fhir/sid/us-npi"),
+            name=PersonName(family="Path", given=("Pat",)),
+        ),
+        Practitioner(name=PersonName(family="Other", given=("Olga",))),
+    )
+
+
+def test_specimen_collection_received_and_method(mappings: Mappings) -> None:
+    """SPM-17 collection time (its start), SPM-18 received time, SPM-7 collection method."""
+    spm = (
+        "SPM|1|^S1||TISS^Tissue^HL70487|||CNB^Core needle biopsy^L|80248007^Left breast^SCT"
+        "|||||||||20240301101500^20240301103000|20240302080000"
+    )
+    specimen = one(mappings, PID, obr(), IHC_3, spm).specimen
+    assert specimen.collected is not None
+    assert specimen.received is not None
+    assert specimen.collected.isoformat() == "2024-03-01T10:15:00+00:00"
+    assert specimen.received.isoformat() == "2024-03-02T08:00:00+00:00"
+    assert specimen.collection_method == Coding(
+        system="urn:her2-adapter:local:L", code="CNB", display="Core needle biopsy"
+    )
+
+
+def test_obx17_method_is_kept(mappings: Mappings) -> None:
+    """OBX-17 observation method (an antibody clone, a probe kit) travels with the value."""
+    value = IHC_3 + "||||||4B5^VENTANA anti-HER2/neu (4B5)^L"
+    observation = one(mappings, PID, obr(), value).observations[0]
+    assert observation.method == Coding(
+        system="urn:her2-adapter:local:L", code="4B5", display="VENTANA anti-HER2/neu (4B5)"
+    )
+
+
+def test_local_order_code_maps_to_loinc_for_its_sender(mappings: Mappings, tmp_path: Path) -> None:
+    """A sender file's [[report_codes]] maps HER2IHC to 18474-7; elsewhere it stays local."""
+    for path in default_mappings_dir().glob("*.toml"):
+        shutil.copy(path, tmp_path / path.name)
+    (tmp_path / "senders").mkdir()
+    (tmp_path / "senders" / "good.toml").write_text(
+        '[sender]\nname = "good"\nfacilities = ["GOODHEALTH PATHOLOGY"]\n\n'
+        '[[report_codes]]\nsystem = "urn:her2-adapter:local:L"\ncode = "HER2IHC"\n'
+        'loinc = "18474-7"\ndisplay = "HER2 Ag [Presence] in Tissue by Immune stain"\n',
+        encoding="utf-8",
+    )
+    with_sender = load_mappings(tmp_path)
+    order = obr(code="HER2IHC^HER2 immunohistochemistry^L")
+    header = msh(app="COPATH", facility="GOODHEALTH PATHOLOGY")
+    good = one(with_sender, PID, order, IHC_3, header=header)
+    assert good.origin.report_code == Coding(
+        system="http://loinc.org",
+        code="18474-7",
+        display="HER2 Ag [Presence] in Tissue by Immune stain",
+    )
+    assert one(with_sender, PID, order, IHC_3).origin.report_code is None  # another sender
+    assert one(mappings, PID, order, IHC_3, header=header).origin.report_code is None
 
 
 def test_repeated_patient_identifiers(mappings: Mappings) -> None:

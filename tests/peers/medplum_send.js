@@ -3,7 +3,9 @@
 // Usage: node medplum_send.js <host> <port> < messages.json   (a JSON list of base64 strings)
 "use strict";
 const { Hl7Client } = require("@medplum/hl7");
-const { Hl7Message } = require("@medplum/core");
+// The @medplum/core that @medplum/hl7 itself uses (4.x, nested under it): the package's own
+// core is the validator's 5.x (validate.mjs), whose import needs a WebSocket global.
+const { Hl7Message } = require(require.resolve("@medplum/core", { paths: [require.resolve("@medplum/hl7")] }));
 
 async function main() {
   const [host, port] = process.argv.slice(2);

@@ -1,13 +1,9 @@
-"""Forwarding the outbox to a FHIR server: sent, retried with back-off, dead; a real server too."""
+"""Forwarding the outbox to a FHIR server: sent, retried, dead; into Medplum's engine too."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,6 +13,8 @@ import httpx
 import orjson
 import pytest
 from http_support import HL7, T0, build_runtime, oru, serving
+from mapping_support import example_mappings_dir
+from peers_support import medplum_server
 
 from adapter.config import Settings
 from adapter.service.forward import Forwarder, ForwardPolicy, run_forwarder
@@ -289,74 +287,61 @@ def test_run_forwarder_without_fhir_base_returns_at_once(store: Store) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# End to end against a real FHIR R4 server (sekmet-fhir) on a loopback port
+# End to end against a real FHIR R4 engine: Medplum's (@medplum/fhir-router, in-memory)
 # --------------------------------------------------------------------------------------------
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
 
 @pytest.fixture(scope="module")
 def fhir_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A sekmet-fhir server on an ephemeral loopback port (its socket is bound here)."""
-    pytest.importorskip("sekmet", reason="sekmet-fhir is not installed: pip install -e '.[dev]'")
-    home = tmp_path_factory.mktemp("sekmet")
-    (home / "settings.yaml").write_text(
-        f"data_dir: {home / 'data'}\nsimulator:\n  enabled: false\n", encoding="utf-8"
-    )
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    base = f"http://127.0.0.1:{port}/fhir"
-    env = {**os.environ, "SEKMET_CONFIG": str(home / "settings.yaml"), "SEKMET_BASE_URL": base}
-    command = [sys.executable, "-m", "uvicorn", "--factory", "sekmet.main:app_factory"]
-    command += ["--fd", str(listener.fileno()), "--log-level", "warning"]
-    with (home / "server.log").open("wb") as log:
-        server = subprocess.Popen(
-            command, cwd=home, env=env, stdout=log, stderr=log, pass_fds=[listener.fileno()]
-        )
-    listener.close()
-    try:
-        _wait_until_up(server, base, home / "server.log")
+    """Medplum's FHIR engine behind the tests/peers shim, on an ephemeral loopback port."""
+    with medplum_server(tmp_path_factory.mktemp("medplum") / "server.log") as base:
         yield base
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
-def _wait_until_up(server: subprocess.Popen[bytes], base: str, log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"sekmet-fhir exited: {log.read_text(errors='replace')[-2000:]}")
-        try:
-            if httpx.get(f"{base}/metadata", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail("sekmet-fhir did not answer /metadata within 30 s")
+def _forward_all(runtime: Any, posts: list[tuple[str, bytes, dict[str, str]]]) -> list[Any]:
+    """Posts each message to the service, then forwards the outbox until nothing is pending."""
+
+    async def main() -> list[Any]:
+        answers = []
+        async with serving(runtime) as client:
+            for path, body, headers in posts:
+                answers.append((await client.post(path, content=body, headers=headers)).json())
+            stop = asyncio.Event()
+            task = asyncio.create_task(
+                run_forwarder(runtime.store, runtime.settings, runtime.clock, stop, policy=FAST)
+            )
+            for _ in range(3000):
+                if runtime.store.counts().outbox.get(OutboxStatus.PENDING, 0) == 0:
+                    break
+                await asyncio.sleep(0.02)
+            stop.set()
+            await task
+        return answers
+
+    return asyncio.run(main())
+
+
+def _corpus() -> list[tuple[str, bytes, dict[str, str]]]:
+    hl7 = [("/hl7v2", p.read_bytes(), HL7) for p in sorted((FIXTURES / "hl7v2").glob("*.hl7"))]
+    fhir = [
+        ("/fhir", p.read_bytes(), {"content-type": "application/fhir+json"})
+        for p in sorted((FIXTURES / "fhir").glob("*.json"))
+    ]
+    return hl7 + fhir
+
+
+def _server_search(base: str, query: str) -> list[dict[str, Any]]:
+    found = httpx.get(f"{base}/{query}", timeout=10)
+    assert found.status_code == 200, found.text[:500]
+    return [entry["resource"] for entry in found.json().get("entry", [])]
 
 
 def test_forwarded_report_is_on_the_fhir_server(tmp_path: Path, fhir_server: str) -> None:
     """HL7 in over HTTP, forwarded as a transaction: the server then holds the report."""
     runtime = build_runtime(tmp_path, forward=True, fhir_base=fhir_server)
-
-    async def main() -> tuple[dict[str, Any], dict[str, Any]]:
-        async with serving(runtime) as client:
-            bundle = (await client.post("/hl7v2", content=oru("E2E-1"), headers=HL7)).json()
-            stop = asyncio.Event()
-            task = asyncio.create_task(
-                run_forwarder(runtime.store, runtime.settings, runtime.clock, stop, policy=FAST)
-            )
-            for _ in range(500):
-                stored = (await client.get("/messages/E2E-1")).json()
-                if stored["forwarding"]["status"] != "pending":
-                    break
-                await asyncio.sleep(0.02)
-            stop.set()
-            await task
-        return bundle, stored
-
-    bundle, stored = asyncio.run(main())
-    assert stored["forwarding"]["status"] == "sent", stored["forwarding"]
+    (bundle,) = _forward_all(runtime, [("/hl7v2", oru("E2E-1"), HL7)])
     (report,) = [
         e["resource"]
         for e in bundle["entry"]
@@ -367,8 +352,59 @@ def test_forwarded_report_is_on_the_fhir_server(tmp_path: Path, fhir_server: str
     assert on_server.json()["conclusionCode"] == report["conclusionCode"]
 
 
+def test_the_corpus_forwarded_twice_links_to_one_patient_each(
+    tmp_path: Path, fhir_server: str
+) -> None:
+    """Every fixture through the outbox into Medplum, then again from a second adapter (a
+    replay): one Patient per identifier, one report per report, found by patient and by code."""
+    corpus = _corpus()
+    senders = example_mappings_dir()  # the fixtures' labs, as the goldens are made
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = _forward_all(
+        build_runtime(tmp_path / "a", forward=True, fhir_base=fhir_server, mappings_dir=senders),
+        corpus,
+    )
+    replay = _forward_all(
+        build_runtime(tmp_path / "b", forward=True, fhir_base=fhir_server, mappings_dir=senders),
+        corpus,
+    )
+    assert replay == first  # the same Bundles, byte for byte, from a fresh store
+    bundles = [answer for answer in first if answer.get("resourceType") == "Bundle"]
+    assert len(bundles) > 100
+    resources = [e["resource"] for b in bundles for e in b.get("entry", ())]
+    identifiers = {
+        (i["system"], i["value"])
+        for r in resources
+        if r["resourceType"] == "Patient"
+        for i in r.get("identifier", ())
+        if "system" in i
+    }
+    reports = {r["id"]: r for r in resources if r["resourceType"] == "DiagnosticReport"}
+
+    patients = _server_search(fhir_server, "Patient?_count=1000")
+    on_server = {(i.get("system"), i["value"]) for p in patients for i in p.get("identifier", ())}
+    assert identifiers <= on_server
+    for system, value in identifiers:
+        matched = _server_search(fhir_server, f"Patient?identifier={system}|{value}")
+        assert len(matched) == 1, (system, value, len(matched))
+
+    server_reports = _server_search(fhir_server, "DiagnosticReport?_count=1000")
+    assert sorted(r["id"] for r in server_reports if r["id"] in reports) == sorted(reports)
+    for report_id, report in list(reports.items())[:25]:
+        stored = httpx.get(f"{fhir_server}/DiagnosticReport/{report_id}", timeout=5).json()
+        subject = stored["subject"]["reference"]
+        assert subject.startswith("Patient/")
+        by_patient = _server_search(fhir_server, f"DiagnosticReport?subject={subject}&_count=1000")
+        assert report_id in [r["id"] for r in by_patient]
+        coding = report["code"].get("coding", [{}])[0]
+        if coding.get("system") and coding.get("code"):
+            query = f"DiagnosticReport?code={coding['system']}|{coding['code']}&_count=1000"
+            assert report_id in [r["id"] for r in _server_search(fhir_server, query)]
+
+
 def test_bundle_the_server_refuses_is_dead(store: Store, fhir_server: str) -> None:
-    """The real server's 400 OperationOutcome makes the item dead at once, its text kept."""
+    """The real server's 4xx OperationOutcome makes the item dead at once, its text kept."""
     outbox_id = queue(store, orjson.dumps({"resourceType": "Bundle", "type": "collection"}))
 
     async def once() -> None:
@@ -380,4 +416,3 @@ def test_bundle_the_server_refuses_is_dead(store: Store, fhir_server: str) -> No
     assert dead.status is OutboxStatus.DEAD
     assert dead.last_error is not None
     assert dead.last_error.startswith("HTTP 400: ")
-    assert "transaction" in dead.last_error

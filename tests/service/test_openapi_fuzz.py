@@ -29,8 +29,9 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenApiSche
 OPERATIONS = [
     ("POST", "/hl7v2"),
     ("POST", "/fhir"),
-    ("GET", "/fhir/DiagnosticReport/{report_id}"),
-    ("GET", "/fhir/DiagnosticReport"),
+    ("GET", "/fhir/metadata"),
+    ("GET", "/fhir/{resource_type}/{resource_id}"),
+    ("GET", "/fhir/{resource_type}"),
     ("GET", "/messages/{message_id}"),
     ("GET", "/healthz"),
     ("GET", "/metrics"),

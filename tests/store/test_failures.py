@@ -239,6 +239,8 @@ class SmallDisk(SQLiteBackend):
 
 def test_sqlite_disk_full_keeps_what_was_stored(tmp_path: Path) -> None:
     """A full disk fails the receive with StoreUnavailable and leaves earlier rows intact."""
+    # the schema is made first, on a disk with room: the cap then leaves 20 pages for the rows
+    open_store(f"sqlite:///{tmp_path / 'full.db'}").close()
     with Store(SmallDisk(str(tmp_path / "full.db"))) as store:
         kept = _receive(store, "small", b"small")
         with pytest.raises(StoreUnavailable, match="full"):
