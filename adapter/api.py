@@ -21,6 +21,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from adapter.cases import PriorMessage
+from adapter.cases.log import CaseLog
 from adapter.config import Settings
 from adapter.errors import AdapterError, MalformedMessage
 from adapter.model import Category, Classification, HrStatus, SourceFormat
@@ -78,10 +80,24 @@ class Converter:
     """
 
     def __init__(
-        self, *, mappings: Path | str | None = None, strict: bool = False, validate: bool = False
+        self,
+        *,
+        mappings: Path | str | None = None,
+        strict: bool = False,
+        validate: bool = False,
+        combine: bool = False,
     ) -> None:
+        """``combine``: messages given to this converter form cases, in the order converted
+        (docs/cases.md), as ``her2-adapter convert`` does for one run; otherwise each message is
+        read alone."""
         settings = Settings(mappings_dir=Path(mappings)) if mappings else Settings()
         self._context = Context.from_settings(settings, strict=strict, validate=validate)
+        self._cases = CaseLog() if combine else None
+
+    @property
+    def context(self) -> Context:
+        """The pipeline context (internal: for the command line's --store)."""
+        return self._context
 
     def convert(self, data: bytes, *, sender: str | None = None) -> Result:
         """One message. Input holding several (a batch) gives an ``HL7-MALFORMED`` result."""
@@ -107,7 +123,16 @@ class Converter:
             return [_rejected(data, error)]
         if not messages:
             return [_rejected(data, MalformedMessage("no message in the input"))]
-        return [_result(message, process(message, context)) for message in messages]
+        cases = self._cases
+        if cases is None:
+            return [_result(message, process(message, context)) for message in messages]
+        results = []
+        for message in messages:
+            outcome = process(message, context, cases.prior)
+            if outcome.application is not None:
+                cases.add(PriorMessage(message.data, message.format, sender), outcome.application)
+            results.append(_result(message, outcome))
+        return results
 
 
 def convert(

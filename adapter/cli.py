@@ -26,7 +26,7 @@ from adapter import __version__
 from adapter.cli_help import App
 
 if TYPE_CHECKING:
-    from adapter.api import Result
+    from adapter.api import Converter, Result
     from adapter.config import Settings
     from adapter.store import MessageStatus
 
@@ -39,6 +39,10 @@ app = App(
 )
 mappings_app = App(help="Mapping files: check them before they go live.", no_args_is_help=True)
 app.add_typer(mappings_app, name="mappings")
+case_app = App(
+    help="Cases: every result of one specimen, over time (docs/cases.md).", no_args_is_help=True
+)
+app.add_typer(case_app, name="case")
 
 EXIT_REJECTED = 1
 EXIT_USAGE = 2
@@ -142,6 +146,15 @@ def convert(
             help="FHIR sender (a sender file's fhir_sources) when the input names none.",
         ),
     ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            metavar="URL",
+            help="Combine with the cases this store holds from earlier runs (or a service), and"
+            " keep the messages there, as the service does.",
+        ),
+    ] = None,
     summary: Annotated[
         bool,
         typer.Option(
@@ -152,14 +165,18 @@ def convert(
     log_level: QuietLogLevel = "warning",
     log_format: LogFormatOption = "text",
 ) -> None:
-    """Convert HL7 v2 ORU^R01 or FHIR input to FHIR R4 transaction Bundles (NDJSON on stdout)."""
+    """Convert HL7 v2 ORU^R01 or FHIR input to FHIR R4 transaction Bundles (NDJSON on stdout).
+
+    The messages of one run combine into cases in the order given (docs/cases.md).
+    """
     _configure_logging(log_level, log_format)
     with _long_lived_imports():
         from adapter.api import Converter
         from adapter.errors import AdapterError
 
         try:
-            converter = Converter(mappings=mappings, strict=strict, validate=validate)
+            # combine: the messages of the run form cases, in the order given
+            converter = Converter(mappings=mappings, strict=strict, validate=validate, combine=True)
         except AdapterError as error:
             _usage_error(str(error))
     from adapter.cli_progress import Reporter
@@ -169,6 +186,10 @@ def convert(
         files = list(expand_paths(paths))  # every name checked before anything is written
     except InputFileError as error:
         _usage_error(str(error))
+    if store is not None:
+        if _convert_into_store(files, converter, store, source, out):
+            raise typer.Exit(EXIT_REJECTED)
+        return
     writer = _BundleWriter(out)
     counts = None
     if summary:
@@ -199,6 +220,69 @@ def convert(
                 reporter.line(line)
     if rejected:
         raise typer.Exit(EXIT_REJECTED)
+
+
+def _convert_into_store(
+    files: list[str],
+    converter: "Converter",
+    store_url: str,
+    source: str | None,
+    out: Path | None,
+) -> int:
+    """``convert --store``: each message through the service's own handler; the rejections."""
+    import asyncio
+
+    from adapter.errors import AdapterError
+    from adapter.inputs import InputFileError, read_input
+    from adapter.pipeline import split_input
+    from adapter.service.handler import Service
+    from adapter.service.server import utc_now
+    from adapter.store import GroupCommitter, Transport, open_store
+
+    writer = _BundleWriter(out)
+
+    async def run() -> int:
+        rejected = 0
+        with open_store(store_url) as opened:
+            async with GroupCommitter(opened) as committer:
+                service = Service(converter.context, committer, utc_now)
+                for path in files:
+                    try:
+                        messages = split_input(read_input(path))
+                    except InputFileError as error:
+                        _usage_error(str(error))
+                    except AdapterError as error:
+                        typer.echo(f"{path}: -: {error.code}: {error.reason}", err=True)
+                        rejected += 1
+                        continue
+                    for message in messages:
+                        handled = await service.handle(
+                            message.data,
+                            Transport.CLI,
+                            format_hint=message.format,
+                            fhir_source=source,
+                        )
+                        bundle = handled.bundle_json
+                        if bundle is None and handled.duplicate:  # converted before: as stored
+                            row = opened.get_message_row(handled.receipt.row_id)
+                            bundle = row.bundle if row is not None else None
+                        if bundle is not None:
+                            writer.write(bundle, handled.message_id)
+                        if handled.error_code is not None or bundle is None:
+                            reason = handled.error.reason if handled.error else "not converted"
+                            typer.echo(
+                                f"{path}: {handled.message_id or '-'}: {handled.error_code}: "
+                                f"{reason}",
+                                err=True,
+                            )
+                            rejected += 1
+        writer.close()
+        return rejected
+
+    try:
+        return asyncio.run(run())
+    except AdapterError as error:  # the store cannot be opened or written
+        _usage_error(str(error))
 
 
 @contextmanager
@@ -465,6 +549,71 @@ def reprocess(
         _usage_error(str(error))
     summary = ", ".join(f"{name} {number}" for name, number in sorted(counts.items()))
     typer.echo(f"reprocessed {sum(counts.values()) - counts.get('skipped', 0)}: {summary}")
+
+
+@case_app.command("show")
+def case_show(
+    case_id: Annotated[
+        str | None, typer.Argument(help="A case id (from a Bundle's report).")
+    ] = None,
+    number: Annotated[
+        str | None, typer.Option("--number", help="Cases holding this order or specimen number.")
+    ] = None,
+    message: Annotated[
+        str | None, typer.Option("--message", help="Cases a message (control id) touched.")
+    ] = None,
+    store: Annotated[
+        str | None, typer.Option("--store", help="Store URL (default: as for serve).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per case.")] = False,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="TOML file with the same keys as HER2_*.")
+    ] = None,
+) -> None:
+    """One case over time: which message brought which results, how the category changed."""
+    import orjson
+
+    from adapter.errors import AdapterError
+    from adapter.store import open_store
+    from adapter.store.cases import timeline_json
+
+    if sum(given is not None for given in (case_id, number, message)) != 1:
+        _usage_error("give a case id, --number or --message")
+    settings = _service_settings(config, store=store)
+    try:
+        with open_store(settings.store) as opened:
+            ids = [case_id] if case_id else opened.find_cases(number=number, message_id=message)
+            shown = [timeline_json(i, events) for i in ids if (events := opened.case_timeline(i))]
+    except AdapterError as error:
+        _usage_error(str(error))
+    if not shown:
+        typer.echo("her2-adapter: no such case", err=True)
+        raise typer.Exit(EXIT_REJECTED)
+    for case in shown:
+        if as_json:
+            typer.echo(orjson.dumps(case).decode())
+        else:
+            typer.echo(_case_text(case))
+
+
+def _case_text(case: dict[str, object]) -> str:
+    lines = [
+        f"case {case['case']}  report DiagnosticReport/{case['report']}  sender {case['sender']}"
+    ]
+    versions = case["versions"]
+    assert isinstance(versions, list)
+    for version in versions:
+        changed = "; ".join(
+            f"{kind} {', '.join(item['analyte'] for item in version[kind])}"
+            for kind in ("added", "replaced", "removed")
+            if version[kind]
+        )
+        lines.append(
+            f"  v{version['version']}  {version['received_at']}  {version['transport']:<5}"
+            f"  {version['message_id']}  {version['status']}  "
+            f"{version['category'] or 'withdrawn'}  {changed}"
+        )
+    return "\n".join(lines)
 
 
 def _service_settings(config: Path | None, **flags: object) -> "Settings":

@@ -275,6 +275,9 @@ class Origin(Frozen):
     filler_order: str | None = None
     group_index: int = 1  # 1-based ORDER_OBSERVATION group (or FHIR record) within the message
     set_id: str | None = None  # OBR-1
+    # the order this one was placed for (OBR-29 parent: a reflex or reference-lab order)
+    parent_placer: str | None = None
+    parent_filler: str | None = None
     hl7_version: str | None = None
     order_code: Coding | None = None  # OBR-4 / DiagnosticReport.code
     report_code: Coding | None = None  # the LOINC code the mappings give for ``order_code``

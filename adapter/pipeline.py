@@ -1,25 +1,32 @@
 """The one ``process()`` that the CLI, MLLP, HTTP and replay all call.
 
-    bytes -split-> messages -ingest-> AssayRecords -classify-> Classifications -emit-> Bundle
+    bytes -split-> messages -ingest-> orders -cases-> case records -classify-> -emit-> Bundle
 
-``process`` is pure given its ``Context`` (settings and mappings): no clock, no I/O, no global
-state, so the same message gives byte-identical output wherever it runs. It never raises for
-bad input: the ``Outcome`` carries the error with its stable code, and unexpected exceptions are
-reported as ``INTERNAL`` errors so that one bad message never stops a service.
+``process`` is pure given its ``Context`` (settings and mappings) and the ``Prior`` it is
+handed (the earlier messages of the cases it may touch, ``adapter.cases``): no clock, no I/O, no
+global state, so the same message after the same earlier messages gives byte-identical output
+wherever it runs. What it did to its cases comes back in ``Outcome.application``. It never raises
+for bad input: the ``Outcome`` carries the error with its stable code, and unexpected exceptions
+are reported as ``INTERNAL`` errors so that one bad message never stops a service.
 """
 
 from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapter.classify import classify
+from adapter.cases import NO_PRIOR, Prior, PriorMessage
+from adapter.cases.book import Application, CaseBook
+from adapter.cases.keys import Lookup, lookup_of, record_keys
 from adapter.config import Settings
-from adapter.emit.bundle import build_bundle, dumps
+from adapter.emit.bundle import dumps
+from adapter.emit.case_report import build_bundle
 from adapter.errors import AdapterError, MalformedMessage, MessageTooLarge, ValueNotUnderstood
 from adapter.ingest import er7, hl7v2
+from adapter.ingest.order import Order
 from adapter.mapping import Mappings, load_mappings
 from adapter.model import AssayRecord, Classification, SourceFormat
 
@@ -61,7 +68,9 @@ class Outcome:
     format: SourceFormat
     message_id: str | None
     records: tuple[AssayRecord, ...] = ()
+    # per record, the classification of the case it joined (the whole case, not the order)
     classifications: tuple[Classification, ...] = ()
+    application: Application | None = field(default=None, compare=False)  # what it did to cases
     bundle: dict[str, Any] | None = None
     bundle_json: bytes | None = None
     error: AdapterError | None = None
@@ -185,8 +194,17 @@ def split_input(data: bytes, format_hint: SourceFormat | None = None) -> list[Ra
     ]
 
 
-def process(message: RawMessage, context: Context) -> Outcome:
-    """Ingest, classify and emit one message. Never raises for bad input."""
+PriorSource = Callable[[Lookup], Prior]
+"""Gives the prior of the cases a message may touch, once its numbers are known (``CaseLog``)."""
+
+
+def process(
+    message: RawMessage, context: Context, prior: Prior | PriorSource = NO_PRIOR
+) -> Outcome:
+    """Ingest, combine with its cases, classify and emit one message. Never raises for bad input.
+
+    ``prior``: the earlier messages of its cases, or where to find them by the message's numbers.
+    """
     message_id: str | None = None
     parsed: er7.Message | None = None
     try:
@@ -205,10 +223,15 @@ def process(message: RawMessage, context: Context) -> Outcome:
                 # not a structure hl7apy happens to have no definition for.
                 hl7v2.check_supported(read.message)
                 check_structure(read.text)
-            records = hl7v2.to_records(read, context.mappings, context.settings)
+            orders = hl7v2.to_orders(read, context.mappings, context.settings)
         else:
-            message_id, records = _fhir_records(message.data, context)
-        return _emit(message, message_id, records, context, parsed)
+            message_id, orders = _fhir_orders(message.data, context, context.fhir_source)
+        keys_of = [record_keys(order.record) for order in orders]
+        lookup = lookup_of(keys_of)
+        if not isinstance(prior, Prior):
+            prior = prior(lookup)
+        application = _fold(prior, context).apply(message_id, orders, keys_of, lookup)
+        return _emit(message, message_id, orders, context, parsed, application)
     except AdapterError as error:
         log.info("message rejected", extra={"message_id": message_id, "code": error.code})
         return Outcome(message.format, message_id, error=error, parsed=parsed)
@@ -228,22 +251,47 @@ def _where(exc: BaseException) -> str:
     return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
 
 
-def _fhir_records(data: bytes, context: Context) -> tuple[str, list[AssayRecord]]:
+def _fhir_orders(data: bytes, context: Context, source: str | None) -> tuple[str, list[Order]]:
     from adapter.ingest import fhir  # imported on first FHIR input: HL7 v2 runs start faster
 
-    return fhir.to_records(data, context.mappings, context.settings, source=context.fhir_source)
+    return fhir.to_orders(data, context.mappings, context.settings, source=source)
+
+
+def _fold(prior: Prior, context: Context) -> CaseBook:
+    """The cases as the earlier messages left them, read again in the order they were applied.
+
+    A message that no longer reads (a mapping taken away since) contributes nothing, as it
+    would if it arrived now; the same prior always gives the same book.
+    """
+    book = CaseBook(prior.owners)
+    for earlier in prior.messages:
+        try:
+            message_id, orders = _orders_of(earlier, context)
+        except AdapterError:
+            continue
+        book.apply(message_id, orders)
+    return book
+
+
+def _orders_of(earlier: PriorMessage, context: Context) -> tuple[str, list[Order]]:
+    if earlier.format is SourceFormat.HL7V2:
+        read = hl7v2.read_message(earlier.data, context.settings)
+        return read.control_id, hl7v2.to_orders(read, context.mappings, context.settings)
+    return _fhir_orders(earlier.data, context, earlier.fhir_source)
 
 
 def _emit(
     message: RawMessage,
     message_id: str,
-    records: list[AssayRecord],
+    orders: list[Order],
     context: Context,
     parsed: er7.Message | None,
+    application: Application,
 ) -> Outcome:
-    classifications = [classify(record) for record in records]
-    results = list(zip(records, classifications, strict=True))
-    bundle = build_bundle(message_id, results, context.settings, context.mappings.version)
+    by_case = {view.case_id: view.classification for view in application.cases}
+    records = [order.record for order in orders]
+    classifications = [by_case[applied.case_id] for applied in application.orders]
+    bundle = build_bundle(message_id, application, context.settings, context.mappings.version)
     if context.validate:
         from adapter.emit.validate import validate_bundle
 
@@ -251,7 +299,7 @@ def _emit(
     # DEBUG, not INFO: a line per message costs the service about a sixth of the pipeline's
     # time, and the store already keeps every message's outcome. Rejections are logged at INFO.
     if log.isEnabledFor(logging.DEBUG):
-        rules = ",".join(rule.rule_id for c in classifications for rule in c.rules)
+        rules = ",".join(rule.rule_id for v in application.cases for rule in v.classification.rules)
         log.debug("message processed", extra={"message_id": message_id, "rules": rules})
     return Outcome(
         message.format,
@@ -262,6 +310,7 @@ def _emit(
         bundle_json=dumps(bundle),
         error=not_understood(records),
         parsed=parsed,
+        application=application,
     )
 
 

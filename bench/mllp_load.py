@@ -31,23 +31,25 @@ from pathlib import Path
 from adapter.ingest.mllp import TRAILER, frame
 
 SEGMENTS = (
-    "PID|1||TST000178^^^GOODHEALTH^MR||TEST^PATIENT||19870622|F",
-    "ORC|RE|PLC1078^EHR|SP24-01078^COPATH||CM",
-    "OBR|1|PLC1078^EHR|SP24-01078^COPATH|HER2IHC^HER2 immunohistochemistry^L|||"
+    "PID|1||{case}^^^GOODHEALTH^MR||TEST^PATIENT||19870622|F",
+    "ORC|RE|PLC{case}^EHR|SP{case}^COPATH||CM",
+    "OBR|1|PLC{case}^EHR|SP{case}^COPATH|HER2IHC^HER2 immunohistochemistry^L|||"
     "20240305093016-0500||||||||||||||20240308161516-0500||SP|F",
     "OBX|1|CWE|85319-2^HER2 [Presence] in Breast cancer specimen by Immune stain^LN|1|"
     "2+^Equivocal (2+)^L||||||F|||20240305093016-0500",
-    "SPM|1|^SP24-01078-A1&COPATH||TISS^Tissue^HL70487|||CNB^Core needle biopsy^L|"
+    "SPM|1|^SP{case}-A1&COPATH||TISS^Tissue^HL70487|||CNB^Core needle biopsy^L|"
     "80248007^Left breast structure^SCT||||||||||20240305093016-0500",
 )
 
 
 def message(control_id: str) -> bytes:
+    """An IHC result; each message is its own patient and specimen (a case of its own)."""
     msh = (
         "MSH|^~\\&|BENCH|LAB|HER2-ADAPTER|ONCOLOGY|20240308162016-0500||ORU^R01^ORU_R01|"
         f"{control_id}|P|2.5.1"
     )
-    return ("\r".join((msh, *SEGMENTS)) + "\r").encode()
+    body = "\r".join(SEGMENTS).replace("{case}", control_id)
+    return ("\r".join((msh, body)) + "\r").encode()
 
 
 TLS: ssl.SSLContext | None = None

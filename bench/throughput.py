@@ -15,6 +15,8 @@ import sys
 import time
 from collections.abc import Iterator
 
+from adapter.cases import PriorMessage
+from adapter.cases.log import CaseLog
 from adapter.config import Settings
 from adapter.model import SourceFormat
 from adapter.pipeline import Context, RawMessage, process
@@ -78,9 +80,12 @@ def main() -> int:
     floor = split_floor(sample) / len(sample)
     checkpoints = {args.count * step // 10 for step in range(1, 11)}
     failures = 0
+    cases = CaseLog()  # one for the run, as `convert` keeps: every message joins or opens a case
     start = time.perf_counter()
     for number, raw in enumerate(corpus(args.count), start=1):
-        outcome = process(RawMessage(raw, SourceFormat.HL7V2), context)
+        outcome = process(RawMessage(raw, SourceFormat.HL7V2), context, cases.prior)
+        if outcome.application is not None:
+            cases.add(PriorMessage(raw, SourceFormat.HL7V2), outcome.application)
         failures += outcome.error is not None
         if args.rss and number in checkpoints:
             print(f"  after {number:>8} messages: peak RSS {rss_mib():.1f} MiB", file=sys.stderr)

@@ -32,18 +32,20 @@ def oru(
     score: str = "3+^Positive (3+)^L",
     version: str = "2.5.1",
     message_type: str = "ORU^R01^ORU_R01",
+    patient: str = "TST000178",
+    order: str = "1078",
 ) -> bytes:
     """An HER2 IHC result for a breast core biopsy; MSH-15/16 from ``accept``/``application``."""
     segments = [
         f"MSH|^~\\&|COPATH|GOODHEALTH|HER2-ADAPTER|ONCOLOGY|20240308162016-0500||{message_type}|"
         f"{control_id}|P|{version}|||{accept}|{application}",
-        "PID|1||TST000178^^^GOODHEALTH^MR||TEST^PATIENT||19870622|F",
-        "ORC|RE|PLC1078^EHR|SP24-01078^COPATH||CM",
-        "OBR|1|PLC1078^EHR|SP24-01078^COPATH|HER2IHC^HER2 immunohistochemistry^L|||"
+        f"PID|1||{patient}^^^GOODHEALTH^MR||TEST^PATIENT||19870622|F",
+        f"ORC|RE|PLC{order}^EHR|SP24-0{order}^COPATH||CM",
+        f"OBR|1|PLC{order}^EHR|SP24-0{order}^COPATH|HER2IHC^HER2 immunohistochemistry^L|||"
         "20240305093016-0500||||||||||||||20240308161516-0500||SP|F",
         "OBX|1|CWE|85319-2^HER2 [Presence] in Breast cancer specimen by Immune stain^LN|1|"
         f"{score}||||||F|||20240305093016-0500",
-        "SPM|1|^SP24-01078-A1&COPATH||TISS^Tissue^HL70487|||CNB^Core needle biopsy^L|"
+        f"SPM|1|^SP24-0{order}-A1&COPATH||TISS^Tissue^HL70487|||CNB^Core needle biopsy^L|"
         "80248007^Left breast structure^SCT||||||||||20240305093016-0500",
     ]
     return ("\r".join(segments) + "\r").encode()
@@ -90,12 +92,17 @@ class Running:
     server: MllpServer
     store: Store
     committer: GroupCommitter
+    service: Service
 
     async def client(self) -> MllpClient:
         return await MllpClient.connect(LOOPBACK, self.server.port)
 
     async def settled(self) -> None:
-        """Wait until outcomes queued behind their ACKs are committed (the queue is FIFO)."""
+        """Wait until outcomes queued behind their ACKs are committed (the queue is FIFO).
+
+        Messages of one case combined again after their ACK are stored first (``drain``).
+        """
+        await self.service.drain()
         await self.committer.write([])
 
 
@@ -116,9 +123,10 @@ async def mllp_server(
     )
     await server.start(LOOPBACK, 0)
     try:
-        yield Running(server, store, committer)
+        yield Running(server, store, committer, service)
     finally:
         await server.close(grace=5.0)
+        await service.drain()
         await committer.close()
         store.close()
 

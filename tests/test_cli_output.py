@@ -57,9 +57,16 @@ def _parse(line: str, label: str) -> Counter[str]:
 
 @pytest.mark.parametrize("kind", ["hl7v2", "fhir"])
 def test_summary_counts_match_the_goldens(kind: str) -> None:
-    """--summary over every fixture with a golden: the counts the golden Bundles hold."""
+    """--summary over every fixture with a golden: the counts the golden Bundles hold.
+
+    Each golden is one file converted on its own, and one run combines its messages into cases
+    (docs/cases.md): FHIR fixtures share patients and specimens, so a run per file.
+    """
     goldens = sorted((EXPECTED / kind).glob("*.ndjson"))
     inputs = [str(FIXTURES / kind / g.name.removesuffix(".ndjson")) for g in goldens]
+    if kind == "fhir":
+        _summary_per_file(goldens, inputs)
+        return
     examples = ["--mappings", str(example_mappings_dir())]  # the goldens' exlab-* need it
     result = CliRunner().invoke(app, ["convert", "--summary", *examples, *inputs])
     categories, hr, errors = _golden_counts(goldens)
@@ -81,6 +88,33 @@ def test_summary_counts_match_the_goldens(kind: str) -> None:
         for line in g.read_text(encoding="utf-8").splitlines()
     )
     assert len(result.stdout.splitlines()) == messages - rejected + with_bundle
+
+
+def _summary_per_file(goldens: list[Path], inputs: list[str]) -> None:
+    """The same check as above, one ``convert --summary`` run per fixture file, counts summed."""
+    examples = ["--mappings", str(example_mappings_dir())]
+    summed: list[Counter[str]] = [Counter(), Counter(), Counter()]
+    for path in inputs:
+        result = CliRunner().invoke(app, ["convert", "--summary", *examples, path])
+        lines = result.stderr.splitlines()[-3:]
+        for total, (line, label) in zip(
+            summed, zip(lines, ("HER2 category", "HR status", "rejected"), strict=True), strict=True
+        ):
+            total.update(_parse(line, label))
+    categories, hr, errors = _golden_counts(goldens)
+    # A case whose every result was withdrawn has a report entered-in-error and no category in
+    # its Bundle; the summary counts its record as having no HER2 result and no ER/PgR left.
+    withdrawn = sum(
+        entry["resource"]["resourceType"] == "DiagnosticReport"
+        and entry["resource"]["status"] == "entered-in-error"
+        for golden in goldens
+        for line in golden.read_text(encoding="utf-8").splitlines()
+        for entry in json.loads(line).get("entry", [])
+    )
+    categories["HER2-not-reported"] += withdrawn
+    hr["no ER/PgR"] += withdrawn
+    assert tuple(summed) == (categories, hr, errors)
+    assert sum(summed[0].values()) > 20  # the corpus was read, not an empty run
 
 
 def test_summary_of_a_rejection_only_run() -> None:

@@ -23,6 +23,9 @@ import orjson
 import pytest
 from mapping_support import example_settings
 
+from adapter.cases import PriorMessage
+from adapter.cases.combine import CaseView
+from adapter.cases.log import CaseLog
 from adapter.pipeline import Context, Outcome, process, split_input
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,7 +58,14 @@ def _run(path: Path, context: Context) -> list[Outcome]:
         messages = split_input(path.read_bytes())
     except Exception as error:  # noqa: BLE001 - reported as the file's outcome below
         return [Outcome(format=None, message_id=None, error=error)]  # type: ignore[arg-type]
-    return [process(message, context) for message in messages]
+    cases = CaseLog()  # as convert runs one file: its messages combine, in order
+    outcomes = []
+    for message in messages:
+        outcome = process(message, context, cases.prior)
+        if outcome.application is not None:
+            cases.add(PriorMessage(message.data, message.format), outcome.application)
+        outcomes.append(outcome)
+    return outcomes
 
 
 def _golden_line(outcome: Outcome) -> bytes:
@@ -109,15 +119,20 @@ def test_fixture_matches_hand_written_expectations(
     if "messages" in spec:
         assert len(outcomes) == spec["messages"]
     produced = [
-        (number, record, classification)
+        (number, record, classification, _case_of(outcome, index))
         for number, outcome in enumerate(outcomes, start=1)
-        for record, classification in zip(outcome.records, outcome.classifications, strict=True)
+        for index, (record, classification) in enumerate(
+            zip(outcome.records, outcome.classifications, strict=True)
+        )
     ]
     expected_records = spec.get("records", [])
     assert len(produced) == len(expected_records)
-    for (number, record, got), want in zip(produced, expected_records, strict=True):
+    for (number, record, got, case), want in zip(produced, expected_records, strict=True):
         if "message" in want:
             assert number == want["message"]
+        assert case.empty == want.get("withdrawn", False), "every result of the case withdrawn"
+        if case.empty:
+            continue
         # "none": no HER2 result to classify (HER2-not-reported, HER2-not-understood)
         official = got.official_result.value if got.official_result is not None else "none"
         assert official == want["official"]
@@ -136,6 +151,13 @@ def test_fixture_matches_hand_written_expectations(
         assert set(want.get("warnings", [])) <= warnings, f"warnings: {sorted(warnings)}"
         unused = {u.provenance.code.code for u in record.unused if u.provenance.code}
         assert set(want.get("unused_codes", [])) <= unused, f"unused: {sorted(unused)}"
+
+
+def _case_of(outcome: Outcome, index: int) -> CaseView:
+    """The case the record at ``index`` joined, as the message left it."""
+    assert outcome.application is not None
+    case_id = outcome.application.orders[index].case_id
+    return next(view for view in outcome.application.cases if view.case_id == case_id)
 
 
 @pytest.mark.parametrize(("kind", "name", "spec"), CASES)

@@ -82,7 +82,7 @@ def test_unexpected_exception_becomes_an_internal_error(
     def broken(record: object) -> None:
         raise ZeroDivisionError
 
-    monkeypatch.setattr("adapter.pipeline.classify", broken)
+    monkeypatch.setattr("adapter.cases.combine.classify", broken)
     data = (FIXTURES / "ihc3-positive.hl7").read_bytes()
     outcome = process(RawMessage(data, SourceFormat.HL7V2), context)
     assert isinstance(outcome.error, AdapterError)

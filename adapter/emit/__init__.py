@@ -13,7 +13,8 @@ from adapter.emit.ack import (
     fallback_ack_header,
     plan,
 )
-from adapter.emit.bundle import build_bundle, dumps
+from adapter.emit.bundle import dumps
+from adapter.emit.case_report import build_bundle
 from adapter.emit.ids import resource_id
 from adapter.emit.validate import validate_bundle
 

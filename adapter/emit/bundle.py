@@ -1,8 +1,9 @@
 """One FHIR R4 transaction Bundle per incoming message, as plain dicts, serialised with orjson.
 
 fhir.resources is far too slow for this path; it validates the output in tests and, on demand, in
-:mod:`adapter.emit.validate`. Entries, in this order: each Patient, each Specimen, then per record
-its reported Observations, the HER2 summary Observation and the DiagnosticReport. Every entry is
+:mod:`adapter.emit.validate`. Entries, in this order: each Patient, each Specimen, then each
+order's reported Observations; then, built by :mod:`adapter.emit.case_report` with the resource
+builders here, each case's HER2 summary Observation and DiagnosticReport. Every entry is
 ``PUT Type/<id>`` with ``fullUrl`` ``urn:uuid:<id>``; references between entries use the fullUrl,
 so they resolve inside the Bundle and the server rewrites them on commit.
 
@@ -29,15 +30,12 @@ component code     value                  present
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final
 
 import orjson
 
-from adapter.config import Settings
 from adapter.emit import datatypes as dt
 from adapter.emit import parties
 from adapter.emit.codes import (
@@ -46,7 +44,6 @@ from adapter.emit.codes import (
     HER2_INTERPRETATION,
     MAPPINGS_VERSION_DISPLAY,
     MAPPINGS_VERSION_SYSTEM,
-    MESSAGE_ID_SYSTEM,
     OBSERVATION_CATEGORY,
     OBSERVATION_INTERPRETATION,
     RECEPTOR_STATUS_CODES,
@@ -56,7 +53,7 @@ from adapter.emit.codes import (
     V2_0074,
     V2_0203,
 )
-from adapter.emit.ids import RecordIds, order_identity, record_ids, resource_id
+from adapter.emit.ids import RecordIds, resource_id
 from adapter.emit.profiles import (
     MCODE_TUMOR_MARKER_TEST,
     US_CORE_DIAGNOSTIC_REPORT_LAB,
@@ -109,35 +106,6 @@ SUMMARY_STATUS: Final[dict[ReportStatus, ResultStatus]] = {
 }
 
 
-def build_bundle(
-    message_id: str,
-    results: Sequence[tuple[AssayRecord, Classification]],
-    settings: Settings,
-    mappings_version: str | None = None,
-) -> dict[str, Any]:
-    """The transaction Bundle for one message: every record with its classification.
-
-    ``mappings_version`` (``Mappings.version``) is tagged on each DiagnosticReport
-    (``meta.tag``), so every report says which mapping files read it.
-    """
-    assembly = _Assembly(settings.codesystem_url, settings.patient_details, mappings_version)
-    occurrences: Counter[tuple[str, ...]] = Counter()
-    for record, classification in results:
-        order = order_identity(record.origin)
-        occurrences[order] += 1
-        assembly.add(record, classification, record_ids(record, occurrences[order]))
-    bundle: JsonDict = {
-        "resourceType": "Bundle",
-        "id": resource_id("Bundle", message_id),
-        "identifier": {"system": MESSAGE_ID_SYSTEM, "value": message_id},
-        "type": "transaction",
-    }
-    entries = assembly.entries()
-    if entries:
-        bundle["entry"] = entries
-    return bundle
-
-
 def dumps(bundle: dict[str, Any]) -> bytes:
     """JSON bytes; the same Bundle always gives the same bytes (dicts are built in fixed order)."""
     try:
@@ -186,7 +154,8 @@ class _Assembly:
     record_resources: list[JsonDict] = field(default_factory=list)
     times: dt.DateTimeTexts = field(default_factory=dt.DateTimeTexts)
 
-    def add(self, record: AssayRecord, classification: Classification, ids: RecordIds) -> None:
+    def add_order(self, record: AssayRecord, ids: RecordIds) -> None:
+        """The order's Patient, Specimen and reported Observations (its case adds the report)."""
         self.patients.setdefault(ids.patient, parties.PatientParts()).add(record.patient)
         specimen_id = self._add_specimen(record, ids)
         self.record_resources.extend(
@@ -195,30 +164,36 @@ class _Assembly:
                 record.observations, ids.observations, strict=True
             )
         )
-        self.record_resources.append(
-            _summary(record, classification, ids, specimen_id, self.codesystem, self.times)
-        )
+
+    def report_resources(
+        self,
+        record: AssayRecord,
+        classification: Classification,
+        ids: RecordIds,
+        specimen_id: str | None,
+    ) -> list[JsonDict]:
+        """The HER2 summary, the ER / PgR status Observations and the DiagnosticReport of one
+        classified record (a case's, ``emit/case_report.py``), in that order."""
+        summary = _summary(record, classification, ids, specimen_id, self.codesystem, self.times)
         statuses = _receptor_statuses(
             record, classification, ids, specimen_id, self.codesystem, self.times
         )
-        self.record_resources.extend(statuses)
         links = _ReportLinks(
             performers=self._performers(record.origin.performer),
             interpreters=[self._interpreter(person) for person in record.origin.interpreters],
             statuses=[status["id"] for status in statuses],
         )
-        self.record_resources.append(
-            _report(
-                record,
-                classification,
-                ids,
-                specimen_id,
-                self.codesystem,
-                self.times,
-                links,
-                self.mappings_version,
-            )
+        report = _report(
+            record,
+            classification,
+            ids,
+            specimen_id,
+            self.codesystem,
+            self.times,
+            links,
+            self.mappings_version,
         )
+        return [summary, *statuses, report]
 
     def _performers(self, performer: Organization | None) -> list[JsonDict]:
         if performer is None:

@@ -12,10 +12,18 @@ has a new MSH-10 but the same order numbers, so it produces the same ids.
   observations of one record that still collide (same code, no sub-id) are told apart by their
   order of appearance: the second gets ``#2``, the third ``#3``; the first keeps the plain id so
   that adding a later duplicate never moves an existing id.
-- Summary Observation and DiagnosticReport: the order.
+- Summary Observation and DiagnosticReport: one per case, not per order (``cases/combine.py``):
+  ``DiagnosticReport`` + ``case`` + the case id, and the same + ``her2-summary``.
 - Patient: the sender + the first patient identifier (system and value); else the sender + the
   FHIR reference as sent; else the order (a patient known only through this order).
 - Specimen: the sender + the specimen id; else the order.
+
+Identity includes the patient. The first patient whose results use an order number (or a
+specimen id) of a sender keeps the ids above, so every id already stored by a receiver stays
+what it was; a later message of *another* patient that reuses the number gets ids qualified by
+its patient (``patient=`` below). Who came first is case state (``adapter.cases``): the
+service's store remembers it, ``convert`` within one run, and a replay in the order received
+assigns it the same way.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ from typing import Final
 
 import orjson
 
-from adapter.model import AssayRecord, Origin, ReportedObservation
+from adapter.model import AssayRecord, Origin, Provenance, ReportedObservation
 
 ID_NAMESPACE: Final = uuid.UUID("5b159f2c-fbae-51e6-8b23-a36ab277713d")
 """Namespace of every id the adapter emits.
@@ -57,8 +65,13 @@ def sender_of(origin: Origin) -> str:
     return origin.sending_facility or origin.sending_application or ""
 
 
-def order_identity(origin: Origin, occurrence: int = 1) -> tuple[str, ...]:
-    """The parts that name one order; ``occurrence`` > 1 separates repeated groups in a message."""
+def order_identity(
+    origin: Origin, occurrence: int = 1, patient: str | None = None
+) -> tuple[str, ...]:
+    """The parts that name one order; ``occurrence`` > 1 separates repeated groups in a message.
+
+    ``patient`` qualifies the order of a patient who is not the first to use its number.
+    """
     if origin.filler_order:
         number = ("filler", origin.filler_order)
     elif origin.placer_order:
@@ -67,7 +80,8 @@ def order_identity(origin: Origin, occurrence: int = 1) -> tuple[str, ...]:
         number = ("message", origin.message_id)
     group = origin.set_id or str(origin.group_index)
     repeat = (f"#{occurrence}",) if occurrence > 1 else ()
-    return (sender_of(origin), *number, group, *repeat)
+    qualifier = ("patient", patient) if patient is not None else ()
+    return (sender_of(origin), *number, group, *repeat, *qualifier)
 
 
 _FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
@@ -76,22 +90,27 @@ _FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 @dataclass(frozen=True, slots=True)
 class RecordIds:
-    """Every id one record's resources get."""
+    """Every id one record's resources get (a case's report and summary: only a case's)."""
 
     patient: str
     specimen: str
-    report: str
-    summary: str
     observations: tuple[str, ...]  # one per ``record.observations`` item, same order
+    report: str = ""
+    summary: str = ""
 
 
-def record_ids(record: AssayRecord, occurrence: int = 1) -> RecordIds:
-    order = order_identity(record.origin, occurrence)
+def record_ids(
+    record: AssayRecord,
+    occurrence: int = 1,
+    *,
+    patient: str | None = None,
+    specimen_patient: str | None = None,
+) -> RecordIds:
+    """``patient`` / ``specimen_patient``: the qualifier when another patient owns the number."""
+    order = order_identity(record.origin, occurrence, patient)
     return RecordIds(
         patient=_patient_id(record),
-        specimen=_specimen_id(record, order),
-        report=resource_id("DiagnosticReport", *order),
-        summary=resource_id("Observation", *order, "her2-summary"),
+        specimen=_specimen_id(record, order, specimen_patient),
         observations=_observation_ids(record.observations, order),
     )
 
@@ -148,7 +167,29 @@ def _patient_id(record: AssayRecord) -> str:
     return resource_id("Patient", "order", *order_identity(record.origin))
 
 
-def _specimen_id(record: AssayRecord, order: tuple[str, ...]) -> str:
+def _specimen_id(record: AssayRecord, order: tuple[str, ...], patient: str | None) -> str:
     if record.specimen.id:
-        return resource_id("Specimen", sender_of(record.origin), "specimen", record.specimen.id)
+        qualifier = ("patient", patient) if patient is not None else ()
+        return resource_id(
+            "Specimen", sender_of(record.origin), "specimen", record.specimen.id, *qualifier
+        )
     return resource_id("Specimen", "order", *order)
+
+
+def withdrawn_id(provenance: Provenance, order: tuple[str, ...]) -> str:
+    """The id a result withdrawn by ``provenance`` had when it was sent (same rules as above).
+
+    A withdrawn duplicate (same code and sub-id twice in one order) cannot be told apart: the
+    first one's id is named.
+    """
+    locator = provenance.locator
+    if locator.startswith("Observation/"):
+        candidate = locator.removeprefix("Observation/")
+        if _FHIR_ID.fullmatch(candidate):
+            return candidate
+    code = provenance.code
+    if code is not None and code.code:
+        key: tuple[str | None, ...] = ("code", code.system, code.code, provenance.sub_id)
+    else:
+        key = ("locator", locator)
+    return resource_id("Observation", *order, *key)

@@ -96,6 +96,14 @@ GASTROESOPHAGEAL_NEGATIVE: Final = (
 )
 
 
+def withdrawn_note() -> str:
+    """The conclusion of a case whose every result was withdrawn (deleted, entered in error)."""
+    return (
+        "Every result of this case was withdrawn (deleted or entered in error): there is no "
+        "HER2 result to act on, as if none had been sent."
+    )
+
+
 def conclusion(record: AssayRecord, classification: Classification) -> str:
     """The human-readable conclusion of one record's DiagnosticReport."""
     official = classification.official_result

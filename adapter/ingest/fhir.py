@@ -31,6 +31,7 @@ from adapter.ingest.fhir_elements import (
 )
 from adapter.ingest.fhir_group import Group, References, group_observations, patient_key
 from adapter.ingest.fhir_observation import ObservationRead, read_observation
+from adapter.ingest.order import Order
 from adapter.ingest.report_text import read_text, statement_values, text_values_kept
 from adapter.ingest.values import site_zone
 from adapter.mapping import LOINC_SYSTEM, Mappings, MappingSet
@@ -44,6 +45,7 @@ from adapter.model import (
     PatientRef,
     PersonName,
     Procedure,
+    Provenance,
     ReportStatus,
     ResultStatus,
     SourceFormat,
@@ -59,6 +61,14 @@ def to_records(
     data: bytes, mappings: Mappings, settings: Settings, *, source: str | None = None
 ) -> tuple[str, list[AssayRecord]]:
     """The message id and every record the input carries; NothingToClassify when none."""
+    message_id, orders = to_orders(data, mappings, settings, source=source)
+    return message_id, [order.record for order in orders]
+
+
+def to_orders(
+    data: bytes, mappings: Mappings, settings: Settings, *, source: str | None = None
+) -> tuple[str, list[Order]]:
+    """The message id and every order with results or withdrawals; NothingToClassify when none."""
     document = read_document(data)
     sender = source or document.source
     mapping = _sender_mapping(mappings, sender)
@@ -70,18 +80,26 @@ def to_records(
         if incoming.kind == "Observation"
     }
     groups = group_observations(document.resources, refs)
-    records: list[AssayRecord] = []
+    orders: list[Order] = []
     unused: list[UnusedResult] = []
     for group in groups:
         built = _GroupReader(document, group, reads, refs, mapping, zone, sender)
         unused.extend(built.unused)
-        if built.values:
-            records.append(built.record(len(records) + 1))
-    if not records:
+        if built.values or built.retracted:
+            orders.append(
+                Order(
+                    record=built.record(len(orders) + 1),
+                    values=tuple(built.values),
+                    retracted=tuple(built.retracted),
+                    mapping=mapping,
+                    whole_order_retracted=built.report_retracted,
+                )
+            )
+    if not orders:
         raise NothingToClassify(
             _nothing_reason(document, unused), location="Observation", unused=tuple(unused)
         )
-    return document.message_id, records
+    return document.message_id, orders
 
 
 def _sender_mapping(mappings: Mappings, sender: str | None) -> MappingSet:
@@ -157,6 +175,14 @@ class _GroupReader:
             self.warnings.extend(read.warnings)
         self.values: list[ReadValue] = [v for read in self.reads for v in read.values]
         self.unused: list[UnusedResult] = [u for read in self.reads for u in read.unused]
+        # Results withdrawn (Observation.status entered-in-error): a case drops what they name.
+        self.retracted: list[Provenance] = [
+            u.provenance
+            for read in self.reads
+            if read.status is ResultStatus.ENTERED_IN_ERROR
+            for u in read.unused
+        ]
+        self.report_retracted = False
         self._read_report_text()
         if len(group.reports) > 1:
             self.warnings.append(
@@ -167,6 +193,8 @@ class _GroupReader:
                 )
             )
         if self.report is not None and self.report.resource.get("status") == "entered-in-error":
+            self.report_retracted = True
+            self.retracted.extend(v.provenance for v in self.values)
             self.unused.extend(
                 UnusedResult(
                     provenance=v.provenance, reason="the DiagnosticReport is entered-in-error"

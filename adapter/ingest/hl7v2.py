@@ -21,6 +21,7 @@ from adapter.errors import (
 from adapter.ingest import er7
 from adapter.ingest.assemble import ReadValue, assemble, resolve_tissue
 from adapter.ingest.obx import ObxOutcome, cwe_coding, read_obx
+from adapter.ingest.order import Order
 from adapter.ingest.report_text import read_text, statement_values, text_values_kept
 from adapter.ingest.values import hl7_date, parse_hl7_datetime, site_zone
 from adapter.mapping import ASSIGNER_FALLBACK_PREFIX, LOINC_SYSTEM, Mappings, MappingSet
@@ -35,6 +36,7 @@ from adapter.model import (
     PersonName,
     Practitioner,
     Procedure,
+    Provenance,
     ReportStatus,
     ResultStatus,
     SourceFormat,
@@ -150,6 +152,7 @@ class _Group:
     specimens: list[er7.Segment] = field(default_factory=list)
     warnings: list[IngestWarning] = field(default_factory=list)
     statuses: list[ResultStatus] = field(default_factory=list)
+    retracted: list[Provenance] = field(default_factory=list)  # OBX-11 D/W: withdrawn results
     last_obx: int | None = None  # position in ``values`` that an NTE attaches to
     after_unused_obx: bool = False  # an NTE here belongs to a result that was not used
     # OBX-23 performing organisation (name, assigning authority HD parts) of each used OBX
@@ -159,6 +162,11 @@ class _Group:
 
 def to_records(read: ReadMessage, mappings: Mappings, settings: Settings) -> list[AssayRecord]:
     """Every record the message carries; NothingToClassify when it carries none."""
+    return [order.record for order in to_orders(read, mappings, settings)]
+
+
+def to_orders(read: ReadMessage, mappings: Mappings, settings: Settings) -> list[Order]:
+    """Every order with results (or withdrawals of results); NothingToClassify when none."""
     message = read.message
     check_supported(message)
     mapping = mappings.for_hl7_sender(
@@ -168,13 +176,20 @@ def to_records(read: ReadMessage, mappings: Mappings, settings: Settings) -> lis
     groups = _walk(message, mapping, zone)
     for group in groups:
         _read_report_text(group, mapping)
-    records = [
-        _record(message, group, mapping, zone, read.warnings) for group in groups if group.values
+    orders = [
+        Order(
+            record=_record(message, group, mapping, zone, read.warnings),
+            values=tuple(group.values),
+            retracted=tuple(group.retracted),
+            mapping=mapping,
+        )
+        for group in groups
+        if group.values or group.retracted
     ]
-    if not records:
+    if not orders:
         unused = tuple(u for group in groups for u in group.unused)
         raise NothingToClassify(_nothing_reason(groups), location="OBX", unused=unused)
-    return records
+    return orders
 
 
 def _walk(message: er7.Message, mapping: MappingSet, zone: tzinfo) -> list[_Group]:
@@ -213,6 +228,8 @@ def _add_obx(
     if outcome.status is not None:
         group.statuses.append(outcome.status)
     group.after_unused_obx = outcome.value is None
+    if outcome.status is ResultStatus.ENTERED_IN_ERROR and outcome.unused is not None:
+        group.retracted.append(outcome.unused.provenance)
     if outcome.report_text is not None:
         group.texts.append(outcome)
         group.last_obx = None
@@ -324,6 +341,8 @@ def _record(
             filler_order=_first(group.orc, 3, obr, 3),
             group_index=group.index,
             set_id=obr.field(1) or None,
+            parent_placer=obr.component(29, 1) or None,
+            parent_filler=obr.component(29, 2) or None,
             hl7_version=message.version,
             order_code=order_code,
             report_code=_report_code(order_code, mapping),

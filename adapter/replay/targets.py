@@ -58,17 +58,26 @@ def build_context(options: EngineOptions) -> Any:
     return Context.from_settings(settings, strict=options.strict, validate=options.validate)
 
 
-def run_one(message: SourceMessage, context: Any) -> Observed:
-    """Replay one message through ``pipeline.process``."""
+def run_one(message: SourceMessage, context: Any, cases: Any) -> Observed:
+    """Replay one message through ``pipeline.process``, combined with ``cases`` (a CaseLog).
+
+    Messages are replayed in the order received, each combined with the earlier messages of
+    its cases, as the service combined them (docs/cases.md).
+    """
+    from adapter.cases import PriorMessage
     from adapter.pipeline import RawMessage, process
 
     if message.split_error is not None:
         return _error(message.split_error, message.format)
+    fhir_source = None
     if message.format is SourceFormat.FHIR and message.sender:
         context = replace(context, fhir_source=message.sender)
-    outcome = process(RawMessage(message.data, message.format, message.position), context)
+        fhir_source = message.sender
+    raw = RawMessage(message.data, message.format, message.position)
+    outcome = process(raw, context, cases.prior)
     if outcome.error is not None:
         return _error(outcome.error, message.format)
+    cases.add(PriorMessage(message.data, message.format, fhir_source), outcome.application)
     return Observed(bundle_json=outcome.bundle_json)
 
 
@@ -83,10 +92,13 @@ def in_process(
     messages: Iterable[SourceMessage], options: EngineOptions, jobs: int = 1
 ) -> Iterator[Result]:
     """Replay each message here; ``jobs > 1`` uses that many worker processes."""
+    from adapter.cases.log import CaseLog
+
     if jobs <= 1:
         context = build_context(options)
+        cases = CaseLog()
         for message in messages:
-            yield message, message_key(message, options.key), run_one(message, context)
+            yield message, message_key(message, options.key), run_one(message, context, cases)
         return
     build_context(options)  # fail fast, here, on a bad mapping directory
     # spawn, not fork: the parent may run a progress thread, and forking threads is unsafe
@@ -128,8 +140,12 @@ def _start_worker(options: EngineOptions) -> None:
 
 def _run_chunk(chunk: list[SourceMessage]) -> list[tuple[str | None, Observed]]:
     assert _worker is not None, "worker not initialised"
+    from adapter.cases.log import CaseLog
+
     context, key = _worker
-    return [(message_key(message, key), run_one(message, context)) for message in chunk]
+    # With --jobs N each chunk is read on its own: a case combines within its chunk only.
+    cases = CaseLog()
+    return [(message_key(message, key), run_one(message, context, cases)) for message in chunk]
 
 
 # --------------------------------------------------------------------------------------------

@@ -11,20 +11,24 @@ the same ACK.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 from adapter.audit.facts import ReportFacts
+from adapter.cases import NO_PRIOR, Prior, PriorMessage
 from adapter.emit.ack import AckHeader, application_ack, header_from
-from adapter.errors import AdapterError, InputError, MessageTooLarge
+from adapter.errors import AdapterError, InputError, MessageTooLarge, StoreUnavailable
 from adapter.mapping import Mappings
 from adapter.model import SourceFormat
 from adapter.pipeline import Context, Identity, RawMessage, identify, process
 from adapter.service import metrics
 from adapter.service.workers import Processed, WorkerPool, processed
 from adapter.store import (
+    CaseConflict,
+    CaseWriteRequest,
     EnqueueRequest,
     GroupCommitter,
     IndexReportsRequest,
@@ -33,9 +37,9 @@ from adapter.store import (
     MessageStatus,
     OutcomeRequest,
     Receipt,
+    StoredPrior,
     Transport,
     WriteRequest,
-    WriteResult,
 )
 
 Clock = Callable[[], datetime]
@@ -83,6 +87,9 @@ class Service:
         # Messages being processed, by store row: a copy arriving meanwhile (the engine resent
         # on another connection) waits for the first answer instead of being processed twice.
         self._in_flight: dict[int, asyncio.Future[Handled]] = {}
+        self._case_locks = [asyncio.Lock() for _ in range(_CASE_LOCK_STRIPES)]
+        # Outcomes being stored after their answer (MLLP): ``drain`` waits for them.
+        self._storing: set[asyncio.Future[Handled]] = set()
         # Senders' control ids seen lately (oldest first, bounded): a message that repeats one
         # is a resend or a correction, and is not processed before the store has said which.
         self._seen: dict[tuple[str, str], None] = {}
@@ -150,18 +157,24 @@ class Service:
         answer: asyncio.Future[Handled] = asyncio.get_running_loop().create_future()
         row_id = receipt.row_id
         self._in_flight[row_id] = answer
-        stored: asyncio.Future[list[WriteResult]] | None = None
+        stored: asyncio.Future[Handled] | None = None
         try:
             if processing is None:
                 outcome = await self._process(data, identity.format, fhir_source)
             else:
                 outcome = await processing
-            handled, writes = self._answer(receipt, identity, outcome, ack_header)
+            alone = self._answer(receipt, identity, outcome, ack_header)
             if wait_for_outcome:
-                await self.committer.write(writes)
+                handled = await self._store(receipt, identity, data, fhir_source, outcome, alone)
             else:
-                # Rides in the next commit someone waits for: one disk flush per message, not two.
-                stored = self.committer.submit(writes, defer=True)
+                # The answer depends on the message alone (its ACK); its outcome rides in the
+                # next commit someone waits for: one disk flush per message, not two.
+                handled = alone[0]
+                stored = asyncio.ensure_future(
+                    self._store(receipt, identity, data, fhir_source, outcome, alone, defer=True)
+                )
+                self._storing.add(stored)
+                stored.add_done_callback(self._storing.discard)
                 stored.add_done_callback(_log_late_failure)
         except asyncio.CancelledError:
             answer.cancel()
@@ -179,6 +192,15 @@ class Service:
                 stored.add_done_callback(lambda _: self._in_flight.pop(row_id, None))
         answer.set_result(handled)
         return handled
+
+    async def drain(self) -> None:
+        """Wait until every outcome answered before its write (MLLP) is stored or has failed.
+
+        Call before closing the committer: a message whose cases changed meanwhile is combined
+        again after its ACK, and that write must still reach the store.
+        """
+        while self._storing:
+            await asyncio.wait(set(self._storing))
 
     def _seen_before(self, sender: str, message_id: str | None) -> bool:
         """Whether this sender's control id came lately; remembers it either way."""
@@ -261,17 +283,22 @@ class Service:
             row.row_id, row.version, False, None, MessageStatus.RECEIVED, None, None, None
         )
         outcome = await self._process(row.raw, identity.format, fhir_source)
-        return await self.record(receipt, identity, outcome, _ack_header(row.raw, identity))
+        alone = self._answer(receipt, identity, outcome, _ack_header(row.raw, identity))
+        return await self._store(receipt, identity, row.raw, fhir_source, outcome, alone)
 
     async def _process(
-        self, data: bytes, message_format: SourceFormat, fhir_source: str | None
+        self,
+        data: bytes,
+        message_format: SourceFormat,
+        fhir_source: str | None,
+        prior: Prior = NO_PRIOR,
     ) -> Processed:
         if self.pool is not None:
-            return await self.pool.process(data, message_format, fhir_source)
+            return await self.pool.process(data, message_format, fhir_source, prior)
         context = self.context
         if fhir_source is not None:
             context = replace(context, fhir_source=fhir_source)
-        return processed(process(RawMessage(data, message_format), context))
+        return processed(process(RawMessage(data, message_format), context, prior))
 
     async def record(
         self,
@@ -280,10 +307,70 @@ class Service:
         outcome: Processed,
         ack_header: AckHeader | None,
     ) -> Handled:
-        """Store what became of a message (again, on reprocess) and build its answer."""
+        """Store what became of a message that was never processed (too large) and answer it."""
         handled, writes = self._answer(receipt, identity, outcome, ack_header)
         await self.committer.write(writes)
+        _count_reports(identity, outcome)
         return handled
+
+    async def _store(
+        self,
+        receipt: Receipt,
+        identity: Identity,
+        data: bytes,
+        fhir_source: str | None,
+        outcome: Processed,
+        alone: tuple[Handled, list[WriteRequest]],
+        *,
+        defer: bool = False,
+    ) -> Handled:
+        """Store the outcome; if the message's cases changed meanwhile, combine it again.
+
+        The message was first processed alone (most messages open a case of their own). The
+        case write checks, in the same transaction as the outcome, that the store still holds
+        what it was combined with; when it does not (an earlier message of its case, or one
+        that arrived at the same time on another connection), the message is processed again
+        with its cases' messages as the store now has them. One writer makes this converge.
+        """
+        handled, writes = alone
+        try:
+            if defer:
+                await self.committer.submit(writes, defer=True)
+            else:
+                await self.committer.write(writes)
+            _count_reports(identity, outcome)
+            return handled
+        except CaseConflict:
+            assert outcome.cases is not None  # only a case write can conflict
+        changes = outcome.cases
+        # Messages of one case that conflict take turns (a lock per stripe of their numbers),
+        # so each is combined again once with what the one before it stored.
+        stripes = sorted({hash(key) % len(self._case_locks) for key in changes.lookup})
+        async with contextlib.AsyncExitStack() as held:
+            for stripe in stripes:
+                await held.enter_async_context(self._case_locks[stripe])
+            for _ in range(_CASE_ATTEMPTS):
+                stored = await asyncio.to_thread(
+                    self.committer.store.case_prior,
+                    changes.lookup,
+                    changes.owner_keys,
+                    exclude_row=receipt.row_id,
+                )
+                prior = Prior(tuple(map(_prior_message, stored.messages)), stored.owners)
+                outcome = await self._process(data, identity.format, fhir_source, prior)
+                # The ACK already sent (or about to be) is the one stored, byte for byte.
+                handled, writes = self._answer(
+                    receipt, identity, outcome, None, stored, handled.ack
+                )
+                try:
+                    await self.committer.write(writes)
+                except CaseConflict:
+                    continue  # a message not yet in turn stored first: read the cases again
+                _count_reports(identity, outcome)
+                return handled
+        raise StoreUnavailable(
+            f"the cases of message row {receipt.row_id} kept changing; it stays received"
+        )
 
     def _answer(
         self,
@@ -291,12 +378,38 @@ class Service:
         identity: Identity,
         outcome: Processed,
         ack_header: AckHeader | None,
+        stored: StoredPrior | None = None,
+        ack: bytes | None = None,
     ) -> tuple[Handled, list[WriteRequest]]:
-        """A message's answer, and the writes that store its outcome."""
+        """A message's answer, and the writes that store its outcome.
+
+        ``stored``: the cases the message was combined with (none: it was processed alone).
+        ``ack``: the ACK already built for this message, kept when it is combined again.
+        """
         error = outcome.error
         status = _status_of(error)
-        ack = None if ack_header is None else self._ack(ack_header, error)
-        requests: list[WriteRequest] = [
+        if ack is None and ack_header is not None:
+            ack = self._ack(ack_header, error)
+        requests: list[WriteRequest] = []
+        if outcome.cases is not None:
+            # First in the group: a conflict leaves none of the message's outcome written.
+            changes = outcome.cases
+            requests.append(
+                CaseWriteRequest(
+                    receipt.row_id,
+                    changes.lookup,
+                    changes.owner_keys,
+                    stored.cases if stored is not None else (),
+                    tuple(
+                        (key, owner)
+                        for key in changes.owner_keys
+                        if stored is not None and (owner := stored.owners.get(key)) is not None
+                    ),
+                    changes.claims,
+                    changes.events,
+                )
+            )
+        requests.append(
             OutcomeRequest(
                 receipt.row_id,
                 status,
@@ -306,13 +419,9 @@ class Service:
                 error.reason if error else None,
                 ack,
             )
-        ]
+        )
         if outcome.bundle_json is not None:
             requests.append(IndexReportsRequest(receipt.row_id, outcome.reports, outcome.resources))
-            metrics.count_reports(
-                identity.sender,
-                (ReportFacts.from_json(r.audit) for r in outcome.reports if r.audit is not None),
-            )
             if self.forward:
                 requests.append(EnqueueRequest(receipt.row_id, outcome.bundle_json, self.clock()))
         handled = Handled(
@@ -332,6 +441,34 @@ class Service:
         return application_ack(header, error, self.clock())
 
 
+def _count_reports(identity: Identity, outcome: Processed) -> None:
+    """The report metrics, once per message, for the outcome that was stored."""
+    if outcome.bundle_json is not None:
+        metrics.count_reports(
+            identity.sender,
+            (ReportFacts.from_json(r.audit) for r in outcome.reports if r.audit is not None),
+        )
+
+
+_CASE_ATTEMPTS = 20
+"""Times a message, in its turn, is combined again with cases that still change (by messages
+not yet in turn) before it is left received (the recovery sweep or the sender's retry takes it)."""
+
+_CASE_LOCK_STRIPES = 64
+
+
+def _prior_message(row: MessageRow) -> PriorMessage:
+    """A stored message as a prior: FHIR keeps the sender the caller named, as reprocess does."""
+    message_format = SourceFormat(row.message_format.value)
+    fhir_source = None
+    if (
+        message_format is SourceFormat.FHIR
+        and row.sender != identify(row.raw, message_format).sender
+    ):
+        fhir_source = row.sender
+    return PriorMessage(row.raw, message_format, fhir_source)
+
+
 _SEEN_LIMIT = 10_000
 """Control ids remembered for spotting resends: seconds of traffic at full speed, about 3 MB."""
 
@@ -349,7 +486,7 @@ def _retrieve_quietly(processing: asyncio.Future[Processed]) -> None:
         processing.exception()  # retrieved, so asyncio does not log it as never retrieved
 
 
-def _log_late_failure(future: asyncio.Future[list[WriteResult]]) -> None:
+def _log_late_failure(future: asyncio.Future[Handled]) -> None:
     """An outcome that could not be stored after the ACK: the message stays reprocessable."""
     if not future.cancelled() and (error := future.exception()) is not None:
         log.warning("outcome not stored: %s", type(error).__name__)

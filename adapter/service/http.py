@@ -162,6 +162,19 @@ def create_app(runtime: Runtime) -> FastAPI:
             )
         )
 
+    @app.get("/cases/{case_id}", responses={404: _OUTCOME, 503: _OUTCOME})
+    async def get_case(case_id: str) -> Response:
+        """One case over time: each version, the message that brought it, what changed."""
+        return await _read(lambda: http_read.case(store, case_id))
+
+    @app.get("/cases", responses={400: _OUTCOME, 503: _OUTCOME})
+    async def find_cases(
+        number: str | None = Query(None, description="An order or specimen number, as sent"),
+        message: str | None = Query(None, description="A message control id"),
+    ) -> Response:
+        """The ids of the cases holding a number, or touched by a message."""
+        return await _read(lambda: http_read.cases(store, number, message))
+
     @app.get("/messages/{message_id:path}", responses={404: _OUTCOME, 503: _OUTCOME})
     async def get_message(
         message_id: str, sender: str | None = Query(None, description="Only this sender's")

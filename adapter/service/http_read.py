@@ -15,6 +15,25 @@ from fastapi.responses import Response
 
 from adapter.service.http_outcome import outcome_response
 from adapter.store import MessageRow, OutboxItem, Store
+from adapter.store.cases import timeline_json
+
+
+def case(store: Store, case_id: str) -> Response:
+    """One case over time (docs/cases.md): its versions, the message of each, what changed."""
+    events = store.case_timeline(case_id)
+    if not events:
+        return _not_found(f"no case with id {case_id[:100]}")
+    return Response(orjson.dumps(timeline_json(case_id, events)), media_type="application/json")
+
+
+def cases(store: Store, number: str | None, message_id: str | None) -> Response:
+    """The ids of the cases holding an order or specimen number, or touched by a message."""
+    if (number is None) == (message_id is None):
+        return outcome_response(
+            400, "HTTP-BAD-REQUEST", "invalid", "give exactly one of number= and message="
+        )
+    found = store.find_cases(number=number, message_id=message_id)
+    return Response(orjson.dumps({"cases": found}), media_type="application/json")
 
 
 def message(store: Store, message_id: str, sender: str | None) -> Response:

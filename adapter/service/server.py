@@ -205,6 +205,7 @@ async def _run(
             await _finish(forwarder, FORWARDER_GRACE)
         if recovery is not None:
             await _finish(recovery, FORWARDER_GRACE)
+        await runtime.service.drain()
         await runtime.committer.close()
 
 

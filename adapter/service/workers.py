@@ -37,14 +37,26 @@ import orjson
 
 from adapter import logs
 from adapter.audit.facts import ReportFacts, report_facts
+from adapter.cases import NO_PRIOR, Prior
+from adapter.cases.book import Application
 from adapter.errors import AdapterError
 from adapter.model import SourceFormat
 from adapter.pipeline import Context, Outcome, RawMessage, process
 from adapter.service.affinity import pin
 from adapter.service.fhir_index import resource_rows
-from adapter.store import ReportIndexRow, ResourceIndexRow
+from adapter.store import CaseEventRow, ReportIndexRow, ResourceIndexRow
 
 log = logging.getLogger("her2_adapter.workers")
+
+
+@dataclass(frozen=True)
+class CaseChanges:
+    """What a message did to its cases, as the store writes it (store/cases.py)."""
+
+    lookup: tuple[tuple[str, str, str], ...]
+    owner_keys: tuple[tuple[str, str], ...]
+    claims: tuple[tuple[tuple[str, str], str], ...]
+    events: tuple[CaseEventRow, ...]
 
 
 @dataclass(frozen=True)
@@ -56,26 +68,67 @@ class Processed:
     reports: tuple[ReportIndexRow, ...]
     error: AdapterError | None
     resources: tuple[ResourceIndexRow, ...] = ()
+    cases: CaseChanges | None = None  # set exactly when a Bundle was built
 
 
 def processed(outcome: Outcome) -> Processed:
     """The parts of an Outcome the service stores and answers with."""
-    if outcome.bundle is None:
+    application = outcome.application
+    if outcome.bundle is None or application is None:
         return Processed(outcome.message_id, outcome.bundle_json, (), outcome.error)
-    facts = [
-        report_facts(record, classification)
-        for record, classification in zip(outcome.records, outcome.classifications, strict=True)
-    ]
+    # One DiagnosticReport per case the message touched, in the order of application.cases.
+    facts = [report_facts(view.record, view.classification) for view in application.cases]
     reports = tuple(report_rows(outcome.bundle, facts))
     resources = tuple(resource_rows(outcome.bundle))
-    return Processed(outcome.message_id, outcome.bundle_json, reports, outcome.error, resources)
+    return Processed(
+        outcome.message_id,
+        outcome.bundle_json,
+        reports,
+        outcome.error,
+        resources,
+        case_changes(application),
+    )
+
+
+def case_changes(application: Application) -> CaseChanges:
+    events = tuple(
+        CaseEventRow(
+            case_id=view.case_id,
+            sender=view.sender,
+            patient=view.patient,
+            numbers=tuple(sorted(view.numbers)),
+            report_id=view.report_id,
+            category="" if view.empty else view.classification.category.value,
+            official_result=""
+            if view.empty or view.classification.official_result is None
+            else view.classification.official_result.value,
+            status=view.record.report_status.value,
+            changes=orjson.dumps(
+                {
+                    kind: [{"id": oid, "analyte": analyte} for oid, analyte in changed]
+                    for kind, changed in (
+                        ("added", view.added),
+                        ("replaced", view.replaced),
+                        ("removed", view.removed),
+                    )
+                }
+            ).decode(),
+        )
+        for view in application.cases
+    )
+    return CaseChanges(
+        tuple(sorted(application.lookup, key=lambda key: tuple(map(str, key)))),
+        tuple(sorted(application.owner_keys)),
+        application.claims,
+        events,
+    )
 
 
 def report_rows(bundle: dict[str, Any], facts: Sequence[ReportFacts]) -> list[ReportIndexRow]:
     """Index rows for every DiagnosticReport of a Bundle (for the HTTP search and the audit).
 
-    ``facts`` are the audit facts of the Bundle's records, in order: the emitter writes one
-    DiagnosticReport per record, in record order.
+    ``facts`` are the audit facts of the Bundle's reports, in order: the emitter writes one
+    DiagnosticReport per case the message touched, in the order of ``Application.cases``.
     """
     entries = bundle.get("entry", [])
     by_url = {entry.get("fullUrl"): entry.get("resource", {}) for entry in entries}
@@ -121,6 +174,7 @@ _WorkResult = tuple[
     tuple[ReportIndexRow, ...],
     _ErrorParts | None,
     tuple[ResourceIndexRow, ...],
+    CaseChanges | None,
 ]
 
 
@@ -172,7 +226,11 @@ class WorkerPool:
         )
 
     async def process(
-        self, data: bytes, message_format: SourceFormat, fhir_source: str | None = None
+        self,
+        data: bytes,
+        message_format: SourceFormat,
+        fhir_source: str | None = None,
+        prior: Prior = NO_PRIOR,
     ) -> Processed:
         """The pipeline's Outcome for one message, from the least busy worker."""
         while not self._workers:  # every worker died: wait for a replacement
@@ -185,7 +243,7 @@ class WorkerPool:
         number = next(self._numbers)
         future: asyncio.Future[Processed] = asyncio.get_running_loop().create_future()
         worker.pending[number] = future
-        payload = pickle.dumps((number, data, message_format, fhir_source), _PROTOCOL)
+        payload = pickle.dumps((number, data, message_format, fhir_source, prior), _PROTOCOL)
         worker.writer.write(_frame(payload))
         return await future
 
@@ -298,14 +356,14 @@ def _frame(payload: bytes) -> bytes:
 
 
 def _rebuilt(result: _WorkResult) -> Processed:
-    message_id, bundle_json, reports, parts, resources = result
+    message_id, bundle_json, reports, parts, resources, cases = result
     error: AdapterError | None = None
     if parts is not None:
         kind, reason, location = parts
         # Built past the subclass's __init__, whose signature may differ (MappingFileError).
         error = kind.__new__(kind)
         AdapterError.__init__(error, reason, location=location)
-    return Processed(message_id, bundle_json, reports, error, resources)
+    return Processed(message_id, bundle_json, reports, error, resources, cases)
 
 
 def serve(descriptor: int) -> None:
@@ -331,8 +389,8 @@ def serve(descriptor: int) -> None:
         # wake-up of the service's event loop for several messages instead of one each.
         replies = []
         for request in requests:
-            number, data, message_format, fhir_source = pickle.loads(request)
-            result = _work(data, message_format, fhir_source, context)
+            number, data, message_format, fhir_source, prior = pickle.loads(request)
+            result = _work(data, message_format, fhir_source, prior, context)
             replies.append(_frame(pickle.dumps((number, result), _PROTOCOL)))
         channel.sendall(b"".join(replies))
         requests = []
@@ -371,12 +429,16 @@ class _Frames:
 
 
 def _work(
-    data: bytes, message_format: SourceFormat, fhir_source: str | None, context: Context
+    data: bytes,
+    message_format: SourceFormat,
+    fhir_source: str | None,
+    prior: Prior,
+    context: Context,
 ) -> _WorkResult:
     if fhir_source is not None:
         context = replace(context, fhir_source=fhir_source)
-    done = processed(process(RawMessage(data, message_format), context))
+    done = processed(process(RawMessage(data, message_format), context, prior))
     error = done.error
     # Errors travel as their parts: an exception's pickling depends on its __init__.
     parts = None if error is None else (type(error), error.reason, error.location)
-    return done.message_id, done.bundle_json, done.reports, parts, done.resources
+    return done.message_id, done.bundle_json, done.reports, parts, done.resources, done.cases

@@ -19,6 +19,10 @@ from adapter.store.base import Backend, Store
 from adapter.store.groupcommit import CommitStats, GroupCommitter
 from adapter.store.records import (
     AuditRow,
+    CaseConflict,
+    CaseEvent,
+    CaseEventRow,
+    CaseWriteRequest,
     EnqueueRequest,
     IndexReportsRequest,
     MessageFormat,
@@ -33,6 +37,7 @@ from adapter.store.records import (
     ResourceIndexRow,
     ResourceSearch,
     StoreCounts,
+    StoredPrior,
     StoredReport,
     Transport,
     UnprocessedRow,
@@ -43,6 +48,10 @@ from adapter.store.records import (
 __all__ = [
     "AuditRow",
     "Backend",
+    "CaseConflict",
+    "CaseEvent",
+    "CaseEventRow",
+    "CaseWriteRequest",
     "CommitStats",
     "EnqueueRequest",
     "GroupCommitter",
@@ -60,6 +69,7 @@ __all__ = [
     "ResourceSearch",
     "Store",
     "StoreCounts",
+    "StoredPrior",
     "StoredReport",
     "Transport",
     "UnprocessedRow",

@@ -19,8 +19,11 @@ from types import TracebackType
 from typing import Any, ClassVar
 
 from adapter.errors import ConfigError, StoreUnavailable
+from adapter.store import cases as case_sql
 from adapter.store.records import (
     AuditRow,
+    CaseEvent,
+    CaseWriteRequest,
     EnqueueRequest,
     IndexReportsRequest,
     MessageFormat,
@@ -35,6 +38,7 @@ from adapter.store.records import (
     ResourceIndexRow,
     ResourceSearch,
     StoreCounts,
+    StoredPrior,
     StoredReport,
     Transport,
     UnprocessedRow,
@@ -353,6 +357,9 @@ class Store:
             return None
         if isinstance(request, IndexReportsRequest):
             self._replace_reports(session, request)
+            return None
+        if isinstance(request, CaseWriteRequest):
+            case_sql.write(session, request)
             return None
         return self._insert_outbox(session, request)
 
@@ -716,6 +723,69 @@ class Store:
             )
         total = int(counted[0]) if counted else 0
         return total, [(str(row[0]), bytes(row[1])) for row in rows]
+
+    # ----------------------------------------------------------------------------------------
+    # Cases
+    # ----------------------------------------------------------------------------------------
+
+    def case_prior(
+        self,
+        lookup: Sequence[tuple[str, str, str]],
+        owner_keys: Sequence[tuple[str, str]],
+        *,
+        exclude_row: int | None = None,
+    ) -> StoredPrior:
+        """The earlier messages of the cases ``lookup`` finds, in the order applied, and owners.
+
+        ``exclude_row``: a message being processed again is not its own prior.
+        """
+        with self._transaction(write=False) as session:
+            cases, _ = case_sql.current(session, lookup, ())
+            row_ids, numbers = case_sql.prior_rows(session, [c for c, _ in cases], exclude_row)
+            found = case_sql.owners(session, sorted({*owner_keys, *numbers}))
+            rows = [
+                session.one(f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id = ?", (row_id,))
+                for row_id in row_ids
+            ]
+        messages = tuple(self._message(row) for row in rows if row is not None)
+        return StoredPrior(messages, found, cases)
+
+    def case_timeline(self, case_id: str) -> list[CaseEvent]:
+        """Every version of one case, oldest first, with the message that brought it."""
+        with self._transaction(write=False) as session:
+            rows = session.all(case_sql.timeline_query(), (case_id,))
+        to_time = self._backend.time_from_db
+        return [
+            CaseEvent(
+                case_id=row[0],
+                version=row[1],
+                message_row_id=row[2],
+                message_id=row[3],
+                transport=Transport(row[4]),
+                received_at=to_time(row[5]),
+                sender=row[6],
+                patient=row[7],
+                report_id=row[8],
+                category=row[9],
+                official_result=row[10],
+                status=row[11],
+                changes=str(row[12]),
+            )
+            for row in rows
+        ]
+
+    def find_cases(self, *, number: str | None = None, message_id: str | None = None) -> list[str]:
+        """Case ids holding a number (as sent, without its kind), or touched by a message."""
+        if (number is None) == (message_id is None):
+            raise ValueError("find cases by a number or by a message id")
+        if number is not None:
+            values = [f"{kind}:{number}" for kind in ("filler", "placer", "specimen")]
+            query = case_sql.find_query("number")
+            with self._transaction(write=False) as session:
+                found = [row[0] for value in values for row in session.all(query, (value,))]
+            return sorted(set(found))
+        with self._transaction(write=False) as session:
+            return [row[0] for row in session.all(case_sql.find_query("message"), (message_id,))]
 
     # ----------------------------------------------------------------------------------------
     # Outbox

@@ -99,6 +99,11 @@ class GroupCommitter:
     ) -> None:
         await self.close()
 
+    @property
+    def store(self) -> Store:
+        """The store written to, for reads that must see what this writer committed."""
+        return self._store
+
     def start(self) -> None:
         if self._writer is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")

@@ -88,6 +88,40 @@ _SCHEMA_V2 = (
     " FROM reports r JOIN messages m ON m.id = r.message_row_id",
 )
 
+# Version 4: cases (adapter/store/cases.py): numbers, first users of numbers, the timeline.
+_SCHEMA_V4 = (
+    """CREATE TABLE case_numbers (
+        sender TEXT NOT NULL,
+        patient TEXT NOT NULL,
+        number TEXT NOT NULL,
+        case_id TEXT NOT NULL,
+        PRIMARY KEY (sender, patient, number, case_id)
+    )""",
+    "CREATE INDEX case_numbers_case ON case_numbers (case_id)",
+    "CREATE INDEX case_numbers_number ON case_numbers (number)",
+    """CREATE TABLE case_owners (
+        sender TEXT NOT NULL,
+        number TEXT NOT NULL,
+        patient TEXT NOT NULL,
+        PRIMARY KEY (sender, number)
+    )""",
+    """CREATE TABLE case_events (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        case_id TEXT NOT NULL,
+        version INTEGER NOT NULL CHECK (version >= 1),
+        message_row_id BIGINT NOT NULL REFERENCES messages (id),
+        sender TEXT NOT NULL,
+        patient TEXT,
+        report_id TEXT NOT NULL,
+        category TEXT NOT NULL,
+        official_result TEXT NOT NULL,
+        status TEXT NOT NULL,
+        changes TEXT NOT NULL,
+        UNIQUE (case_id, version)
+    )""",
+    "CREATE INDEX case_events_message ON case_events (message_row_id)",
+)
+
 
 # Version 3: every emitted resource, for the FHIR facade's reads and searches (docs/http-api.md).
 _SCHEMA_V3 = (
@@ -153,4 +187,4 @@ class PostgresBackend(Backend):
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
 
     def migrations(self) -> Sequence[Sequence[str]]:
-        return (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3)
+        return (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4)

@@ -258,6 +258,77 @@ class EnqueueRequest:
         object.__setattr__(self, "now", utc(self.now))
 
 
-WriteRequest = ReceiveRequest | OutcomeRequest | IndexReportsRequest | EnqueueRequest
+@dataclass(frozen=True, slots=True)
+class CaseEventRow:
+    """One case as a message left it: a line of the case's timeline (adapter/cases)."""
+
+    case_id: str
+    sender: str
+    patient: str | None  # the patient key; None for a case of one order (never joined)
+    numbers: tuple[str, ...]  # every number the case is found by
+    report_id: str
+    category: str
+    official_result: str
+    status: str
+    changes: str  # JSON: {"added": [...], "replaced": [...], "removed": [...]}
+
+
+OwnerKey = tuple[str, str]
+"""(sender, number)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CaseWriteRequest:
+    """A message's cases, written only if the store still holds what it was combined with.
+
+    ``expected_cases`` (case id -> version) and ``expected_owners`` are what the message was
+    processed against; if another message changed them meanwhile the request raises
+    ``CaseConflict`` and writes nothing, and the caller processes the message again.
+    """
+
+    message_row_id: int
+    lookup: tuple[tuple[str, str, str], ...]  # (sender, patient, number) the cases are found by
+    owner_keys: tuple[OwnerKey, ...]  # the numbers whose first user decided the message's ids
+    expected_cases: tuple[tuple[str, int], ...]
+    expected_owners: tuple[tuple[OwnerKey, str], ...]
+    claims: tuple[tuple[OwnerKey, str], ...]  # numbers this message used first
+    events: tuple[CaseEventRow, ...]
+
+
+class CaseConflict(LookupError):
+    """The cases changed since the message was combined with them: process it again."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPrior:
+    """What a message is combined with, as the store holds it."""
+
+    messages: tuple[MessageRow, ...]  # the cases' earlier messages, in the order applied
+    owners: dict[OwnerKey, str]
+    cases: tuple[tuple[str, int], ...]  # case id -> latest version
+
+
+@dataclass(frozen=True, slots=True)
+class CaseEvent:
+    """One line of a case's timeline, with the message that brought it."""
+
+    case_id: str
+    version: int
+    message_row_id: int
+    message_id: str | None
+    transport: Transport
+    received_at: datetime
+    sender: str
+    patient: str | None
+    report_id: str
+    category: str
+    official_result: str
+    status: str
+    changes: str
+
+
+WriteRequest = (
+    ReceiveRequest | OutcomeRequest | IndexReportsRequest | EnqueueRequest | CaseWriteRequest
+)
 WriteResult = Receipt | int | None
 """Receipt for a receive, the outbox id for an enqueue, None for the others."""

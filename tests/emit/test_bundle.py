@@ -9,9 +9,10 @@ from typing import Any
 
 import orjson
 import pytest
+from bundle_support import build_bundle
 
 from adapter.config import Settings
-from adapter.emit.bundle import build_bundle, dumps
+from adapter.emit.bundle import dumps
 from adapter.emit.datatypes import date_time
 from adapter.errors import OutputInvalid
 from adapter.model import (

@@ -97,8 +97,7 @@ def test_a_different_order_gets_different_ids(
     """Filler order, OBR set id and sender are all part of the order's identity."""
     base = record_factory()
     other = record_factory(origin=base.origin.model_copy(update=change))
-    assert record_ids(other).report != record_ids(base).report
-    assert record_ids(other).summary != record_ids(base).summary
+    assert record_ids(other).observations != record_ids(base).observations
     assert set(record_ids(other).observations).isdisjoint(record_ids(base).observations)
 
 
@@ -111,8 +110,8 @@ def test_placer_order_identifies_when_no_filler_order(record_factory: RecordFact
     other_placer = first.model_copy(
         update={"origin": first.origin.model_copy(update={"placer_order": "PL-999"})}
     )
-    assert record_ids(second).report == record_ids(first).report
-    assert record_ids(other_placer).report != record_ids(first).report
+    assert record_ids(second).observations == record_ids(first).observations
+    assert record_ids(other_placer).observations != record_ids(first).observations
 
 
 def test_message_id_identifies_when_no_order_numbers(record_factory: RecordFactory) -> None:
@@ -120,7 +119,7 @@ def test_message_id_identifies_when_no_order_numbers(record_factory: RecordFacto
     bare = record_factory().origin.model_copy(update={"filler_order": None, "placer_order": None})
     first = record_factory(origin=bare)
     second = record_factory(origin=bare.model_copy(update={"message_id": "MSG-0002"}))
-    assert record_ids(second).report != record_ids(first).report
+    assert record_ids(second).observations != record_ids(first).observations
 
 
 def test_sending_application_stands_in_for_a_missing_facility(
@@ -130,7 +129,7 @@ def test_sending_application_stands_in_for_a_missing_facility(
     base = record_factory().origin.model_copy(update={"sending_facility": None})
     lis = record_factory(origin=base)
     other = record_factory(origin=base.model_copy(update={"sending_application": "OTHER"}))
-    assert record_ids(lis).report != record_ids(other).report
+    assert record_ids(lis).observations != record_ids(other).observations
 
 
 def test_group_index_stands_in_for_a_missing_set_id(record_factory: RecordFactory) -> None:
@@ -138,7 +137,7 @@ def test_group_index_stands_in_for_a_missing_set_id(record_factory: RecordFactor
     base = record_factory().origin.model_copy(update={"set_id": None})
     first = record_factory(origin=base)
     second = record_factory(origin=base.model_copy(update={"group_index": 2}))
-    assert record_ids(first).report != record_ids(second).report
+    assert record_ids(first).observations != record_ids(second).observations
 
 
 def test_sub_id_separates_observations_with_one_code(record_factory: RecordFactory) -> None:
@@ -190,7 +189,7 @@ def test_observation_ids_follow_record_order(record_factory: RecordFactory) -> N
 def test_repeated_order_in_one_message_is_told_apart(record_factory: RecordFactory) -> None:
     """A second group with the same order identity gets its own ids."""
     record = record_factory()
-    assert record_ids(record, 2).report != record_ids(record, 1).report
+    assert record_ids(record, 2).observations != record_ids(record, 1).observations
     assert record_ids(record, 2).patient == record_ids(record, 1).patient
 
 
@@ -237,9 +236,9 @@ def test_specimen_id_follows_specimen_identifier(record_factory: RecordFactory) 
 
 
 def test_all_ids_of_a_record_are_distinct(record_factory: RecordFactory) -> None:
-    """Patient, Specimen, report, summary and observations never share an id."""
+    """Patient, Specimen and observations never share an id (reports are per case)."""
     ids = record_ids(record_factory())
-    every = [ids.patient, ids.specimen, ids.report, ids.summary, *ids.observations]
+    every = [ids.patient, ids.specimen, *ids.observations]
     assert len(set(every)) == len(every)
 
 
@@ -256,3 +255,15 @@ def test_resource_id_is_uuid5_of_the_json_parts(parts: tuple[str | None, ...]) -
     """The hand-made UUID v5 is byte for byte uuid.uuid5 over the JSON array of the parts."""
     expected = uuid.uuid5(ID_NAMESPACE, orjson.dumps(parts).decode())
     assert resource_id(*parts) == str(expected)
+
+
+def test_another_patient_on_the_same_order_gets_its_own_ids(
+    record_factory: RecordFactory,
+) -> None:
+    """A patient qualifier (issue 16) changes every order-derived id; none means the plain id."""
+    record = record_factory(specimen=Specimen(id="S1"))
+    plain = record_ids(record)
+    other = record_ids(record, patient="identifier|x|2", specimen_patient="identifier|x|2")
+    assert plain == record_ids(record, patient=None)
+    assert set(other.observations).isdisjoint(plain.observations)
+    assert other.specimen != plain.specimen

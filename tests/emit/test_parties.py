@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from bundle_support import build_bundle
 
 from adapter.config import Settings
-from adapter.emit.bundle import build_bundle
 from adapter.emit.parties import request
 from adapter.emit.profiles import MCODE_TUMOR_MARKER_TEST, US_CORE_PATIENT
 from adapter.model import (

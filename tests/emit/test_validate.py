@@ -6,9 +6,9 @@ import subprocess
 import sys
 
 import pytest
+from bundle_support import build_bundle
 
 from adapter.config import Settings
-from adapter.emit.bundle import build_bundle
 from adapter.emit.validate import element_path, validate_bundle
 from adapter.errors import OutputInvalid
 from adapter.model import AssayRecord, Classification

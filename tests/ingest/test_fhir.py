@@ -419,10 +419,15 @@ def test_kept_statuses(mappings: Mappings, status: str, report_status: ReportSta
     assert record.report_status is report_status
 
 
-def test_entered_in_error_is_not_classified(mappings: Mappings) -> None:
-    """An entered-in-error result never votes: alone, there is nothing to classify."""
-    with pytest.raises(NothingToClassify, match="entered in error"):
-        read(mappings, observation(IHC, {"valueString": "3+"}, status="entered-in-error"))
+def test_entered_in_error_is_not_classified_but_withdraws(mappings: Mappings) -> None:
+    """An entered-in-error result never votes; it is an order withdrawing that result."""
+    resource = observation(IHC, {"valueString": "3+"}, status="entered-in-error")
+    _, orders = fhir.to_orders(json.dumps(resource).encode(), mappings, Settings())
+    (order,) = orders
+    assert order.values == ()
+    assert order.record.observations == ()
+    assert [p.locator for p in order.retracted] == [order.record.unused[0].provenance.locator]
+    assert "entered in error" in order.record.unused[0].reason
 
 
 @pytest.mark.parametrize(

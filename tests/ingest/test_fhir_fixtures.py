@@ -52,6 +52,9 @@ def test_fixture(mappings: Mappings, name: str) -> None:
     _, records = fhir.to_records(data, mappings, Settings())
     assert len(records) == len(expected["records"])
     for record, want in zip(records, expected["records"], strict=True):
+        if want.get("withdrawn"):
+            assert record.observations == ()  # it withdraws results: tests/cases/ says how
+            continue
         result = classify(record)
         official = result.official_result
         assert (official.value if official is not None else "none") == want["official"]

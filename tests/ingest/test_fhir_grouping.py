@@ -277,12 +277,16 @@ def test_report_status(
 
 
 def test_entered_in_error_report_is_not_classified(mappings: Mappings) -> None:
-    """Results of a report entered in error are not used."""
+    """Results of a report entered in error are not used: the order withdraws them all."""
     data = bundle(
         observation("a", IHC, "3+"), report("r", "Observation/a", status="entered-in-error")
     )
-    with pytest.raises(NothingToClassify, match="entered-in-error"):
-        records(mappings, data)
+    _, orders = fhir.to_orders(data, mappings, Settings())
+    (order,) = orders
+    assert order.whole_order_retracted
+    assert order.values == ()
+    assert [p.locator for p in order.retracted] == ["Observation/a"]
+    assert "entered-in-error" in order.record.unused[0].reason
 
 
 # --------------------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ def test_copies_arriving_together_are_processed_once(
         try:
             async with GroupCommitter(store) as committer:
                 service = Service(context, committer, TickingClock(), forward=True, pool=pool)
-                return await asyncio.gather(
+                answers = await asyncio.gather(
                     *(
                         service.handle(
                             oru(f"twin-{n % 10}"),
@@ -51,6 +51,10 @@ def test_copies_arriving_together_are_processed_once(
                         for n in range(40)
                     )
                 )
+                # Ten messages of one case: those combined again after their MLLP ACK are
+                # stored before the writer closes, as the server's shutdown does.
+                await service.drain()
+                return answers
         finally:
             if pool is not None:
                 await pool.close()

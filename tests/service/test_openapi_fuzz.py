@@ -32,6 +32,8 @@ OPERATIONS = [
     ("GET", "/fhir/metadata"),
     ("GET", "/fhir/{resource_type}/{resource_id}"),
     ("GET", "/fhir/{resource_type}"),
+    ("GET", "/cases/{case_id}"),
+    ("GET", "/cases"),
     ("GET", "/messages/{message_id}"),
     ("GET", "/healthz"),
     ("GET", "/metrics"),

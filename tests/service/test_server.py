@@ -273,7 +273,9 @@ async def _stream(port: int, prefix: str, acked: list[str], sent: list[str]) -> 
         for number in range(10_000):
             control_id = f"{prefix}-{number}"
             sent.append(control_id)
-            (ack,) = await client.send(oru(control_id), timeout=10)
+            # A patient and an order each: a stream of cases, as an engine's traffic is.
+            message = oru(control_id, patient=control_id, order=control_id)
+            (ack,) = await client.send(message, timeout=10)
             assert segments(ack)["MSA"][1:3] == ["AA", control_id]
             acked.append(control_id)
     except (ConnectionError, asyncio.IncompleteReadError):
@@ -301,7 +303,10 @@ def test_kill_9_mid_stream_loses_no_acked_message(tmp_path: Path) -> None:
     async def restart_and_resend(unacked: list[str]) -> list[str]:
         async with service_process(tmp_path, store_url, port) as process:
             client = await MllpClient.connect(LOOPBACK, port)
-            codes = [msa_code((await client.send(oru(cid)))[0]) for cid in unacked]
+            codes = [
+                msa_code((await client.send(oru(cid, patient=cid, order=cid)))[0])
+                for cid in unacked
+            ]
             await client.close()
             # A graceful stop writes the outcomes still queued behind their ACKs.
             process.send_signal(signal.SIGTERM)

@@ -233,7 +233,7 @@ class SmallDisk(SQLiteBackend):
     def connect(self) -> Any:
         conn = super().connect()
         pages = conn.execute("PRAGMA page_count").fetchone()[0]
-        conn.execute(f"PRAGMA max_page_count = {pages + 20}")
+        conn.execute(f"PRAGMA max_page_count = {pages + 40}")
         return conn
 
 
