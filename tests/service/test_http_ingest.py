@@ -231,11 +231,16 @@ async def test_a_bom_before_the_message_is_accepted(client: httpx.AsyncClient) -
     assert response.json()["identifier"]["value"] == "BOM-1"
 
 
-async def test_a_headerless_body_is_rejected_and_stored(client: httpx.AsyncClient) -> None:
+async def test_a_headerless_body_is_rejected_and_stored(tmp_path: Path) -> None:
     """No MSH: 400 HL7-MALFORMED with the reason, and the body is kept as a rejected row."""
-    response = await client.post("/hl7v2", content=b"PID|1||X\rOBX|1|NM\r", headers=HL7)
+    runtime = build_runtime(tmp_path)
+    async with serving(runtime) as client:
+        response = await client.post("/hl7v2", content=b"PID|1||X\rOBX|1|NM\r", headers=HL7)
+        await runtime.committer.write([])  # the outcome is in
+        counts = runtime.store.counts().messages
     assert response.status_code == 400
     assert adapter_code(issue_of(response)) == "HL7-MALFORMED"
+    assert counts[MessageStatus.REJECTED] == 1
 
 
 @pytest.mark.parametrize(

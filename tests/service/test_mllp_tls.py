@@ -102,3 +102,43 @@ def test_a_plain_tcp_client_gets_nothing_from_a_tls_listener(
             return answered, sum(running.store.counts().messages.values())
 
     assert asyncio.run(main()) == (False, 0)
+
+
+@pytest.mark.timeout(60)
+def test_serve_with_a_certificate_it_cannot_load_is_a_usage_error(tmp_path: Path) -> None:
+    """--mllp-tls-cert/--mllp-tls-key naming files that are not there: exit 2, one line."""
+    import socket
+
+    from typer.testing import CliRunner
+
+    from adapter.cli import app
+
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        port = str(probe.getsockname()[1])
+    result = CliRunner().invoke(
+        app,
+        [
+            *("serve", "--mllp-port", port, "--http-port", "0", "--workers", "0"),
+            *("--store", f"sqlite:///{tmp_path / 'store.db'}"),
+            *("--mllp-tls-cert", str(tmp_path / "missing.pem")),
+            *("--mllp-tls-key", str(tmp_path / "missing.key")),
+        ],
+        env={"HER2_PIN_CPUS": "false"},
+    )
+    assert result.exit_code == 2
+    assert "MLLP TLS" in result.stderr
+
+
+@pytest.mark.timeout(60)
+def test_a_key_without_its_certificate_is_refused_before_starting(tmp_path: Path) -> None:
+    """Only one of the pair: a settings error at once (exit 2)."""
+    from typer.testing import CliRunner
+
+    from adapter.cli import app
+
+    result = CliRunner().invoke(
+        app, ["serve", "--mllp-tls-key", str(tmp_path / "server.key"), "--workers", "0"]
+    )
+    assert result.exit_code == 2
+    assert "together" in result.stderr
