@@ -34,7 +34,9 @@ from adapter.store import (
     MessageFormat,
     MessageStatus,
     OutcomeRequest,
+    Receipt,
     ReceiveRequest,
+    ReportIndexRow,
     Transport,
     open_store,
 )
@@ -45,7 +47,7 @@ BATCH = 2000
 START = datetime(2024, 1, 1, tzinfo=UTC)
 
 
-def pool() -> list[tuple[bytes, bytes, list]]:  # type: ignore[type-arg]
+def pool() -> list[tuple[bytes, bytes, list[ReportIndexRow]]]:
     """(raw, bundle, index rows) of POOL processed messages issued over twelve months."""
     context = Context.from_settings(Settings())
     items = []
@@ -79,7 +81,8 @@ def fill(url: str, reports: int) -> None:
             writes = []
             for n, receipt in zip(numbers, receipts, strict=True):
                 _, bundle, rows = items[n % POOL]
-                row_id = receipt.row_id  # type: ignore[union-attr]
+                assert isinstance(receipt, Receipt)
+                row_id = receipt.row_id
                 outcome = OutcomeRequest(row_id, MessageStatus.PROCESSED, START, bundle)
                 writes.append(outcome)
                 writes.append(

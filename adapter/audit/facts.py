@@ -42,6 +42,7 @@ class UnusedKind(StrEnum):
     """Why a reported result was not used, as a data-quality class."""
 
     UNMAPPED_CODE = "unmapped-code"
+    CODE_DISPLAY_MISMATCH = "code-display-mismatch"  # a mapped code whose display names another
     NOT_UNDERSTOOD = "value-not-understood"
     NOT_CLASSIFIED = "not-classified"  # a code the mappings exclude on purpose (Ki-67 ...)
     ENTERED_IN_ERROR = "entered-in-error"
@@ -53,6 +54,7 @@ class UnusedKind(StrEnum):
 # falls into OTHER, and tests/audit/test_facts.py checks each class against real ingest output.
 _UNUSED_MARKERS: tuple[tuple[str, UnusedKind], ...] = (
     ("not in the mappings", UnusedKind.UNMAPPED_CODE),
+    (" is mapped to ", UnusedKind.CODE_DISPLAY_MISMATCH),  # adapter/ingest/codecheck.py
     ("not understood", UnusedKind.NOT_UNDERSTOOD),
     ("not classified", UnusedKind.NOT_CLASSIFIED),
     ("entered in error", UnusedKind.ENTERED_IN_ERROR),
@@ -173,7 +175,10 @@ def code_label(code: Coding | None) -> str:
 
 
 def _unused(item: UnusedResult) -> tuple[UnusedKind, str]:
-    return unused_kind(item.reason), code_label(item.provenance.code)
+    kind = unused_kind(item.reason)
+    if item.not_understood and kind is UnusedKind.OTHER:
+        kind = UnusedKind.NOT_UNDERSTOOD  # ingest says so, whatever its wording
+    return kind, code_label(item.provenance.code)
 
 
 def _ihc_to_ish_hours(record: AssayRecord) -> float | None:

@@ -439,7 +439,7 @@ def _quality_tables(audit: dict[str, Any]) -> str:
             (sender, "ingest warning", code, count) for code, count in quality["warnings"].items()
         )
         others.extend(
-            (sender, "message not processed", code, count)
+            (sender, "message rejected or failed", code, count)
             for code, count in quality["unprocessed"].items()
         )
     flag_bars = [(f"{sender}: {flag}", n, sender) for sender, flag, n, _ in flags if n]
@@ -457,7 +457,7 @@ def _quality_tables(audit: dict[str, Any]) -> str:
             ),
             _coded_figure(
                 "quality-other",
-                "Ingest warnings and messages not processed, by code",
+                "Ingest warnings, and messages rejected or failed, by code",
                 others,
                 "what",
                 "code",

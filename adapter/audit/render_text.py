@@ -149,7 +149,7 @@ def _quality_table(
     console: Console, totals: list[dict[str, Any]], vocabulary: dict[str, list[str]]
 ) -> None:
     table = Table(title="Data quality (all periods)", title_justify="left")
-    for column in ("sender", "flags", "results not used, by code", "not processed"):
+    for column in ("sender", "flags", "results not used, by code", "rejected or failed"):
         table.add_column(column)
     for cell in totals:
         quality = cell["quality"]

@@ -74,7 +74,9 @@ other partial count (ratio 4.5 alone, copies 12.0 alone, a ratio straddling 2.0 
 ISH stated "amplified" or "negative" in words only) is equivocal with flags `incomplete-ish` and
 `pending-workup` (a complete ISH count): `HER2-ISH-INCOMPLETE-IHC01-OPEN`,
 `GEA-ISH-INCOMPLETE-IHC01-OPEN`. A word is not a count: a stated ISH result without numbers never
-rules group 1 out. IHC 3+ still decides positive; IHC 2+ is equivocal; no IHC is indeterminate.
+rules group 1 out. IHC 3+ still decides positive; IHC 2+ is equivocal; with no usable IHC the result
+is equivocal pending a complete count: an incomplete count is not a failed test, so never
+indeterminate (section 4.6).
 
 **Several counts.** When the record carries counts reported before the last one
 (`earlier_counts`, filled by ingest only when their values differ), each count is placed in its

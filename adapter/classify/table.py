@@ -345,7 +345,8 @@ INCOMPLETE_ISH_WORKUP: dict[IhcBucket, WorkupCell] = {
     IhcBucket.IHC2_RECOUNT: _INCOMPLETE_IHC2,
     IhcBucket.IHC2_PENDING: _INCOMPLETE_IHC2,
     IhcBucket.IHC_LOW_UNSCORED: _INCOMPLETE_IHC2,
-    IhcBucket.NONE: (OfficialResult.INDETERMINATE, "HER2-ISH-INCOMPLETE-NO-IHC", None),
+    # An incomplete count is not a failed test (section 4.6): work-up is pending, not failed.
+    IhcBucket.NONE: (_EQV, "HER2-ISH-INCOMPLETE-NO-IHC", PENDING_COMPLETE_ISH),
 }
 # IHC 0/1+ when the partial ISH could still be ISH-positive: {gastric?: cell}.
 INCOMPLETE_ISH_IHC01_OPEN: dict[bool, WorkupCell] = {
@@ -606,8 +607,9 @@ _ISH_RULES = (
     _rule(
         "HER2-ISH-INCOMPLETE-NO-IHC",
         "4.4",
-        "ISH incomplete; no usable IHC",
-        "indeterminate; incomplete-ish flag",
+        "ISH incomplete (a count reported, not complete); no usable IHC",
+        "equivocal, not indeterminate (the test did not fail); incomplete-ish and pending-workup "
+        f"flags ({PENDING_COMPLETE_ISH})",
         ASCO_CAP_2018,
     ),
 )

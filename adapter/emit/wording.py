@@ -116,7 +116,7 @@ def conclusion(record: AssayRecord, classification: Classification) -> str:
         STATUS_WORDS.get(record.report_status, ""),
         f"{result}; category {classification.category.value}.",
         _category_explanation(classification),
-        _not_understood_sentence(record, classification),
+        _not_understood_sentence(record),
         *(f"Comment: {comment}" for comment in classification.comments),
         _hormone_receptor_sentence(record, classification),
         *(THERAPY_WORDS[r.rule_id] for r in classification.rules if r.rule_id in THERAPY_WORDS),
@@ -126,16 +126,15 @@ def conclusion(record: AssayRecord, classification: Classification) -> str:
     return " ".join(sentence for sentence in sentences if sentence)
 
 
-def _not_understood_sentence(record: AssayRecord, classification: Classification) -> str:
-    """Where the unread values are: positions and analytes, never the values themselves."""
-    if classification.category is not Category.HER2_NOT_UNDERSTOOD:
-        return ""
+def _not_understood_sentence(record: AssayRecord) -> str:
+    """Where the unread values are (HER2, ER or PgR): positions and analytes, never the values
+    themselves. A report never reads as complete while a result in it was not understood."""
     places = [
         f"{u.provenance.locator} ({u.analyte.value})"
         for u in record.unused
         if u.not_understood and u.analyte is not None
     ]
-    return f"Not understood: {', '.join(places)}." if places else ""
+    return f"Results not understood: {', '.join(places)}." if places else ""
 
 
 def _category_explanation(classification: Classification) -> str:

@@ -18,6 +18,7 @@ def runner() -> CliRunner:
 
 
 def test_json_on_stdout_is_the_stores_audit(runner: CliRunner, traffic_store_url: str) -> None:
+    """`--json -` writes the store's audit, the same figures as the library call."""
     result = runner.invoke(app, ["audit", "--from-store", traffic_store_url, "--json", "-"])
     assert result.exit_code == 0, result.output
     assert orjson.loads(result.stdout) == audit_of(traffic_store_url)
@@ -26,6 +27,7 @@ def test_json_on_stdout_is_the_stores_audit(runner: CliRunner, traffic_store_url
 def test_tables_html_and_json_files(
     runner: CliRunner, traffic_store_url: str, tmp_path: Path
 ) -> None:
+    """Tables on the terminal, with --html and --json files beside them."""
     html, json_file = tmp_path / "audit.html", tmp_path / "audit.json"
     result = runner.invoke(
         app,
@@ -55,6 +57,7 @@ def test_files_give_the_same_figures_as_the_store(
 
 
 def test_a_rejected_file_message_is_counted_undated(runner: CliRunner, tmp_path: Path) -> None:
+    """A file message with no HER2 result counts, by error code, in the undated period."""
     path = tmp_path / "none.hl7"
     path.write_bytes(message(Case("LAB-X", known_traffic()[0].day, ihc=None), 1))
     result = runner.invoke(app, ["audit", str(path), "--json", "-"])
@@ -78,6 +81,7 @@ def test_a_rejected_file_message_is_counted_undated(runner: CliRunner, tmp_path:
     ],
 )
 def test_usage_errors_exit_2(runner: CliRunner, arguments: list[str]) -> None:
+    """Neither or both inputs, a bad period, day or threshold, an unknown store or file: exit 2."""
     result = runner.invoke(app, arguments)
     assert result.exit_code == 2
     assert result.stderr.startswith("her2-adapter: ")

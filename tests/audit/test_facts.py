@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import pytest
 from audit_traffic import Case, message
@@ -40,15 +41,18 @@ DAY = date(2024, 3, 10)
     ],
 )
 def test_ihc_classes(ihc: str, expected: IhcClass, context: Context) -> None:
+    """Each reported IHC score lands in its class; IHC 0 by the sub-type the rules assigned."""
     assert facts_of(Case("LAB", DAY, ihc=ihc), context).ihc is expected
 
 
 def test_a_gastric_ihc_0_has_no_sub_type(context: Context) -> None:
+    """Sub-types are a breast concept: a gastric IHC 0 is 'unknown sub-type'."""
     facts = facts_of(Case("LAB", DAY, ihc="0", site="stomach"), context)
     assert (facts.tissue, facts.ihc) == ("gastroesophageal", IhcClass.ZERO_UNKNOWN)
 
 
 def test_work_up_facts(context: Context) -> None:
+    """An IHC 2+ with a group 4 count: ISH present, group, hours from IHC to ISH, pending."""
     facts = facts_of(Case("LAB", DAY, ihc="2+", ish=("1.6", "4.9", "3.06"), ish_hours=30), context)
     assert facts.ish_reported
     assert facts.ish_group == 4
@@ -59,18 +63,21 @@ def test_work_up_facts(context: Context) -> None:
 
 
 def test_an_unmapped_code_is_kept_by_code_without_its_value(context: Context) -> None:
+    """A result the mappings do not know is kept as its code and why, never its value."""
     facts = facts_of(Case("LAB", DAY, ihc="1+", unmapped_code="KI67"), context)
     assert facts.unused == ((UnusedKind.UNMAPPED_CODE, "urn:her2-adapter:local:99LOC|KI67"),)
     assert b"30" not in facts.to_json().replace(b"2024-03-13", b"")
 
 
 def test_the_labs_overall_call_is_kept(context: Context) -> None:
+    """The lab's overall call is kept beside our category for the disagreement table."""
     facts = facts_of(Case("LAB", DAY, ihc="1+", stated="Positive"), context)
     assert (facts.lab_stated, facts.category) == ("positive", "HER2-low")
     assert "lab-interpretation-differs" in facts.flags
 
 
 def test_facts_survive_json(context: Context) -> None:
+    """What the store keeps reads back as the same facts."""
     facts = facts_of(Case("LAB", DAY, ihc="2+", ish=("1.2", "2.5", "2.1")), context)
     assert ReportFacts.from_json(facts.to_json()) == facts
 
@@ -79,6 +86,11 @@ def test_facts_survive_json(context: Context) -> None:
     ("reason", "kind"),
     [
         ("result code not in the mappings", UnusedKind.UNMAPPED_CODE),
+        ("result code not in the mappings (sender example-lab)", UnusedKind.UNMAPPED_CODE),
+        (
+            "code 16112-5 is mapped to er-percent but its display names Ki-67: not used",
+            UnusedKind.CODE_DISPLAY_MISMATCH,
+        ),
         ("NM value not understood for her2-ihc", UnusedKind.NOT_UNDERSTOOD),
         ("not classified: Ki-67 is not a HER2 result", UnusedKind.NOT_CLASSIFIED),
         ("entered in error (OBX-11 W)", UnusedKind.ENTERED_IN_ERROR),
@@ -87,6 +99,7 @@ def test_facts_survive_json(context: Context) -> None:
     ],
 )
 def test_unused_reasons_fall_into_kinds(reason: str, kind: UnusedKind) -> None:
+    """Ingest's reasons for not using a result fall into the data-quality kinds."""
     assert unused_kind(reason) is kind
 
 
@@ -98,3 +111,16 @@ def test_the_day_is_the_labs_own(context: Context) -> None:
     outcome = process(split, context)
     ((record, classification),) = zip(outcome.records, outcome.classifications, strict=True)
     assert report_facts(record, classification).reported_on == date(2024, 3, 31)
+
+
+def test_a_code_whose_display_names_another_test_is_counted_by_code(context: Context) -> None:
+    """Ki-67 sent under ER's LOINC code (fixtures/hl7v2/ki67-under-er-loinc.hl7)."""
+    raw = (Path(__file__).parents[2] / "fixtures/hl7v2/ki67-under-er-loinc.hl7").read_bytes()
+    (split,) = split_input(raw)
+    outcome = process(split, context)
+    kinds = {
+        kind
+        for record, classification in zip(outcome.records, outcome.classifications, strict=True)
+        for kind, _ in report_facts(record, classification).unused
+    }
+    assert UnusedKind.CODE_DISPLAY_MISMATCH in kinds

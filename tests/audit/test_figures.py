@@ -36,6 +36,7 @@ def audit(traffic_store_url: str) -> dict[str, Any]:
 
 
 def test_breast_and_gastric_category_mix_are_counted_apart(audit: dict[str, Any]) -> None:
+    """A month of LAB-A: the breast mix as the traffic was built, the gastric report apart."""
     january = cell(audit, LAB_A, "2024-01")
     breast = january["categories"]["breast"]
     expected = {
@@ -58,6 +59,7 @@ def test_breast_and_gastric_category_mix_are_counted_apart(audit: dict[str, Any]
 
 
 def test_the_ihc_distribution_shows_the_jump(audit: dict[str, Any]) -> None:
+    """LAB-B's April IHC distribution is the jump month as built."""
     april = cell(audit, LAB_B, "2024-04")["ihc"]["breast"]
     assert april["counts"] == {
         "0 null": JUMP_MONTH["0 null"],
@@ -73,6 +75,7 @@ def test_the_ihc_distribution_shows_the_jump(audit: dict[str, Any]) -> None:
 def test_the_jump_in_ihc_0_is_flagged_against_the_labs_own_past_and_its_peers(
     audit: dict[str, Any],
 ) -> None:
+    """The April IHC 0 jump is flagged with the z and p the formula gives; the steady lab is not."""
     flagged = {
         (t["sender"], t["period"], t["ihc"], t["against"]): t for t in audit["drift"]["flagged"]
     }
@@ -91,6 +94,7 @@ def test_the_jump_in_ihc_0_is_flagged_against_the_labs_own_past_and_its_peers(
 
 
 def test_a_sender_with_few_reports_shows_counts_and_no_shares(audit: dict[str, Any]) -> None:
+    """Five reports in a month: counts only, no shares, no drift test."""
     march = cell(audit, LAB_C, "2024-03")
     assert march["reports"] == 5
     assert march["shares_shown"] is False
@@ -102,11 +106,13 @@ def test_a_sender_with_few_reports_shows_counts_and_no_shares(audit: dict[str, A
 
 
 def test_the_min_reports_threshold_is_configurable(traffic_store_url: str) -> None:
+    """With min_reports 5, LAB-C's five reports show their shares."""
     audit = audit_of(traffic_store_url, min_reports=5)
     assert cell(audit, LAB_C, "2024-03")["categories"]["breast"]["shares"]["HER2-low"] == 1.0
 
 
 def test_work_up_health(audit: dict[str, Any]) -> None:
+    """IHC 2+ with ISH, the median IHC→ISH time, groups 2-4, pending and equivocal shares."""
     work = cell(audit, LAB_A, "2024-02")["workup"]
     with_ish = GROUP_5 + GROUP_4
     assert (work["ihc2"], work["ihc2_with_ish"]) == (STEADY_MONTH["2+"], with_ish)
@@ -120,6 +126,7 @@ def test_work_up_health(audit: dict[str, Any]) -> None:
 
 
 def test_disagreements_by_rule(audit: dict[str, Any]) -> None:
+    """The monthly 'lab says positive, IHC 1+' report, by call and by the HER2 rules fired."""
     total = cell(audit, LAB_A, "all")["disagreements"]
     assert total["reports"] == 4  # one a month: the lab says positive, IHC 1+ says negative
     assert total["by_rule"]["HER2-IHC-1"] == 4
@@ -128,6 +135,7 @@ def test_disagreements_by_rule(audit: dict[str, Any]) -> None:
 
 
 def test_data_quality_by_code(audit: dict[str, Any]) -> None:
+    """The unmapped local code is counted by code; the rejected message by error code."""
     lab_a = cell(audit, LAB_A, "all")["quality"]
     assert lab_a["unused_codes"] == [
         {"kind": "unmapped-code", "code": "urn:her2-adapter:local:99LOC|KI67", "count": 4}
@@ -139,12 +147,14 @@ def test_data_quality_by_code(audit: dict[str, Any]) -> None:
 
 
 def test_the_vocabularies_come_from_the_enums(audit: dict[str, Any]) -> None:
+    """Categories and flags are the model's enums: a new member shows up by itself."""
     assert audit["vocabulary"]["categories"] == [c.value for c in Category]
     assert audit["vocabulary"]["flags"] == [f.value for f in FlagCode]
     assert set(cell(audit, LAB_A, "all")["quality"]["flags"]) == {f.value for f in FlagCode}
 
 
 def test_sender_and_week_filters(traffic_store_url: str) -> None:
+    """One sender, by ISO week (reports are issued on the 13th of each month)."""
     audit = audit_of(traffic_store_url, sender=LAB_B, period=Period.WEEK)
     assert audit["senders"] == [LAB_B]
     # Each month's reports are issued on the 13th (three days after the 10th).
@@ -152,6 +162,7 @@ def test_sender_and_week_filters(traffic_store_url: str) -> None:
 
 
 def test_since_and_until_keep_the_days_in_between(traffic_store_url: str) -> None:
+    """--since is inclusive, --until exclusive, on the report day."""
     from datetime import date
 
     audit = audit_of(traffic_store_url, since=date(2024, 2, 1), until=date(2024, 4, 1))
@@ -159,6 +170,36 @@ def test_since_and_until_keep_the_days_in_between(traffic_store_url: str) -> Non
 
 
 def test_no_patient_data_reaches_the_audit(audit: dict[str, Any]) -> None:
+    """No identifier, name, birth date or order number anywhere in the figures."""
     text = orjson.dumps(audit).decode()
     for patient_detail in ("MRN", "TEST", "PATIENT", "19600101", "ACC", "PLC"):
         assert patient_detail not in text
+
+
+def test_a_value_no_enum_names_is_still_shown() -> None:
+    """A category or flag written by another adapter version is counted after the known ones."""
+    from datetime import date
+
+    from adapter.audit.facts import ReportFacts
+    from adapter.audit.figures import AuditInput, build_audit
+
+    facts = ReportFacts(
+        tissue="breast",
+        category="HER2-from-elsewhere",
+        official="negative",
+        ihc=None,
+        ish_reported=False,
+        ish_group=None,
+        flags=("a-new-flag",),
+        rules=(),
+        unused=(),
+        warnings=(),
+        lab_stated=None,
+        reported_on=date(2024, 5, 2),
+        ihc_to_ish_hours=None,
+    )
+    audit = build_audit([AuditInput("LAB", facts.reported_on, facts)])
+    assert audit["vocabulary"]["categories"][-1] == "HER2-from-elsewhere"
+    assert audit["vocabulary"]["flags"][-1] == "a-new-flag"
+    counts = cell(audit, "LAB", "2024-05")["categories"]["breast"]["counts"]
+    assert counts["HER2-from-elsewhere"] == 1

@@ -64,6 +64,7 @@ def bars(parsed: _Page, **wanted: str) -> list[dict[str, str]]:
 
 
 def test_every_chart_is_there_with_a_table_and_a_download(page: Any) -> None:
+    """Every chart has its figure, table and CSV link, and the page its JSON link."""
     _, parsed, _ = page
     figures = [attrs["id"] for tag, attrs in parsed.elements if tag == "figure"]
     for chart in (
@@ -85,6 +86,7 @@ def figure(html: str, chart_id: str) -> str:
 
 
 def test_the_bars_draw_the_figures(page: Any) -> None:
+    """Bar heights and values are the figures: April's IHC 0 is 40% of its column."""
     html, _, audit = page
     ihc = _Page()
     ihc.feed(figure(html, "ihc-lab-b-lab-b-pathology-breast"))
@@ -100,6 +102,7 @@ def test_the_bars_draw_the_figures(page: Any) -> None:
 
 
 def test_a_sender_with_few_reports_is_drawn_as_a_count(page: Any) -> None:
+    """LAB-C's month is a grey column with its count, and no bars of shares."""
     html, parsed, _ = page
     suppressed = [
         a for tag, a in parsed.elements if tag == "rect" and a.get("class") == "suppressed"
@@ -112,6 +115,7 @@ def test_a_sender_with_few_reports_is_drawn_as_a_count(page: Any) -> None:
 
 
 def test_the_drift_table_names_the_jump(page: Any) -> None:
+    """The drift table lists LAB-B's April IHC 0, and its chart marks April."""
     html, parsed, audit = page
     (note,) = [a for tag, a in parsed.elements if a.get("id") == "drift-note"]
     assert int(note["data-flagged"]) == len(audit["drift"]["flagged"])
@@ -129,6 +133,7 @@ def test_the_drift_table_names_the_jump(page: Any) -> None:
 
 
 def test_the_csv_download_holds_the_table(page: Any) -> None:
+    """The work-up chart's CSV link holds its table's rows."""
     html, _, _ = page
     match = re.search(r'download="workup.csv" href="data:text/csv;charset=utf-8,([^"]+)"', html)
     assert match is not None
@@ -138,6 +143,7 @@ def test_the_csv_download_holds_the_table(page: Any) -> None:
 
 
 def test_nothing_is_fetched_and_no_patient_data_is_shown(page: Any) -> None:
+    """No script, no external URL, every link a data: URL, no patient data."""
     html, parsed, _ = page
     assert "<script" not in html
     assert not [a for _, a in parsed.elements if "src" in a]

@@ -19,6 +19,7 @@ def test_a_textbook_difference() -> None:
 
 
 def test_the_test_is_two_sided_and_symmetric() -> None:
+    """Swapping the groups flips z and keeps p."""
     up = two_proportion_test(45, 100, 30, 100)
     down = two_proportion_test(30, 100, 45, 100)
     assert up is not None
@@ -28,6 +29,7 @@ def test_the_test_is_two_sided_and_symmetric() -> None:
 
 
 def test_equal_shares_give_z_zero_and_p_one() -> None:
+    """The same share in both groups: z 0, p 1."""
     test = two_proportion_test(10, 40, 30, 120)
     assert test is not None
     assert (test.z, test.p_value) == (0.0, 1.0)
@@ -43,6 +45,7 @@ def test_undefined_tests_give_none(x1: int, n1: int, x2: int, n2: int) -> None:
 
 
 def test_p_is_the_normal_tail() -> None:
+    """p is the two-sided normal tail of z."""
     test = two_proportion_test(16, 40, 12, 120)
     assert test is not None
     assert test.p_value == pytest.approx(math.erfc(abs(test.z) / math.sqrt(2)))

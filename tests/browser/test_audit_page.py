@@ -95,7 +95,15 @@ def audit(service: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def page(service: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def requested() -> list[str]:
+    """Every URL the browser asked for while the page loaded."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def page(
+    service: str, tmp_path_factory: pytest.TempPathFactory, requested: list[str]
+) -> Iterator[Any]:
     profile = tmp_path_factory.mktemp("chromium-profile")  # a fresh user data dir
     with playwright_api.sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
@@ -109,18 +117,17 @@ def page(service: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any
         )
         try:
             browser_page = context.new_page()
-            requested: list[str] = []
             browser_page.on("request", lambda request: requested.append(request.url))
             answer = browser_page.goto(f"{service}/audit")
             assert answer is not None
             assert answer.status == 200
-            browser_page.requested = requested  # type: ignore[attr-defined]
             yield browser_page
         finally:
             context.close()
 
 
 def test_the_charts_are_drawn(page: Any) -> None:
+    """Every chart is laid out at its size; the April IHC 0 bar is 40% of its column."""
     figures = page.locator("figure svg")
     assert figures.count() >= 10
     for index in range(figures.count()):
@@ -138,6 +145,8 @@ def test_the_charts_are_drawn(page: Any) -> None:
 
 
 def test_the_numbers_are_the_services(page: Any, audit: dict[str, Any]) -> None:
+    """The summary, a table view opened by a click, the drift note and a count-only column
+    show the numbers of /audit.json."""
     total = sum(c["reports"] for c in audit["cells"] if c["period"] == "all")
     assert page.locator("#summary").get_attribute("data-reports") == str(total)
     assert page.locator("#summary").inner_text().startswith(f"{total} reports from 3 senders")
@@ -160,6 +169,7 @@ def test_the_numbers_are_the_services(page: Any, audit: dict[str, Any]) -> None:
 
 
 def test_a_chart_downloads_its_data(page: Any, audit: dict[str, Any]) -> None:
+    """Clicking a chart's Download CSV saves its table, with the service's figures."""
     with page.expect_download() as waiting:
         page.locator("#workup a.download").click()
     download = waiting.value
@@ -171,10 +181,11 @@ def test_a_chart_downloads_its_data(page: Any, audit: dict[str, Any]) -> None:
 
 
 def test_nothing_is_fetched_from_elsewhere_and_a_screenshot_is_kept(
-    page: Any, service: str
+    page: Any, service: str, requested: list[str]
 ) -> None:
-    assert page.requested  # type: ignore[attr-defined]
-    assert all(url.startswith(service) for url in page.requested)  # type: ignore[attr-defined]
+    """The page loads nothing but itself (no CDN, no font); its screenshot is an artifact."""
+    assert requested
+    assert all(url.startswith(service) for url in requested)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "audit-page.png"
     page.screenshot(path=str(shot), full_page=True)

@@ -643,12 +643,12 @@ INCOMPLETE = [
         flags=(F.INCOMPLETE_ISH, F.PENDING_WORKUP),
     ),
     her2(
-        "ratio without copies, no IHC",
+        "ratio without copies, no IHC: equivocal pending a complete count, not indeterminate",
         record(ish=dual("2.5", None)),
-        IND,
-        C_IND,
+        EQV,
+        C_EQV,
         ("HER2-ISH-INCOMPLETE-NO-IHC",),
-        flags=(F.INCOMPLETE_ISH,),
+        flags=(F.INCOMPLETE_ISH, F.PENDING_WORKUP),
     ),
     her2(
         "ISH stated positive only, IHC 1+: not overridden, equivocal",
@@ -768,10 +768,10 @@ SINGLE_PROBE = [
     her2(
         "copies 3-5 straddles 4.0: incomplete, no IHC",
         record(ish=single("3-5")),
-        IND,
-        C_IND,
+        EQV,
+        C_EQV,
         ("HER2-ISH-INCOMPLETE-NO-IHC",),
-        flags=(F.UNDECIDABLE_VALUE, F.INCOMPLETE_ISH),
+        flags=(F.UNDECIDABLE_VALUE, F.INCOMPLETE_ISH, F.PENDING_WORKUP),
     ),
 ]
 
@@ -1973,7 +1973,7 @@ def test_ratio_out_of_decimal_range_is_not_derived() -> None:
     """A quotient that would underflow to 0 is not used as a ratio: ISH is incomplete."""
     tiny, huge = Interval.point(Decimal("1E-999999")), Interval.point(Decimal("1E+999999"))
     result = classify(record(ish=IshResult(her2_copies=tiny, cep17_copies=huge)))
-    assert result.official_result is IND
+    assert result.official_result is EQV  # incomplete, pending a complete count: not failed
     assert result.ish_group is None
     assert F.INCOMPLETE_ISH in {flag.code for flag in result.flags}
 

@@ -25,6 +25,7 @@ def traffic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 async def test_the_audit_needs_the_token(traffic_dir: Path) -> None:
+    """With a token set, /audit and /audit.json answer 401 without it."""
     async with serving(build_runtime(traffic_dir, api_token="s3cret")) as client:
         for path in ("/audit", "/audit.json"):
             refused = await client.get(path)
@@ -33,6 +34,7 @@ async def test_the_audit_needs_the_token(traffic_dir: Path) -> None:
 
 
 async def test_the_json_is_the_clis_audit(traffic_dir: Path) -> None:
+    """/audit.json is the audit the CLI computes from the same store."""
     async with serving(build_runtime(traffic_dir, api_token="s3cret")) as client:
         answer = await client.get("/audit.json", headers=AUTH)
     assert answer.status_code == 200
@@ -40,6 +42,7 @@ async def test_the_json_is_the_clis_audit(traffic_dir: Path) -> None:
 
 
 async def test_the_page_and_its_filters(traffic_dir: Path) -> None:
+    """The page takes sender and period; a bad period is a 400 OperationOutcome."""
     async with serving(build_runtime(traffic_dir, api_token="s3cret")) as client:
         page = await client.get("/audit", params={"sender": LAB_B, "period": "week"}, headers=AUTH)
         bad = await client.get("/audit", params={"period": "year"}, headers=AUTH)
@@ -53,6 +56,7 @@ async def test_the_page_and_its_filters(traffic_dir: Path) -> None:
 
 
 async def test_min_reports_comes_from_the_settings(traffic_dir: Path) -> None:
+    """audit_min_reports sets the service's suppression threshold."""
     runtime = build_runtime(traffic_dir, api_token="s3cret", audit_min_reports=100)
     async with serving(runtime) as client:
         audit = (await client.get("/audit.json", headers=AUTH)).json()

@@ -27,6 +27,7 @@ def value(name: str, **labels: str) -> float:
 
 
 def test_a_bounded_label_keeps_its_first_values_and_calls_the_rest_other() -> None:
+    """Past its cap, a label is 'other'; values seen before keep theirs."""
     label = BoundedLabel(2)
     assert [label(v) for v in ("a", "b", "c", "a", "d", "b")] == [
         "a",
@@ -41,6 +42,7 @@ def test_a_bounded_label_keeps_its_first_values_and_calls_the_rest_other() -> No
 async def test_processed_reports_are_counted_by_sender_category_flag_and_code(
     tmp_path: Path,
 ) -> None:
+    """Messages over HTTP count in every audit metric, with no patient data in /metrics."""
     sender = "METRICS-LAB^METRICS-LAB PATHOLOGY"
     day = date(2024, 3, 1)
     before = {
@@ -89,6 +91,7 @@ async def test_processed_reports_are_counted_by_sender_category_flag_and_code(
 
 
 async def test_senders_beyond_the_cap_count_as_other(tmp_path: Path) -> None:
+    """Senders past the cap are counted under sender='other'."""
     saved = metrics._senders
     metrics._senders = BoundedLabel(1)
     try:
@@ -112,6 +115,7 @@ async def test_senders_beyond_the_cap_count_as_other(tmp_path: Path) -> None:
 
 
 def test_the_caps_come_from_the_settings() -> None:
+    """bound_labels sets both caps (serve calls it with the settings)."""
     saved = (metrics._senders.limit, metrics._codes.limit)
     try:
         metrics.bound_labels(7, 9)

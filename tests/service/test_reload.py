@@ -7,18 +7,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
+import signal
+import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from http_support import build_runtime, oru, serving
+from mllp_support import LOOPBACK, msa_code
 
 from adapter.config import Settings, default_mappings_dir
 from adapter.mapping import Mappings, content_version
 from adapter.pipeline import Context
 from adapter.service.handler import Service
-from adapter.service.server import reload_logged
+from adapter.service.mllp_client import MllpClient
+from adapter.service.server import Listening, reload_logged, serve
 from adapter.service.workers import WorkerPool
 from adapter.store import GroupCommitter, MessageStatus, Transport, open_store
 
@@ -43,6 +48,18 @@ analyte = "her2-ihc"
 def _local_code(control_id: str) -> bytes:
     """A HER2 IHC 3+ from NEWLIS under a local code whose display names no marker."""
     return oru(control_id, loinc="H2IHC^Local stain H2^NLC", sender="NEWLIS|NEW LAB")
+
+
+def _original_mode(message: bytes) -> bytes:
+    """No MSH-15/16: the ACK is the application's (AA/AE), not a commit accept."""
+    return message.replace(b"|AL|NE\r", b"\r", 1)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def _copy_mappings(tmp_path: Path) -> Path:
@@ -145,3 +162,41 @@ def test_http_reload_is_refused_without_a_configured_token(tmp_path: Path) -> No
             return (await client.post("/admin/mappings/reload")).status_code
 
     assert asyncio.run(main()) == 403
+
+
+def test_sighup_reloads_the_mappings_of_a_running_service(tmp_path: Path) -> None:
+    """serve() with its signal handlers: after SIGHUP the new sender file is in use."""
+    directory = _copy_mappings(tmp_path)
+    settings = Settings.load(
+        mllp_port=free_port(),
+        http_port=0,
+        store=f"sqlite:///{tmp_path / 'store.db'}",
+        mappings_dir=directory,
+        workers=0,
+    )
+
+    async def main() -> tuple[str, str]:
+        stop = asyncio.Event()
+        ready: asyncio.Future[Listening] = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(
+            serve(settings, stop=stop, handle_signals=True, on_ready=ready.set_result)
+        )
+        listening = await asyncio.wait_for(ready, 20)
+        assert listening.mllp_port is not None
+        client = await MllpClient.connect(LOOPBACK, listening.mllp_port)
+        (before,) = await client.send(_original_mode(_local_code("hup-0")))
+        (directory / "senders" / "new-lab.toml").write_text(NEW_LAB, encoding="utf-8")
+        os.kill(os.getpid(), signal.SIGHUP)
+        after = "AE"
+        for attempt in range(1, 50):  # the reload runs as a task: wait for it, briefly
+            (ack,) = await client.send(_original_mode(_local_code(f"hup-{attempt}")))
+            after = msa_code(ack)
+            if after == "AA":
+                break
+            await asyncio.sleep(0.1)
+        await client.close()
+        stop.set()
+        await asyncio.wait_for(task, 20)
+        return msa_code(before), after
+
+    assert asyncio.run(main()) == ("AE", "AA")

@@ -38,6 +38,7 @@ def test_audit_rows_hold_the_latest_version_of_each_report(store: Store, receive
 def test_unprocessed_rows_are_the_rejected_and_failed_messages(
     store: Store, receive: Receive
 ) -> None:
+    """Rejected and failed messages are listed; processed and received ones are not."""
     rejected = receive("M1", b"a", sender="LAB-A")
     failed = receive("M2", b"b", sender="LAB-B")
     processed = receive("M3", b"c", sender="LAB-A")
