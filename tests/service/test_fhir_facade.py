@@ -28,6 +28,7 @@ from fhirclient.models.patient import Patient
 from fhirclient.models.specimen import Specimen
 from http_support import HL7, build_runtime, oru
 from mapping_support import example_mappings_dir
+from peers_support import errors, medplum_validate
 
 from adapter.service.fhir_facade import MAX_COUNT, SEARCH_PARAMETERS, STORED_TYPES
 from adapter.service.http import create_app
@@ -291,3 +292,12 @@ def test_xml_is_not_acceptable(base: str, params: dict[str, str], headers: dict[
         response = httpx.get(f"{base}/{path}", params=params, headers=headers, timeout=30)
         assert (response.status_code, adapter_code(response)) == (406, "HTTP-NOT-ACCEPTABLE")
     assert get(base, "metadata", _format="json").status_code == 200
+
+
+def test_capability_statement_is_valid_for_medplum(base: str, tmp_path: Path) -> None:
+    """Medplum's validator finds no error in what /fhir/metadata answers."""
+    path = tmp_path / "metadata.json"
+    path.write_bytes(get(base, "metadata").content)
+    (verdict,) = medplum_validate(path)
+    assert verdict["resourceType"] == "CapabilityStatement"
+    assert errors(verdict) == []
