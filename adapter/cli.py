@@ -774,6 +774,10 @@ def replay(
         code = run_replay(request, Console())
     except (ConfigError, ValueError) as error:
         _usage_error(str(error))
+    except FileExistsError as error:  # a report's or expected file's folder is a file
+        _usage_error(f"cannot write into {error.filename}: it is a file, not a folder")
+    except OSError as error:  # reads go through adapter.inputs: this is an expected file or report
+        _usage_error(f"cannot write {error.filename or 'a report'}: {error.strerror or error}")
     raise typer.Exit(code)
 
 

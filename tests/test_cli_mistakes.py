@@ -278,3 +278,23 @@ def test_strict_keeps_unsupported_as_unsupported(runner: CliRunner, name: str) -
     assert strict.exit_code == plain.exit_code == 1
     assert _only_line(strict.stderr) == _only_line(plain.stderr)
     assert ": HL7-UNSUPPORTED: " in strict.stderr
+
+
+def test_replay_report_that_cannot_be_written(runner: CliRunner, tmp_path: Path) -> None:
+    """replay's mistakes too: an unwritable --json is a line and exit 2, not a traceback."""
+    target = "/etc/passwd/report.json"
+    result = runner.invoke(
+        app, ["replay", str(GOOD), "--expected", str(tmp_path / "expected"), "--json", target]
+    )
+    assert result.exit_code == 2
+    assert _only_line(result.stderr) == (
+        "her2-adapter: cannot write into /etc/passwd: it is a file, not a folder"
+    )
+
+
+def test_replay_off_a_terminal_writes_nothing_to_stderr(runner: CliRunner, tmp_path: Path) -> None:
+    """No progress bar off a terminal, and not the blank line a hidden one used to leave."""
+    expected = str(tmp_path / "expected")
+    result = runner.invoke(app, ["replay", str(GOOD), "--expected", expected, "--record"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""

@@ -180,8 +180,11 @@ class _RateColumn(ProgressColumn):
         return Text("" if speed is None else f"{speed:,.0f} msg/s")
 
 
-def progress_bar(console: Console) -> Progress:
-    """Messages done, rate and (when the expected count gives a total) time remaining."""
+def progress_bar(console: Console, *, shown: bool = True) -> Progress:
+    """Messages done, rate and (when the expected count gives a total) time remaining.
+
+    Not shown, it writes nothing at all (a hidden task would still leave a blank line).
+    """
     return Progress(
         SpinnerColumn(),
         TextColumn("replay"),
@@ -192,4 +195,5 @@ def progress_bar(console: Console) -> Progress:
         TimeRemainingColumn(),
         console=console,
         transient=True,
+        disable=not shown,
     )

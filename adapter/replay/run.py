@@ -74,8 +74,8 @@ def replay(request: ReplayRequest, console: Console) -> int:
     messages = _messages(request)
     expected = ExpectedDir(request.expected)
     show = request.progress if request.progress is not None else sys.stderr.isatty()
-    with progress_bar(Console(stderr=True)) as bar:
-        task = bar.add_task("replay", total=expected.count() or None, visible=show)
+    with progress_bar(Console(stderr=True), shown=show) as bar:
+        task = bar.add_task("replay", total=expected.count() or None)
         collector = Collector(
             expected,
             record=request.record,
