@@ -386,6 +386,10 @@ class ReceptorResult(Frozen):
     percent: Interval | None = None
     stated: Interpretation | None = None
     indeterminate_reason: str | None = None
+    # as the lab gave them in words ("strong intensity, Allred 8"); never decide the call
+    allred: Interval | None = None
+    h_score: Interval | None = None
+    intensity: str | None = None
     provenance: tuple[Provenance, ...] = ()
 
 

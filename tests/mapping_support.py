@@ -25,6 +25,7 @@ def example_mappings_dir() -> Path:
     atexit.register(shutil.rmtree, target, ignore_errors=True)
     for path in default_mappings_dir().glob("*.toml"):
         shutil.copy(path, target / path.name)
+    shutil.copytree(default_mappings_dir() / "languages", target / "languages")
     shutil.copytree(EXAMPLES / "senders", target / "senders")
     return target
 

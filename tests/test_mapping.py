@@ -675,7 +675,7 @@ S = "final"
 
 
 def test_files_lists_defaults_then_senders(mappings: Mappings) -> None:
-    """The shipped directory holds the seven default files and the example sender."""
+    """The shipped directory's seven default files and language, with the two example senders."""
     assert mappings.files == [
         "assigners.toml",
         "cap-ecc.toml",
@@ -684,8 +684,55 @@ def test_files_lists_defaults_then_senders(mappings: Mappings) -> None:
         "loinc.toml",
         "snomed.toml",
         "wordings.toml",
+        "languages/de.toml",
         "senders/example-lab.toml",
+        "senders/pathologie-beispiel.toml",
     ]
+
+
+def test_a_language_applies_only_to_the_senders_that_write_it(mappings: Mappings) -> None:
+    """German words are read for the German-writing lab only; there "null" is a bare 0."""
+    german = mappings.for_hl7_sender(None, "PATHOLOGIE BEISPIEL")
+    assert worded(mappings.default, "Positiv (3+)") is None
+    answer = worded(german, "Positiv (3+)")
+    assert answer is not None
+    assert (answer.score, answer.stated) == (THREE, POS)
+    default_null, german_null = worded(mappings.default, "null"), worded(german, "null")
+    assert default_null is not None
+    assert german_null is not None
+    assert (default_null.ihc0_subtype, german_null.ihc0_subtype) == (NULL, None)
+    assert german.grammar.decimal_comma
+    assert not mappings.default.grammar.decimal_comma
+
+
+def test_a_sender_naming_a_language_without_a_file_is_refused(tmp_path: Path) -> None:
+    write(tmp_path / "base.toml", 'description = "defaults"\n')
+    write(
+        tmp_path / "senders" / "lab.toml",
+        '[sender]\nname = "lab"\nfacilities = ["LAB"]\nlanguages = ["fr"]\n',
+    )
+    with pytest.raises(MappingFileError) as raised:
+        Mappings.load(tmp_path)
+    assert "languages/fr.toml" in str(raised.value)
+    assert raised.value.key == "sender.languages.0"
+
+
+def test_a_language_file_must_not_name_a_sender(tmp_path: Path) -> None:
+    write(tmp_path / "base.toml", 'description = "defaults"\n')
+    write(tmp_path / "languages" / "fr.toml", '[sender]\nname = "x"\n')
+    with pytest.raises(MappingFileError) as raised:
+        Mappings.load(tmp_path)
+    assert raised.value.key == "sender"
+
+
+def test_a_grammar_word_with_two_meanings_in_one_file_is_refused(tmp_path: Path) -> None:
+    write(
+        tmp_path / "base.toml",
+        '[grammar]\nfiller = ["faint"]\n[grammar.intensities]\nfaint = ["faint"]\n',
+    )
+    with pytest.raises(MappingFileError) as raised:
+        Mappings.load(tmp_path)
+    assert "faint" in str(raised.value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -859,11 +906,16 @@ def test_mappings_check_lists_every_file(tmp_path: Path) -> None:
 
 
 def test_mappings_check_default_is_the_shipped_directory() -> None:
-    """Without an argument the shipped mappings are checked, and they pass; no example is active."""
+    """Without an argument the shipped mappings are checked, and they pass: the defaults and the
+    languages; no example is active."""
     result = CliRunner().invoke(app, ["mappings", "check"])
     assert result.exit_code == 0, result.stderr
     checked = [line.removeprefix("ok  ") for line in result.stdout.splitlines()]
-    assert checked == [str(p) for p in sorted(default_mappings_dir().glob("*.toml"))]
+    shipped = default_mappings_dir()
+    assert checked == [
+        *(str(p) for p in sorted(shipped.glob("*.toml"))),
+        *(str(p) for p in sorted((shipped / "languages").glob("*.toml"))),
+    ]
 
 
 def test_mappings_check_reports_the_bad_file(tmp_path: Path) -> None:

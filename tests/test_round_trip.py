@@ -18,7 +18,16 @@ from adapter.pipeline import Context, RawMessage, process, split_input
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "hl7v2"
 EXPECTATIONS = tomllib.loads((FIXTURES / "expectations.toml").read_text(encoding="utf-8"))
 EXAMPLE_LAB_SOURCE = "https://lis.example-pathology.org/fhir"
-CONVERTIBLE = sorted(name for name, spec in EXPECTATIONS.items() if "error" not in spec)
+GERMAN_LAB_SOURCE = "https://lis.pathologie-beispiel.de/fhir"
+# Results read from report text are emitted as Observations with no code (the lab coded none) and
+# the Bundle's conclusion is the adapter's own, so read back they are not results: a receiver
+# that resends our Bundle resends what was read, not the text to read again. Not round-tripped.
+FROM_REPORT_TEXT = ("report-text-",)
+CONVERTIBLE = sorted(
+    name
+    for name, spec in EXPECTATIONS.items()
+    if "error" not in spec and not name.startswith(FROM_REPORT_TEXT)
+)
 
 
 def _summary(classification: Classification) -> tuple[object, ...]:
@@ -43,6 +52,8 @@ def context() -> Context:
 def test_hl7v2_output_read_back_as_fhir_classifies_the_same(name: str, context: Context) -> None:
     """The emitted Bundle, read by the FHIR reader, gives the same classification per report."""
     source = EXAMPLE_LAB_SOURCE if name.startswith("exlab-") else None
+    if name.startswith("wording-german"):
+        source = GERMAN_LAB_SOURCE
     back_context = Context(context.settings, context.mappings, fhir_source=source)
     for message in split_input((FIXTURES / name).read_bytes()):
         first = process(message, context)

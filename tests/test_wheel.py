@@ -29,6 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 GOOD = ROOT / "fixtures" / "hl7v2" / "ihc3-positive.hl7"
 EXLAB = ROOT / "fixtures" / "hl7v2" / "exlab-sp-ge6.hl7"
 EXAMPLE_SENDER = PROJECT_MAPPINGS / "examples" / "senders" / "example-lab.toml"
+EXAMPLES = PROJECT_MAPPINGS / "examples" / "senders"
+LANGUAGES = PROJECT_MAPPINGS / "languages"
 
 pytestmark = pytest.mark.slow
 
@@ -74,7 +76,9 @@ def test_wheel_holds_the_defaults_and_the_examples_only(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as packed:
         shipped = sorted(n for n in packed.namelist() if n.startswith("adapter/_mappings/"))
     defaults = sorted(f"adapter/_mappings/{p.name}" for p in PROJECT_MAPPINGS.glob("*.toml"))
-    assert shipped == sorted([*defaults, "adapter/_mappings/examples/senders/example-lab.toml"])
+    languages = [f"adapter/_mappings/languages/{p.name}" for p in LANGUAGES.glob("*.toml")]
+    examples = [f"adapter/_mappings/examples/senders/{p.name}" for p in EXAMPLES.glob("*.toml")]
+    assert shipped == sorted([*defaults, *languages, *examples])
 
 
 @pytest.fixture
@@ -110,8 +114,11 @@ def test_only_the_shipped_mappings_are_active(installed: Path, elsewhere: Path) 
     done = _run(installed, elsewhere, "mappings", "check")
     assert done.returncode == 0, done.stderr
     checked = [Path(line.removeprefix("ok  ")) for line in done.stdout.splitlines()]
-    assert [p.name for p in checked] == sorted(p.name for p in PROJECT_MAPPINGS.glob("*.toml"))
-    assert all(p.parent.name == "_mappings" and "site-packages" in p.parts for p in checked)
+    defaults = sorted(p.name for p in PROJECT_MAPPINGS.glob("*.toml"))
+    languages = sorted(p.name for p in LANGUAGES.glob("*.toml"))  # apply only where named
+    assert [p.name for p in checked] == [*defaults, *languages]
+    assert all("_mappings" in p.parts and "site-packages" in p.parts for p in checked)
+    assert {p.parent.name for p in checked[len(defaults) :]} <= {"languages"}
     packaged = checked[0].parent
     assert not (packaged / "senders").exists()
     assert (packaged / "examples" / "senders" / "example-lab.toml").is_file()  # shipped, inactive

@@ -295,13 +295,14 @@ def _note_meaning(note: Reading, answer: Answer | None) -> Answer | None:
     )
 
 
-_QUANTITY_ANALYTE = {
+QUANTITY_ANALYTE = {
     Quantity.RATIO: Analyte.HER2_CEP17_RATIO,
     Quantity.HER2_COPIES: Analyte.HER2_COPIES,
     Quantity.CEP17_COPIES: Analyte.CEP17_COPIES,
     Quantity.CELLS_COUNTED: Analyte.ISH_CELLS_COUNTED,
     Quantity.AMPLIFIED_PERCENT: Analyte.ISH_AMPLIFIED_PERCENT,
 }
+"""The analyte of an ISH number a value's words name."""
 _IHC_VALUES = frozenset({Analyte.HER2_IHC, Analyte.HER2_IHC0_SUBTYPE})
 
 
@@ -315,7 +316,7 @@ def _derived(values: Sequence[ReadValue], warnings: list[IngestWarning]) -> list
         if value.reading is None or not value.reading.quantities:
             continue
         for quantity, number in value.reading.quantities:
-            analyte = _QUANTITY_ANALYTE.get(quantity)
+            analyte = QUANTITY_ANALYTE.get(quantity)
             if quantity is Quantity.PERCENT and value.analyte in _IHC_VALUES:
                 analyte = Analyte.HER2_IHC_STAINED_PERCENT
             if analyte is None or analyte is value.analyte:
@@ -503,10 +504,15 @@ def _receptor(
         warnings.append(IngestWarning(code="CONFLICTING-RESULTS", message=reason))
     if percent is None and len({_bounds(n) for v in numbered if (n := v.observation.number)}) > 1:
         reason = f"conflicting {label} percentages in one order"
+    readings = [v.reading for v in (*results, *percents) if v.reading is not None]
     return ReceptorResult(
         percent=percent,
         stated=_only(stated) if len(stated) == 1 else None,
         indeterminate_reason=reason,
+        # Kept and shown, never deciding (her2-rules.md section 6): the percentage decides.
+        allred=next((n for r in readings if (n := r.quantity(Quantity.ALLRED))), None),
+        h_score=next((n for r in readings if (n := r.quantity(Quantity.H_SCORE))), None),
+        intensity=next((r.intensity.value for r in readings if r.intensity), None),
         provenance=_provenance((*results, *percents)),
     )
 

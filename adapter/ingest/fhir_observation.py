@@ -255,6 +255,9 @@ def _add_part(
             not_understood=True,
         )
     answer = value.answer
+    method = concept_text(part.get("method")) or next(
+        (c.display for c in codings(part.get("method")) if c.display), None
+    )
     observation = ReportedObservation(
         analyte=entry.analyte,
         provenance=provenance,
@@ -278,8 +281,7 @@ def _add_part(
             tissue_scope=entry.tissue,
             indeterminate_reason=indeterminate,
             reading=value.reading,
-            method_text=concept_text(part.get("method"))
-            or next((c.display for c in codings(part.get("method")) if c.display), None),
+            method_text=method,
         )
     )
     return None

@@ -135,25 +135,26 @@ def parts_of(text: str, words: Lexicon) -> list[Part]:
     """The phrases of ``text``, longest match first (a bare "2" is a score phrase here; the
     reader takes it for a number where the value is not an IHC score)."""
     tokens = tokenize(normalise(text), words.decimal_comma)
+    texts = tuple(token for _, token in tokens)
+    phrases = words.phrases
     found: list[Part] = []
-    at, count = 0, len(tokens)
+    at, count = 0, len(texts)
     while at < count:
-        kind, token = tokens[at]
-        for phrase, part in words.phrases.get(token, ()):
+        for phrase, part in phrases.get(texts[at], ()):
             end = at + len(phrase)
-            if end <= count and all(tokens[at + i][1] == t for i, t in enumerate(phrase)):
+            if texts[at:end] == phrase:  # one C-level tuple comparison per candidate
                 found.append(part)
                 at = end
                 break
         else:
-            found.append(_plain_part(kind, token, words.decimal_comma))
+            found.append(_plain_part(tokens[at][0], texts[at], words.decimal_comma))
             at += 1
     return found
 
 
 def _plain_part(kind: str, token: str, decimal_comma: bool) -> Part:
     if kind == "num":
-        number = _number(token.replace(",", ".") if decimal_comma else token)
+        number = _number(token.replace(",", ".") if decimal_comma else token, shown=token)
         return Part("num", number) if number is not None else Part("unknown")
     if kind == "sign":
         if token in _CLAUSE_SIGNS:
@@ -163,7 +164,7 @@ def _plain_part(kind: str, token: str, decimal_comma: bool) -> Part:
     return Part("unknown")
 
 
-def _number(token: str) -> Number | None:
+def _number(token: str, shown: str | None = None) -> Number | None:
     plus = token.endswith("+") or token.startswith("+")
     percent = token.endswith("%")
     body = token.strip("+%")
@@ -175,7 +176,7 @@ def _number(token: str) -> Number | None:
     value = parse_decimal(body)
     if value is None:
         return None
-    shown = token
+    shown = shown or token
     if comparator == "<":
         interval = Interval(high=value, high_inclusive=False, text=shown)
     elif comparator == "<=":
@@ -233,6 +234,7 @@ _COUNT = frozenset(
     }
 )
 _ISH = _COUNT | {Analyte.HER2_ISH, Analyte.ISH_AMPLIFIED_PERCENT}
+_SCORED = _IHC | {Analyte.HER2_INTERPRETATION, None}  # where "2" may be an IHC score
 _RECEPTORS = {
     Analyte.ER_RESULT: LabelTarget.ER,
     Analyte.ER_PERCENT: LabelTarget.ER,
@@ -298,7 +300,7 @@ class _Reader:
         self.warnings: list[tuple[str, str]] = []
 
     def read(self, parts: Sequence[Part]) -> Reading:
-        if self.analyte not in _IHC:
+        if self.analyte not in _SCORED:
             # "2" is a score only where the value is an IHC score; elsewhere it is a number
             parts = [Part("num", p.number) if p.number is not None else p for p in parts]
         if any(part.kind == "unknown" for part in parts):
@@ -309,6 +311,8 @@ class _Reader:
             verdict = self._clause(clause)
             if verdict == "problem-negation":
                 return Reading(problem="a negation the grammar does not read")
+            if verdict == "problem-several":
+                return Reading(problem="one clause names several markers")
             if verdict == "deferred":
                 deferred = True
             elif verdict == "keep":
@@ -333,6 +337,8 @@ class _Reader:
         other_test = self.method is not None and bool(methods) and self.method not in methods
         says_later = any(p.kind == "deferrals" for p in clause)
         negated = any(p.kind == "negations" for p in clause)
+        if self.target in labels and len(labels) > 1:
+            return "problem-several"  # "ER/PR: positive (90%)": whose value is it?
         if other_marker:
             self.warnings.append((SET_ASIDE, "a clause about another marker was set aside"))
             return "skip"
@@ -367,6 +373,9 @@ class _Reader:
                     words.append(Answer(stated=Interpretation.NEGATIVE))
                 else:
                     self.warnings.append((AMBIGUOUS, "a score range: no score used"))
+                continue
+            if kind == "fraction":
+                problem = "a fraction no word explains"
                 continue
             # a bare number: the value's own percentage or count
             if self.analyte in _IHC:
@@ -415,7 +424,9 @@ class _Reader:
         )
 
     def _ranges(self, parts: list[Part]) -> list[Part]:
-        """``1-10%`` and ``1 to 10%`` are one interval; ``1+ to 2+`` and ``0-1+`` a score range."""
+        """``1-10%`` and ``1 to 10%`` are one interval; ``1+ to 2+`` and ``0-1+`` a score range;
+        ``7/8`` (an Allred score out of 8) a fraction, whose numerator a quantity word may name.
+        """
         out: list[Part] = []
         at = 0
         while at < len(parts):
@@ -423,6 +434,10 @@ class _Reader:
             joined = None
             if at + 2 < len(parts) and _is_range_word(parts[at + 1]):
                 joined = _join_range(part, parts[at + 2])
+            elif (
+                at + 2 < len(parts) and parts[at + 1].kind == "sign" and parts[at + 1].value == "/"
+            ):
+                joined = _fraction(part, parts[at + 2])
             if joined is not None:
                 out.append(joined)
                 at += 3
@@ -442,14 +457,14 @@ class _Reader:
             for neighbour in (index + 1, index - 1):
                 if 0 <= neighbour < len(meaningful) and neighbour not in bound:
                     candidate = meaningful[neighbour]
-                    if candidate.kind == "num" and not candidate.value.plus:
+                    if candidate.kind in ("num", "fraction") and not candidate.value.plus:
                         quantities.append((part.value, candidate.value.interval))
                         bound.add(neighbour)
                         break
         free = [
             p
             for i, p in enumerate(meaningful)
-            if i not in bound and p.kind in ("num", "score-range")
+            if i not in bound and p.kind in ("num", "score-range", "fraction")
         ]
         return quantities, free
 
@@ -559,6 +574,14 @@ def _join_range(low: Part, high: Part) -> Part | None:
         if a_at < b_at:
             return Part("score-range", tuple(order[a_at : b_at + 1]))
     return None
+
+
+def _fraction(top: Part, bottom: Part) -> Part | None:
+    """``7/8``: the numerator, kept as a number only a quantity word ("Allred") may take."""
+    first, second = _as_number(top), _as_number(bottom)
+    if first is None or second is None or first.percent or second.percent:
+        return None
+    return Part("fraction", first)
 
 
 def _bounds(number: Interval) -> tuple[Decimal | None, bool, Decimal | None, bool]:

@@ -124,6 +124,7 @@ def read_obx(segment: er7.Segment, position: int, mapping: MappingSet, zone: tzi
         )
     unit_text = segment.component(6, 1) or segment.component(6, 2)
     moment, _ = parse_hl7_datetime(segment.field(14), zone)
+    method = segment.component(17, 2) or segment.component(17, 1)
     observation = ReportedObservation(
         analyte=entry.analyte,
         provenance=provenance,
@@ -138,7 +139,6 @@ def read_obx(segment: er7.Segment, position: int, mapping: MappingSet, zone: tzi
         effective=moment,
         method=_method(segment, mapping),
     )
-    method = segment.component(17, 2) or segment.component(17, 1)
     read = ReadValue(
         observation=observation,
         answer=value.answer,

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from adapter.ingest import grammar
-from adapter.ingest.assemble import ReadValue, usable
+from adapter.ingest.assemble import QUANTITY_ANALYTE, ReadValue, usable
 from adapter.ingest.grammar import Part, Reading
 from adapter.mapping import LabelTarget, MappingSet, Method, Quantity
 from adapter.model import (
@@ -28,6 +28,7 @@ from adapter.model import (
     Analyte,
     Coding,
     IngestWarning,
+    Interval,
     Provenance,
     ReportedObservation,
     ResultStatus,
@@ -68,7 +69,6 @@ def read_text(
     sources: Iterable[tuple[str, str]], mapping: MappingSet
 ) -> tuple[list[Statement], list[IngestWarning]]:
     """The statements of every source (locator, text), in order; warnings for lines not read."""
-    words = grammar.lexicon(mapping)
     statements: list[Statement] = []
     warnings: list[IngestWarning] = []
     deferred_section = False
@@ -78,24 +78,54 @@ def read_text(
                 deferred_section = False  # a blank line ends a section
                 continue
             locator = f"{base} line {number}"
-            parts = grammar.parts_of(line, words)
-            if _is_heading(parts):
-                deferred_section = any(p.kind == "deferrals" for p in parts)
+            read = _read_line(line, mapping)
+            if read.heading:
+                deferred_section = read.defers
                 continue
-            for analyte, segment in _segments(parts, locator, warnings):
+            for code, what in read.warnings:
+                warnings.append(_warning(code, locator, what))
+            for analyte, reading in read.statements:
                 if deferred_section:
                     warnings.append(_warning("TEXT-DEFERRED", locator, "in a section to follow"))
-                    continue
-                reading = grammar.read_parts(segment, analyte)
-                if reading.deferred:
-                    warnings.append(_warning("TEXT-DEFERRED", locator, "says it is to follow"))
-                elif reading.problem is not None:
-                    warnings.append(
-                        _warning("TEXT-NOT-UNDERSTOOD", locator, f"not read ({reading.problem})")
-                    )
-                elif usable(analyte, reading.number, reading.answer) or reading.quantities:
+                else:
                     statements.append(Statement(analyte, reading, locator, line.strip()))
     return statements, warnings
+
+
+@dataclass(frozen=True)
+class _Line:
+    """What one line says, wherever it stands (remembered per sender: report lines repeat)."""
+
+    heading: bool = False
+    defers: bool = False
+    statements: tuple[tuple[Analyte, Reading], ...] = ()
+    warnings: tuple[tuple[str, str], ...] = ()
+
+
+def _read_line(line: str, mapping: MappingSet) -> _Line:
+    memo: dict[str, _Line] = mapping.reader_cache.setdefault("report-line", {})
+    found = memo.get(line)
+    if found is not None:
+        return found
+    parts = grammar.parts_of(line, grammar.lexicon(mapping))
+    if _is_heading(parts):
+        read = _Line(heading=True, defers=any(p.kind == "deferrals" for p in parts))
+    else:
+        said: list[tuple[Analyte, Reading]] = []
+        problems: list[tuple[str, str]] = []
+        for analyte, segment in _segments(parts, problems):
+            reading = grammar.read_parts(segment, analyte)
+            if reading.deferred:
+                problems.append(("TEXT-DEFERRED", "says it is to follow"))
+            elif reading.problem is not None:
+                problems.append(("TEXT-NOT-UNDERSTOOD", f"not read ({reading.problem})"))
+            elif usable(analyte, reading.number, reading.answer) or reading.quantities:
+                said.append((analyte, reading))
+        read = _Line(statements=tuple(said), warnings=tuple(problems))
+    if len(memo) >= 4096:  # free text is unbounded: forget and start again
+        memo.clear()
+    memo[line] = read
+    return read
 
 
 def _warning(code: str, locator: str, what: str) -> IngestWarning:
@@ -112,7 +142,7 @@ def _is_heading(parts: Sequence[Part]) -> bool:
 
 
 def _segments(
-    parts: Sequence[Part], locator: str, warnings: list[IngestWarning]
+    parts: Sequence[Part], warnings: list[tuple[str, str]]
 ) -> Iterable[tuple[Analyte, list[Part]]]:
     """Each statement of a line: its analyte and its parts, label first."""
     for clause in _sentences(parts):
@@ -120,25 +150,30 @@ def _segments(
         if not starts:
             if any(p.kind == "quantities" and p.value in _ISH_QUANTITIES for p in clause):
                 # "Ratio of HER2 to CEP17 signals: 1.3" names its own analyte
-                yield from _targeted(LabelTarget.HER2, clause, locator, warnings)
+                yield from _targeted(LabelTarget.HER2, clause, warnings)
+            elif any(p.kind == "methods" for p in clause) and any(
+                p.kind == "deferrals" for p in clause
+            ):
+                # "reflex FISH to follow": a test still to come, said
+                warnings.append(("TEXT-DEFERRED", "says it is to follow"))
             continue
         leading = clause[: starts[0]]
         says_something = any(p.kind not in _QUIET for p in leading)
         if says_something and len(starts) > 1:
-            warnings.append(_warning("TEXT-AMBIGUOUS", locator, "names several markers"))
+            warnings.append(("TEXT-AMBIGUOUS", "names several markers"))
             continue
         pieces = [clause[a:b] for a, b in zip(starts, [*starts[1:], len(clause)], strict=True)]
         if says_something:
             pieces[0] = [*leading, *pieces[0]]  # "Negative for estrogen receptor"
         if len(pieces) > 1 and any(not _has_value(piece) for piece in pieces):
             # "ER and PR: positive": which value belongs to which marker is not said
-            warnings.append(_warning("TEXT-AMBIGUOUS", locator, "names several markers"))
+            warnings.append(("TEXT-AMBIGUOUS", "names several markers"))
             continue
         for piece in pieces:
             labels = {p.value for p in piece if p.kind == "labels"}
             target = next(iter(labels)) if len(labels) == 1 else None
             if target is not None and target is not LabelTarget.OTHER:
-                yield from _targeted(target, piece, locator, warnings)
+                yield from _targeted(target, piece, warnings)
 
 
 def _sentences(parts: Sequence[Part]) -> Iterable[list[Part]]:
@@ -160,7 +195,7 @@ def _has_value(piece: Sequence[Part]) -> bool:
 
 
 def _targeted(
-    target: LabelTarget, piece: list[Part], locator: str, warnings: list[IngestWarning]
+    target: LabelTarget, piece: list[Part], warnings: list[tuple[str, str]]
 ) -> Iterable[tuple[Analyte, list[Part]]]:
     if target in _RECEPTOR_ANALYTE:
         yield _RECEPTOR_ANALYTE[target], piece
@@ -173,7 +208,7 @@ def _targeted(
     if any(p.kind == "intensities" for p in piece):
         methods.add(Method.IHC)
     if len(methods) > 1:
-        warnings.append(_warning("TEXT-AMBIGUOUS", locator, "names both IHC and ISH"))
+        warnings.append(("TEXT-AMBIGUOUS", "names both IHC and ISH"))
         return
     if Method.IHC in methods:
         yield Analyte.HER2_IHC, piece
@@ -199,7 +234,7 @@ def statement_values(statements: Sequence[Statement], status: ResultStatus) -> l
                 status=status,
                 number=statement.reading.number,
                 text=statement.line,
-                notes=(f"Read from report text ({statement.locator}); a reviewer checks it",),
+                notes=(f"Read from report text, {statement.locator}: {statement.line}",),
             ),
             answer=statement.reading.answer,
             reading=statement.reading,
@@ -249,10 +284,22 @@ def text_values_kept(
 
 
 def _disagrees(value: ReadValue, coded: Sequence[ReadValue]) -> bool:
+    """The text names a score, or a number of an analyte, that the coded results do not hold."""
     score = value.answer.score if value.answer is not None else None
     scores = {a.score for v in coded if (a := v.answer) is not None and a.score is not None}
     if score is not None and scores and score not in scores:
         return True
-    number = value.observation.number
-    numbers = {(n.low, n.high) for v in coded if (n := v.observation.number) is not None}
-    return number is not None and bool(numbers) and (number.low, number.high) not in numbers
+    named: list[tuple[Analyte | None, Interval | None]] = [
+        (value.analyte, value.observation.number)
+    ]
+    if value.reading is not None:
+        named += [(QUANTITY_ANALYTE.get(q), n) for q, n in value.reading.quantities]
+    for analyte, number in named:
+        numbers = {
+            (n.low, n.high)
+            for v in coded
+            if v.analyte is analyte and (n := v.observation.number) is not None
+        }
+        if number is not None and numbers and (number.low, number.high) not in numbers:
+            return True
+    return False

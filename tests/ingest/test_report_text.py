@@ -1,0 +1,308 @@
+"""Report text (issue 11): narrative and synoptic pathology reports as NAACCR Volume V feeds and
+CAP-template lines carry them, each with the statements it must give, line by line.
+
+Every report is written for this corpus (short realistic lines, no copied report). Each expected
+statement is (line, analyte, score, stated, number, quantities); a report gives exactly these
+statements, no more, and the warnings named.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+from mapping_support import example_mappings
+
+from adapter.ingest.report_text import read_text
+from adapter.mapping import MappingSet
+from adapter.model import Analyte
+
+IHC, ISH, INTERP = Analyte.HER2_IHC, Analyte.HER2_ISH, Analyte.HER2_INTERPRETATION
+ER, PGR = Analyte.ER_RESULT, Analyte.PGR_RESULT
+
+
+@dataclass(frozen=True)
+class S:
+    line: int
+    analyte: Analyte
+    score: str | None = None
+    stated: str | None = None
+    number: str | None = None  # the number's text as written
+    quantities: dict[str, str] = field(default_factory=dict)
+    subtype: str | None = None
+
+
+@dataclass(frozen=True)
+class Report:
+    name: str
+    text: str
+    statements: tuple[S, ...]
+    warnings: tuple[str, ...] = ()
+    lang: str = "en"
+
+
+REPORTS = [
+    Report(
+        "cap-synoptic-her2-ihc-er-pgr",
+        """BREAST BIOMARKER REPORT
+Estrogen Receptor (ER) Status: Positive
+Percentage of cells with nuclear positivity: 91-100%
+Average intensity of staining: Strong
+Progesterone Receptor (PgR) Status: Negative (<1%)
+HER2 by Immunohistochemistry: Negative (Score 1+)
+Ki-67: 15%""",
+        (
+            S(2, ER, stated="positive"),
+            S(5, PGR, stated="negative", number="<1%"),
+            S(6, IHC, "1+", "negative"),
+        ),
+    ),
+    Report(
+        "cap-synoptic-her2-ish",
+        """HER2 (ERBB2) by ISH: Not amplified
+Ratio of HER2 to CEP17 signals: 1.3
+Average HER2 copy number per cell: 2.1
+Average CEP17 copy number per cell: 1.6
+Number of invasive tumor cells counted: 20""",
+        (
+            S(1, ISH, stated="negative"),
+            S(2, ISH, quantities={"her2-cep17-ratio": "1.3"}),
+            S(3, ISH, quantities={"her2-copies": "2.1"}),
+            S(4, ISH, quantities={"cep17-copies": "1.6"}),
+            S(5, ISH, quantities={"ish-cells-counted": "20"}),
+        ),
+    ),
+    Report(
+        "narrative-final-diagnosis",
+        """LEFT BREAST, 2 O'CLOCK, ULTRASOUND-GUIDED CORE NEEDLE BIOPSY:
+- INVASIVE DUCTAL CARCINOMA, NOTTINGHAM GRADE 2.
+- Tumor cells are positive for estrogen receptor (95%) and negative for progesterone receptor.
+- HER2 by IHC: Positive (Score 3+).""",
+        (S(4, IHC, "3+", "positive"),),
+        warnings=("TEXT-AMBIGUOUS",),
+    ),
+    Report(
+        "narrative-one-marker-per-sentence",
+        """IMMUNOHISTOCHEMISTRY:
+The tumor cells are positive for estrogen receptor (90%, strong intensity).
+Progesterone receptor is positive in 40% of tumor cells.
+HER2 is equivocal (2+); reflex FISH to follow.""",
+        (
+            S(2, ER, stated="positive", number="90%"),
+            S(3, PGR, stated="positive", number="40%"),
+            S(4, IHC, "2+", "equivocal"),
+        ),
+        warnings=("TEXT-DEFERRED",),
+    ),
+    Report(
+        "addendum-section-to-follow",
+        """HER2 by IHC: Equivocal (Score 2+)
+
+ADDENDUM TO FOLLOW:
+HER2 by FISH: Amplified, ratio 2.6""",
+        (S(1, IHC, "2+", "equivocal"),),
+        warnings=("TEXT-DEFERRED",),
+    ),
+    Report(
+        "pending-statements",
+        """ER: Pending
+PR: to follow
+HER2: see addendum""",
+        (),
+        warnings=("TEXT-DEFERRED",),
+    ),
+    Report(
+        "ihc0-ultralow-narrative",
+        """HER2 (4B5) by IHC: Negative (score 0), faint incomplete staining in 5% of tumor cells
+ER: Positive (80%)
+PgR: Positive (30%)""",
+        (
+            S(1, IHC, "0", "negative", subtype="ultralow", quantities={"percent": "5%"}),
+            S(2, ER, stated="positive", number="80%"),
+            S(3, PGR, stated="positive", number="30%"),
+        ),
+    ),
+    Report(
+        "negation-not-read",
+        """No HER2 amplification was identified.
+Estrogen receptor: Negative (0%)""",
+        (S(2, ER, stated="negative", number="0%"),),
+        warnings=("TEXT-NOT-UNDERSTOOD",),
+    ),
+    Report(
+        "value-first-lines",
+        """Negative for estrogen receptor
+Positive for progesterone receptor (60%)
+Amplified HER2 by FISH (HER2/CEP17 ratio 4.2)""",
+        (
+            S(1, ER, stated="negative"),
+            S(2, PGR, stated="positive", number="60%"),
+            S(3, ISH, stated="positive", quantities={"her2-cep17-ratio": "4.2"}),
+        ),
+    ),
+    Report(
+        "one-line-synoptic",
+        "ER: Positive (95%); PR: Positive (70%); HER2: 1+ (negative); Ki-67: 10%",
+        (
+            S(1, ER, stated="positive", number="95%"),
+            S(1, PGR, stated="positive", number="70%"),
+            S(1, IHC, "1+", "negative"),
+        ),
+    ),
+    Report(
+        "her2-overall-call-only",
+        """HER2 status: Negative
+ER/PR: see separate report""",
+        (S(1, INTERP, stated="negative"),),
+        warnings=("TEXT-AMBIGUOUS",),
+    ),
+    Report(
+        "several-markers-one-value",
+        "ER and PR: Positive",
+        (),
+        warnings=("TEXT-AMBIGUOUS",),
+    ),
+    Report(
+        "german-befund",
+        """Östrogenrezeptor: positiv, 90% der Tumorzellen, starke Intensität
+Progesteronrezeptor: negativ (<1%)
+HER2 (Immunhistochemie): Score 2+, grenzwertig
+HER2 FISH: nicht amplifiziert, HER2/CEP17-Quotient 1,4
+Ki-67-Index: 20%""",
+        (
+            S(1, ER, stated="positive", number="90%"),
+            S(2, PGR, stated="negative", number="<1%"),
+            S(3, IHC, "2+", "equivocal"),
+            S(4, ISH, stated="negative", quantities={"her2-cep17-ratio": "1,4"}),
+        ),
+        lang="de",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def senders() -> dict[str, MappingSet]:
+    mappings = example_mappings()  # the German-writing example lab active
+    german = mappings.for_hl7_sender(None, "PATHOLOGIE BEISPIEL")
+    assert german is not mappings.default
+    return {"en": mappings.default, "de": german}
+
+
+def test_the_corpus_has_ten_reports_or_more() -> None:
+    assert len(REPORTS) >= 10
+
+
+@pytest.mark.parametrize("report", [pytest.param(r, id=r.name) for r in REPORTS])
+def test_report_gives_its_statements(report: Report, senders: dict[str, MappingSet]) -> None:
+    statements, warnings = read_text([("OBX[1]", report.text)], senders[report.lang])
+    got = []
+    for statement in statements:
+        answer = statement.reading.answer
+        got.append(
+            S(
+                int(statement.locator.rsplit(" ", 1)[1]),
+                statement.analyte,
+                answer.score.value if answer and answer.score else None,
+                answer.stated.value if answer and answer.stated else None,
+                statement.reading.number.text if statement.reading.number else None,
+                {q.value: n.text for q, n in statement.reading.quantities},
+                answer.ihc0_subtype.value if answer and answer.ihc0_subtype else None,
+            )
+        )
+        assert statement.line in report.text.splitlines()
+    assert tuple(got) == report.statements
+    assert {w.code for w in warnings} == set(report.warnings)
+    assert all(report.text.splitlines()[0] not in w.message for w in warnings)
+
+
+def test_statements_name_their_source_and_line(senders: dict[str, MappingSet]) -> None:
+    statements, _ = read_text(
+        [("OBX[3]", "ER: Positive (95%)"), ("OBX[4]", "x\nHER2 by IHC: 3+")], senders["en"]
+    )
+    assert [s.locator for s in statements] == ["OBX[3] line 1", "OBX[4] line 2"]
+
+
+# --------------------------------------------------------------------------------------------
+# Report text beside coded results, and numbers named in a value's words (whole pipeline)
+# --------------------------------------------------------------------------------------------
+
+
+def _run(*segments: str) -> tuple[list[str], str, int | None]:
+    from adapter.config import Settings
+    from adapter.model import SourceFormat
+    from adapter.pipeline import Context, RawMessage, process
+
+    lines = [
+        "MSH|^~\\&|LIS|LAB|HUB|HUB|20240312101500||ORU^R01^ORU_R01|t1|P|2.5.1",
+        "PID|1||MRN1^^^HOSP^MR",
+        "OBR|1|PL1|FI1|PROG^Prognostic markers^L|||20240310083000" + "|" * 17 + "F",
+        *segments,
+        "SPM|1|^S1||TISS^Tissue^HL70487|||||80248007^Left breast structure^SCT",
+    ]
+    outcome = process(
+        RawMessage("\r".join(lines).encode(), SourceFormat.HL7V2), Context.from_settings(Settings())
+    )
+    assert outcome.error is None, outcome.error
+    (record,) = outcome.records
+    (result,) = outcome.classifications
+    return [w.code for w in record.warnings], result.category.value, result.ish_group
+
+
+def test_a_text_ratio_that_differs_from_the_coded_one_is_said_not_used() -> None:
+    warnings, category, group = _run(
+        "OBX|1|CWE|85319-2^HER2 IHC^LN||1+^Negative (1+)^L||||||F",
+        "OBX|2|NM|49683-6^HER2/CEP17 ratio^LN||1.3||||||F",
+        "OBX|3|NM|74860-8^HER2 copies^LN||2.5||||||F",
+        "OBX|4|TX|22637-3^Final diagnosis^LN||HER2 by FISH: Amplified (ratio 2.6)||||||F",
+    )
+    assert "TEXT-DISAGREES" in warnings
+    assert (category, group) == ("HER2-low", 5)
+
+
+def test_a_text_that_agrees_with_the_coded_result_adds_nothing() -> None:
+    warnings, category, _ = _run(
+        "OBX|1|CWE|85319-2^HER2 IHC^LN||3+^Positive (3+)^L||||||F",
+        "OBX|2|TX|22637-3^Final diagnosis^LN||HER2 by IHC: Positive (Score 3+)||||||F",
+    )
+    assert "TEXT-DISAGREES" not in warnings
+    assert category == "HER2-positive"
+
+
+def test_a_ratio_named_in_words_that_differs_from_the_reported_one_is_not_a_recount() -> None:
+    """'Amplified (ratio 2.6)' beside a ratio OBX of 1.3: said (VALUE-DISAGREES), never a
+    second count, and the reported ratio decides."""
+    warnings, category, group = _run(
+        "OBX|1|CWE|85319-2^HER2 IHC^LN||2+^Equivocal (2+)^L||||||F",
+        "OBX|2|ST|85318-4^HER2 ISH^LN||Amplified (ratio 2.6)||||||F",
+        "OBX|3|NM|49683-6^HER2/CEP17 ratio^LN||1.3||||||F",
+        "OBX|4|NM|74860-8^HER2 copies^LN||2.5||||||F",
+    )
+    assert "VALUE-DISAGREES" in warnings
+    assert "SECOND-COUNT" not in warnings
+    assert group == 5
+    assert category == "HER2-low"
+
+
+def test_allred_and_intensity_are_kept_and_the_percentage_decides() -> None:
+    from adapter.config import Settings
+    from adapter.model import SourceFormat
+    from adapter.pipeline import Context, RawMessage, process
+
+    lines = [
+        "MSH|^~\\&|LIS|LAB|HUB|HUB|20240312101500||ORU^R01^ORU_R01|t2|P|2.5.1",
+        "PID|1||MRN1^^^HOSP^MR",
+        "OBR|1|PL1|FI1|PROG^Prognostic markers^L|||20240310083000" + "|" * 17 + "F",
+        "OBX|1|ST|85337-4^ER^LN||Positive, 5% of tumor cells, weak intensity, Allred 3||||||F",
+        "SPM|1|^S1||TISS^Tissue^HL70487|||||80248007^Left breast structure^SCT",
+    ]
+    outcome = process(
+        RawMessage("\r".join(lines).encode(), SourceFormat.HL7V2), Context.from_settings(Settings())
+    )
+    (record,) = outcome.records
+    er = record.er
+    assert er is not None
+    assert er.allred is not None
+    assert er.percent is not None
+    assert (er.allred.value, er.intensity, er.percent.value) == (3, "weak", 5)
+    assert outcome.classifications[0].er_result is not None
+    assert outcome.classifications[0].er_result.value == "low-positive"
