@@ -106,15 +106,15 @@ _SCHEMA_V2 = (
 
 # Version 4: cases (adapter/store/cases.py): numbers, first users of numbers, the timeline.
 _SCHEMA_V4 = (
+    # The number first: found by it alone too (case show --number), with no second index.
     """CREATE TABLE case_numbers (
+        number TEXT NOT NULL,
         sender TEXT NOT NULL,
         patient TEXT NOT NULL,
-        number TEXT NOT NULL,
         case_id TEXT NOT NULL,
-        PRIMARY KEY (sender, patient, number, case_id)
+        PRIMARY KEY (number, sender, patient, case_id)
     )""",
     "CREATE INDEX case_numbers_case ON case_numbers (case_id)",
-    "CREATE INDEX case_numbers_number ON case_numbers (number)",
     """CREATE TABLE case_owners (
         sender TEXT NOT NULL,
         number TEXT NOT NULL,
