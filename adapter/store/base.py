@@ -610,9 +610,13 @@ class Store:
         cutoff = self._backend.time_to_db(utc(received_before))
         finished = (MessageStatus.PROCESSED.value, MessageStatus.REJECTED.value)
         pending = OutboxStatus.PENDING.value
+        # Messages a case's history or the resource index still refers to stay too: what
+        # retention means for a case's timeline is not decided here (see docs/security.md).
         old_finished = (
             "FROM messages m WHERE m.received_at < ? AND m.status IN (?, ?) AND NOT EXISTS ("
             "SELECT 1 FROM outbox o WHERE o.message_row_id = m.id AND o.status = ?)"
+            " AND NOT EXISTS (SELECT 1 FROM case_events c WHERE c.message_row_id = m.id)"
+            " AND NOT EXISTS (SELECT 1 FROM resources r WHERE r.message_row_id = m.id)"
         )
         deleted = 0
         while True:
