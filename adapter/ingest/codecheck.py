@@ -43,6 +43,9 @@ def check_code(
         return CodeCheck(None, "result code not in the mappings")
     if mapping.has_sender_file:
         return CodeCheck(None, f"result code not in the mappings (sender {mapping.name})")
+    if not code.system:
+        # A code without its coding system names nothing a sender file could confirm.
+        return CodeCheck(None, "local code without a coding system, not in the mappings")
     analyte, found = mapping.infer_from_display(display)
     if analyte is None:
         return CodeCheck(
@@ -50,7 +53,7 @@ def check_code(
             "local code not in the mappings, and its display names no single known marker and "
             f"method ({found})",
         )
-    inferred = CodeEntry(system=code.system or "", code=code.code, analyte=analyte)
+    inferred = CodeEntry(system=code.system, code=code.code, analyte=analyte)
     message = (
         f"local code {code.code} is not in the mappings; its display names one marker and one "
         f"method ({found}): read as {analyte}; add it to a sender file to confirm"

@@ -664,6 +664,12 @@ def test_local_code_with_an_unplaceable_display_is_rejected_with_what_was_found(
         records(mappings, PID, obr(), obx(1, "CWE", "HER2X^HER2 result^EXL", "3+^^L"))
 
 
+def test_local_code_without_a_coding_system_is_not_inferred(mappings: Mappings) -> None:
+    """OBX-3 with no coding system (a fuzz finding, once INTERNAL): not read from its display."""
+    with pytest.raises(NothingToClassify, match="without a coding system"):
+        records(mappings, PID, obr(), obx(1, "CWE", "HER2IHC^HER2 IHC", "3+^^L"))
+
+
 def test_a_standard_code_whose_display_names_another_marker_is_not_used(
     mappings: Mappings,
 ) -> None:
