@@ -137,7 +137,11 @@ def _order_numbers(view: CaseView) -> list[JsonDict]:
             if number and (kind, number) not in seen:
                 seen.append((kind, number))
     return [
-        {"type": {"coding": [{"system": V2_0203, "code": kind}]}, "value": number}
+        {
+            "type": {"coding": [{"system": V2_0203, "code": kind}]},
+            # Checked as every identifier copied from input is (ORC/OBR-2 and -3).
+            "value": dt.identifier_value(number, "DiagnosticReport.identifier"),
+        }
         for kind, number in seen
     ]
 
