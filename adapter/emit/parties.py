@@ -131,8 +131,10 @@ def _human_name(name: PersonName | None) -> JsonDict | None:
     if name is None:
         return None
     out: JsonDict = {}
-    if name.family:
-        out["family"] = name.family
-    if name.given:
-        out["given"] = list(name.given)
+    family = dt.text(name.family)
+    if family:
+        out["family"] = family
+    given = [part for part in (dt.text(one) for one in name.given) if part]
+    if given:
+        out["given"] = given
     return out or None

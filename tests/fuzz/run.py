@@ -15,6 +15,7 @@ follow the kind instead of the seconds.
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -41,7 +42,15 @@ def main() -> None:
     if len(given) == 1 and given[0].isdigit():
         scratch = tempfile.mkdtemp(prefix=f"her2-fuzz-{kind}-")
         print(f"new coverage goes to {scratch}", file=sys.stderr)
+        # CI sets a seed and a number of runs, so that its run is the same run every time and a
+        # finding there is found again here; left unset, each run explores afresh.
+        reproducible = [
+            f"-{flag}={os.environ[variable]}"
+            for flag, variable in (("seed", "HER2_FUZZ_SEED"), ("runs", "HER2_FUZZ_RUNS"))
+            if os.environ.get(variable)
+        ]
         given = [
+            *reproducible,
             f"-max_total_time={given[0]}",
             scratch,
             str(HERE / "corpus" / kind),
