@@ -200,7 +200,7 @@ class _Assembly:
         return [summary, *statuses, report]
 
     def _performers(self, performer: Organization | None) -> list[JsonDict]:
-        if performer is None:
+        if performer is None or not parties.is_writable(performer):
             return []
         organization_id = parties.organization_id(performer)
         self.organizations.setdefault(organization_id, performer)

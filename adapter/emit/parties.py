@@ -78,11 +78,19 @@ def organization_id(organization: Organization) -> str:
     return resource_id("Organization", organization.uri, organization.name)
 
 
+def is_writable(organization: Organization) -> bool:
+    """FHIR's org-1: an Organization has a name or an identifier; a blank name alone has neither."""
+    return bool(organization.uri or dt.text(organization.name))
+
+
 def organization(organization: Organization) -> JsonDict:
     resource: JsonDict = {"resourceType": "Organization", "id": organization_id(organization)}
     if organization.uri:
-        resource["identifier"] = [{"system": URI_IDENTIFIER_SYSTEM, "value": organization.uri}]
-    resource["name"] = organization.name
+        value = dt.identifier_value(organization.uri, "Organization.identifier.value")
+        resource["identifier"] = [{"system": URI_IDENTIFIER_SYSTEM, "value": value}]
+    name = dt.text(organization.name)
+    if name:
+        resource["name"] = name
     return resource
 
 
