@@ -148,7 +148,6 @@ def report_rows(bundle: dict[str, Any], facts: Sequence[ReportFacts]) -> list[Re
                 patient=f"Patient/{subject.get('id', '')}",
                 category=_category_code(resource),
                 status=resource.get("status", "unknown"),
-                bundle=orjson.dumps(resource),
                 audit=audit.to_json().decode(),
             )
         )
