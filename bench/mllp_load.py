@@ -125,19 +125,22 @@ def self_signed(directory: Path, host: str) -> tuple[Path, Path]:
     return cert, key
 
 
-def cpu_seconds(pid: int) -> tuple[float, float]:
-    """CPU time (user + system) so far of a process and of its children (the workers)."""
+def cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU time (user + system) so far of the service's threads and of its worker processes.
 
-    def own(process: int) -> float:
-        fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+    ``main`` is the event loop's thread; each other thread by its id (the store writer is the
+    busy one); ``workers`` the worker processes together.
+    """
+
+    def used(stat: Path) -> float:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / TICKS
 
-    children = [
-        int(child)
-        for task in Path(f"/proc/{pid}/task").iterdir()
-        for child in (task / "children").read_text().split()
-    ]
-    return own(pid), sum(own(child) for child in children)
+    tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    found = {"main" if task.name == str(pid) else task.name: used(task / "stat") for task in tasks}
+    children = [int(child) for task in tasks for child in (task / "children").read_text().split()]
+    found["workers"] = sum(used(Path(f"/proc/{child}/stat")) for child in children)
+    return found
 
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -185,7 +188,7 @@ def service(host: str, *, tls: bool = False) -> Iterator[tuple[int, int]]:
 
 def measure(host: str, port: int, arguments: argparse.Namespace, pid: int | None = None) -> None:
     sender(host, port, f"warmup-{uuid.uuid4().hex[:8]}", 200)
-    before = cpu_seconds(pid) if pid is not None else (0.0, 0.0)
+    before = cpu_seconds(pid) if pid is not None else {}
     count, elapsed = throughput(host, port, arguments.senders, arguments.messages)
     print(
         f"throughput: {arguments.senders} senders x {arguments.messages} messages ="
@@ -194,13 +197,15 @@ def measure(host: str, port: int, arguments: argparse.Namespace, pid: int | None
     if pid is not None:
         # CPU per message is what the shared machine's load changes least: the wall time
         # above includes every other process the two cores ran meanwhile.
-        service_cpu, workers_cpu = (
-            (after - start) * 1e6 / count
-            for after, start in zip(cpu_seconds(pid), before, strict=True)
-        )
+        after = cpu_seconds(pid)
+        spent = {name: (used - before.get(name, 0.0)) * 1e6 / count for name, used in after.items()}
+        loop, workers = spent.pop("main"), spent.pop("workers")
+        writer = max(spent.values(), default=0.0)
+        others = sum(spent.values()) - writer
         print(
-            f"service CPU per message: {service_cpu + workers_cpu:.0f} µs"
-            f" (event loop and store writer {service_cpu:.0f} µs, workers {workers_cpu:.0f} µs)"
+            f"service CPU per message: {loop + writer + others + workers:.0f} µs: event loop"
+            f" {loop:.0f}, busiest other thread (the store writer) {writer:.0f}, other threads"
+            f" {others:.0f}, workers {workers:.0f}"
         )
     latencies = sender(host, port, f"lat-{uuid.uuid4().hex[:8]}", arguments.latency_messages)
     millis = [value * 1000 for value in latencies]
