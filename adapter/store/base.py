@@ -95,6 +95,14 @@ class Backend(ABC):
         """Serialises schema upgrades by concurrent processes, inside the open transaction."""
 
     @abstractmethod
+    def lock_cases(self, conn: Connection, keys: Sequence[str]) -> None:
+        """Holds, until the open transaction ends, a lock on each key (``cases.lock_keys``).
+
+        Another process writing cases with one of the keys waits for this transaction to end,
+        so its check sees what this one wrote: several services may share one database.
+        """
+
+    @abstractmethod
     def cause_of(self, error: BaseException) -> str:
         """A driver error in a few words (``read-only``, ``disk full``...): ``StoreUnavailable``."""
 
@@ -293,7 +301,13 @@ class Store:
         the whole transaction with StoreUnavailable, and nothing of the batch is stored.
         """
         outcomes: list[list[WriteResult] | LookupError] = []
+        case_keys = case_sql.lock_keys(
+            each for group in groups for each in group if isinstance(each, CaseWriteRequest)
+        )
         with self._transaction(write=True) as session:
+            if case_keys:
+                # All of the batch's keys at once, in one order: two writers never deadlock.
+                self._backend.lock_cases(session.conn, case_keys)
             for group in groups:
                 if len(group) == 1:
                     # No savepoint needed: a request checks that its row exists before it
