@@ -645,8 +645,9 @@ def purge(
         _usage_error(str(error))
     typer.echo(
         f"purged {purged.messages} messages received before {cutoff:%Y-%m-%d %H:%M} UTC;"
-        f" kept {purged.kept_unfinished} unfinished (reprocess needs them)"
-        f" and {purged.kept_forwarding} still forwarding"
+        f" kept {purged.kept_unfinished} unfinished (reprocess needs them),"
+        f" {purged.kept_forwarding} still forwarding"
+        f" and {purged.kept_in_open_cases} of open cases"
     )
 
 
