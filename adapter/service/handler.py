@@ -350,7 +350,8 @@ class Service:
         case write checks, in the same transaction as the outcome, that the store still holds
         what it was combined with; when it does not (an earlier message of its case, or one
         that arrived at the same time on another connection), the message is processed again
-        with its cases' messages as the store now has them. One writer makes this converge.
+        with its cases' messages as the store now has them. The store's case locks make this
+        converge, between service instances too.
         """
         handled, writes = alone
         try:

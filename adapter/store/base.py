@@ -96,6 +96,14 @@ class Backend(ABC):
         """Serialises schema upgrades by concurrent processes, inside the open transaction."""
 
     @abstractmethod
+    def lock_cases(self, conn: Connection, keys: Sequence[str]) -> None:
+        """Holds, until the open transaction ends, a lock on each key (``cases.lock_keys``).
+
+        Another process writing cases with one of the keys waits for this transaction to end,
+        so its check sees what this one wrote: several services may share one database.
+        """
+
+    @abstractmethod
     def cause_of(self, error: BaseException) -> str:
         """A driver error in a few words (``read-only``, ``disk full``...): ``StoreUnavailable``."""
 
@@ -301,7 +309,13 @@ class Store:
         the whole transaction with StoreUnavailable, and nothing of the batch is stored.
         """
         outcomes: list[list[WriteResult] | LookupError] = []
+        case_keys = case_sql.lock_keys(
+            each for group in groups for each in group if isinstance(each, CaseWriteRequest)
+        )
         with self._transaction(write=True) as session:
+            if case_keys:
+                # All of the batch's keys at once, in one order: two writers never deadlock.
+                self._backend.lock_cases(session.conn, case_keys)
             for group in groups:
                 if _checks_first(group):
                     # Every check before any write: a group that fails one has written
@@ -625,54 +639,83 @@ class Store:
         """Delete messages received before the cutoff that nothing needs any more.
 
         Deleted: finished messages (processed or rejected) with their raw content, Bundle, ACK,
-        report index rows, audit facts and outbox items. Kept however old: messages still
-        ``received`` or ``failed`` (reprocess and the recovery sweep need their raw content) and
-        those with a Bundle still pending in the outbox. Short transactions of ``batch`` messages
-        each, so the writer is never held for long.
+        report and resource index rows, audit facts and outbox items. Kept however old:
+        messages still ``received`` or ``failed`` (reprocess and the recovery sweep need their
+        raw content), those with a Bundle still pending in the outbox, and those of a case that
+        is still open. A case goes whole (its timeline and numbers with its messages) once
+        every one of its messages may go: the next message of an open case is combined with
+        all of its earlier ones, never with part of them. Who first used each number
+        (``case_owners``) is kept, so that another patient reusing a number never takes over
+        the resource ids a receiver holds for the first. Short transactions of ``batch``
+        messages each, so the writer is never held for long.
         """
         cutoff = self._backend.time_to_db(utc(received_before))
         finished = (MessageStatus.PROCESSED.value, MessageStatus.REJECTED.value)
         pending = OutboxStatus.PENDING.value
-        # Messages a case's history or the resource index still refers to stay too: what
-        # retention means for a case's timeline is not decided here (see docs/security.md).
-        old_finished = (
-            "FROM messages m WHERE m.received_at < ? AND m.status IN (?, ?) AND NOT EXISTS ("
-            "SELECT 1 FROM outbox o WHERE o.message_row_id = m.id AND o.status = ?)"
-            " AND NOT EXISTS (SELECT 1 FROM case_events c WHERE c.message_row_id = m.id)"
-            " AND NOT EXISTS (SELECT 1 FROM resources r WHERE r.message_row_id = m.id)"
+
+        def may_go(m: str) -> tuple[str, tuple[object, ...]]:
+            return (
+                f"{m}.received_at < ? AND {m}.status IN (?, ?) AND NOT EXISTS (SELECT 1 FROM"
+                f" outbox o WHERE o.message_row_id = {m}.id AND o.status = ?)",
+                (cutoff, *finished, pending),
+            )
+
+        alone, alone_params = may_go("m")
+        other, other_params = may_go("m2")
+        # ... and no case it touched has a message that must stay (an open case)
+        candidates = (
+            f"FROM messages m WHERE {alone} AND NOT EXISTS (SELECT 1 FROM case_events e"
+            " JOIN case_events e2 ON e2.case_id = e.case_id"
+            " JOIN messages m2 ON m2.id = e2.message_row_id"
+            f" WHERE e.message_row_id = m.id AND NOT ({other}))"
         )
+        params = (*alone_params, *other_params)
         deleted = 0
         while True:
             with self._transaction(write=True) as session:
                 rows = session.all(
-                    f"SELECT m.id {old_finished} ORDER BY m.id LIMIT ?",
-                    (cutoff, *finished, pending, batch),
+                    f"SELECT m.id {candidates} ORDER BY m.id LIMIT ?", (*params, batch)
                 )
                 ids = [row[0] for row in rows]
                 if ids:
-                    marks = ", ".join("?" * len(ids))
-                    for table in ("reports", "report_facts", "outbox"):
-                        session.run(f"DELETE FROM {table} WHERE message_row_id IN ({marks})", ids)
-                    session.run(f"DELETE FROM messages WHERE id IN ({marks})", ids)
+                    self._delete_messages(session, ids)
             deleted += len(ids)
             if len(ids) < batch:
                 break
         with self._transaction(write=False) as session:
-            unfinished = session.one(
-                "SELECT COUNT(*) FROM messages WHERE received_at < ? AND status NOT IN (?, ?)",
-                (cutoff, *finished),
+            counted = {
+                name: session.one(f"SELECT COUNT(*) FROM messages m WHERE {where}", where_params)
+                for name, where, where_params in (
+                    ("unfinished", "received_at < ? AND status NOT IN (?, ?)", (cutoff, *finished)),
+                    (
+                        "forwarding",
+                        "m.received_at < ? AND m.status IN (?, ?) AND EXISTS (SELECT 1 FROM"
+                        " outbox o WHERE o.message_row_id = m.id AND o.status = ?)",
+                        (cutoff, *finished, pending),
+                    ),
+                    ("open cases", alone, alone_params),  # what may go alone, and stayed
+                )
+            }
+        kept = {name: int(row[0]) if row else 0 for name, row in counted.items()}
+        return Purged(deleted, kept["unfinished"], kept["forwarding"], kept["open cases"])
+
+    def _delete_messages(self, session: _Session, ids: list[int]) -> None:
+        """Messages, with what refers to them: their cases are closed (every message of them
+        goes), so the cases' timelines and numbers go too, first (they refer to messages)."""
+        marks = ", ".join("?" * len(ids))
+        cases = [
+            row[0]
+            for row in session.all(
+                f"SELECT DISTINCT case_id FROM case_events WHERE message_row_id IN ({marks})", ids
             )
-            forwarding = session.one(
-                "SELECT COUNT(*) FROM messages m WHERE m.received_at < ? AND m.status IN (?, ?)"
-                " AND EXISTS (SELECT 1 FROM outbox o WHERE o.message_row_id = m.id"
-                " AND o.status = ?)",
-                (cutoff, *finished, pending),
-            )
-        return Purged(
-            deleted,
-            int(unfinished[0]) if unfinished else 0,
-            int(forwarding[0]) if forwarding else 0,
-        )
+        ]
+        if cases:
+            case_marks = ", ".join("?" * len(cases))
+            for table in ("case_events", "case_numbers"):
+                session.run(f"DELETE FROM {table} WHERE case_id IN ({case_marks})", cases)
+        for table in ("reports", "report_facts", "resources", "outbox"):
+            session.run(f"DELETE FROM {table} WHERE message_row_id IN ({marks})", ids)
+        session.run(f"DELETE FROM messages WHERE id IN ({marks})", ids)
 
     def _message(self, row: Row) -> MessageRow:
         to_time = self._backend.time_from_db

@@ -218,6 +218,7 @@ class Purged:
     messages: int  # with their raw content, Bundle, ACK, report index rows and outbox items
     kept_unfinished: int  # received or failed: reprocess (and the recovery sweep) needs them
     kept_forwarding: int  # a Bundle still pending in the outbox
+    kept_in_open_cases: int = 0  # a case of theirs has a message that must stay
 
 
 # --------------------------------------------------------------------------------------------

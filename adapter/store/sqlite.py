@@ -302,5 +302,9 @@ class SQLiteBackend(Backend):
     def lock_schema(self, conn: Connection) -> None:
         """BEGIN IMMEDIATE already holds the database's single write lock."""
 
+    def lock_cases(self, conn: Connection, keys: Sequence[str]) -> None:
+        """BEGIN IMMEDIATE already holds the database's single write lock: writers of one file,
+        in any process, take turns."""
+
     def migrations(self) -> Sequence[Sequence[str]]:
         return (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4, _SCHEMA_V5)
