@@ -441,10 +441,11 @@ class Service:
                 ack,
             )
         )
-        if outcome.bundle_json is not None:
-            requests.append(IndexReportsRequest(receipt.row_id, outcome.reports, outcome.resources))
-            if self.forward:
-                requests.append(EnqueueRequest(receipt.row_id, outcome.bundle_json, self.clock()))
+        # Without a Bundle the index is emptied: a message processed again that is now refused
+        # keeps no report of before (the index points into the outcome's Bundle).
+        requests.append(IndexReportsRequest(receipt.row_id, outcome.reports, outcome.resources))
+        if outcome.bundle_json is not None and self.forward:
+            requests.append(EnqueueRequest(receipt.row_id, outcome.bundle_json, self.clock()))
         handled = Handled(
             receipt=receipt,
             status=status,

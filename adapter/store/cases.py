@@ -88,12 +88,17 @@ def owners(session: _Session, keys: Sequence[OwnerKey]) -> dict[OwnerKey, str]:
     return {(sender, number): patient for sender, number, patient in found}
 
 
-def write(session: _Session, request: CaseWriteRequest) -> None:
+def check(session: _Session, request: CaseWriteRequest) -> None:
+    """Raises CaseConflict unless the cases and owners are still those the message expects."""
     cases, found_owners = current(session, request.lookup, request.owner_keys)
     if cases != tuple(sorted(request.expected_cases)) or found_owners != dict(
         request.expected_owners
     ):
         raise CaseConflict(f"the cases of message row {request.message_row_id} changed")
+
+
+def write(session: _Session, request: CaseWriteRequest) -> None:
+    """Writes a message's cases; ``check`` has passed in the same transaction."""
     for event in request.events:
         # The version follows the stored ones, so a message read again (reprocess) adds one.
         session.run(

@@ -157,6 +157,15 @@ _SCHEMA_V3 = (
 )
 
 
+# Version 5: each piece of content is stored once, in the message row (its raw bytes, its
+# outcome's Bundle); the report and resource index read from that Bundle instead of a copy
+# (see sqlite.py). The space of the dropped columns is reused by later writes (or VACUUM FULL).
+_SCHEMA_V5 = (
+    "ALTER TABLE resources DROP COLUMN body",
+    "ALTER TABLE reports DROP COLUMN bundle",
+)
+
+
 class PostgresBackend(Backend):
     name: ClassVar[str] = "postgresql"
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = (psycopg.Error, OSError)
@@ -228,4 +237,4 @@ class PostgresBackend(Backend):
         )
 
     def migrations(self) -> Sequence[Sequence[str]]:
-        return (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4)
+        return (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4, _SCHEMA_V5)
