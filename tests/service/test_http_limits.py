@@ -149,9 +149,7 @@ def test_the_application_starts_once_the_body_is_complete(tmp_path: Path) -> Non
         writer.close()
         # A client that waits for 100 Continue gets it, and its answer, at once.
         reader, writer = await _open(port)
-        writer.write(
-            HEAD + f"content-length: {len(body)}\r\nexpect: 100-continue\r\n\r\n".encode()
-        )
+        writer.write(HEAD + f"content-length: {len(body)}\r\nexpect: 100-continue\r\n\r\n".encode())
         interim = await asyncio.wait_for(reader.readline(), 5)
         writer.close()
         return answer.split(b"\r\n", 1)[0], interim.strip()
