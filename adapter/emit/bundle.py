@@ -418,7 +418,8 @@ def _value(observation: ReportedObservation) -> JsonDict:
             "valueRatio": {"numerator": {"value": numerator}, "denominator": {"value": denominator}}
         }
     if observation.number is not None:
-        amount = dt.quantity(observation.number, observation.unit, observation.ucum)
+        element = f"{observation.provenance.locator}: Observation.valueQuantity"
+        amount = dt.quantity(observation.number, observation.unit, observation.ucum, element)
         if amount is not None:
             return {"valueQuantity": amount}
         # a range such as "1-10": FHIR Quantity cannot hold it, so the text is kept as sent
@@ -489,9 +490,12 @@ def _official_result(classification: Classification, codesystem: str) -> JsonDic
 
 
 def _adapter_concept(codesystem: str, code: str, text: str | None = None) -> JsonDict:
+    """One of the adapter's codes; ``text`` goes through the string check, since a flag's or a
+    rule's reason quotes values as sent (an SN ratio ``1.5:1``, a worded score)."""
     concept: JsonDict = {"coding": [dt.adapter_coding(codesystem, code)]}
-    if text:
-        concept["text"] = text
+    written = dt.text(text)
+    if written:
+        concept["text"] = written
     return concept
 
 
