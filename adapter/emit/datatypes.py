@@ -117,9 +117,7 @@ def reference(resource_id: str) -> JsonDict:
     return {"reference": f"urn:uuid:{resource_id}"}
 
 
-def quantity(
-    number: Interval, unit: str | None, ucum: str | None, element: str
-) -> JsonDict | None:
+def quantity(number: Interval, unit: str | None, ucum: str | None, element: str) -> JsonDict | None:
     """A point or a one-sided bound as a Quantity; a range or an empty interval cannot be one.
 
     ``ucum`` may be the sender's own (a FHIR ``valueQuantity.code``): held to ``code``."""
