@@ -412,6 +412,8 @@ def mappings_check(
     from adapter.mapping import Mappings
 
     target = directory or default_mappings_dir()
+    if not target.is_dir():
+        _usage_error(f"cannot check {target}: no such folder")
     try:
         loaded = Mappings.load(target)
     except MappingFileError as error:

@@ -930,6 +930,16 @@ def test_mappings_check_reports_the_bad_file(tmp_path: Path) -> None:
     assert result.stdout == ""
 
 
+@pytest.mark.parametrize("name", ["missing", "a-file.toml"])
+def test_mappings_check_of_no_folder_is_a_usage_error(tmp_path: Path, name: str) -> None:
+    """A path that is not a folder is the user's typo (exit 2), not a bad mapping file (exit 1)."""
+    write(tmp_path / "a-file.toml", CODE.format(analyte="her2-ihc"))
+    result = CliRunner().invoke(app, ["mappings", "check", str(tmp_path / name)])
+    assert result.exit_code == 2
+    assert result.stderr == f"her2-adapter: cannot check {tmp_path / name}: no such folder\n"
+    assert result.stdout == ""
+
+
 def test_mappings_check_warns_about_miscoded_entries(tmp_path: Path) -> None:
     """A display naming another marker, a re-mapped default code and a mapped excluded code
     are warned about (exit 0: the files are valid, a reviewer decides)."""

@@ -6,7 +6,8 @@ Starts from ``fixtures/<kind>/`` and the committed corpus ``tests/fuzz/corpus/<k
 that earlier runs found new coverage with, minimised) and checks the invariant of
 ``invariant.py`` on every input. A finding stops the run with libFuzzer's exit code (77) and is
 written to ``tests/fuzz/findings/<kind>-crash-<sha1>`` (its Base64 is printed too, for a run in
-CI): keep the file, fix the cause, and ``tests/test_fuzz_findings.py`` replays it from then on.
+CI: ``base64 -d`` it into that folder): keep the file, fix the cause, and
+``tests/test_fuzz_findings.py`` replays it from then on.
 
 New coverage goes to a scratch directory, named at the start: copy its files into the corpus to
 keep them (the corpus here came from two-minute runs of each). libFuzzer's own arguments may
@@ -15,6 +16,7 @@ follow the kind instead of the seconds.
 
 from __future__ import annotations
 
+import base64
 import os
 import sys
 import tempfile
@@ -42,8 +44,9 @@ def main() -> None:
     if len(given) == 1 and given[0].isdigit():
         scratch = tempfile.mkdtemp(prefix=f"her2-fuzz-{kind}-")
         print(f"new coverage goes to {scratch}", file=sys.stderr)
-        # CI sets a seed and a number of runs, so that its run is the same run every time and a
-        # finding there is found again here; left unset, each run explores afresh.
+        # CI sets a seed and a number of runs to bound its run; the run still differs between
+        # machines (coverage depends on memory layout and timing), so a CI finding is replayed
+        # from its Base64, not found again by re-running here.
         reproducible = [
             f"-{flag}={os.environ[variable]}"
             for flag, variable in (("seed", "HER2_FUZZ_SEED"), ("runs", "HER2_FUZZ_RUNS"))
@@ -56,8 +59,17 @@ def main() -> None:
             str(HERE / "corpus" / kind),
             str(FIXTURES / kind),
         ]
-    atheris.Setup([sys.argv[0], *options, *given], lambda data: check(data, kind))
+    atheris.Setup([sys.argv[0], *options, *given], lambda data: _checked(data, kind))
     atheris.Fuzz()
+
+
+def _checked(data: bytes, kind: str) -> None:
+    try:
+        check(data, kind)
+    except BaseException:
+        # libFuzzer prints the Base64 of small inputs only; CI's log must carry every finding
+        print(f"finding ({kind}) as Base64: {base64.b64encode(data).decode()}", file=sys.stderr)
+        raise
 
 
 if __name__ == "__main__":
