@@ -167,14 +167,14 @@ def known_traffic() -> list[Case]:
     return cases
 
 
-async def send_all(service: Service, cases: list[Case]) -> None:
-    for number, case in enumerate(cases, start=1):
-        await service.handle(message(case, number), Transport.MLLP)
-
-
 def build_store(url: str, cases: list[Case]) -> None:
     """Runs the cases through the service core (the real pipeline and store writer) into the
     store at ``url``."""
+    store_messages(url, [message(case, number) for number, case in enumerate(cases, start=1)])
+
+
+def store_messages(url: str, messages: list[bytes]) -> None:
+    """Runs messages, in order, through the service core into the store at ``url``."""
 
     async def run() -> None:
         settings = Settings(store=url, workers=0)
@@ -182,7 +182,8 @@ def build_store(url: str, cases: list[Case]) -> None:
             async with GroupCommitter(store) as committer:
                 context = Context(settings, load_mappings(settings.mappings_dir))
                 service = Service(context, committer, lambda: RECEIVED_AT)
-                await send_all(service, cases)
+                for data in messages:
+                    await service.handle(data, Transport.MLLP)
 
     asyncio.run(run())
 

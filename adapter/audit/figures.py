@@ -287,7 +287,8 @@ def _cell_figures(
     }
     grouped = sum(cell.groups.values())
     groups_2_4 = sum(cell.groups.get(group, 0) for group in (2, 3, 4))
-    codes = cell.unused_codes.most_common()
+    # Ties in code order, not in the order read: a store returns its rows in no set order.
+    codes = sorted(cell.unused_codes.items(), key=lambda item: (-item[1], item[0]))
     return {
         "sender": sender,
         "period": period,

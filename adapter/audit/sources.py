@@ -42,13 +42,22 @@ def from_store(store: Store, *, sender: str | None = None) -> AuditData:
 def from_files(sources: Sequence[str], mappings_dir: Path | None = None) -> AuditData:
     """Every message of every file (folders, globs and compressed files as ``convert`` takes
     them), classified with the given (or shipped) mappings. Raises InputFileError for a name
-    that cannot be read."""
+    that cannot be read.
+
+    The messages form cases in the order read, as one ``convert`` run does, and each case
+    counts once, as it last stands: the store's rule (the latest version of each report), so a
+    reflex ISH in a later file completes its IHC's report instead of counting as another.
+    """
+    from adapter.cases import PriorMessage
+    from adapter.cases.log import CaseLog
     from adapter.config import Settings
     from adapter.inputs import expand_paths, read_input
     from adapter.pipeline import Context, identify, process, split_input
 
     settings = Settings(mappings_dir=mappings_dir) if mappings_dir else Settings()
     context = Context.from_settings(settings)
+    cases = CaseLog()
+    latest: dict[str, AuditInput] = {}  # report id -> its case as it last stood
     data = AuditData()
     for source in list(expand_paths(sources)):
         try:
@@ -59,13 +68,16 @@ def from_files(sources: Sequence[str], mappings_dir: Path | None = None) -> Audi
             continue
         for message in messages:
             sender = identify(message.data, message.format).sender or "(unknown sender)"
-            outcome = process(message, context)
+            outcome = process(message, context, cases.prior)
             if outcome.error is not None:
                 data.unprocessed.append(UnprocessedInput(sender, None, outcome.error.code))
+            if outcome.application is None or outcome.bundle is None:
                 continue
-            for record, classification in zip(
-                outcome.records, outcome.classifications, strict=True
-            ):
-                facts = report_facts(record, classification)
-                data.reports.append(AuditInput(sender, facts.reported_on, facts))
+            # A message with a value not understood is rejected and still carries its report,
+            # as in the store: both count.
+            cases.add(PriorMessage(message.data, message.format), outcome.application)
+            for view in outcome.application.cases:
+                facts = report_facts(view.record, view.classification)
+                latest[view.report_id] = AuditInput(sender, facts.reported_on, facts)
+    data.reports.extend(latest.values())
     return data

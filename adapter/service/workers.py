@@ -31,7 +31,7 @@ import socket
 import struct
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
@@ -78,8 +78,10 @@ def processed(outcome: Outcome) -> Processed:
     application = outcome.application
     if outcome.bundle is None or application is None:
         return Processed(outcome.message_id, outcome.bundle_json, (), outcome.error)
-    # One DiagnosticReport per case the message touched, in the order of application.cases.
-    facts = [report_facts(view.record, view.classification) for view in application.cases]
+    # Each case's DiagnosticReport bears the case's id: its facts are found by that id.
+    facts = {
+        view.report_id: report_facts(view.record, view.classification) for view in application.cases
+    }
     reports = tuple(report_rows(outcome.bundle, facts))
     resources = tuple(resource_rows(outcome.bundle))
     return Processed(
@@ -126,22 +128,23 @@ def case_changes(application: Application) -> CaseChanges:
     )
 
 
-def report_rows(bundle: dict[str, Any], facts: Sequence[ReportFacts]) -> list[ReportIndexRow]:
+def report_rows(bundle: dict[str, Any], facts: Mapping[str, ReportFacts]) -> list[ReportIndexRow]:
     """Index rows for every DiagnosticReport of a Bundle (for the HTTP search and the audit).
 
-    ``facts`` are the audit facts of the Bundle's reports, in order: the emitter writes one
-    DiagnosticReport per case the message touched, in the order of ``Application.cases``.
+    ``facts`` are the audit facts by report id. Each report takes its own, whatever the number
+    of reports in the Bundle, their order, or how many records made each one's case (several
+    orders of one specimen give one case report). A report without facts is indexed with none,
+    so the audit counts it as "not indexed" rather than under another report's figures.
     """
     entries = bundle.get("entry", [])
     by_url = {entry.get("fullUrl"): entry.get("resource", {}) for entry in entries}
-    reports = [
-        entry.get("resource", {})
-        for entry in entries
-        if entry.get("resource", {}).get("resourceType") == "DiagnosticReport"
-    ]
     rows: list[ReportIndexRow] = []
-    for resource, audit in zip(reports, facts, strict=True):
+    for entry in entries:
+        resource = entry.get("resource", {})
+        if resource.get("resourceType") != "DiagnosticReport":
+            continue
         subject = by_url.get(resource.get("subject", {}).get("reference"), {})
+        audit = facts.get(resource["id"])
         rows.append(
             ReportIndexRow(
                 report_id=resource["id"],
@@ -149,7 +152,7 @@ def report_rows(bundle: dict[str, Any], facts: Sequence[ReportFacts]) -> list[Re
                 category=_category_code(resource),
                 status=resource.get("status", "unknown"),
                 bundle=orjson.dumps(resource),
-                audit=audit.to_json().decode(),
+                audit=None if audit is None else audit.to_json().decode(),
             )
         )
     return rows

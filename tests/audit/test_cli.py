@@ -6,7 +6,16 @@ from pathlib import Path
 
 import orjson
 import pytest
-from audit_traffic import LAB_A, LAB_B, Case, audit_of, cell, known_traffic, message
+from audit_traffic import (
+    LAB_A,
+    LAB_B,
+    Case,
+    audit_of,
+    cell,
+    known_traffic,
+    message,
+    store_messages,
+)
 from typer.testing import CliRunner
 
 from adapter.cli import app
@@ -54,6 +63,32 @@ def test_files_give_the_same_figures_as_the_store(
     assert from_files["source"] == "files"
     assert from_files["cells"] == from_store["cells"]
     assert from_files["drift"] == from_store["drift"]
+
+
+CASES = Path(__file__).resolve().parents[2] / "fixtures" / "cases"
+GOODHEALTH = "COPATH^GOODHEALTH PATHOLOGY"
+
+
+@pytest.mark.parametrize(
+    ("folder", "category"),
+    [("ihc2-then-ish-g2", "HER2-equivocal"), ("two-groups-one-message", "HER2-low")],
+)
+def test_a_case_of_several_orders_counts_once(
+    runner: CliRunner, tmp_path: Path, folder: str, category: str
+) -> None:
+    """An IHC 2+ and its reflex ISH (two messages, or two orders of one message) are one case:
+    one report with its ISH, over files as in the store."""
+    files = sorted((CASES / folder).iterdir())
+    result = runner.invoke(app, ["audit", *map(str, files), "--json", "-"])
+    assert result.exit_code == 0, result.output
+    from_files = orjson.loads(result.stdout)
+    month = cell(from_files, GOODHEALTH, "2026-03")
+    assert month["reports"] == 1
+    assert month["categories"]["breast"]["counts"][category] == 1
+    assert (month["workup"]["ihc2"], month["workup"]["ihc2_with_ish"]) == (1, 1)
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    store_messages(url, [path.read_bytes() for path in files])
+    assert from_files["cells"] == audit_of(url)["cells"]
 
 
 def test_a_rejected_file_message_is_counted_undated(runner: CliRunner, tmp_path: Path) -> None:
