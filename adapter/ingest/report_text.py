@@ -63,6 +63,27 @@ _NAMES = {
     Analyte.ER_RESULT: "Estrogen receptor",
     Analyte.PGR_RESULT: "Progesterone receptor",
 }
+_LOINC = "http://loinc.org"
+# The LOINC code codes.md names for each kind of result, in its any-tissue form: a line of text
+# does not say what the specimen is (the record's tissue comes from the message, as for coded
+# results). A line that is one ISH number ("Ratio of HER2 to CEP17 signals: 1.3") takes that
+# number's code; one whose kind codes.md names no code for (cells counted) keeps none.
+TEXT_CODES: dict[Analyte | Quantity, tuple[str, str]] = {
+    Analyte.HER2_IHC: ("18474-7", "HER2 Ag [Presence] in Tissue by Immune stain"),
+    Analyte.HER2_ISH: ("31150-6", "ERBB2 gene duplication [Presence] in Tissue by FISH"),
+    Analyte.HER2_INTERPRETATION: ("48676-1", "HER2 [Interpretation] in Tissue"),
+    Analyte.ER_RESULT: ("40556-3", "Estrogen receptor Ag [Presence] in Tissue by Immune stain"),
+    Analyte.PGR_RESULT: (
+        "40557-1",
+        "Progesterone receptor Ag [Presence] in Tissue by Immune stain",
+    ),
+    Quantity.RATIO: (
+        "49683-6",
+        "ERBB2 gene copy number/Chromosome 17 copy number in Tissue by FISH",
+    ),
+    Quantity.HER2_COPIES: ("74860-8", "ERBB2 gene copy number/nucleus in Tissue by FISH"),
+    Quantity.CEP17_COPIES: ("74861-6", "Chromosome 17 copy number/nucleus in Tissue by FISH"),
+}
 
 
 def read_text(
@@ -226,7 +247,7 @@ def statement_values(statements: Sequence[Statement], status: ResultStatus) -> l
                 analyte=statement.analyte,
                 provenance=Provenance(
                     locator=statement.locator,
-                    code=Coding(display=f"{_NAMES[statement.analyte]} (read from report text)"),
+                    code=_text_code(statement),
                     value_type="text",
                     value_text=statement.line,
                     from_text=True,
@@ -241,6 +262,20 @@ def statement_values(statements: Sequence[Statement], status: ResultStatus) -> l
         )
         for statement in statements
     ]
+
+
+def _text_code(statement: Statement) -> Coding:
+    """The statement's LOINC code (the emitted text says it was read from report text)."""
+    reading = statement.reading
+    kind: Analyte | Quantity = statement.analyte
+    if statement.analyte is Analyte.HER2_ISH and reading.answer is None and reading.number is None:
+        named = {quantity for quantity, _ in reading.quantities}
+        if len(named) == 1:
+            kind = named.pop()
+    code = TEXT_CODES.get(kind)
+    if code is None:
+        return Coding(display=_NAMES[statement.analyte])
+    return Coding(system=_LOINC, code=code[0], display=code[1])
 
 
 _FAMILIES = (

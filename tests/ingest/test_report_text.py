@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import pytest
 from mapping_support import example_mappings
 
-from adapter.ingest.report_text import read_text
+from adapter.ingest.report_text import read_text, statement_values
 from adapter.mapping import MappingSet
-from adapter.model import Analyte
+from adapter.model import Analyte, ResultStatus
 
 IHC, ISH, INTERP = Analyte.HER2_IHC, Analyte.HER2_ISH, Analyte.HER2_INTERPRETATION
 ER, PGR = Analyte.ER_RESULT, Analyte.PGR_RESULT
@@ -306,3 +306,32 @@ def test_allred_and_intensity_are_kept_and_the_percentage_decides() -> None:
     assert (er.allred.value, er.intensity, er.percent.value) == (3, "weak", 5)
     assert outcome.classifications[0].er_result is not None
     assert outcome.classifications[0].er_result.value == "low-positive"
+
+
+@pytest.mark.parametrize(
+    ("line", "code"),
+    [
+        pytest.param("HER2 by Immunohistochemistry: Negative (Score 1+)", "18474-7", id="ihc"),
+        pytest.param("HER2 (ERBB2) by ISH: Not amplified", "31150-6", id="ish"),
+        pytest.param("Ratio of HER2 to CEP17 signals: 1.3", "49683-6", id="ratio"),
+        pytest.param("Average HER2 copy number per cell: 2.1", "74860-8", id="her2-copies"),
+        pytest.param("Average CEP17 copy number per cell: 1.6", "74861-6", id="cep17-copies"),
+        pytest.param("HER2 status: Negative", "48676-1", id="interpretation"),
+        pytest.param("Estrogen receptor: Positive (95%)", "40556-3", id="er"),
+        pytest.param("Progesterone receptor: Negative (<1%)", "40557-1", id="pgr"),
+        pytest.param("Number of invasive tumor cells counted: 20", None, id="cells-no-loinc"),
+    ],
+)
+def test_a_statement_carries_the_loinc_code_of_its_kind(
+    senders: dict[str, MappingSet], line: str, code: str | None
+) -> None:
+    """codes.md's any-tissue LOINC code for the kind of result (a line does not say the tissue);
+    a kind codes.md names no code for keeps none. The value stays the line, read from text."""
+    statements, _ = read_text([("OBX[1]", line)], senders["en"])
+    (value,) = statement_values(statements, ResultStatus.FINAL)
+    provenance = value.observation.provenance
+    assert provenance.from_text
+    assert provenance.code is not None
+    assert provenance.code.code == code
+    assert provenance.code.system == ("http://loinc.org" if code else None)
+    assert value.observation.text == line
