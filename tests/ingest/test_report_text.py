@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import pytest
 from mapping_support import example_mappings
 
-from adapter.ingest.report_text import read_text, statement_values
+from adapter.ingest.report_text import Source, Statement, read_text, statement_values
 from adapter.mapping import MappingSet
 from adapter.model import Analyte, ResultStatus
 
@@ -217,7 +217,8 @@ def test_report_gives_its_statements(report: Report, senders: dict[str, MappingS
 
 def test_statements_name_their_source_and_line(senders: dict[str, MappingSet]) -> None:
     statements, _ = read_text(
-        [("OBX[3]", "ER: Positive (95%)"), ("OBX[4]", "x\nHER2 by IHC: 3+")], senders["en"]
+        [("OBX[3]", "ER: Positive (95%)"), ("OBX[4]", "Microscopic description\nHER2 by IHC: 3+")],
+        senders["en"],
     )
     assert [s.locator for s in statements] == ["OBX[3] line 1", "OBX[4] line 2"]
 
@@ -335,3 +336,139 @@ def test_a_statement_carries_the_loinc_code_of_its_kind(
     assert provenance.code.code == code
     assert provenance.code.system == ("http://loinc.org" if code else None)
     assert value.observation.text == line
+
+
+# --------------------------------------------------------------------------------------------
+# Values over several lines: CAP-template labels with the value below, continued statements
+# --------------------------------------------------------------------------------------------
+
+
+def _read(senders: dict[str, MappingSet], *sources: Source) -> tuple[list[Statement], set[str]]:
+    statements, warnings = read_text(list(sources), senders["en"])
+    return statements, {w.code for w in warnings}
+
+
+def test_a_label_line_takes_its_value_from_the_next_line(senders: dict[str, MappingSet]) -> None:
+    """A CAP-template label on a line of its own, the value indented below it."""
+    statements, warnings = _read(
+        senders,
+        ("OBX[2]", "HER2 (ERBB2) STATUS BY IMMUNOHISTOCHEMISTRY:\n    NEGATIVE (SCORE 1+)"),
+    )
+    (statement,) = statements
+    assert statement.analyte is IHC
+    assert statement.reading.answer is not None
+    assert statement.reading.answer.score is not None
+    assert statement.reading.answer.score.value == "1+"
+    assert statement.locator == "OBX[2] lines 1-2"
+    assert statement.line == "HER2 (ERBB2) STATUS BY IMMUNOHISTOCHEMISTRY: NEGATIVE (SCORE 1+)"
+    assert warnings == set()
+
+
+def test_a_label_and_its_value_in_two_obx_segments(senders: dict[str, MappingSet]) -> None:
+    """One OBX per report line (NAACCR FT feeds): the value is in the next segment of the run."""
+    run = "http://loinc.org|22639-9"
+    statements, _ = _read(
+        senders,
+        ("OBX[4]", "Estrogen Receptor (ER) Status:", run),
+        ("OBX[5]", "Positive (95%)", run),
+    )
+    (statement,) = statements
+    assert statement.analyte is ER
+    assert statement.reading.number is not None
+    assert statement.reading.number.text == "95%"
+    assert statement.locator == "OBX[4] line 1 to OBX[5] line 1"
+    assert statement.sources == ("OBX[4]", "OBX[5]")
+
+
+@pytest.mark.parametrize(
+    "runs",
+    [
+        pytest.param(("LN|22637-3", "LN|22639-9"), id="another-code"),
+        pytest.param((None, None), id="no-run"),
+    ],
+)
+def test_lines_do_not_run_on_into_another_text(
+    senders: dict[str, MappingSet], runs: tuple[str | None, str | None]
+) -> None:
+    """A label at the end of one text (the final diagnosis) takes nothing from the next."""
+    statements, warnings = _read(
+        senders, ("OBX[1]", "ER Status:", runs[0]), ("OBX[2]", "Positive (95%)", runs[1])
+    )
+    assert statements == []
+    assert "TEXT-NOT-UNDERSTOOD" in warnings
+
+
+@pytest.mark.parametrize(
+    "after",
+    [
+        pytest.param("", id="end-of-text"),
+        pytest.param("\n\nPgR: Negative (<1%)", id="blank-line"),
+        pytest.param("\nPgR: Negative (<1%)", id="next-marker"),
+    ],
+)
+def test_a_label_without_a_value_gives_nothing_and_is_said(
+    senders: dict[str, MappingSet], after: str
+) -> None:
+    """A label whose value never comes is not read into the next marker's statement."""
+    statements, warnings = _read(senders, ("OBX[1]", f"ER Status:{after}"))
+    assert [s.analyte for s in statements] == ([PGR] if after else [])
+    assert "TEXT-NOT-UNDERSTOOD" in warnings
+
+
+def test_a_deferring_value_below_its_label_gives_no_result(
+    senders: dict[str, MappingSet],
+) -> None:
+    statements, warnings = _read(senders, ("OBX[1]", "HER2 by FISH:\n  Pending"))
+    assert statements == []
+    assert warnings == {"TEXT-DEFERRED"}
+
+
+def test_a_statement_continued_on_the_next_line_is_read_whole(
+    senders: dict[str, MappingSet],
+) -> None:
+    """The continuation qualifies the statement: IHC 0 with faint staining in 5% is ultralow."""
+    statements, warnings = _read(
+        senders,
+        (
+            "OBX[1]",
+            "HER2 by IHC: Negative (score 0), faint incomplete staining\nin 5% of tumor cells",
+        ),
+    )
+    (statement,) = statements
+    answer = statement.reading.answer
+    assert answer is not None
+    assert answer.ihc0_subtype is not None
+    assert answer.ihc0_subtype.value == "ultralow"
+    assert {q.value: n.text for q, n in statement.reading.quantities} == {"percent": "5%"}
+    assert statement.locator == "OBX[1] lines 1-2"
+    assert warnings == set()
+
+
+def test_an_open_parenthesis_runs_on_whatever_the_case(senders: dict[str, MappingSet]) -> None:
+    statements, _ = _read(senders, ("OBX[1]", "ESTROGEN RECEPTOR: POSITIVE (95%,\nSTRONG)"))
+    (statement,) = statements
+    assert statement.reading.number is not None
+    assert statement.reading.number.text == "95%"
+    assert statement.locator == "OBX[1] lines 1-2"
+
+
+def test_a_continuation_not_understood_takes_the_statement_back(
+    senders: dict[str, MappingSet],
+) -> None:
+    """Never half a statement: a continuation that cannot be read may change the meaning."""
+    statements, warnings = _read(
+        senders, ("OBX[1]", "HER2 by IHC: Positive (3+)\nin rare scattered foci only")
+    )
+    assert statements == []
+    assert warnings == {"TEXT-NOT-UNDERSTOOD"}
+
+
+def test_a_new_sentence_or_marker_is_not_a_continuation(senders: dict[str, MappingSet]) -> None:
+    statements, _ = _read(
+        senders,
+        ("OBX[1]", "ER: Positive (95%)\nPR: Positive (40%)\nControls appropriate."),
+    )
+    assert [(s.analyte, s.locator) for s in statements] == [
+        (ER, "OBX[1] line 1"),
+        (PGR, "OBX[1] line 2"),
+    ]
