@@ -460,9 +460,16 @@ def _recount_reported(
         ):
             return True
         texts = (*observation.notes, observation.text or "")
-        if any(mapping.mentions_recount(text) for text in texts if text):
+        if any(_says_recount(mapping, text) for text in texts if text):
             return True
-    return any(mapping.mentions_recount(note) for note in group_notes)
+    return any(_says_recount(mapping, note) for note in group_notes)
+
+
+def _says_recount(mapping: MappingSet, text: str) -> bool:
+    """The text, read whole by the value grammar, says a recount was done: "Recount not
+    performed" (a negation), "recount pending" (a deferral) and a text not understood do not.
+    Its number, if any, is the recount's (cells counted)."""
+    return grammar.read(mapping, text, Analyte.ISH_RECOUNT).recount
 
 
 def _recount_cells(values: Sequence[ReadValue]) -> int | None:
