@@ -271,7 +271,7 @@ def test_unknown_log_level_and_format(runner: CliRunner) -> None:
         (["convert"], "her2-adapter convert: Missing argument 'INPUT...'"),
         (
             ["convert", "--bogus", "x"],
-            "her2-adapter convert: No such option: --bogus (Possible options: --out)",
+            "her2-adapter convert: No such option: --bogus (Possible options: --jobs, --out)",
         ),
         (
             ["serve", "--workers", "many"],
