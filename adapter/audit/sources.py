@@ -1,5 +1,5 @@
 """Where the audit's inputs come from: a store's report index, or message files run through the
-pipeline (the same ``report_facts`` the service indexes with).
+pipeline (the same ``case_facts`` the service indexes with).
 
 A report's day is its issue day (else its effective day), so an audit of a backfilled store or
 of files counts reports in the month the lab issued them; a report that names neither counts on
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from adapter.audit.facts import ReportFacts, report_facts
+from adapter.audit.facts import ReportFacts, case_facts
 from adapter.audit.figures import AuditInput, UnprocessedInput
 from adapter.errors import AdapterError
 from adapter.store import Store
@@ -77,7 +77,7 @@ def from_files(sources: Sequence[str], mappings_dir: Path | None = None) -> Audi
             # as in the store: both count.
             cases.add(PriorMessage(message.data, message.format), outcome.application)
             for view in outcome.application.cases:
-                facts = report_facts(view.record, view.classification)
+                facts = case_facts(view)
                 latest[view.report_id] = AuditInput(sender, facts.reported_on, facts)
     data.reports.extend(latest.values())
     return data
