@@ -171,6 +171,24 @@ def known_traffic() -> list[Case]:
     return cases
 
 
+# The reflex traffic: IHC 2+ reports whose ISH comes in a later message.
+DAY = date(2024, 3, 10)
+LAB_R = "LAB-R^LAB-R PATHOLOGY"
+IHC2 = Case("LAB-R", DAY, ihc="2+", ish=("1.2", "2.5", "2.1"))  # group 5 once the ISH comes
+REFLEX_DAYS = (2, 3, 5, 9)  # the ISH message's issue time, days after the IHC message's
+
+
+def reflex_traffic() -> list[bytes]:
+    """Four IHC 2+ reports, each followed by its reflex ISH in another order and message, the
+    later ones first (the ISH of one case arrives after the IHC of the next)."""
+    ihc = [message(IHC2, n, part="ihc") for n in range(1, 5)]
+    ish = [
+        message(IHC2, n, part="ish", issued_after=72 + 24 * days)
+        for n, days in zip(range(1, 5), REFLEX_DAYS, strict=True)
+    ]
+    return [ihc[0], ihc[1], ish[0], ihc[2], ish[1], ihc[3], ish[2], ish[3]]
+
+
 def build_store(url: str, cases: list[Case]) -> None:
     """Runs the cases through the service core (the real pipeline and store writer) into the
     store at ``url``."""

@@ -9,6 +9,7 @@ hours.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -19,12 +20,12 @@ import orjson
 from adapter.model import (
     IHC_ANALYTES,
     ISH_ANALYTES,
+    Analyte,
     AssayRecord,
     Category,
     Classification,
     Coding,
     IhcScore,
-    ReportedObservation,
     UnusedResult,
 )
 
@@ -160,13 +161,17 @@ def case_facts(view: CaseView) -> ReportFacts:
 
 
 def ihc_class(record: AssayRecord, classification: Classification) -> IhcClass | None:
+    score = record.her2_ihc.score if record.her2_ihc is not None else None
+    return ihc_class_of(score, classification.category)
+
+
+def ihc_class_of(score: IhcScore | None, category: Category | str) -> IhcClass | None:
     """The reported score; IHC 0 is null or ultralow only when the rules made it that category
     (a sub-type is a breast concept, and one contradicted by the stained share is unknown)."""
-    score = record.her2_ihc.score if record.her2_ihc is not None else None
     if score is None:
         return None
     if score is IhcScore.ZERO:
-        return _ZERO_CLASS.get(classification.category, IhcClass.ZERO_UNKNOWN)
+        return _ZERO_CLASS.get(Category(category), IhcClass.ZERO_UNKNOWN)
     return _SCORE_CLASS[score]
 
 
@@ -205,17 +210,29 @@ def ihc_to_ish_hours(view: CaseView) -> float | None:
 
     None when a time is missing (never a guess), or when the ISH came before the IHC.
     """
-    results = list(zip(view.record.observations, view.arrivals, strict=True))
-    ihc = [(o, arrival) for o, arrival in results if o.analyte in IHC_ANALYTES]
-    ish = [(o, arrival) for o, arrival in results if o.analyte in ISH_ANALYTES]
+    return turnaround(
+        (o.analyte, o.effective, arrival)
+        for o, arrival in zip(view.record.observations, view.arrivals, strict=True)
+    )
+
+
+TimedResult = tuple[Analyte, datetime | None, "Arrival"]
+"""A result's analyte, its own time (OBX-14 / effective) and when it came into its case."""
+
+
+def turnaround(results: Iterable[TimedResult]) -> float | None:
+    """``ihc_to_ish_hours`` over results as (analyte, result time, arrival)."""
+    timed = list(results)
+    ihc = [(at, arrival) for analyte, at, arrival in timed if analyte in IHC_ANALYTES]
+    ish = [(at, arrival) for analyte, at, arrival in timed if analyte in ISH_ANALYTES]
     if not ihc or not ish:
         return None
     first_ihc, first_ish = _first(ihc), _first(ish)
     start: datetime | None
     end: datetime | None
     if first_ihc == first_ish:
-        start = min((o.effective for o, a in ihc if a == first_ihc and o.effective), default=None)
-        end = min((o.effective for o, a in ish if a == first_ish and o.effective), default=None)
+        start = min((at for at, a in ihc if a == first_ihc and at), default=None)
+        end = min((at for at, a in ish if a == first_ish and at), default=None)
     else:
         start, end = first_ihc.issued, first_ish.issued
     if start is None or end is None:
@@ -224,7 +241,7 @@ def ihc_to_ish_hours(view: CaseView) -> float | None:
     return round(hours, 2) if hours >= 0 else None
 
 
-def _first(results: list[tuple[ReportedObservation, Arrival]]) -> Arrival:
+def _first(results: list[tuple[datetime | None, Arrival]]) -> Arrival:
     """The earliest arrival: the first version, and in it the order issued first."""
     return min(
         (arrival for _, arrival in results),

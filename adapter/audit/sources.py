@@ -48,20 +48,29 @@ def from_files(sources: Sequence[str], mappings_dir: Path | None = None) -> Audi
     counts once, as it last stands: the store's rule (the latest version of each report), so a
     reflex ISH in a later file completes its IHC's report instead of counting as another.
     """
+    from adapter.audit.output import OutputReader, documents, is_output
     from adapter.cases import PriorMessage
     from adapter.cases.log import CaseLog
     from adapter.config import Settings
+    from adapter.ingest.values import site_zone
     from adapter.inputs import expand_paths, read_input
     from adapter.pipeline import Context, identify, process, split_input
 
     settings = Settings(mappings_dir=mappings_dir) if mappings_dir else Settings()
     context = Context.from_settings(settings)
+    codesystem = settings.codesystem_url
+    output = OutputReader(context.mappings.default, codesystem, site_zone(settings.site_timezone))
     cases = CaseLog()
     latest: dict[str, AuditInput] = {}  # report id -> its case as it last stood
     data = AuditData()
     for source in list(expand_paths(sources)):
         try:
-            messages = split_input(read_input(source))
+            raw = read_input(source)
+            found = documents(raw)
+            if found is not None and is_output(found, codesystem):
+                output.add(found)  # the adapter's own Bundles, or a receiver's copy of them
+                continue
+            messages = split_input(raw)
         except AdapterError as error:
             name = Path(source).name
             data.unprocessed.append(UnprocessedInput(f"(file {name})", None, error.code))
@@ -80,4 +89,8 @@ def from_files(sources: Sequence[str], mappings_dir: Path | None = None) -> Audi
                 facts = case_facts(view)
                 latest[view.report_id] = AuditInput(sender, facts.reported_on, facts)
     data.reports.extend(latest.values())
+    data.reports.extend(
+        AuditInput(sender, facts.reported_on if facts else None, facts)
+        for sender, facts in output.reports()
+    )
     return data

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 
 import orjson
 import pytest
-from audit_traffic import Case, audit_of, cell, message, store_messages
+from audit_traffic import (
+    DAY,
+    IHC2,
+    LAB_R,
+    REFLEX_DAYS,
+    Case,
+    audit_of,
+    cell,
+    message,
+    reflex_traffic,
+    store_messages,
+)
 
 from adapter.audit.facts import case_facts
 from adapter.audit.sources import from_files
@@ -17,22 +27,7 @@ from adapter.config import Settings
 from adapter.pipeline import Context, process, split_input
 from adapter.store import open_store
 
-DAY = date(2024, 3, 10)
-SENDER = "LAB-R^LAB-R PATHOLOGY"
-IHC2 = Case("LAB-R", DAY, ihc="2+", ish=("1.2", "2.5", "2.1"))  # group 5 once the ISH comes
-REFLEX_DAYS = (2, 3, 5, 9)  # the ISH message's issue time, days after the IHC message's
 CASES = Path(__file__).resolve().parents[2] / "fixtures" / "cases"
-
-
-def reflex_traffic() -> list[bytes]:
-    """Four IHC 2+ reports, each followed by its reflex ISH in another order and message, the
-    later ones first (the ISH of one case arrives after the IHC of the next)."""
-    ihc = [message(IHC2, n, part="ihc") for n in range(1, 5)]
-    ish = [
-        message(IHC2, n, part="ish", issued_after=72 + 24 * days)
-        for n, days in zip(range(1, 5), REFLEX_DAYS, strict=True)
-    ]
-    return [ihc[0], ihc[1], ish[0], ihc[2], ish[1], ihc[3], ish[2], ish[3]]
 
 
 def _hours(data: list[bytes]) -> list[float | None]:
@@ -60,7 +55,7 @@ def test_the_stores_audit_times_the_reflex_ish(tmp_path: Path) -> None:
     the case timeline holds the IHC version and then the ISH version."""
     url = f"sqlite:///{tmp_path / 'store.db'}"
     store_messages(url, reflex_traffic())
-    month = cell(audit_of(url), SENDER, "2024-03")
+    month = cell(audit_of(url), LAB_R, "2024-03")
     assert month["reports"] == 4
     work = month["workup"]
     assert (work["ihc2"], work["ihc2_with_ish"], work["ihc_to_ish_timed"]) == (4, 4, 4)
