@@ -30,6 +30,8 @@ from datetime import date, datetime, tzinfo
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from adapter.audit.facts import (
     ReportFacts,
     TimedResult,
@@ -124,16 +126,37 @@ class OutputReader:
             first = (
                 self._moment(resource.get("issued")) if earlier is None else earlier.first_issued
             )
-            self._held[key] = _Held(resource, _references(resource, full_urls), first)
+            held = _as_held(resource, full_urls)
+            self._held[key] = _Held(held, _references(held), first)
 
     def reports(self) -> Iterator[tuple[str, ReportFacts | None]]:
         """(sender, facts) of every adapter case report held, in id order; facts None for a
         report whose case had every result withdrawn (it carries no classification)."""
         for key in sorted(self._held):
             held = self._held[key]
-            if key[0] != "DiagnosticReport" or not _is_own_report(held.resource, self._codesystem):
+            if key[0] == "DiagnosticReport" and self._own(held):
+                yield self._sender(held), self._facts(held)
+
+    def foreign_reports(self) -> Iterator[bytes]:
+        """Every other DiagnosticReport held, as NDJSON of it and the resources it names (its
+        results, subject, specimens, performers): a message for the FHIR reader to classify."""
+        for key in sorted(self._held):
+            held = self._held[key]
+            if key[0] != "DiagnosticReport" or self._own(held):
                 continue
-            yield self._sender(held), self._facts(held)
+            named = [found for ref in held.refs.values() if (found := self._get(ref))]
+            lines = [held.resource, *(found.resource for found in named)]
+            unique = {id(line): line for line in lines}.values()
+            yield b"".join(orjson.dumps(line, default=_exact) + b"\n" for line in unique)
+
+    def _own(self, report: _Held) -> bool:
+        if _is_own_report(report.resource, self._codesystem):
+            return True
+        return any(
+            (found := self._get(key)) is not None and _components(found.resource, self._codesystem)
+            for name, key in report.refs.items()
+            if name.startswith("result[")
+        )
 
     def _get(self, key: Key | None) -> _Held | None:
         return None if key is None else self._held.get(key)
@@ -278,22 +301,51 @@ def _key_of(resource: Any) -> Key | None:
     return (kind, rid) if isinstance(kind, str) and isinstance(rid, str) and rid else None
 
 
-def _references(resource: dict[str, Any], full_urls: dict[str, Key]) -> dict[str, Key]:
-    """The references the audit follows (``result[i]``, ``performer[i]``), resolved: a fullUrl
-    of the same Bundle, ``Type/id``, or an absolute URL ending in ``Type/id`` (any
+def _exact(value: object) -> orjson.Fragment:
+    """A Decimal as read (``documents`` keeps them exact), digit for digit."""
+    if isinstance(value, Decimal):
+        return orjson.Fragment(str(value))
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def _as_held(resource: dict[str, Any], full_urls: dict[str, Key]) -> dict[str, Any]:
+    """The resource with every reference to a fullUrl of its Bundle as ``Type/id``, as a
+    server rewrites them on commit (a copy; the resource itself is left as given)."""
+    if not full_urls:
+        return resource
+
+    def rewritten(value: Any) -> Any:
+        if isinstance(value, dict):
+            found = {k: rewritten(v) for k, v in value.items()}
+            reference = found.get("reference")
+            if isinstance(reference, str) and reference in full_urls:
+                found["reference"] = "/".join(full_urls[reference])
+            return found
+        if isinstance(value, list):
+            return [rewritten(item) for item in value]
+        return value
+
+    result: dict[str, Any] = rewritten(resource)
+    return result
+
+
+def _references(resource: dict[str, Any]) -> dict[str, Key]:
+    """The references the audit follows (``result[i]``, ``performer[i]``, ``specimen[i]``,
+    ``subject``), resolved: ``Type/id``, or an absolute URL ending in ``Type/id`` (any
     ``_history`` part dropped)."""
     found: dict[str, Key] = {}
-    for element in ("result", "performer"):
-        for index, item in enumerate(resource.get(element, [])):
+    for element in ("result", "performer", "specimen", "subject"):
+        items = resource.get(element)
+        listed = items if isinstance(items, list) else [items] if items else []
+        for index, item in enumerate(listed):
             reference = item.get("reference") if isinstance(item, dict) else None
-            if isinstance(reference, str) and (key := _resolve(reference, full_urls)):
-                found[f"{element}[{index}]"] = key
+            if isinstance(reference, str) and (key := _resolve(reference)):
+                name = element if element == "subject" else f"{element}[{index}]"
+                found[name] = key
     return found
 
 
-def _resolve(reference: str, full_urls: dict[str, Key]) -> Key | None:
-    if reference in full_urls:
-        return full_urls[reference]
+def _resolve(reference: str) -> Key | None:
     parts = reference.split("/_history/")[0].rstrip("/").split("/")
     if len(parts) >= 2 and parts[-2][:1].isupper():
         return parts[-2], parts[-1]

@@ -47,6 +47,8 @@ def from_files(sources: Sequence[str], mappings_dir: Path | None = None) -> Audi
     The messages form cases in the order read, as one ``convert`` run does, and each case
     counts once, as it last stands: the store's rule (the latest version of each report), so a
     reflex ISH in a later file completes its IHC's report instead of counting as another.
+    A file of the adapter's own output (``output.is_output``) is audited as it stands, and
+    another system's reports among it are classified as messages.
     """
     from adapter.audit.output import OutputReader, documents, is_output
     from adapter.cases import PriorMessage
@@ -54,7 +56,8 @@ def from_files(sources: Sequence[str], mappings_dir: Path | None = None) -> Audi
     from adapter.config import Settings
     from adapter.ingest.values import site_zone
     from adapter.inputs import expand_paths, read_input
-    from adapter.pipeline import Context, identify, process, split_input
+    from adapter.model import SourceFormat
+    from adapter.pipeline import Context, RawMessage, identify, process, split_input
 
     settings = Settings(mappings_dir=mappings_dir) if mappings_dir else Settings()
     context = Context.from_settings(settings)
@@ -63,6 +66,21 @@ def from_files(sources: Sequence[str], mappings_dir: Path | None = None) -> Audi
     cases = CaseLog()
     latest: dict[str, AuditInput] = {}  # report id -> its case as it last stood
     data = AuditData()
+
+    def take(message: RawMessage) -> None:
+        sender = identify(message.data, message.format).sender or "(unknown sender)"
+        outcome = process(message, context, cases.prior)
+        if outcome.error is not None:
+            data.unprocessed.append(UnprocessedInput(sender, None, outcome.error.code))
+        if outcome.application is None or outcome.bundle is None:
+            return
+        # A message with a value not understood is rejected and still carries its report,
+        # as in the store: both count.
+        cases.add(PriorMessage(message.data, message.format), outcome.application)
+        for view in outcome.application.cases:
+            facts = case_facts(view)
+            latest[view.report_id] = AuditInput(sender, facts.reported_on, facts)
+
     for source in list(expand_paths(sources)):
         try:
             raw = read_input(source)
@@ -76,18 +94,10 @@ def from_files(sources: Sequence[str], mappings_dir: Path | None = None) -> Audi
             data.unprocessed.append(UnprocessedInput(f"(file {name})", None, error.code))
             continue
         for message in messages:
-            sender = identify(message.data, message.format).sender or "(unknown sender)"
-            outcome = process(message, context, cases.prior)
-            if outcome.error is not None:
-                data.unprocessed.append(UnprocessedInput(sender, None, outcome.error.code))
-            if outcome.application is None or outcome.bundle is None:
-                continue
-            # A message with a value not understood is rejected and still carries its report,
-            # as in the store: both count.
-            cases.add(PriorMessage(message.data, message.format), outcome.application)
-            for view in outcome.application.cases:
-                facts = case_facts(view)
-                latest[view.report_id] = AuditInput(sender, facts.reported_on, facts)
+            take(message)
+    # Another system's reports among our output (a registry's export holds both) are input.
+    for foreign in output.foreign_reports():
+        take(RawMessage(foreign, SourceFormat.FHIR))
     data.reports.extend(latest.values())
     data.reports.extend(
         AuditInput(sender, facts.reported_on if facts else None, facts)

@@ -173,6 +173,27 @@ def test_a_third_partys_bundle_beside_ours_is_classified_as_input(
     assert cell(audit, GOODHEALTH_LAB, "all")["workup"]["ihc2_with_ish"] == 1
 
 
+@pytest.mark.skipif(not MCODE.is_dir(), reason="bash tests/peers/fetch-packages.sh")
+def test_another_systems_reports_in_an_export_of_ours_are_classified(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """A registry's export holding our resources and the mCODE example's: ours are audited as
+    output; each of the other reports, with what it names, is classified as input (the one
+    with the HER2 TumorMarkerTest is HER2-negative, the other has no HER2 result)."""
+    files = sorted((CASES / "ihc2-then-ish-g2").iterdir())
+    ours = export_of(bundles_of([p.read_bytes() for p in files]))
+    mcode = orjson.loads((MCODE / "Bundle-mcode-patient-bundle-jenny-m.json").read_bytes())
+    theirs = export_of([mcode])
+    (tmp_path / "export.ndjson").write_bytes(ndjson(ours + theirs))
+    audit = _audit(runner, tmp_path / "export.ndjson")
+    assert audit["senders"] == [GOODHEALTH_LAB, "fhir"]
+    other = cell(audit, "fhir", "all")
+    assert other["reports"] == 1
+    assert other["categories"]["breast"]["counts"]["HER2-negative"] == 1
+    assert other["quality"]["unprocessed"] == {"NO-HER2-RESULT": 1}
+    assert cell(audit, GOODHEALTH_LAB, "all")["reports"] == 1
+
+
 def test_a_store_of_the_messages_agrees_with_their_bundles(
     runner: CliRunner, tmp_path: Path
 ) -> None:
