@@ -102,8 +102,9 @@ def is_output(items: Iterable[Any], codesystem: str) -> bool:
 
 @dataclass
 class _Held:
-    resource: dict[str, Any]
-    refs: dict[str, Key]  # the references of the resource's latest version, resolved
+    resource: dict[str, Any]  # the latest version, as given
+    refs: dict[str, Key]  # its references the audit follows, resolved
+    full_urls: dict[str, Key]  # its Bundle's fullUrls (shared by the Bundle's resources)
     first_issued: datetime | None  # the issue time of the first version given
 
 
@@ -126,8 +127,8 @@ class OutputReader:
             first = (
                 self._moment(resource.get("issued")) if earlier is None else earlier.first_issued
             )
-            held = _as_held(resource, full_urls)
-            self._held[key] = _Held(held, _references(held), first)
+            refs = _references(resource, full_urls)
+            self._held[key] = _Held(resource, refs, full_urls, first)
 
     def reports(self) -> Iterator[tuple[str, ReportFacts | None]]:
         """(sender, facts) of every adapter case report held, in id order; facts None for a
@@ -145,9 +146,11 @@ class OutputReader:
             if key[0] != "DiagnosticReport" or self._own(held):
                 continue
             named = [found for ref in held.refs.values() if (found := self._get(ref))]
-            lines = [held.resource, *(found.resource for found in named)]
-            unique = {id(line): line for line in lines}.values()
-            yield b"".join(orjson.dumps(line, default=_exact) + b"\n" for line in unique)
+            unique = {id(found): found for found in (held, *named)}.values()
+            yield b"".join(
+                orjson.dumps(_as_held(found.resource, found.full_urls), default=_exact) + b"\n"
+                for found in unique
+            )
 
     def _own(self, report: _Held) -> bool:
         if _is_own_report(report.resource, self._codesystem):
@@ -329,23 +332,25 @@ def _as_held(resource: dict[str, Any], full_urls: dict[str, Key]) -> dict[str, A
     return result
 
 
-def _references(resource: dict[str, Any]) -> dict[str, Key]:
+def _references(resource: dict[str, Any], full_urls: dict[str, Key]) -> dict[str, Key]:
     """The references the audit follows (``result[i]``, ``performer[i]``, ``specimen[i]``,
-    ``subject``), resolved: ``Type/id``, or an absolute URL ending in ``Type/id`` (any
-    ``_history`` part dropped)."""
+    ``subject``), resolved: a fullUrl of the same Bundle, ``Type/id``, or an absolute URL
+    ending in ``Type/id`` (any ``_history`` part dropped)."""
     found: dict[str, Key] = {}
     for element in ("result", "performer", "specimen", "subject"):
         items = resource.get(element)
         listed = items if isinstance(items, list) else [items] if items else []
         for index, item in enumerate(listed):
             reference = item.get("reference") if isinstance(item, dict) else None
-            if isinstance(reference, str) and (key := _resolve(reference)):
+            if isinstance(reference, str) and (key := _resolve(reference, full_urls)):
                 name = element if element == "subject" else f"{element}[{index}]"
                 found[name] = key
     return found
 
 
-def _resolve(reference: str) -> Key | None:
+def _resolve(reference: str, full_urls: dict[str, Key]) -> Key | None:
+    if reference in full_urls:
+        return full_urls[reference]
     parts = reference.split("/_history/")[0].rstrip("/").split("/")
     if len(parts) >= 2 and parts[-2][:1].isupper():
         return parts[-2], parts[-1]
