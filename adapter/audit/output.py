@@ -42,6 +42,7 @@ from adapter.audit.facts import (
 )
 from adapter.cases.book import Arrival
 from adapter.emit.codes import MAPPINGS_VERSION_SYSTEM
+from adapter.errors import InvalidResource
 from adapter.ingest.assemble import ReadValue, assemble
 from adapter.ingest.fhir_observation import read_observation
 from adapter.mapping import MappingSet
@@ -69,6 +70,8 @@ _UNUSED_NOTE = re.compile(
 )
 _WARNING_NOTE = re.compile(r"Warning (?P<code>[A-Z0-9]+(?:-[A-Z0-9]+)+): ")
 _NO_PERFORMER = "(no performer named)"
+_MALFORMED = (AttributeError, TypeError, ValueError, KeyError, IndexError, ArithmeticError)
+"""What reading a resource of another shape than the emitter's raises."""
 
 Key = tuple[str, str]  # (resource type, id)
 
@@ -98,6 +101,16 @@ def documents(data: bytes) -> list[Any] | None:
 def is_output(items: Iterable[Any], codesystem: str) -> bool:
     """Whether the documents hold one of the adapter's own case reports or summaries."""
     return any(_is_own_report(r, codesystem) for r, _ in _resources(items))
+
+
+@dataclass(frozen=True, slots=True)
+class OutputReport:
+    """One case report of the output: its sender and facts (None when its case had every
+    result withdrawn, so it carries no classification), or why it could not be read."""
+
+    sender: str
+    facts: ReportFacts | None
+    error_code: str | None = None
 
 
 @dataclass
@@ -130,13 +143,19 @@ class OutputReader:
             refs = _references(resource, full_urls)
             self._held[key] = _Held(resource, refs, full_urls, first)
 
-    def reports(self) -> Iterator[tuple[str, ReportFacts | None]]:
-        """(sender, facts) of every adapter case report held, in id order; facts None for a
-        report whose case had every result withdrawn (it carries no classification)."""
+    def reports(self) -> Iterator[OutputReport]:
+        """Every adapter case report held, in id order."""
         for key in sorted(self._held):
             held = self._held[key]
-            if key[0] == "DiagnosticReport" and self._own(held):
-                yield self._sender(held), self._facts(held)
+            if key[0] != "DiagnosticReport" or not self._own(held):
+                continue
+            try:
+                report = OutputReport(self._sender(held), self._facts(held))
+            except _MALFORMED:
+                # Not the emitter's shapes (the file was edited, or is not ours after all):
+                # counted as the FHIR reader counts a resource R4 refuses, never guessed at.
+                report = OutputReport(_NO_PERFORMER, None, InvalidResource.code)
+            yield report
 
     def foreign_reports(self) -> Iterator[bytes]:
         """Every other DiagnosticReport held, as NDJSON of it and the resources it names (its
@@ -185,14 +204,14 @@ class OutputReader:
             if (found := self._get(report.refs.get(f"result[{index}]"))) is not None
         ]
         summaries = [r for r in results if _components(r.resource, self._codesystem)]
-        if not summaries:
-            return None
-        summary = summaries[0].resource
-        parts = _components(summary, self._codesystem)
+        parts = _components(summaries[0].resource, self._codesystem) if summaries else {}
         category = _first_code(parts.get("her2-category", []))
         tissue = _first_code(parts.get("tissue", []))
         if category is None or tissue is None:
-            return None
+            if report.resource.get("status") == "entered-in-error":
+                return None  # every result withdrawn: the emitter writes no classification
+            raise ValueError("a case report without its summary's category and tissue")
+        summary = summaries[0].resource
         rules = tuple(dict.fromkeys(c for p in parts.get("rule", []) if (c := _code(p))))
         flags = tuple(dict.fromkeys(c for p in parts.get("flag", []) if (c := _code(p))))
         group = next((p.get("valueInteger") for p in parts.get("ish-group", [])), None)
@@ -285,7 +304,7 @@ def _resources(items: Iterable[Any]) -> Iterator[tuple[dict[str, Any], dict[str,
         if item.get("resourceType") != "Bundle":
             yield item, {}
             continue
-        entries = [e for e in item.get("entry", []) if isinstance(e, dict)]
+        entries = [e for e in _list(item.get("entry")) if isinstance(e, dict)]
         full_urls: dict[str, Key] = {}
         for entry in entries:
             resource = entry.get("resource")
@@ -360,11 +379,7 @@ def _resolve(reference: str, full_urls: dict[str, Key]) -> Key | None:
 def _is_own_report(resource: dict[str, Any], codesystem: str) -> bool:
     """The adapter's case report (tagged with the mappings version), or its HER2 summary."""
     if resource.get("resourceType") == "DiagnosticReport":
-        tags = (
-            resource.get("meta", {}).get("tag", [])
-            if isinstance(resource.get("meta"), dict)
-            else []
-        )
+        tags = _list(_dict(resource.get("meta")).get("tag"))
         return any(isinstance(t, dict) and t.get("system") == MAPPINGS_VERSION_SYSTEM for t in tags)
     return resource.get("resourceType") == "Observation" and bool(_components(resource, codesystem))
 
@@ -372,13 +387,24 @@ def _is_own_report(resource: dict[str, Any], codesystem: str) -> bool:
 def _components(resource: dict[str, Any], codesystem: str) -> dict[str, list[dict[str, Any]]]:
     """The summary's components by their code in the adapter's CodeSystem."""
     found: dict[str, list[dict[str, Any]]] = {}
-    for component in resource.get("component", []):
+    for component in _list(resource.get("component")):
         if not isinstance(component, dict):
             continue
-        for coding in component.get("code", {}).get("coding", []):
-            if coding.get("system") == codesystem and isinstance(coding.get("code"), str):
+        for coding in _list(_dict(component.get("code")).get("coding")):
+            if not isinstance(coding, dict) or coding.get("system") != codesystem:
+                continue
+            if isinstance(coding.get("code"), str):
                 found.setdefault(coding["code"], []).append(component)
     return found
+
+
+def _list(value: Any) -> list[Any]:
+    """A JSON array as given, else nothing (an element of another shape is not read)."""
+    return value if isinstance(value, list) else []
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _code(component: dict[str, Any]) -> str | None:

@@ -99,8 +99,10 @@ def from_files(sources: Sequence[str], mappings_dir: Path | None = None) -> Audi
     for foreign in output.foreign_reports():
         take(RawMessage(foreign, SourceFormat.FHIR))
     data.reports.extend(latest.values())
-    data.reports.extend(
-        AuditInput(sender, facts.reported_on if facts else None, facts)
-        for sender, facts in output.reports()
-    )
+    for report in output.reports():
+        if report.error_code is not None:
+            data.unprocessed.append(UnprocessedInput(report.sender, None, report.error_code))
+            continue
+        day = report.facts.reported_on if report.facts else None
+        data.reports.append(AuditInput(report.sender, day, report.facts))
     return data

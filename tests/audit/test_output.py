@@ -228,3 +228,26 @@ def test_notes_in_a_labs_own_words_are_not_taken(runner: CliRunner, tmp_path: Pa
     quality = cell(_audit(runner, tmp_path / "out.ndjson"), GOODHEALTH_LAB, "2026-03")["quality"]
     assert quality["warnings"] == {"ISH-VALUE-FAILED": 1}
     assert quality["unused_codes"] == [{"kind": "unmapped-code", "code": "99LOC|KI67", "count": 1}]
+
+
+def test_a_case_report_of_another_shape_is_counted_as_invalid(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """An edited Bundle whose case report and summary break the emitter's shapes is one line of
+    FHIR-INVALID, never a traceback or a guess; its intact neighbour still counts."""
+    files = sorted((CASES / "two-specimens-one-patient").iterdir())
+    bundles = bundles_of([p.read_bytes() for p in files])
+    for entry in bundles[0]["entry"]:
+        resource = entry["resource"]
+        if resource["resourceType"] == "Observation" and "component" in resource:
+            resource["component"][0]["valueCodeableConcept"] = "HER2-positive"
+            resource["note"] = {"text": "not a list"}
+        if resource["resourceType"] == "DiagnosticReport":
+            resource["performer"] = "Organization/x"
+    bundles.append({"resourceType": "Bundle", "entry": {"resource": "broken"}})
+    (tmp_path / "out.ndjson").write_bytes(ndjson(bundles))
+    audit = _audit(runner, tmp_path / "out.ndjson")
+    assert cell(audit, "(no performer named)", "undated")["quality"]["unprocessed"] == {
+        "FHIR-INVALID": 1
+    }
+    assert cell(audit, GOODHEALTH_LAB, "2026-03")["reports"] == 1
