@@ -126,13 +126,24 @@ class Converter:
         cases = self._cases
         if cases is None:
             return [_result(message, process(message, context)) for message in messages]
-        results = []
-        for message in messages:
-            outcome = process(message, context, cases.prior)
-            if outcome.application is not None:
-                cases.add(PriorMessage(message.data, message.format, sender), outcome.application)
-            results.append(_result(message, outcome))
-        return results
+        return [combined(message, context, cases, sender) for message in messages]
+
+
+def combined(
+    message: RawMessage,
+    context: Context,
+    cases: CaseLog,
+    sender: str | None,
+    position: int | None = None,
+) -> Result:
+    """One message combined with the cases of the run so far, which it then joins (internal:
+    ``Converter.convert_all``, and each worker of ``convert --jobs``; ``position`` is the
+    message's place in the run when a worker sees only some of them)."""
+    outcome = process(message, context, cases.prior)
+    if outcome.application is not None:
+        prior = PriorMessage(message.data, message.format, sender)
+        cases.add(prior, outcome.application, position)
+    return _result(message, outcome)
 
 
 def convert(

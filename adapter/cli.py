@@ -26,7 +26,8 @@ from adapter import __version__
 from adapter.cli_help import App
 
 if TYPE_CHECKING:
-    from adapter.api import Converter, Result
+    from adapter.api import Converter
+    from adapter.cli_jobs import Converted
     from adapter.config import Settings
     from adapter.store import MessageStatus
 
@@ -161,6 +162,14 @@ def convert(
             "--summary", help="Counts on stderr: HER2 categories, HR status, rejections by code."
         ),
     ] = False,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            min=1,
+            help="Worker processes; every case on one of them, output as with one.",
+        ),
+    ] = 1,
     progress: ProgressOption = None,
     log_level: QuietLogLevel = "warning",
     log_format: LogFormatOption = "text",
@@ -169,6 +178,8 @@ def convert(
 
     The messages of one run combine into cases in the order given (docs/cases.md).
     """
+    if jobs > 1 and store is not None:
+        _usage_error("--jobs and --store do not combine: the store's cases have one writer")
     _configure_logging(log_level, log_format)
     with _long_lived_imports():
         from adapter.api import Converter
@@ -180,7 +191,7 @@ def convert(
         except AdapterError as error:
             _usage_error(str(error))
     from adapter.cli_progress import Reporter
-    from adapter.inputs import InputFileError, expand_paths, read_input
+    from adapter.inputs import InputFileError, expand_paths
 
     try:
         files = list(expand_paths(paths))  # every name checked before anything is written
@@ -197,22 +208,31 @@ def convert(
 
         counts = Summary()
     rejected = 0
+    if jobs > 1:
+        from adapter.cli_jobs import JobOptions, convert_jobs
+
+        options = JobOptions(mappings, strict, validate, source)
+        results = convert_jobs(files, options, jobs, converter.context)
+    else:
+        results = _convert_here(files, converter, source)
     with Reporter(len(files), progress) as reporter:
-        for path in files:
-            try:
-                data = read_input(path)
-            except InputFileError as error:
-                _usage_error(str(error))
-            for result in converter.convert_all(data, sender=source):
-                if counts is not None:
-                    counts.add(result)
-                # A value not understood comes with a Bundle that says so: both are written.
-                if result.bundle_json is not None:
-                    writer.write(result.bundle_json, result.message_id)
-                if result.error is not None or result.bundle_json is None:
-                    reporter.line(_rejection_line(path, result))
-                    rejected += 1
-                reporter.advance_message()
+        current = 0
+        for result in results:
+            if result.file_error is not None:
+                _usage_error(result.file_error)
+            for _ in range(current, result.file):
+                reporter.advance_file()
+            current = result.file
+            if counts is not None:
+                counts.add(result)
+            # A value not understood comes with a Bundle that says so: both are written.
+            if result.bundle_json is not None:
+                writer.write(result.bundle_json, result.message_id)
+            if result.error is not None or result.bundle_json is None:
+                reporter.line(_rejection_line(result.path, result))
+                rejected += 1
+            reporter.advance_message()
+        for _ in range(current, len(files)):
             reporter.advance_file()
         writer.close()
         if counts is not None:
@@ -220,6 +240,23 @@ def convert(
                 reporter.line(line)
     if rejected:
         raise typer.Exit(EXIT_REJECTED)
+
+
+def _convert_here(
+    files: list[str], converter: "Converter", source: str | None
+) -> "Iterator[Converted]":
+    """Every message of the files, in order, converted in this process."""
+    from adapter.cli_jobs import Converted, converted
+    from adapter.inputs import InputFileError, read_input
+
+    for file, path in enumerate(files):
+        try:
+            data = read_input(path)
+        except InputFileError as error:
+            yield Converted(file, path, None, None, None, (), str(error))
+            return
+        for result in converter.convert_all(data, sender=source):
+            yield converted(file, path, result)
 
 
 def _convert_into_store(
@@ -304,7 +341,7 @@ def _long_lived_imports() -> Iterator[None]:
             gc.enable()
 
 
-def _rejection_line(path: str, result: "Result") -> str:
+def _rejection_line(path: str, result: "Converted") -> str:
     """``file: control-id: CODE: reason [at location]`` (docs/errors.md)."""
     error = result.error
     code = getattr(error, "code", "INTERNAL")
@@ -608,8 +645,9 @@ def purge(
         _usage_error(str(error))
     typer.echo(
         f"purged {purged.messages} messages received before {cutoff:%Y-%m-%d %H:%M} UTC;"
-        f" kept {purged.kept_unfinished} unfinished (reprocess needs them)"
-        f" and {purged.kept_forwarding} still forwarding"
+        f" kept {purged.kept_unfinished} unfinished (reprocess needs them),"
+        f" {purged.kept_forwarding} still forwarding"
+        f" and {purged.kept_in_open_cases} of open cases"
     )
 
 

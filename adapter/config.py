@@ -85,8 +85,8 @@ class Settings(BaseModel):
         None,
         ge=1,
         description="Delete finished messages (and their reports and Bundles) received more than"
-        " this many days ago, hourly; unfinished or still forwarding ones are kept (default: keep"
-        " everything)",
+        " this many days ago, hourly; unfinished or still forwarding ones, and those of a case with"
+        " a newer message, are kept (default: keep everything)",
     )
     forward_max_attempts: int = Field(10, ge=1, description="Forwarding attempts before giving up")
     workers: int | None = Field(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from adapter.api import Result
+from adapter.cli_jobs import Converted
 from adapter.model import Category, HrStatus
 
 NO_HR_STATUS = "no ER/PgR"
@@ -24,7 +24,7 @@ class Summary:
     hr_statuses: Counter[str] = field(default_factory=Counter)
     rejections: Counter[str] = field(default_factory=Counter)
 
-    def add(self, result: Result) -> None:
+    def add(self, result: Converted) -> None:
         self.messages += 1
         if result.error is not None:
             self.rejections[result.error.code] += 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import socket
 import ssl
 import statistics
@@ -124,9 +125,30 @@ def self_signed(directory: Path, host: str) -> tuple[Path, Path]:
     return cert, key
 
 
+def cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU time (user + system) so far of the service's threads and of its worker processes.
+
+    ``main`` is the event loop's thread; each other thread by its id (the store writer is the
+    busy one); ``workers`` the worker processes together.
+    """
+
+    def used(stat: Path) -> float:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICKS
+
+    tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    found = {"main" if task.name == str(pid) else task.name: used(task / "stat") for task in tasks}
+    children = [int(child) for task in tasks for child in (task / "children").read_text().split()]
+    found["workers"] = sum(used(Path(f"/proc/{child}/stat")) for child in children)
+    return found
+
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def service(host: str, *, tls: bool = False) -> Iterator[int]:
-    """`her2-adapter serve` on a free port and a fresh SQLite store; yields the MLLP port."""
+def service(host: str, *, tls: bool = False) -> Iterator[tuple[int, int]]:
+    """`her2-adapter serve` on a free port and a fresh SQLite store; yields its port and pid."""
     global TLS
     port = free_port(host)
     with tempfile.TemporaryDirectory(prefix="her2-bench-") as directory:
@@ -158,19 +180,33 @@ def service(host: str, *, tls: bool = False) -> Iterator[int]:
             line = process.stdout.readline().decode()
             if "listening" not in line:
                 raise RuntimeError(f"the service did not start: {line!r}")
-            yield port
+            yield port, process.pid
         finally:
             process.terminate()
             process.wait(timeout=30)
 
 
-def measure(host: str, port: int, arguments: argparse.Namespace) -> None:
+def measure(host: str, port: int, arguments: argparse.Namespace, pid: int | None = None) -> None:
     sender(host, port, f"warmup-{uuid.uuid4().hex[:8]}", 200)
+    before = cpu_seconds(pid) if pid is not None else {}
     count, elapsed = throughput(host, port, arguments.senders, arguments.messages)
     print(
         f"throughput: {arguments.senders} senders x {arguments.messages} messages ="
         f" {count} ACKed in {elapsed:.2f} s -> {count / elapsed:,.0f} msgs/s"
     )
+    if pid is not None:
+        # CPU per message is what the shared machine's load changes least: the wall time
+        # above includes every other process the two cores ran meanwhile.
+        after = cpu_seconds(pid)
+        spent = {name: (used - before.get(name, 0.0)) * 1e6 / count for name, used in after.items()}
+        loop, workers = spent.pop("main"), spent.pop("workers")
+        writer = max(spent.values(), default=0.0)
+        others = sum(spent.values()) - writer
+        print(
+            f"service CPU per message: {loop + writer + others + workers:.0f} µs: event loop"
+            f" {loop:.0f}, busiest other thread (the store writer) {writer:.0f}, other threads"
+            f" {others:.0f}, workers {workers:.0f}"
+        )
     latencies = sender(host, port, f"lat-{uuid.uuid4().hex[:8]}", arguments.latency_messages)
     millis = [value * 1000 for value in latencies]
     print(
@@ -192,8 +228,8 @@ def main() -> None:
         host, _, port = arguments.target.rpartition(":")
         measure(host, int(port), arguments)
         return
-    with service("127.0.0.1", tls=arguments.tls) as port:
-        measure("127.0.0.1", port, arguments)
+    with service("127.0.0.1", tls=arguments.tls) as (port, pid):
+        measure("127.0.0.1", port, arguments, pid)
 
 
 if __name__ == "__main__":

@@ -177,6 +177,34 @@ def test_truncated_gzip_is_named(runner: CliRunner, tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "compress", [gzip.compress, bz2.compress, lzma.compress], ids=["gzip", "bzip2", "xz"]
+)
+def test_decompression_bomb_is_refused(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compress: object
+) -> None:
+    """A file that unpacks beyond the floor and 200 times its size is named, not unpacked whole;
+    the same file under the floor is read."""
+    from adapter import inputs
+
+    content = GOOD.read_bytes() + b" " * 3_000_000
+    bomb = tmp_path / "bomb.hl7.gz"
+    bomb.write_bytes(compress(content))  # type: ignore[operator]
+    unpacked = len(content)
+    assert unpacked > inputs.DECOMPRESSED_RATIO * bomb.stat().st_size
+    monkeypatch.setattr(inputs, "DECOMPRESSED_FLOOR", unpacked - 1)
+    limit = max(unpacked - 1, inputs.DECOMPRESSED_RATIO * bomb.stat().st_size)
+    result = runner.invoke(app, ["convert", str(bomb)])
+    assert result.exit_code == 2
+    name = {"gzip": "gzip", "bz2": "bzip2", "lzma": "xz"}[compress.__module__]  # type: ignore[attr-defined]
+    assert _only_line(result.stderr) == (
+        f"her2-adapter: cannot read {bomb}: the {name} file unpacks to more than {limit} bytes "
+        "(200 times its size); unpack it yourself if it is genuine"
+    )
+    monkeypatch.setattr(inputs, "DECOMPRESSED_FLOOR", unpacked)
+    assert inputs.read_input(str(bomb)) == content
+
+
 def test_zip_archive_is_named(runner: CliRunner, tmp_path: Path) -> None:
     archive = tmp_path / "messages.zip"
     with zipfile.ZipFile(archive, "w") as packed:
@@ -243,7 +271,7 @@ def test_unknown_log_level_and_format(runner: CliRunner) -> None:
         (["convert"], "her2-adapter convert: Missing argument 'INPUT...'"),
         (
             ["convert", "--bogus", "x"],
-            "her2-adapter convert: No such option: --bogus (Possible options: --out)",
+            "her2-adapter convert: No such option: --bogus (Possible options: --jobs, --out)",
         ),
         (
             ["serve", "--workers", "many"],

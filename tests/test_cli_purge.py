@@ -39,7 +39,10 @@ def test_purge_older_than_days(store_url: str) -> None:
     result = CliRunner().invoke(app, ["purge", "--store", store_url, "--older-than", "90"])
     assert result.exit_code == 0, result.stderr
     assert result.stdout.startswith("purged 1 messages received before ")
-    assert "kept 1 unfinished (reprocess needs them) and 0 still forwarding" in result.stdout
+    assert (
+        "kept 1 unfinished (reprocess needs them), 0 still forwarding and 0 of open cases"
+        in result.stdout
+    )
     with open_store(store_url) as store:
         gone = [store.get_message(each) is None for each in ("old-done", "old-open", "new-done")]
     assert gone == [True, False, False]

@@ -51,13 +51,16 @@ def local_code_message(control_id: str) -> bytes:
     )
 
 
-def store_through_service(store_url: str, messages: list[bytes]) -> list[MessageStatus]:
-    """Receive messages as the MLLP listener does (shipped mappings)."""
+def store_through_service(
+    store_url: str, messages: list[bytes], settings: Settings | None = None
+) -> list[MessageStatus]:
+    """Receive messages as the MLLP listener does (shipped mappings unless told)."""
 
     async def main() -> list[MessageStatus]:
         with open_store(store_url) as store:
             async with GroupCommitter(store) as committer:
-                service = Service(Context.from_settings(Settings()), committer, lambda: NOW)
+                context = Context.from_settings(settings or Settings())
+                service = Service(context, committer, lambda: NOW)
                 return [(await service.handle(m, Transport.MLLP)).status for m in messages]
 
     return asyncio.run(main())
@@ -102,6 +105,28 @@ def test_rejected_messages_are_processed_after_a_mapping_is_added(tmp_path: Path
             assert row.ack is not None
             assert b"MSA|AA|" + control_id.encode() in row.ack
         assert len(store.find_reports()) == 3  # the index has the reprocessed reports too
+
+
+def test_a_message_refused_when_processed_again_keeps_no_report_of_before(
+    tmp_path: Path,
+) -> None:
+    """The report and resource index point into the outcome's Bundle: an outcome without one
+    leaves the message no report, in the search and in the audit."""
+    store_url = f"sqlite:///{tmp_path / 'store.db'}"
+    mapped = Settings(mappings_dir=with_new_lab(tmp_path))
+    before = store_through_service(store_url, [local_code_message("nl-1"), oru("ok-1")], mapped)
+    assert before == [MessageStatus.PROCESSED, MessageStatus.PROCESSED]
+    with open_store(store_url) as store:
+        assert len(store.find_reports()) == 2
+    result = CliRunner().invoke(app, ["reprocess", "--store", store_url, "--status", "processed"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().splitlines()[-1] == "reprocessed 2: processed 1, rejected 1"
+    with open_store(store_url) as store:
+        row = store.get_message("nl-1")
+        assert row is not None
+        assert (row.status, row.bundle) == (MessageStatus.REJECTED, None)
+        assert len(store.find_reports()) == 1
+        assert len(store.audit_rows()) == 1
 
 
 def test_received_but_unprocessed_messages_are_processed_by_default(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ meet the guideline's rules for groups 2-5 exactly as if one order had carried bo
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, TypeVar
 
 from adapter.classify import classify
@@ -135,7 +135,7 @@ def _combined(case: Case, records: list[AssayRecord], message_id: str) -> AssayR
     # With every order withdrawn, the first record still names the case's order and patient.
     first = records[0] if records else case.anchor
     return AssayRecord(
-        origin=first.origin.model_copy(update={"message_id": message_id}),
+        origin=replace(first.origin, message_id=message_id),
         patient=records[-1].patient if records else first.patient,
         specimen=_specimen(records, tissue),
         report_status=_status(records, corrected=case.corrected_after_final),

@@ -32,6 +32,11 @@ class RecordKeys:
         return self.accessions | ({self.specimen} if self.specimen else frozenset())
 
 
+def untagged(number: str) -> str:
+    """A number as sent, without its kind (``filler:SP24-1`` -> ``SP24-1``)."""
+    return number.partition(":")[2]
+
+
 def patient_key(record: AssayRecord) -> str | None:
     """The first patient identifier (system and value), else the FHIR reference as sent."""
     patient = record.patient

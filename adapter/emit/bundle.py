@@ -30,6 +30,7 @@ component code     value                  present
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -117,6 +118,16 @@ def dumps(bundle: dict[str, Any]) -> bytes:
         if isinstance(exc.__cause__, OutputInvalid):
             raise exc.__cause__ from exc
         raise OutputInvalid(str(exc), location="Bundle") from exc
+
+
+def loads_exact(data: bytes) -> dict[str, Any]:
+    """A Bundle ``dumps`` wrote, read back so that ``dumps`` gives its bytes again.
+
+    Numbers with a fraction or an exponent are read as Decimals, as the emitter built them (orjson
+    would read 2.30 as the float 2.3). Used to serve a stored Bundle's resources as emitted.
+    """
+    found: dict[str, Any] = json.loads(data, parse_float=Decimal)
+    return found
 
 
 def _exact_decimal(value: object) -> orjson.Fragment:

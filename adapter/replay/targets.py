@@ -1,8 +1,9 @@
 """Where a replay runs: in this process (optionally on several cores), or against a live endpoint.
 
 In-process replay calls ``pipeline.process`` exactly as the services do. With ``jobs > 1``
-messages go to worker processes in chunks, each worker building its Context once; a bounded
-window of chunks is in flight, so memory stays constant and results come back in input order.
+messages go to worker processes, every message of a case to the same one, in input order
+(``adapter.cases.parallel``); each worker builds its Context once, a bounded window of messages
+is in flight, and results come back in input order, the same as with one process.
 
 ``mllp://host:port`` sends each HL7 v2 message in an MLLP frame and reads the ACK's MSA-1;
 ``http://host:port`` POSTs to ``/hl7v2`` or ``/fhir`` and keeps the returned Bundle (or the
@@ -14,12 +15,9 @@ endpoint to reject as it would. Both honour ``rate`` (messages per second) and `
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
-from itertools import islice
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,9 +27,6 @@ from adapter.replay.expected import Observed
 from adapter.replay.sources import KeySpec, SourceMessage, message_key
 
 Result = tuple[SourceMessage, str | None, Observed]
-
-_CHUNK = 32
-_WINDOW_PER_JOB = 4
 
 
 @dataclass(frozen=True)
@@ -58,27 +53,36 @@ def build_context(options: EngineOptions) -> Any:
     return Context.from_settings(settings, strict=options.strict, validate=options.validate)
 
 
-def run_one(message: SourceMessage, context: Any, cases: Any) -> Observed:
+def run_one(
+    message: SourceMessage, context: Any, cases: Any, position: int | None = None
+) -> Observed:
     """Replay one message through ``pipeline.process``, combined with ``cases`` (a CaseLog).
 
     Messages are replayed in the order received, each combined with the earlier messages of
-    its cases, as the service combined them (docs/cases.md).
+    its cases, as the service combined them (docs/cases.md); ``position``: its place in the
+    input (with ``--jobs N``, a worker sees only some of the messages).
     """
     from adapter.cases import PriorMessage
     from adapter.pipeline import RawMessage, process
 
     if message.split_error is not None:
         return _error(message.split_error, message.format)
-    fhir_source = None
-    if message.format is SourceFormat.FHIR and message.sender:
-        context = replace(context, fhir_source=message.sender)
-        fhir_source = message.sender
+    context, fhir_source = _for_sender(message, context)
     raw = RawMessage(message.data, message.format, message.position)
     outcome = process(raw, context, cases.prior)
     if outcome.error is not None:
         return _error(outcome.error, message.format)
-    cases.add(PriorMessage(message.data, message.format, fhir_source), outcome.application)
+    cases.add(
+        PriorMessage(message.data, message.format, fhir_source), outcome.application, position
+    )
     return Observed(bundle_json=outcome.bundle_json)
+
+
+def _for_sender(message: SourceMessage, context: Any) -> tuple[Any, str | None]:
+    """A stored FHIR message's sender picks its mappings, as it did in the service."""
+    if message.format is SourceFormat.FHIR and message.sender:
+        return replace(context, fhir_source=message.sender), message.sender
+    return context, None
 
 
 def _error(error: AdapterError, kind: SourceFormat) -> Observed:
@@ -91,61 +95,44 @@ def _error(error: AdapterError, kind: SourceFormat) -> Observed:
 def in_process(
     messages: Iterable[SourceMessage], options: EngineOptions, jobs: int = 1
 ) -> Iterator[Result]:
-    """Replay each message here; ``jobs > 1`` uses that many worker processes."""
+    """Replay each message here; ``jobs > 1`` uses that many worker processes, every case on
+    one of them (``adapter.cases.parallel``), with the same results in the same order."""
     from adapter.cases.log import CaseLog
 
+    context = build_context(options)  # with --jobs N too: fails fast, here, on bad mappings
     if jobs <= 1:
-        context = build_context(options)
         cases = CaseLog()
         for message in messages:
             yield message, message_key(message, options.key), run_one(message, context, cases)
         return
-    build_context(options)  # fail fast, here, on a bad mapping directory
-    # spawn, not fork: the parent may run a progress thread, and forking threads is unsafe
-    spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        jobs, mp_context=spawn, initializer=_start_worker, initargs=(options,)
-    ) as pool:
-        window: deque[tuple[list[SourceMessage], Future[list[tuple[str | None, Observed]]]]]
-        window = deque()
-        chunks = _chunks(iter(messages))
-        for chunk in chunks:
-            window.append((chunk, pool.submit(_run_chunk, chunk)))
-            if len(window) >= jobs * _WINDOW_PER_JOB:
-                yield from _results(*window.popleft())
-        while window:
-            yield from _results(*window.popleft())
+    from adapter.cases.parallel import by_case
+    from adapter.cases.route import route_numbers
+
+    def route(message: SourceMessage) -> frozenset[str]:
+        if message.split_error is not None:
+            return frozenset()
+        return route_numbers(message.data, message.format, _for_sender(message, context)[0])
+
+    # The messages are kept here only until their result comes back (a bounded window).
+    window: deque[SourceMessage] = deque()
+
+    def sent() -> Iterator[SourceMessage]:
+        for message in messages:
+            window.append(message)
+            yield message
+
+    for key, observed in by_case(sent(), route, _start_worker, options, jobs):
+        yield window.popleft(), key, observed
 
 
-def _chunks(messages: Iterator[SourceMessage]) -> Iterator[list[SourceMessage]]:
-    while chunk := list(islice(messages, _CHUNK)):
-        yield chunk
+def _start_worker(options: EngineOptions) -> Any:
+    """A worker's handler: its Context, built once."""
+    context = build_context(options)
 
+    def handle(message: SourceMessage, cases: Any, position: int) -> tuple[str | None, Observed]:
+        return message_key(message, options.key), run_one(message, context, cases, position)
 
-def _results(
-    chunk: list[SourceMessage], future: Future[list[tuple[str | None, Observed]]]
-) -> Iterator[Result]:
-    for message, (key, observed) in zip(chunk, future.result(), strict=True):
-        yield message, key, observed
-
-
-_worker: tuple[Any, KeySpec] | None = None  # per worker process: its Context, built once
-
-
-def _start_worker(options: EngineOptions) -> None:
-    # a pool initializer can hand state to later tasks only through a module global
-    global _worker
-    _worker = (build_context(options), options.key)
-
-
-def _run_chunk(chunk: list[SourceMessage]) -> list[tuple[str | None, Observed]]:
-    assert _worker is not None, "worker not initialised"
-    from adapter.cases.log import CaseLog
-
-    context, key = _worker
-    # With --jobs N each chunk is read on its own: a case combines within its chunk only.
-    cases = CaseLog()
-    return [(message_key(message, key), run_one(message, context, cases)) for message in chunk]
+    return handle
 
 
 # --------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from adapter.emit.profiles import (
     US_CORE_PATIENT,
 )
 from adapter.emit.vocabulary import code_system, value_sets
-from adapter.service.fhir_index import TOKEN_ELEMENTS, token_word, utc_moment
+from adapter.service.fhir_index import TOKEN_ELEMENTS, served, token_word, utc_moment
 from adapter.service.http_outcome import FHIR_JSON, operation_outcome, outcome_response
 from adapter.store import ResourceSearch, Store
 
@@ -181,7 +181,8 @@ def read(store: Store, kind: str, resource_id: str, codesystem_url: str) -> Resp
         found = next((r for r in _vocabulary(kind, codesystem_url) if r["id"] == resource_id), None)
         body = None if found is None else orjson.dumps(found)
     elif kind in STORED_TYPES:
-        body = store.get_resource(kind, resource_id)
+        stored = store.get_resource(kind, resource_id)
+        body = None if stored is None else served([stored])[0]
     else:
         return unknown_type(kind)
     if body is None:
@@ -225,7 +226,8 @@ def search(
     if kind in VOCABULARY_TYPES:
         total, page = _search_vocabulary(kind, codesystem_url, query, params)
     else:
-        total, page = store.find_resources(query)
+        total, hits = store.find_resources(query)
+        page = list(zip((hit.resource_id for hit in hits), served(hits), strict=True))
     links = _links(f"{base}/{kind}", params, query, total)
     head: dict[str, object] = {
         "resourceType": "Bundle",

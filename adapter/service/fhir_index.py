@@ -1,19 +1,22 @@
-"""What the FHIR facade indexes of a Bundle: every resource, with references made resolvable.
+"""What the FHIR facade indexes of a Bundle, and how it serves the resources it finds.
 
-In the transaction Bundle, entries refer to each other by ``urn:uuid:<id>`` fullUrls, which mean
-nothing outside it. Indexed resources have them rewritten to ``Type/<id>``, the form a client
-resolves against the facade (``GET /fhir/Type/<id>``). Each resource also gets the tokens, the
-patient and the moment its searches use (``adapter.service.fhir_facade.SEARCH_PARAMETERS``).
+Each resource is indexed by the tokens, the patient and the moment its searches use
+(``adapter.service.fhir_facade.SEARCH_PARAMETERS``); its body is not copied into the index but
+read from the message's stored Bundle when served (``served``). In the transaction Bundle,
+entries refer to each other by ``urn:uuid:<id>`` fullUrls, which mean nothing outside it: served
+resources have them rewritten to ``Type/<id>``, the form a client resolves against the facade
+(``GET /fhir/Type/<id>``).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from adapter.emit.bundle import dumps
-from adapter.store import ResourceIndexRow
+from adapter.emit.bundle import dumps, loads_exact
+from adapter.store import ResourceIndexRow, StoredResource
 
 JsonDict = dict[str, Any]
 
@@ -46,26 +49,15 @@ MOMENT_ELEMENTS: Final[dict[str, tuple[str, ...]]] = {
 
 
 def resource_rows(bundle: JsonDict) -> list[ResourceIndexRow]:
+    """What the index finds each resource of a Bundle by; the body stays in the Bundle."""
     entries = bundle.get("entry", [])
-    located = {
-        entry["fullUrl"].encode(): (
-            f'"{entry["resource"]["resourceType"]}/{entry["resource"]["id"]}"'.encode()
-        )
-        for entry in entries
-        if "fullUrl" in entry and "resource" in entry
-    }
-
-    def local(found: re.Match[bytes]) -> bytes:
-        return located.get(found.group(1), found.group(0))
-
+    located = _located(entries)
     rows: list[ResourceIndexRow] = []
     for entry in entries:
         resource = entry.get("resource", {})
         kind = resource.get("resourceType")
         if kind not in TOKEN_ELEMENTS:
             continue
-        # one pass over the serialised resource: every quoted urn:uuid reference of the Bundle
-        body = _URN_REFERENCE.sub(local, dumps(resource))
         subject = located.get(resource.get("subject", {}).get("reference", "").encode(), b"")
         patient = subject.strip(b'"').decode()
         rows.append(
@@ -75,10 +67,50 @@ def resource_rows(bundle: JsonDict) -> list[ResourceIndexRow]:
                 patient=patient if patient.startswith("Patient/") else "",
                 tokens=tokens(kind, resource),
                 moment=_moment(kind, resource),
-                body=body,
             )
         )
     return rows
+
+
+def served(found: Sequence[StoredResource]) -> list[bytes]:
+    """The bodies of resources the index found, as the facade serves them, in order.
+
+    Read from the stored Bundle that carries each (each Bundle parsed once), serialised as the
+    emitter serialised it, with every ``urn:uuid:`` reference to another entry rewritten.
+    """
+    bundles: dict[bytes, dict[tuple[str, str], bytes]] = {}
+    bodies = []
+    for resource in found:
+        if (bodies_of := bundles.get(resource.bundle)) is None:
+            bodies_of = bundles[resource.bundle] = _bodies(loads_exact(resource.bundle))
+        bodies.append(bodies_of[resource.resource_type, resource.resource_id])
+    return bodies
+
+
+def _bodies(bundle: JsonDict) -> dict[tuple[str, str], bytes]:
+    entries = bundle.get("entry", [])
+    located = _located(entries)
+
+    def local(found: re.Match[bytes]) -> bytes:
+        return located.get(found.group(1), found.group(0))
+
+    # one pass over each serialised resource: every quoted urn:uuid reference of the Bundle
+    return {
+        (resource["resourceType"], resource["id"]): _URN_REFERENCE.sub(local, dumps(resource))
+        for entry in entries
+        if (resource := entry.get("resource", {})).get("resourceType") in TOKEN_ELEMENTS
+    }
+
+
+def _located(entries: list[JsonDict]) -> dict[bytes, bytes]:
+    """Each entry's fullUrl (bytes) -> its quoted ``"Type/id"`` reference."""
+    return {
+        entry["fullUrl"].encode(): (
+            f'"{entry["resource"]["resourceType"]}/{entry["resource"]["id"]}"'.encode()
+        )
+        for entry in entries
+        if "fullUrl" in entry and "resource" in entry
+    }
 
 
 _URN_REFERENCE: Final = re.compile(rb'"(urn:uuid:[0-9a-f-]{36})"')

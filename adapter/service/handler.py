@@ -350,7 +350,8 @@ class Service:
         case write checks, in the same transaction as the outcome, that the store still holds
         what it was combined with; when it does not (an earlier message of its case, or one
         that arrived at the same time on another connection), the message is processed again
-        with its cases' messages as the store now has them. One writer makes this converge.
+        with its cases' messages as the store now has them. The store's case locks make this
+        converge, between service instances too.
         """
         handled, writes = alone
         try:
@@ -440,10 +441,11 @@ class Service:
                 ack,
             )
         )
-        if outcome.bundle_json is not None:
-            requests.append(IndexReportsRequest(receipt.row_id, outcome.reports, outcome.resources))
-            if self.forward:
-                requests.append(EnqueueRequest(receipt.row_id, outcome.bundle_json, self.clock()))
+        # Without a Bundle the index is emptied: a message processed again that is now refused
+        # keeps no report of before (the index points into the outcome's Bundle).
+        requests.append(IndexReportsRequest(receipt.row_id, outcome.reports, outcome.resources))
+        if outcome.bundle_json is not None and self.forward:
+            requests.append(EnqueueRequest(receipt.row_id, outcome.bundle_json, self.clock()))
         handled = Handled(
             receipt=receipt,
             status=status,

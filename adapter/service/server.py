@@ -322,11 +322,12 @@ async def _purge_periodically(runtime: Runtime, days: int, stop: asyncio.Event) 
         else:
             log.info(
                 "retention purge: %d messages older than %d days deleted; kept %d unfinished"
-                " (reprocess needs them) and %d still forwarding",
+                " (reprocess needs them), %d still forwarding and %d of open cases",
                 purged.messages,
                 days,
                 purged.kept_unfinished,
                 purged.kept_forwarding,
+                purged.kept_in_open_cases,
             )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), PURGE_INTERVAL)

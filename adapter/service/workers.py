@@ -149,7 +149,6 @@ def report_rows(bundle: dict[str, Any], facts: Mapping[str, ReportFacts]) -> lis
                 patient=f"Patient/{subject.get('id', '')}",
                 category=_category_code(resource),
                 status=resource.get("status", "unknown"),
-                bundle=orjson.dumps(resource),
                 audit=None if audit is None else audit.to_json().decode(),
             )
         )

@@ -14,7 +14,7 @@ import errno
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from datetime import datetime
 from types import TracebackType
 from typing import Any, ClassVar
@@ -42,6 +42,7 @@ from adapter.store.records import (
     StoreCounts,
     StoredPrior,
     StoredReport,
+    StoredResource,
     Transport,
     UnprocessedRow,
     WriteRequest,
@@ -95,6 +96,14 @@ class Backend(ABC):
         """Serialises schema upgrades by concurrent processes, inside the open transaction."""
 
     @abstractmethod
+    def lock_cases(self, conn: Connection, keys: Sequence[str]) -> None:
+        """Holds, until the open transaction ends, a lock on each key (``cases.lock_keys``).
+
+        Another process writing cases with one of the keys waits for this transaction to end,
+        so its check sees what this one wrote: several services may share one database.
+        """
+
+    @abstractmethod
     def cause_of(self, error: BaseException) -> str:
         """A driver error in a few words (``read-only``, ``disk full``...): ``StoreUnavailable``."""
 
@@ -130,30 +139,36 @@ _LATEST_REPORTS = (
     "SELECT ranked.* FROM (SELECT reports.*, ROW_NUMBER() OVER ("
     " PARTITION BY reports.report_id"
     " ORDER BY messages.received_at DESC, messages.id DESC) AS recency"
-    " FROM reports JOIN messages ON messages.id = reports.message_row_id) ranked"
+    " FROM reports JOIN messages ON messages.id = reports.message_row_id"
+    " WHERE messages.bundle IS NOT NULL) ranked"
     " WHERE ranked.recency = 1"
 )
-"""Each report id's row from the most recently received message that carried it."""
+"""Each report id's row from the most recently received message that carried it; only messages
+with a Bundle count (the report is read from it: the index holds no copy, and the service
+empties the index of a message whose outcome has none)."""
 _LATEST_RESOURCES = (
     "SELECT ranked.* FROM (SELECT resources.*, ROW_NUMBER() OVER ("
     " PARTITION BY resources.resource_type, resources.resource_id"
     " ORDER BY messages.received_at DESC, messages.id DESC) AS recency"
     " FROM resources JOIN messages ON messages.id = resources.message_row_id"
-    " WHERE resources.resource_type = ? AND resources.resource_id = ?) ranked"
+    " WHERE resources.resource_type = ? AND resources.resource_id = ?"
+    " AND messages.bundle IS NOT NULL) ranked"
     " WHERE ranked.recency = 1"
 )
-"""One resource's row from the most recently received message that carried it."""
+"""One resource's row from the most recently received message that carried it (and has a
+Bundle, the resource's one stored copy)."""
 _LATEST_RESOURCES_OF_TYPE = (
     "SELECT ranked.* FROM (SELECT resources.*, ROW_NUMBER() OVER ("
     " PARTITION BY resources.resource_id"
     " ORDER BY messages.received_at DESC, messages.id DESC) AS recency"
     " FROM resources JOIN messages ON messages.id = resources.message_row_id"
-    " WHERE resources.resource_type = ? AND (? = '' OR resources.resource_id = ?)) ranked"
+    " WHERE resources.resource_type = ? AND (? = '' OR resources.resource_id = ?)"
+    " AND messages.bundle IS NOT NULL) ranked"
     " WHERE ranked.recency = 1"
 )
 """Each resource of one type (or the one id given) in its latest version."""
 _REPORT_COLUMNS = (
-    "r.message_row_id, m.received_at, r.report_id, r.patient, r.category, r.status, r.bundle"
+    "r.message_row_id, m.received_at, r.report_id, r.patient, r.category, r.status, m.bundle"
 )
 
 
@@ -288,26 +303,40 @@ class Store:
     ) -> list[list[WriteResult] | LookupError]:
         """Applies many callers' groups of requests in ONE transaction (group commit).
 
-        Each group is atomic on its own (a savepoint): a group that names a missing row gets a
-        LookupError and leaves no trace, without failing the others. Any database error fails
+        Each group is atomic on its own (checked before it writes, or in a savepoint): a group
+        that names a missing row gets a LookupError and leaves no trace, without failing the
+        others. Any database error fails
         the whole transaction with StoreUnavailable, and nothing of the batch is stored.
         """
         outcomes: list[list[WriteResult] | LookupError] = []
+        case_keys = case_sql.lock_keys(
+            each for group in groups for each in group if isinstance(each, CaseWriteRequest)
+        )
         with self._transaction(write=True) as session:
+            if case_keys:
+                # All of the batch's keys at once, in one order: two writers never deadlock.
+                self._backend.lock_cases(session.conn, case_keys)
             for group in groups:
-                if len(group) == 1:
-                    # No savepoint needed: a request checks that its row exists before it
-                    # writes, so one that fails has written nothing. (Saves two statements
-                    # per message: the writer thread is one of the service's busiest.)
+                if _checks_first(group):
+                    # Every check before any write: a group that fails one has written
+                    # nothing, with no savepoint. (A savepoint copies each page the group
+                    # changes into SQLite's sub-journal: most of what the writer wrote.)
+                    known: set[int] = set()
                     try:
-                        outcomes.append([self._apply(session, group[0], set())])
+                        for request in group:
+                            self._check(session, request, known)
                     except LookupError as missing:
                         outcomes.append(missing)
+                    else:
+                        outcomes.append([self._perform(session, request) for request in group])
                     continue
                 session.run("SAVEPOINT write_group")
-                known: set[int] = set()
+                known = set()
                 try:
-                    results = [self._apply(session, request, known) for request in group]
+                    results = []
+                    for request in group:
+                        self._check(session, request, known)
+                        results.append(self._perform(session, request))
                 except LookupError as missing:
                     session.run("ROLLBACK TO SAVEPOINT write_group")
                     outcomes.append(missing)
@@ -380,13 +409,23 @@ class Store:
             self._require_message(session, message_row_id)
             return self._insert_outbox(session, request)
 
-    def _apply(self, session: _Session, request: WriteRequest, known: set[int]) -> WriteResult:
-        """One request; ``known`` holds the rows this group has already found to exist."""
+    def _check(self, session: _Session, request: WriteRequest, known: set[int]) -> None:
+        """Raises LookupError if the request cannot be applied; writes nothing.
+
+        ``known`` holds the rows this group has already found to exist.
+        """
         if isinstance(request, ReceiveRequest):
-            return self._insert_message(session, request)
+            return
         if request.message_row_id not in known:
             self._require_message(session, request.message_row_id)
             known.add(request.message_row_id)
+        if isinstance(request, CaseWriteRequest):
+            case_sql.check(session, request)
+
+    def _perform(self, session: _Session, request: WriteRequest) -> WriteResult:
+        """Applies a request whose check has passed."""
+        if isinstance(request, ReceiveRequest):
+            return self._insert_message(session, request)
         if isinstance(request, OutcomeRequest):
             self._update_outcome(session, request)
             return None
@@ -467,42 +506,40 @@ class Store:
         )
 
     def _replace_reports(self, session: _Session, request: IndexReportsRequest) -> None:
-        session.run("DELETE FROM resources WHERE message_row_id = ?", (request.message_row_id,))
-        for resource in request.resources:
-            session.run(
-                "INSERT INTO resources (message_row_id, resource_type, resource_id, patient,"
-                " tokens, moment, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    request.message_row_id,
-                    resource.resource_type,
-                    resource.resource_id,
-                    resource.patient,
-                    resource.tokens,
-                    resource.moment,
-                    resource.body,
-                ),
-            )
+        # The rows name where the content is (the message's outcome Bundle): none is copied.
         row_id = request.message_row_id
-        session.run("DELETE FROM reports WHERE message_row_id = ?", (row_id,))
-        session.run("DELETE FROM report_facts WHERE message_row_id = ?", (row_id,))
-        for report in request.reports:
-            session.run(
-                "INSERT INTO reports (message_row_id, report_id, patient, category, status,"
-                " bundle) VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    row_id,
-                    report.report_id,
-                    report.patient,
-                    report.category,
-                    report.status,
-                    report.bundle,
-                ),
+        for table in ("resources", "reports", "report_facts"):
+            session.run(f"DELETE FROM {table} WHERE message_row_id = ?", (row_id,))
+        if request.resources:
+            session.run_many(
+                "INSERT INTO resources (message_row_id, resource_type, resource_id, patient,"
+                " tokens, moment) VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        row_id,
+                        resource.resource_type,
+                        resource.resource_id,
+                        resource.patient,
+                        resource.tokens,
+                        resource.moment,
+                    )
+                    for resource in request.resources
+                ],
+            )
+        if request.reports:
+            session.run_many(
+                "INSERT INTO reports (message_row_id, report_id, patient, category, status)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [
+                    (row_id, report.report_id, report.patient, report.category, report.status)
+                    for report in request.reports
+                ],
             )
             # The message's sender and time come along in the same statement (no round trip).
-            session.run(
+            session.run_many(
                 "INSERT INTO report_facts (message_row_id, report_id, sender, received_at, facts)"
                 " SELECT id, ?, sender, received_at, ? FROM messages WHERE id = ?",
-                (report.report_id, report.audit, row_id),
+                [(report.report_id, report.audit, row_id) for report in request.reports],
             )
 
     def _insert_outbox(self, session: _Session, request: EnqueueRequest) -> int:
@@ -602,54 +639,83 @@ class Store:
         """Delete messages received before the cutoff that nothing needs any more.
 
         Deleted: finished messages (processed or rejected) with their raw content, Bundle, ACK,
-        report index rows, audit facts and outbox items. Kept however old: messages still
-        ``received`` or ``failed`` (reprocess and the recovery sweep need their raw content) and
-        those with a Bundle still pending in the outbox. Short transactions of ``batch`` messages
-        each, so the writer is never held for long.
+        report and resource index rows, audit facts and outbox items. Kept however old:
+        messages still ``received`` or ``failed`` (reprocess and the recovery sweep need their
+        raw content), those with a Bundle still pending in the outbox, and those of a case that
+        is still open. A case goes whole (its timeline and numbers with its messages) once
+        every one of its messages may go: the next message of an open case is combined with
+        all of its earlier ones, never with part of them. Who first used each number
+        (``case_owners``) is kept, so that another patient reusing a number never takes over
+        the resource ids a receiver holds for the first. Short transactions of ``batch``
+        messages each, so the writer is never held for long.
         """
         cutoff = self._backend.time_to_db(utc(received_before))
         finished = (MessageStatus.PROCESSED.value, MessageStatus.REJECTED.value)
         pending = OutboxStatus.PENDING.value
-        # Messages a case's history or the resource index still refers to stay too: what
-        # retention means for a case's timeline is not decided here (see docs/security.md).
-        old_finished = (
-            "FROM messages m WHERE m.received_at < ? AND m.status IN (?, ?) AND NOT EXISTS ("
-            "SELECT 1 FROM outbox o WHERE o.message_row_id = m.id AND o.status = ?)"
-            " AND NOT EXISTS (SELECT 1 FROM case_events c WHERE c.message_row_id = m.id)"
-            " AND NOT EXISTS (SELECT 1 FROM resources r WHERE r.message_row_id = m.id)"
+
+        def may_go(m: str) -> tuple[str, tuple[object, ...]]:
+            return (
+                f"{m}.received_at < ? AND {m}.status IN (?, ?) AND NOT EXISTS (SELECT 1 FROM"
+                f" outbox o WHERE o.message_row_id = {m}.id AND o.status = ?)",
+                (cutoff, *finished, pending),
+            )
+
+        alone, alone_params = may_go("m")
+        other, other_params = may_go("m2")
+        # ... and no case it touched has a message that must stay (an open case)
+        candidates = (
+            f"FROM messages m WHERE {alone} AND NOT EXISTS (SELECT 1 FROM case_events e"
+            " JOIN case_events e2 ON e2.case_id = e.case_id"
+            " JOIN messages m2 ON m2.id = e2.message_row_id"
+            f" WHERE e.message_row_id = m.id AND NOT ({other}))"
         )
+        params = (*alone_params, *other_params)
         deleted = 0
         while True:
             with self._transaction(write=True) as session:
                 rows = session.all(
-                    f"SELECT m.id {old_finished} ORDER BY m.id LIMIT ?",
-                    (cutoff, *finished, pending, batch),
+                    f"SELECT m.id {candidates} ORDER BY m.id LIMIT ?", (*params, batch)
                 )
                 ids = [row[0] for row in rows]
                 if ids:
-                    marks = ", ".join("?" * len(ids))
-                    for table in ("reports", "report_facts", "outbox"):
-                        session.run(f"DELETE FROM {table} WHERE message_row_id IN ({marks})", ids)
-                    session.run(f"DELETE FROM messages WHERE id IN ({marks})", ids)
+                    self._delete_messages(session, ids)
             deleted += len(ids)
             if len(ids) < batch:
                 break
         with self._transaction(write=False) as session:
-            unfinished = session.one(
-                "SELECT COUNT(*) FROM messages WHERE received_at < ? AND status NOT IN (?, ?)",
-                (cutoff, *finished),
+            counted = {
+                name: session.one(f"SELECT COUNT(*) FROM messages m WHERE {where}", where_params)
+                for name, where, where_params in (
+                    ("unfinished", "received_at < ? AND status NOT IN (?, ?)", (cutoff, *finished)),
+                    (
+                        "forwarding",
+                        "m.received_at < ? AND m.status IN (?, ?) AND EXISTS (SELECT 1 FROM"
+                        " outbox o WHERE o.message_row_id = m.id AND o.status = ?)",
+                        (cutoff, *finished, pending),
+                    ),
+                    ("open cases", alone, alone_params),  # what may go alone, and stayed
+                )
+            }
+        kept = {name: int(row[0]) if row else 0 for name, row in counted.items()}
+        return Purged(deleted, kept["unfinished"], kept["forwarding"], kept["open cases"])
+
+    def _delete_messages(self, session: _Session, ids: list[int]) -> None:
+        """Messages, with what refers to them: their cases are closed (every message of them
+        goes), so the cases' timelines and numbers go too, first (they refer to messages)."""
+        marks = ", ".join("?" * len(ids))
+        cases = [
+            row[0]
+            for row in session.all(
+                f"SELECT DISTINCT case_id FROM case_events WHERE message_row_id IN ({marks})", ids
             )
-            forwarding = session.one(
-                "SELECT COUNT(*) FROM messages m WHERE m.received_at < ? AND m.status IN (?, ?)"
-                " AND EXISTS (SELECT 1 FROM outbox o WHERE o.message_row_id = m.id"
-                " AND o.status = ?)",
-                (cutoff, *finished, pending),
-            )
-        return Purged(
-            deleted,
-            int(unfinished[0]) if unfinished else 0,
-            int(forwarding[0]) if forwarding else 0,
-        )
+        ]
+        if cases:
+            case_marks = ", ".join("?" * len(cases))
+            for table in ("case_events", "case_numbers"):
+                session.run(f"DELETE FROM {table} WHERE case_id IN ({case_marks})", cases)
+        for table in ("reports", "report_facts", "resources", "outbox"):
+            session.run(f"DELETE FROM {table} WHERE message_row_id IN ({marks})", ids)
+        session.run(f"DELETE FROM messages WHERE id IN ({marks})", ids)
 
     def _message(self, row: Row) -> MessageRow:
         to_time = self._backend.time_from_db
@@ -770,17 +836,18 @@ class Store:
     # Resource index (the FHIR facade)
     # ----------------------------------------------------------------------------------------
 
-    def get_resource(self, resource_type: str, resource_id: str) -> bytes | None:
+    def get_resource(self, resource_type: str, resource_id: str) -> StoredResource | None:
         """The latest version of one resource: from the most recently received message."""
         query = (
-            f"SELECT r.body FROM ({_LATEST_RESOURCES}) r"
+            f"SELECT r.resource_type, r.resource_id, m.bundle FROM ({_LATEST_RESOURCES}) r"
+            " JOIN messages m ON m.id = r.message_row_id"
             " WHERE r.resource_type = ? AND r.resource_id = ?"
         )
         with self._transaction(write=False) as session:
             row = session.one(query, (resource_type, resource_id, resource_type, resource_id))
-        return None if row is None else bytes(row[0])
+        return None if row is None else _resource(row)
 
-    def find_resources(self, search: ResourceSearch) -> tuple[int, list[tuple[str, bytes]]]:
+    def find_resources(self, search: ResourceSearch) -> tuple[int, list[StoredResource]]:
         """The number of latest versions matching every filter, and one page of them by id."""
         filters = ["r.resource_type = ?"]
         params: list[object] = [search.resource_type]
@@ -803,14 +870,22 @@ class Store:
         inner = [search.resource_type, search.resource_id or "", search.resource_id or ""]
         where = " AND ".join(filters)
         base = f"FROM ({_LATEST_RESOURCES_OF_TYPE}) r WHERE {where}"
+        # The Bundles are read for the page's rows only, once it is ranked, filtered and cut:
+        # carried through the ranking, every version's Bundle was read (a search took half as
+        # long again).
+        page = (
+            f"SELECT r.resource_type, r.resource_id, r.message_row_id {base}"
+            " ORDER BY r.resource_id LIMIT ? OFFSET ?"
+        )
         with self._transaction(write=False) as session:
             counted = session.one(f"SELECT COUNT(*) {base}", (*inner, *params))
             rows = session.all(
-                f"SELECT r.resource_id, r.body {base} ORDER BY r.resource_id LIMIT ? OFFSET ?",
+                f"SELECT p.resource_type, p.resource_id, m.bundle FROM ({page}) p"
+                " JOIN messages m ON m.id = p.message_row_id ORDER BY p.resource_id",
                 (*inner, *params, search.count, search.offset),
             )
         total = int(counted[0]) if counted else 0
-        return total, [(str(row[0]), bytes(row[1])) for row in rows]
+        return total, [_resource(row) for row in rows]
 
     # ----------------------------------------------------------------------------------------
     # Cases
@@ -979,6 +1054,11 @@ class _Session:
         cursor = self.conn.execute(self._backend.sql(query), params)
         return int(cursor.rowcount)
 
+    def run_many(self, query: str, rows: Sequence[Sequence[object]]) -> None:
+        """Executes one statement for each row of parameters (one prepared statement)."""
+        with closing(self.conn.cursor()) as cursor:
+            cursor.executemany(self._backend.sql(query), rows)
+
     def insert(self, query: str, params: Sequence[object]) -> int:
         """Executes an ``INSERT ... RETURNING id``; returns the new row's id."""
         return int(self.conn.execute(self._backend.sql(query), params).fetchone()[0])
@@ -990,6 +1070,25 @@ class _Session:
     def all(self, query: str, params: Sequence[object] = ()) -> list[Row]:
         rows: list[Row] = self.conn.execute(self._backend.sql(query), params).fetchall()
         return rows
+
+
+def _checks_first(group: Sequence[WriteRequest]) -> bool:
+    """Whether every check of the group can run before its writes with the same answers.
+
+    Checks read message rows and cases; of the writes, only a receive adds a message row and
+    only a case write changes cases. So a group without a receive and with at most one case
+    write (every group the service writes) is checked in full first.
+    """
+    cases = 0
+    for request in group:
+        if isinstance(request, ReceiveRequest):
+            return len(group) == 1
+        cases += isinstance(request, CaseWriteRequest)
+    return cases <= 1
+
+
+def _resource(row: Row) -> StoredResource:
+    return StoredResource(str(row[0]), str(row[1]), bytes(row[2]))
 
 
 def _like_literal(text: str) -> str:

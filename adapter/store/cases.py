@@ -6,13 +6,16 @@ Three tables (schema version 4): ``case_numbers`` finds a patient's cases by a n
 order in which a case's messages are read again when the next one arrives.
 
 A case write checks, inside the transaction that stores the message's outcome, that the cases
-and owners are still those the message was combined with; the writer is the only one (one group
-committer), so the check and the write cannot be overtaken. A mismatch raises ``CaseConflict``.
+and owners are still those the message was combined with; a mismatch raises ``CaseConflict``.
+The check and the write cannot be overtaken: in one service the group committer is the only
+writer, and the transaction first locks every number and case it will check or write
+(``lock_keys``; SQLite's write lock, PostgreSQL's advisory locks), so several services sharing
+one database take turns on a case too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -26,6 +29,20 @@ _EVENT_COLUMNS = (
     "e.case_id, e.version, e.message_row_id, m.message_id, m.transport, m.received_at,"
     " e.sender, e.patient, e.report_id, e.category, e.official_result, e.status, e.changes"
 )
+
+
+def lock_keys(requests: Iterable[CaseWriteRequest]) -> list[str]:
+    """What the requests' check and writes depend on: each (sender, number) and each case.
+
+    The number without its patient: owners are per (sender, number), and a patient's cases are
+    found by a number, so one key covers both.
+    """
+    keys: set[str] = set()
+    for request in requests:
+        keys.update(f"number\x1f{sender}\x1f{number}" for sender, _, number in request.lookup)
+        keys.update(f"number\x1f{sender}\x1f{number}" for sender, number in request.owner_keys)
+        keys.update(f"case\x1f{event.case_id}" for event in request.events)
+    return sorted(keys)
 
 
 def _rows(columns: int, rows: int) -> str:
@@ -71,12 +88,17 @@ def owners(session: _Session, keys: Sequence[OwnerKey]) -> dict[OwnerKey, str]:
     return {(sender, number): patient for sender, number, patient in found}
 
 
-def write(session: _Session, request: CaseWriteRequest) -> None:
+def check(session: _Session, request: CaseWriteRequest) -> None:
+    """Raises CaseConflict unless the cases and owners are still those the message expects."""
     cases, found_owners = current(session, request.lookup, request.owner_keys)
     if cases != tuple(sorted(request.expected_cases)) or found_owners != dict(
         request.expected_owners
     ):
         raise CaseConflict(f"the cases of message row {request.message_row_id} changed")
+
+
+def write(session: _Session, request: CaseWriteRequest) -> None:
+    """Writes a message's cases; ``check`` has passed in the same transaction."""
     for event in request.events:
         # The version follows the stored ones, so a message read again (reprocess) adds one.
         session.run(

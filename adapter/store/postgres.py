@@ -157,6 +157,15 @@ _SCHEMA_V3 = (
 )
 
 
+# Version 5: each piece of content is stored once, in the message row (its raw bytes, its
+# outcome's Bundle); the report and resource index read from that Bundle instead of a copy
+# (see sqlite.py). The space of the dropped columns is reused by later writes (or VACUUM FULL).
+_SCHEMA_V5 = (
+    "ALTER TABLE resources DROP COLUMN body",
+    "ALTER TABLE reports DROP COLUMN bundle",
+)
+
+
 class PostgresBackend(Backend):
     name: ClassVar[str] = "postgresql"
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = (psycopg.Error, OSError)
@@ -215,5 +224,17 @@ class PostgresBackend(Backend):
     def lock_schema(self, conn: Connection) -> None:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
 
+    def lock_cases(self, conn: Connection, keys: Sequence[str]) -> None:
+        # Transaction-level advisory locks, one number per key within the store's schema
+        # (advisory locks are the database's), taken in ascending order so that two batches
+        # wait for each other and never deadlock. After the wait each statement sees what the
+        # other transaction committed (READ COMMITTED): the case check is made against it.
+        conn.execute(
+            "SELECT pg_advisory_xact_lock(number) FROM (SELECT DISTINCT"
+            " hashtextextended(current_schema() || chr(31) || key, 0) AS number"
+            " FROM unnest(%s::text[]) AS key) AS numbers ORDER BY number",
+            (list(keys),),
+        )
+
     def migrations(self) -> Sequence[Sequence[str]]:
-        return (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4)
+        return (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4, _SCHEMA_V5)

@@ -95,13 +95,15 @@ class Receipt:
 
 @dataclass(frozen=True, slots=True)
 class ReportIndexRow:
-    """One DiagnosticReport of a processed message, indexed for the HTTP queries."""
+    """One DiagnosticReport of a processed message, indexed for the HTTP queries.
+
+    The report itself is not copied here: it is read from the Bundle of the message's outcome.
+    """
 
     report_id: str
     patient: str  # patient reference or identifier string, matched exactly
     category: str
     status: str
-    bundle: bytes = field(repr=False)
     audit: str | None = field(default=None, repr=False)  # adapter.audit.facts.ReportFacts JSON
 
 
@@ -128,9 +130,11 @@ class UnprocessedRow:
 class ResourceIndexRow:
     """One resource of a processed message, indexed for the FHIR facade's reads and searches.
 
-    ``tokens`` holds every searchable token as `` param:value `` words (space-delimited, each
-    value percent-encoded), so one LIKE finds a code with or without its system; ``moment`` is
-    the resource's clinically relevant time in UTC (``YYYY-MM-DDTHH:MM:SSZ``), or ``""``.
+    Its body is not copied here: the facade reads it from the Bundle of the message's outcome
+    (``StoredResource``), the one stored copy. ``tokens`` holds every searchable token as
+    `` param:value `` words (space-delimited, each value percent-encoded), so one LIKE finds a
+    code with or without its system; ``moment`` is the resource's clinically relevant time in
+    UTC (``YYYY-MM-DDTHH:MM:SSZ``), or ``""``.
     """
 
     resource_type: str
@@ -138,7 +142,15 @@ class ResourceIndexRow:
     patient: str  # "Patient/<id>", or ""
     tokens: str
     moment: str
-    body: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResource:
+    """A resource the index found: its id and the stored Bundle of the message carrying it."""
+
+    resource_type: str
+    resource_id: str
+    bundle: bytes = field(repr=False)
 
 
 MOMENT_OPERATORS = frozenset({"=", "<", "<=", ">", ">="})
@@ -176,7 +188,7 @@ class StoredReport:
     patient: str
     category: str
     status: str
-    bundle: bytes = field(repr=False)
+    bundle: bytes = field(repr=False)  # the Bundle of the message that carried the report
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +218,7 @@ class Purged:
     messages: int  # with their raw content, Bundle, ACK, report index rows and outbox items
     kept_unfinished: int  # received or failed: reprocess (and the recovery sweep) needs them
     kept_forwarding: int  # a Bundle still pending in the outbox
+    kept_in_open_cases: int = 0  # a case of theirs has a message that must stay
 
 
 # --------------------------------------------------------------------------------------------

@@ -184,6 +184,48 @@ _SCHEMA_V3 = (
 )
 
 
+# Version 5: each piece of content is stored once, in the message row (its raw bytes, its
+# outcome's Bundle). The report and resource index keep what they are found by and read the
+# report or resource from that Bundle (adapter/service/fhir_index.py); they held copies before,
+# about half of what each message wrote. Both tables are rebuilt without their copy and without
+# AUTOINCREMENT (no one refers to their row ids). Reports are keyed by message and report
+# (WITHOUT ROWID: one B-tree fewer); resources keep a row id, since a key of resource type and
+# id puts each insert on a page of its own (measured slower). The file keeps its size until
+# VACUUM.
+_SCHEMA_V5 = (
+    """CREATE TABLE resources_v5 (
+        message_row_id INTEGER NOT NULL REFERENCES messages (id),
+        resource_type TEXT NOT NULL,
+        resource_id TEXT NOT NULL,
+        patient TEXT NOT NULL,
+        tokens TEXT NOT NULL,
+        moment TEXT NOT NULL
+    )""",
+    "INSERT INTO resources_v5 (message_row_id, resource_type, resource_id, patient, tokens,"
+    " moment) SELECT message_row_id, resource_type, resource_id, patient, tokens, moment"
+    " FROM resources ORDER BY id",
+    "DROP TABLE resources",
+    "ALTER TABLE resources_v5 RENAME TO resources",
+    "CREATE INDEX resources_message ON resources (message_row_id)",
+    "CREATE INDEX resources_id ON resources (resource_type, resource_id)",
+    "CREATE INDEX resources_patient ON resources (resource_type, patient)",
+    """CREATE TABLE reports_v5 (
+        message_row_id INTEGER NOT NULL REFERENCES messages (id),
+        report_id TEXT NOT NULL,
+        patient TEXT NOT NULL,
+        category TEXT NOT NULL,
+        status TEXT NOT NULL,
+        PRIMARY KEY (message_row_id, report_id)
+    ) WITHOUT ROWID""",
+    "INSERT INTO reports_v5 (message_row_id, report_id, patient, category, status)"
+    " SELECT message_row_id, report_id, patient, category, status FROM reports",
+    "DROP TABLE reports",
+    "ALTER TABLE reports_v5 RENAME TO reports",
+    "CREATE INDEX reports_report_id ON reports (report_id)",
+    "CREATE INDEX reports_patient ON reports (patient)",
+)
+
+
 class SQLiteBackend(Backend):
     name: ClassVar[str] = "sqlite"
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = (sqlite3.Error, OSError)
@@ -212,6 +254,7 @@ class SQLiteBackend(Backend):
         try:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA temp_store = MEMORY")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
         except BaseException:
@@ -259,5 +302,9 @@ class SQLiteBackend(Backend):
     def lock_schema(self, conn: Connection) -> None:
         """BEGIN IMMEDIATE already holds the database's single write lock."""
 
+    def lock_cases(self, conn: Connection, keys: Sequence[str]) -> None:
+        """BEGIN IMMEDIATE already holds the database's single write lock: writers of one file,
+        in any process, take turns."""
+
     def migrations(self) -> Sequence[Sequence[str]]:
-        return (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4)
+        return (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4, _SCHEMA_V5)

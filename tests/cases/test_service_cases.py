@@ -184,3 +184,49 @@ def test_convert_with_a_store_combines_with_earlier_runs(tmp_path: Path) -> None
     assert report["conclusionCode"][0]["coding"][0]["code"] == "HER2-low"
     again = CliRunner().invoke(app, ["convert", "--store", url, str(SEQUENCE / "2-ish.hl7")])
     assert again.stdout == second.stdout  # a message converted before: its stored Bundle
+
+
+def test_two_services_on_one_database_give_one_case_each(store_url: str) -> None:
+    """Two service instances sharing one store, each given one message of every case at once.
+
+    Each instance has its own store connection and writer; the store's case locks make their
+    writes to one case take turns, so every case ends with both results (HER2-low), two
+    versions, never two cases or a report that knows one message only.
+    """
+    count = 12
+
+    def numbered(message: bytes, n: int) -> bytes:
+        return (
+            message.replace(b"SP26-09005", f"SP26-7{n:04d}".encode())
+            .replace(b"TST009005", f"TST7{n:05d}".encode())
+            .replace(b"ihc2-then-ish-g5-", f"two-services-{n}-".encode())
+        )
+
+    async def main() -> None:
+        with open_store(store_url, timeout=30) as one, open_store(store_url, timeout=30) as two:
+            async with GroupCommitter(one) as first, GroupCommitter(two) as second:
+                context = Context.from_settings(Settings())
+                services = [
+                    Service(context, committer, lambda: datetime.now(UTC))
+                    for committer in (first, second)
+                ]
+                handled = []
+                for n in range(count):
+                    ihc_to, ish_to = (services[0], services[1])[:: 1 if n % 2 else -1]
+                    handled += [
+                        ihc_to.handle(numbered(IHC, n), Transport.MLLP, wait_for_outcome=False),
+                        ish_to.handle(numbered(ISH, n), Transport.HTTP),
+                    ]
+                answers = await asyncio.gather(*handled)
+                assert all(answer.error is None for answer in answers)
+                for service in services:
+                    await service.drain()
+
+    asyncio.run(main())
+    with open_store(store_url) as store:
+        for n in range(count):
+            (case_id,) = store.find_cases(number=f"SP26-7{n:04d}")
+            events = store.case_timeline(case_id)
+            assert [event.version for event in events] == [1, 2]
+            assert events[-1].category == "HER2-low"
+        assert store.counts().messages[MessageStatus.PROCESSED] == 2 * count

@@ -57,6 +57,7 @@ def test_serve_purges_what_retention_no_longer_keeps(
 
     asyncio.run(main())
     assert "1 messages older than 30 days deleted; kept 1 unfinished" in caplog.text
+    assert "0 still forwarding and 0 of open cases" in caplog.text
     with open_store(url) as store:
         assert store.get_message("old-done") is None
         assert store.get_message("old-open") is not None

@@ -107,3 +107,18 @@ def receive(store: Store) -> Receive:
         )
 
     return _receive
+
+
+@pytest.fixture
+def processed(store: Store, receive: Receive) -> Receive:
+    """``receive`` then a processed outcome, with a Bundle of its own: what the report and
+    resource index point into."""
+
+    def _processed(message_id: str | None, raw: bytes, **keywords: object) -> Receipt:
+        receipt = receive(message_id, raw, **keywords)
+        store.record_outcome(
+            receipt.row_id, "processed", processed_at=T0, bundle=b'{"raw":"' + raw + b'"}'
+        )
+        return receipt
+
+    return _processed

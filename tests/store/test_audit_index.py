@@ -14,7 +14,7 @@ Receive = Callable[..., Receipt]
 
 
 def indexed(report_id: str, audit: str | None) -> ReportIndexRow:
-    return ReportIndexRow(report_id, "Patient/p", "HER2-low", "final", b"{}", audit)
+    return ReportIndexRow(report_id, "Patient/p", "HER2-low", "final", audit)
 
 
 def test_audit_rows_hold_the_latest_version_of_each_report(store: Store, receive: Receive) -> None:
@@ -87,6 +87,7 @@ def test_a_version_one_store_is_upgraded_and_its_reports_stay_counted(store_url:
             raw=b"v1",
             received_at=T0,
         )
+        old.record_outcome(receipt.row_id, "processed", processed_at=T0, bundle=b"{}")
     conn = backend.connect()
     try:
         conn.execute(

@@ -114,7 +114,7 @@ OPERATIONS: list[Any] = [
         lambda s, row: s.record_outcome(row, "processed", processed_at=T0), id="record_outcome"
     ),
     pytest.param(
-        lambda s, row: s.index_reports(row, [ReportIndexRow("R", "P", "c", "final", b"")]),
+        lambda s, row: s.index_reports(row, [ReportIndexRow("R", "P", "c", "final")]),
         id="index_reports",
     ),
     pytest.param(lambda s, row: s.write_batch([[]]), id="write_batch"),

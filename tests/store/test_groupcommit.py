@@ -252,7 +252,7 @@ def test_a_group_of_requests_is_atomic(store: Store) -> None:
         raw=b"x",
         received_at=T0,
     ).row_id
-    report = ReportIndexRow("R1", "P1", "breast", "final", b"bundle")
+    report = ReportIndexRow("R1", "P1", "breast", "final")
 
     async def main() -> tuple[Any, Any]:
         async with GroupCommitter(store) as committer:

@@ -16,25 +16,27 @@ Receive = Callable[..., Receipt]
 def report(
     report_id: str, patient: str, category: str = "breast", status: str = "final"
 ) -> ReportIndexRow:
-    return ReportIndexRow(report_id, patient, category, status, f"{report_id}:{status}".encode())
+    return ReportIndexRow(report_id, patient, category, status)
 
 
-def test_indexed_reports_are_found_with_their_message(store: Store, receive: Receive) -> None:
-    """Each indexed report comes back with its bundle and the message that carried it."""
-    receipt = receive("M1", b"x")
+def test_indexed_reports_are_found_with_their_message(store: Store, processed: Receive) -> None:
+    """Each indexed report comes back with the message that carried it, and its Bundle."""
+    receipt = processed("M1", b"x")
     store.index_reports(receipt.row_id, [report("R1", "P1"), report("R2", "P1", "gastric")])
     found = store.get_report("R2")
     assert found is not None
     assert (found.message_row_id, found.received_at) == (receipt.row_id, T0)
     assert (found.patient, found.category, found.status) == ("P1", "gastric", "final")
-    assert found.bundle == b"R2:final"
+    assert found.bundle == b'{"raw":"x"}'  # where the report is: the index holds no copy
     assert store.get_report("absent") is None
 
 
-def test_correction_in_a_later_message_replaces_the_report(store: Store, receive: Receive) -> None:
+def test_correction_in_a_later_message_replaces_the_report(
+    store: Store, processed: Receive
+) -> None:
     """The latest received message's version of a report is the one returned and found."""
-    first = receive("M1", b"v1")
-    later = receive("M2", b"v2", at=T0 + timedelta(hours=1))
+    first = processed("M1", b"v1")
+    later = processed("M2", b"v2", at=T0 + timedelta(hours=1))
     store.index_reports(first.row_id, [report("R1", "P1", status="final")])
     store.index_reports(later.row_id, [report("R1", "P1", status="corrected")])
     latest = store.get_report("R1")
@@ -45,11 +47,11 @@ def test_correction_in_a_later_message_replaces_the_report(store: Store, receive
 
 
 def test_reindexing_an_older_message_does_not_override_the_newer(
-    store: Store, receive: Receive
+    store: Store, processed: Receive
 ) -> None:
     """Reprocessing an old message must not resurrect its superseded report version."""
-    first = receive("M1", b"v1")
-    later = receive("M2", b"v2", at=T0 + timedelta(hours=1))
+    first = processed("M1", b"v1")
+    later = processed("M2", b"v2", at=T0 + timedelta(hours=1))
     store.index_reports(later.row_id, [report("R1", "P1", status="corrected")])
     store.index_reports(first.row_id, [report("R1", "P1", status="final")])
     latest = store.get_report("R1")
@@ -58,20 +60,20 @@ def test_reindexing_an_older_message_does_not_override_the_newer(
 
 
 def test_a_report_moved_to_another_patient_is_not_found_under_the_old_one(
-    store: Store, receive: Receive
+    store: Store, processed: Receive
 ) -> None:
     """Filters apply to the latest version only."""
-    first = receive("M1", b"v1")
-    later = receive("M2", b"v2", at=T0 + timedelta(hours=1))
+    first = processed("M1", b"v1")
+    later = processed("M2", b"v2", at=T0 + timedelta(hours=1))
     store.index_reports(first.row_id, [report("R1", "P-wrong")])
     store.index_reports(later.row_id, [report("R1", "P-right", status="corrected")])
     assert store.find_reports(patient="P-wrong") == []
     assert [r.patient for r in store.find_reports(patient="P-right")] == ["P-right"]
 
 
-def test_index_reports_replaces_the_message_rows(store: Store, receive: Receive) -> None:
+def test_index_reports_replaces_the_message_rows(store: Store, processed: Receive) -> None:
     """Reindexing a message replaces its reports; an empty list clears them."""
-    receipt = receive("M1", b"x")
+    receipt = processed("M1", b"x")
     store.index_reports(receipt.row_id, [report("R1", "P1"), report("R2", "P1")])
     store.index_reports(receipt.row_id, [report("R2", "P1", status="amended")])
     assert [(r.report_id, r.status) for r in store.find_reports()] == [("R2", "amended")]
@@ -99,10 +101,10 @@ FIND_CASES = [
 
 @pytest.mark.parametrize(("filters", "expected"), FIND_CASES)
 def test_find_reports_filters_combine(
-    store: Store, receive: Receive, filters: dict[str, str], expected: list[str]
+    store: Store, processed: Receive, filters: dict[str, str], expected: list[str]
 ) -> None:
     """Every given filter must match; the result is ordered by report id."""
-    receipt = receive("M1", b"x")
+    receipt = processed("M1", b"x")
     store.index_reports(
         receipt.row_id,
         [

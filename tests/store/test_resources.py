@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from adapter.store import Receipt, ResourceIndexRow, ResourceSearch, Store
+from adapter.store import Receipt, ResourceIndexRow, ResourceSearch, Store, StoredResource
 
 T0 = datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
 Receive = Callable[..., Receipt]
@@ -20,22 +20,25 @@ def row(
     moment: str = "2024-03-01T10:00:00Z",
     kind: str = "Observation",
 ) -> ResourceIndexRow:
-    return ResourceIndexRow(kind, resource_id, patient, tokens, moment, resource_id.encode())
+    return ResourceIndexRow(kind, resource_id, patient, tokens, moment)
 
 
-def ids(found: tuple[int, list[tuple[str, bytes]]]) -> list[str]:
-    return [resource_id for resource_id, _ in found[1]]
+def ids(found: tuple[int, list[StoredResource]]) -> list[str]:
+    return [resource.resource_id for resource in found[1]]
 
 
-def test_latest_version_is_read_and_searched(store: Store, receive: Receive) -> None:
+def test_latest_version_is_read_and_searched(store: Store, processed: Receive) -> None:
     """A later message's version replaces the earlier one for reads and for every filter."""
-    first = receive("M1", b"v1")
-    later = receive("M2", b"v2", at=T0 + timedelta(hours=1))
+    first = processed("M1", b"v1")
+    later = processed("M2", b"v2", at=T0 + timedelta(hours=1))
     store.index_reports(first.row_id, [], [row("O1", patient="Patient/P-wrong")])
     store.index_reports(
-        later.row_id, [], [ResourceIndexRow("Observation", "O1", "Patient/P-right", "", "", b"new")]
+        later.row_id, [], [ResourceIndexRow("Observation", "O1", "Patient/P-right", "", "")]
     )
-    assert store.get_resource("Observation", "O1") == b"new"
+    # found with the Bundle of the message that carries its latest version, its one copy
+    assert store.get_resource("Observation", "O1") == StoredResource(
+        "Observation", "O1", b'{"raw":"v2"}'
+    )
     assert store.get_resource("Patient", "O1") is None
     assert ids(store.find_resources(ResourceSearch("Observation", patient="Patient/P-wrong"))) == []
     assert ids(store.find_resources(ResourceSearch("Observation", patient="Patient/P-right"))) == [
@@ -66,10 +69,10 @@ SEARCHES = [
 
 @pytest.mark.parametrize(("search", "expected"), SEARCHES)
 def test_find_resources(
-    store: Store, receive: Receive, search: ResourceSearch, expected: list[str]
+    store: Store, processed: Receive, search: ResourceSearch, expected: list[str]
 ) -> None:
     """Every filter must hold; the total counts every match, the page is by id."""
-    receipt = receive("M1", b"x")
+    receipt = processed("M1", b"x")
     store.index_reports(
         receipt.row_id,
         [],

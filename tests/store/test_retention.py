@@ -27,7 +27,7 @@ def test_purge_deletes_old_finished_messages_and_keeps_the_rest(
     old, recent = T0, T0 + timedelta(days=40)
     processed = receive("OLD-1", b"raw-1", at=old).row_id
     _finish(store, processed, MessageStatus.PROCESSED)
-    store.index_reports(processed, [ReportIndexRow("r1", "Patient/p", "HER2-low", "final", b"{}")])
+    store.index_reports(processed, [ReportIndexRow("r1", "Patient/p", "HER2-low", "final")])
     sent = store.enqueue(processed, b"{}", now=old)
     store.mark_sent(sent, old)
     rejected = receive("OLD-2", b"raw-2", at=old).row_id
