@@ -2,7 +2,13 @@
 
 ``AssayRecord`` is what ingest produces from one ORDER_OBSERVATION group (HL7 v2) or one group of
 FHIR Observations; ``Classification`` is what the classifier returns for it. Both are frozen
-pydantic models: plain data, no behaviour beyond small helpers on reported numbers.
+dataclasses with slots: plain data, no behaviour beyond small helpers on reported numbers. They
+are built only by our own code from input that was already checked where it crossed in (the
+ER7 tokenizer, the FHIR R4 models of ``adapter.ingest.fhir_validate``, the mapping files'
+schema), so they are not validated again: pydantic, which did that, cost about a tenth of the
+pipeline's time for about 47 records per message (docs/performance.md). mypy strict holds every
+construction to the field types; times are timezone-aware (the readers attach the sender's or the
+site's zone, never leave it to a guess).
 
 Numbers are kept exactly as reported (``Decimal``, never float) and as intervals, because labs send
 ``<1``, ``>6`` and ``1-10`` as often as plain numbers, and the guidelines forbid rounding.
@@ -10,17 +16,10 @@ Numbers are kept exactly as reported (``Decimal``, never float) and as intervals
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-
-from pydantic import AwareDatetime, BaseModel, ConfigDict
-
-
-class Frozen(BaseModel):
-    """Base for every record: immutable, no unknown fields."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
 
 # --------------------------------------------------------------------------------------------
 # Vocabularies
@@ -152,7 +151,8 @@ ISH_ANALYTES = frozenset(
 # --------------------------------------------------------------------------------------------
 
 
-class Interval(Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Interval:
     """A reported number: a point (``95``), a bound (``<1``, ``>=6``) or a range (``1-10``).
 
     ``None`` for a bound means unbounded on that side. ``text`` is the value as the lab sent it.
@@ -196,19 +196,22 @@ def _upper_within(inner: Interval, outer: Interval) -> bool:
     return inner.high < outer.high or outer.high_inclusive or not inner.high_inclusive
 
 
-class Coding(Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Coding:
     system: str | None = None
     code: str | None = None
     display: str | None = None
 
 
-class Identifier(Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Identifier:
     value: str
     system: str | None = None
     type_code: str | None = None
 
 
-class Provenance(Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Provenance:
     """Where one value came from: enough to find it again in the original message."""
 
     locator: str  # "OBX[3]" (the third OBX of the message) or "Observation/abc"
@@ -221,7 +224,8 @@ class Provenance(Frozen):
     from_text: bool = False
 
 
-class IngestWarning(Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IngestWarning:
     """Something odd in the input that did not stop processing. No patient data in ``message``."""
 
     code: str
@@ -229,7 +233,8 @@ class IngestWarning(Frozen):
     locator: str | None = None
 
 
-class ReportedObservation(Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReportedObservation:
     """One value as the lab reported it; emitted as one FHIR Observation with its code kept."""
 
     analyte: Analyte
@@ -243,11 +248,12 @@ class ReportedObservation(Frozen):
     ucum: str | None = None  # the UCUM code, when the mappings know the unit
     interpretation: tuple[str, ...] = ()  # v3-ObservationInterpretation codes (OBX-8)
     notes: tuple[str, ...] = ()
-    effective: AwareDatetime | None = None
+    effective: datetime | None = None
     method: Coding | None = None  # OBX-17 / Observation.method (the assay, antibody clone, probe)
 
 
-class UnusedResult(Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnusedResult:
     """A result that was read but not used for classification, and why.
 
     ``analyte`` is set when the result code was recognised; ``not_understood`` when such a
@@ -266,7 +272,8 @@ class UnusedResult(Frozen):
 # --------------------------------------------------------------------------------------------
 
 
-class Origin(Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Origin:
     format: SourceFormat
     message_id: str  # MSH-10, or the FHIR Bundle identifier / resource id
     sending_application: str | None = None
@@ -294,12 +301,14 @@ class AdministrativeGender(StrEnum):
     UNKNOWN = "unknown"
 
 
-class PersonName(Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PersonName:
     family: str | None = None
     given: tuple[str, ...] = ()
 
 
-class PatientRef(Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PatientRef:
     """The patient as the sender named them: identifiers, and demographics a receiver matches on.
 
     Name, sex and birth date are read so that an EHR feed can carry them (``patient_details =
@@ -314,14 +323,16 @@ class PatientRef(Frozen):
     birth_date: str | None = None  # FHIR date: YYYY, YYYY-MM or YYYY-MM-DD
 
 
-class Practitioner(Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Practitioner:
     """A person named in the order (OBR-32 principal result interpreter)."""
 
     identifier: Identifier | None = None
     name: PersonName | None = None
 
 
-class Organization(Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Organization:
     """The lab that issued the result (MSH-4 sending facility, or OBX-23 performing organisation).
 
     ``uri`` is its OID or URI when the sender gives one or the ``[assigners]`` table knows it.
@@ -331,18 +342,20 @@ class Organization(Frozen):
     uri: str | None = None
 
 
-class Specimen(Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Specimen:
     id: str | None = None
     type: Coding | None = None
     body_sites: tuple[Coding, ...] = ()
     tissue: Tissue = Tissue.UNKNOWN
     procedure: Procedure = Procedure.UNKNOWN
-    collected: AwareDatetime | None = None  # SPM-17
-    received: AwareDatetime | None = None  # SPM-18
+    collected: datetime | None = None  # SPM-17
+    received: datetime | None = None  # SPM-18
     collection_method: Coding | None = None  # SPM-7 / Specimen.collection.method
 
 
-class IhcResult(Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IhcResult:
     score: IhcScore | None = None
     ihc0_subtype: Ihc0Subtype | None = None
     stained_percent: Interval | None = None  # % of cells with (faint) membrane staining
@@ -355,7 +368,8 @@ class IhcResult(Frozen):
     provenance: tuple[Provenance, ...] = ()
 
 
-class IshCount(Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IshCount:
     """One ISH count (a first count, or a recount) as reported."""
 
     ratio: Interval | None = None
@@ -363,7 +377,8 @@ class IshCount(Frozen):
     cep17_copies: Interval | None = None
 
 
-class IshResult(Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IshResult:
     # probe None: not stated (dual assumed only when CEP17 or a ratio is given)
     probe: IshProbe | None = None
     ratio: Interval | None = None
@@ -384,7 +399,8 @@ class IshResult(Frozen):
     provenance: tuple[Provenance, ...] = ()
 
 
-class ReceptorResult(Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReceptorResult:
     """ER or PgR."""
 
     percent: Interval | None = None
@@ -398,7 +414,8 @@ class ReceptorResult(Frozen):
     provenance: tuple[Provenance, ...] = ()
 
 
-class LabInterpretation(Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LabInterpretation:
     """The lab's own overall HER2 call (48676-1 and the like)."""
 
     stated: Interpretation | None = None
@@ -407,13 +424,14 @@ class LabInterpretation(Frozen):
     provenance: tuple[Provenance, ...] = ()
 
 
-class AssayRecord(Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AssayRecord:
     origin: Origin
     patient: PatientRef = PatientRef()
     specimen: Specimen = Specimen()
     report_status: ReportStatus = ReportStatus.UNKNOWN
-    effective: AwareDatetime | None = None
-    issued: AwareDatetime | None = None
+    effective: datetime | None = None
+    issued: datetime | None = None
     her2_ihc: IhcResult | None = None
     her2_ish: IshResult | None = None
     er: ReceptorResult | None = None
@@ -484,18 +502,21 @@ class FlagCode(StrEnum):
     READ_FROM_TEXT = "read-from-text"  # a result was read from report text: a reviewer checks
 
 
-class Flag(Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Flag:
     code: FlagCode
     reason: str
 
 
-class FiredRule(Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FiredRule:
     rule_id: str
     citation: str
     reason: str  # one line, with the values used
 
 
-class Classification(Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Classification:
     guideline: str  # the guideline versions the result was produced under
     tissue: Tissue
     # None when there is no HER2 result to classify (HER2-not-reported / HER2-not-understood)

@@ -8,7 +8,7 @@ meet the guideline's rules for groups 2-5 exactly as if one order had carried bo
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, TypeVar
 
 from adapter.classify import classify
@@ -28,7 +28,7 @@ from adapter.model import (
 )
 
 if TYPE_CHECKING:
-    from adapter.cases.book import Case, Change
+    from adapter.cases.book import Arrival, Case, Change
 
 _T = TypeVar("_T")
 
@@ -46,6 +46,7 @@ class CaseView:
     record: AssayRecord  # every current result of the case, as one record
     classification: Classification
     result_ids: tuple[str, ...]  # observation ids, one per ``record.observations`` item
+    arrivals: tuple[Arrival, ...]  # when each came into the case, one per ``result_ids`` item
     origins: tuple[Origin, ...]  # every current order, in the order first received
     patient_resource: str
     specimen_resource: str | None
@@ -96,6 +97,7 @@ def combine(case: Case, message_id: str, change: Change) -> CaseView:
         record=record,
         classification=classify(record),
         result_ids=tuple(result.observation_id for result in results),
+        arrivals=tuple(result.arrival for result in results),
         origins=tuple(r.origin for r in records),
         patient_resource=case.patient_resource,
         specimen_resource=case.specimen_resource,
@@ -133,7 +135,7 @@ def _combined(case: Case, records: list[AssayRecord], message_id: str) -> AssayR
     # With every order withdrawn, the first record still names the case's order and patient.
     first = records[0] if records else case.anchor
     return AssayRecord(
-        origin=first.origin.model_copy(update={"message_id": message_id}),
+        origin=replace(first.origin, message_id=message_id),
         patient=records[-1].patient if records else first.patient,
         specimen=_specimen(records, tissue),
         report_status=_status(records, corrected=case.corrected_after_final),

@@ -340,9 +340,7 @@ def _derived(values: Sequence[ReadValue], warnings: list[IngestWarning]) -> list
                         )
                     )
                 continue
-            observation = value.observation.model_copy(
-                update={"analyte": analyte, "number": number, "ratio": None}
-            )
+            observation = replace(value.observation, analyte=analyte, number=number, ratio=None)
             found.append(ReadValue(observation=observation, derived=True))
     return found
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
 
@@ -66,7 +67,7 @@ def labelled_coding(concept: Any) -> Coding | None:
     label = concept_text(concept)
     if found:
         first = found[0]
-        return first if first.display or not label else first.model_copy(update={"display": label})
+        return first if first.display or not label else replace(first, display=label)
     return Coding(display=label) if label else None
 
 

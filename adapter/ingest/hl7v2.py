@@ -7,7 +7,7 @@ grammar: that is what keeps ingest in microseconds. ``--strict`` adds hl7apy's s
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, tzinfo
 
 from adapter.config import Settings
@@ -259,7 +259,7 @@ def _add_note(group: _Group, segment: er7.Segment) -> None:
         group.notes.append(text)
         return
     value = group.values[group.last_obx]
-    observation = value.observation.model_copy(update={"notes": (*value.observation.notes, text)})
+    observation = replace(value.observation, notes=(*value.observation.notes, text))
     group.values[group.last_obx] = ReadValue(
         observation=observation,
         answer=value.answer,

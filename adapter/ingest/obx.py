@@ -283,7 +283,7 @@ def _structured_numeric(
                     locator=locator,
                 )
             )
-            return _Value(number=number.model_copy(update={"text": text}))
+            return _Value(number=replace(number, text=text))
         return _text_value(comparator, analyte, mapping)
     low = parse_decimal(first)
     if low is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 from hypothesis import given, settings
@@ -169,12 +170,8 @@ def test_indeterminate_only_for_a_failed_test(record: AssayRecord) -> None:
 @given(records, st.none() | st.just("failed controls"))
 def test_raising_ihc_2_to_3_never_loses_positive(record: AssayRecord, failed: str | None) -> None:
     """IHC 2+ → 3+ never turns a positive into a non-positive; a usable 3+ is always positive."""
-    two = record.model_copy(
-        update={"her2_ihc": IhcResult(score=IhcScore.TWO, indeterminate_reason=failed)}
-    )
-    three = record.model_copy(
-        update={"her2_ihc": IhcResult(score=IhcScore.THREE, indeterminate_reason=failed)}
-    )
+    two = replace(record, her2_ihc=IhcResult(score=IhcScore.TWO, indeterminate_reason=failed))
+    three = replace(record, her2_ihc=IhcResult(score=IhcScore.THREE, indeterminate_reason=failed))
     before, after = classify(two), classify(three)
     if before.official_result is OfficialResult.POSITIVE:
         assert after.official_result is OfficialResult.POSITIVE

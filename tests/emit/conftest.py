@@ -22,6 +22,7 @@ from adapter.model import (
     IhcResult,
     IhcScore,
     Interval,
+    OfficialResult,
     Origin,
     PatientRef,
     Provenance,
@@ -133,7 +134,7 @@ def make_classification(**overrides: Any) -> Classification:
     fields: dict[str, Any] = {
         "guideline": "ASCO/CAP HER2 2018 (affirmed 2023)",
         "tissue": Tissue.BREAST,
-        "official_result": "negative",
+        "official_result": OfficialResult.NEGATIVE,
         "category": Category.HER2_LOW,
         "rules": (
             FiredRule(rule_id="BR-IHC-1", citation="ASCO/CAP 2018", reason="IHC 1+: negative"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -28,6 +29,7 @@ from adapter.model import (
     Identifier,
     IngestWarning,
     Interval,
+    OfficialResult,
     PatientRef,
     Provenance,
     ReceptorCall,
@@ -179,7 +181,7 @@ def test_references_resolve_inside_the_bundle(
     record_factory: RecordFactory, classification: Classification, settings: Settings
 ) -> None:
     """Every reference names the fullUrl of an entry in the same Bundle."""
-    second = record_factory(origin=record_factory().origin.model_copy(update={"set_id": "2"}))
+    second = record_factory(origin=replace(record_factory().origin, set_id="2"))
     bundle = build_bundle(
         "MSG-0001", [(record_factory(), classification), (second, classification)], settings
     )
@@ -194,7 +196,7 @@ def test_records_of_one_patient_share_patient_and_specimen(
 ) -> None:
     """Two orders on one patient and specimen: one Patient, one Specimen, two reports."""
     ihc = record_factory()
-    fish = record_factory(origin=ihc.origin.model_copy(update={"set_id": "2"}))
+    fish = record_factory(origin=replace(ihc.origin, set_id="2"))
     bundle = build_bundle("MSG-0001", [(ihc, classification), (fish, classification)], settings)
     assert len(resources(bundle, "Patient")) == 1
     assert len(resources(bundle, "Specimen")) == 1
@@ -210,7 +212,7 @@ def test_patient_identifiers_are_merged_across_records(
     first = record_factory(patient=PatientRef(identifiers=(mrn,)))
     second = record_factory(
         patient=PatientRef(identifiers=(mrn, national)),
-        origin=first.origin.model_copy(update={"set_id": "2"}),
+        origin=replace(first.origin, set_id="2"),
     )
     bundle = build_bundle("M", [(first, classification), (second, classification)], settings)
     assert [i["value"] for i in only(bundle, "Patient")["identifier"]] == ["MRN-42", "999"]
@@ -344,7 +346,7 @@ def test_report_code_defaults_to_her2_interpretation(
     record_factory: RecordFactory, classification: Classification, settings: Settings
 ) -> None:
     """Without an order code the report is coded LOINC 48676-1."""
-    record = record_factory(origin=record_factory().origin.model_copy(update={"order_code": None}))
+    record = record_factory(origin=replace(record_factory().origin, order_code=None))
     report = only(build_bundle("M", [(record, classification)], settings), "DiagnosticReport")
     assert report["code"]["coding"][0]["system"] == LOINC
     assert report["code"]["coding"][0]["code"] == "48676-1"
@@ -483,7 +485,9 @@ def test_conclusion_codes_per_category(
     not_official_note: bool,
 ) -> None:
     """conclusionCode: the category (adapter CodeSystem) and the official result in SNOMED."""
-    classification = classification_factory(official_result=official, category=category)
+    classification = classification_factory(
+        official_result=OfficialResult(official), category=category
+    )
     bundle = build_bundle("M", [(record, classification)], settings)
     report = only(bundle, "DiagnosticReport")
     codings = [c for concept in report["conclusionCode"] for c in concept["coding"]]
@@ -511,7 +515,7 @@ def test_equivocal_conclusion_says_it_is_not_final(
 ) -> None:
     """An equivocal report tells the reader that work-up is still needed."""
     classification = classification_factory(
-        official_result="equivocal", category=Category.HER2_EQUIVOCAL
+        official_result=OfficialResult.EQUIVOCAL, category=Category.HER2_EQUIVOCAL
     )
     report = only(build_bundle("M", [(record, classification)], settings), "DiagnosticReport")
     assert "not a final HER2 status" in report["conclusion"]
@@ -938,7 +942,7 @@ def test_correction_updates_the_same_resources(
     """A correction message PUTs to exactly the URLs of the original."""
     original = record_factory()
     correction = record_factory(
-        origin=original.origin.model_copy(update={"message_id": "MSG-0002"}),
+        origin=replace(original.origin, message_id="MSG-0002"),
         report_status=ReportStatus.CORRECTED,
     )
     urls = [

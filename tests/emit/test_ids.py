@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from decimal import Decimal
 
 import orjson
@@ -72,7 +73,7 @@ def test_correction_message_gives_the_same_ids(record_factory: RecordFactory) ->
     """A correction (new MSH-10, status corrected, same order numbers) keeps every id."""
     original = record_factory()
     correction = record_factory(
-        origin=original.origin.model_copy(update={"message_id": "MSG-0002"}),
+        origin=replace(original.origin, message_id="MSG-0002"),
         report_status=ReportStatus.CORRECTED,
     )
     assert record_ids(correction) == record_ids(original)
@@ -96,29 +97,25 @@ def test_a_different_order_gets_different_ids(
 ) -> None:
     """Filler order, OBR set id and sender are all part of the order's identity."""
     base = record_factory()
-    other = record_factory(origin=base.origin.model_copy(update=change))
+    other = record_factory(origin=replace(base.origin, **change))
     assert record_ids(other).observations != record_ids(base).observations
     assert set(record_ids(other).observations).isdisjoint(record_ids(base).observations)
 
 
 def test_placer_order_identifies_when_no_filler_order(record_factory: RecordFactory) -> None:
     """Without a filler order number, the placer order number keeps ids stable across messages."""
-    first = record_factory(origin=record_factory().origin.model_copy(update={"filler_order": None}))
-    second = first.model_copy(
-        update={"origin": first.origin.model_copy(update={"message_id": "MSG-0002"})}
-    )
-    other_placer = first.model_copy(
-        update={"origin": first.origin.model_copy(update={"placer_order": "PL-999"})}
-    )
+    first = record_factory(origin=replace(record_factory().origin, filler_order=None))
+    second = replace(first, origin=replace(first.origin, message_id="MSG-0002"))
+    other_placer = replace(first, origin=replace(first.origin, placer_order="PL-999"))
     assert record_ids(second).observations == record_ids(first).observations
     assert record_ids(other_placer).observations != record_ids(first).observations
 
 
 def test_message_id_identifies_when_no_order_numbers(record_factory: RecordFactory) -> None:
     """With no order numbers at all, each message is its own order."""
-    bare = record_factory().origin.model_copy(update={"filler_order": None, "placer_order": None})
+    bare = replace(record_factory().origin, filler_order=None, placer_order=None)
     first = record_factory(origin=bare)
-    second = record_factory(origin=bare.model_copy(update={"message_id": "MSG-0002"}))
+    second = record_factory(origin=replace(bare, message_id="MSG-0002"))
     assert record_ids(second).observations != record_ids(first).observations
 
 
@@ -126,17 +123,17 @@ def test_sending_application_stands_in_for_a_missing_facility(
     record_factory: RecordFactory,
 ) -> None:
     """MSH-3 is the sender when MSH-4 is empty, so two applications do not share ids."""
-    base = record_factory().origin.model_copy(update={"sending_facility": None})
+    base = replace(record_factory().origin, sending_facility=None)
     lis = record_factory(origin=base)
-    other = record_factory(origin=base.model_copy(update={"sending_application": "OTHER"}))
+    other = record_factory(origin=replace(base, sending_application="OTHER"))
     assert record_ids(lis).observations != record_ids(other).observations
 
 
 def test_group_index_stands_in_for_a_missing_set_id(record_factory: RecordFactory) -> None:
     """Without OBR-1, the group's position separates two groups of one order."""
-    base = record_factory().origin.model_copy(update={"set_id": None})
+    base = replace(record_factory().origin, set_id=None)
     first = record_factory(origin=base)
-    second = record_factory(origin=base.model_copy(update={"group_index": 2}))
+    second = record_factory(origin=replace(base, group_index=2))
     assert record_ids(first).observations != record_ids(second).observations
 
 
@@ -196,10 +193,8 @@ def test_repeated_order_in_one_message_is_told_apart(record_factory: RecordFacto
 def test_patient_id_follows_sender_and_first_identifier(record_factory: RecordFactory) -> None:
     """One patient across orders; the same MRN from another sender is another patient."""
     base = record_factory()
-    other_order = record_factory(origin=base.origin.model_copy(update={"filler_order": "FL-9"}))
-    other_sender = record_factory(
-        origin=base.origin.model_copy(update={"sending_facility": "OTHERLAB"})
-    )
+    other_order = record_factory(origin=replace(base.origin, filler_order="FL-9"))
+    other_sender = record_factory(origin=replace(base.origin, sending_facility="OTHERLAB"))
     other_mrn = record_factory(patient=PatientRef(identifiers=(Identifier(value="MRN-43"),)))
     assert record_ids(other_order).patient == record_ids(base).patient
     assert record_ids(other_sender).patient != record_ids(base).patient
@@ -213,11 +208,11 @@ def test_patient_without_identifiers_uses_reference_then_order(
     by_reference = record_factory(patient=PatientRef(fhir_reference="Patient/123"))
     same_reference = record_factory(
         patient=PatientRef(fhir_reference="Patient/123"),
-        origin=by_reference.origin.model_copy(update={"filler_order": "FL-9"}),
+        origin=replace(by_reference.origin, filler_order="FL-9"),
     )
     anonymous = record_factory(patient=PatientRef())
     anonymous_other_order = record_factory(
-        patient=PatientRef(), origin=anonymous.origin.model_copy(update={"filler_order": "FL-9"})
+        patient=PatientRef(), origin=replace(anonymous.origin, filler_order="FL-9")
     )
     assert record_ids(by_reference).patient == record_ids(same_reference).patient
     assert record_ids(anonymous).patient != record_ids(anonymous_other_order).patient
@@ -226,11 +221,11 @@ def test_patient_without_identifiers_uses_reference_then_order(
 def test_specimen_id_follows_specimen_identifier(record_factory: RecordFactory) -> None:
     """The same specimen in two orders is one Specimen; without an id, each order has its own."""
     base = record_factory()
-    other_order = record_factory(origin=base.origin.model_copy(update={"filler_order": "FL-9"}))
+    other_order = record_factory(origin=replace(base.origin, filler_order="FL-9"))
     assert record_ids(other_order).specimen == record_ids(base).specimen
     no_id = record_factory(specimen=Specimen())
     no_id_other_order = record_factory(
-        specimen=Specimen(), origin=base.origin.model_copy(update={"filler_order": "FL-9"})
+        specimen=Specimen(), origin=replace(base.origin, filler_order="FL-9")
     )
     assert record_ids(no_id).specimen != record_ids(no_id_other_order).specimen
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -84,10 +85,10 @@ def test_minimal_details_send_identifiers_only(
 @pytest.mark.parametrize(
     "patient",
     [
-        pytest.param(JANE.model_copy(update={"gender": None}), id="no-sex"),
-        pytest.param(JANE.model_copy(update={"name": None}), id="no-name"),
+        pytest.param(replace(JANE, gender=None), id="no-sex"),
+        pytest.param(replace(JANE, name=None), id="no-name"),
         pytest.param(
-            JANE.model_copy(update={"identifiers": (Identifier(value="MRN-42"),)}),
+            replace(JANE, identifiers=(Identifier(value="MRN-42"),)),
             id="identifier-without-system",
         ),
     ],
@@ -143,18 +144,15 @@ def test_performer_and_interpreters_are_resources_of_the_bundle(
     make_record: Callable[..., AssayRecord], make_classification: Callable[..., Classification]
 ) -> None:
     """The lab is performer, OBR-32 people are resultsInterpreter; both resolve in the Bundle."""
-    origin = make_record().origin.model_copy(
-        update={
-            "performer": Organization(name="PATHLAB", uri="urn:oid:1.2.840.99"),
-            "interpreters": (
-                Practitioner(
-                    identifier=Identifier(
-                        system="http://hl7.org/fhir/sid/us-npi", value="1234567893"
-                    ),
-                    name=PersonName(family="Path", given=("Pat",)),
-                ),
+    origin = replace(
+        make_record().origin,
+        performer=Organization(name="PATHLAB", uri="urn:oid:1.2.840.99"),
+        interpreters=(
+            Practitioner(
+                identifier=Identifier(system="http://hl7.org/fhir/sid/us-npi", value="1234567893"),
+                name=PersonName(family="Path", given=("Pat",)),
             ),
-        }
+        ),
     )
     bundle = _bundle(make_record(origin=origin), make_classification(), "full")
     report = only(bundle, "DiagnosticReport")
@@ -173,12 +171,11 @@ def test_specimen_collection_and_received_times(
     make_record: Callable[..., AssayRecord], make_classification: Callable[..., Classification]
 ) -> None:
     """SPM-17 / SPM-18 / SPM-7 become collection.collectedDateTime, receivedTime, method."""
-    specimen = make_record().specimen.model_copy(
-        update={
-            "collected": datetime(2024, 3, 1, 10, 15, tzinfo=UTC),
-            "received": datetime(2024, 3, 2, 8, 0, tzinfo=UTC),
-            "collection_method": Coding(code="CNB", display="Core needle biopsy"),
-        }
+    specimen = replace(
+        make_record().specimen,
+        collected=datetime(2024, 3, 1, 10, 15, tzinfo=UTC),
+        received=datetime(2024, 3, 2, 8, 0, tzinfo=UTC),
+        collection_method=Coding(code="CNB", display="Core needle biopsy"),
     )
     sent = only(_bundle(make_record(specimen=specimen), make_classification(), "full"), "Specimen")
     assert sent["receivedTime"] == "2024-03-02T08:00:00+00:00"
