@@ -651,7 +651,7 @@ def _receptor_details(result: ReceptorResult | None, codesystem: str) -> list[Js
 
 def _score_value(number: Interval) -> JsonDict | None:
     """A score as a Quantity when it is one number, else (a range, a bound) as written."""
-    amount = dt.quantity(number, None, None)
+    amount = dt.quantity(number, None, None, "Observation.component.valueQuantity")
     if amount is not None:
         return {"valueQuantity": amount}
     text = dt.interval_text(number)
