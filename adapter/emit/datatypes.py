@@ -118,8 +118,10 @@ def reference(resource_id: str) -> JsonDict:
     return {"reference": f"urn:uuid:{resource_id}"}
 
 
-def quantity(number: Interval, unit: str | None, ucum: str | None) -> JsonDict | None:
-    """A point or a one-sided bound as a Quantity; a range or an empty interval cannot be one."""
+def quantity(number: Interval, unit: str | None, ucum: str | None, element: str) -> JsonDict | None:
+    """A point or a one-sided bound as a Quantity; a range or an empty interval cannot be one.
+
+    ``ucum`` may be the sender's own (a FHIR ``valueQuantity.code``): held to ``code``."""
     if number.value is not None and number.low_inclusive and number.high_inclusive:
         out: JsonDict = {"value": number.value}
     elif number.low is None and number.high is not None:
@@ -133,7 +135,7 @@ def quantity(number: Interval, unit: str | None, ucum: str | None) -> JsonDict |
         out["unit"] = unit
     if ucum is not None:
         out["system"] = UCUM
-        out["code"] = ucum
+        out["code"] = code(ucum, f"{element}.code")
     return out
 
 

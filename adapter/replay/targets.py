@@ -70,11 +70,12 @@ def run_one(
     context, fhir_source = _for_sender(message, context)
     raw = RawMessage(message.data, message.format, message.position)
     outcome = process(raw, context, cases.prior)
+    if outcome.application is not None:
+        # With its Bundle, a value not understood joins its case too, as in the service.
+        prior = PriorMessage(message.data, message.format, fhir_source)
+        cases.add(prior, outcome.application, position)
     if outcome.error is not None:
         return _error(outcome.error, message.format)
-    cases.add(
-        PriorMessage(message.data, message.format, fhir_source), outcome.application, position
-    )
     return Observed(bundle_json=outcome.bundle_json)
 
 
