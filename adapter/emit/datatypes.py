@@ -54,7 +54,8 @@ def text(value: str | None) -> str | None:
     """Free text as a FHIR ``string``: refused whitespace becomes a space; None when blank."""
     if value is None:
         return None
-    if _NOT_IN_STRING.search(value) is not None:
+    # Printable ASCII (nearly every value) holds none of them: no pattern search needed.
+    if not (value.isascii() and value.isprintable()) and _NOT_IN_STRING.search(value) is not None:
         value = _NOT_IN_STRING.sub(" ", value)
     return value if value.strip() else None
 
