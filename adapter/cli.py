@@ -886,7 +886,8 @@ def audit(
     paths: Annotated[
         list[str] | None,
         typer.Argument(
-            help="HL7 v2 / FHIR message files, folders or globs to classify and audit"
+            help="HL7 v2 / FHIR message files, folders or globs to classify and audit, or the"
+            " adapter's own Bundles (a receiver's FHIR export of them) to audit as they are"
             " (or --from-store)."
         ),
     ] = None,

@@ -4,7 +4,8 @@ command, and where it goes (store read, figures, HTML).
 The store is filled the way the service fills it: 600 generated ORU^R01 messages (the messages
 of bench/throughput.py, issued across twelve months) run through ``pipeline.process`` once, and
 their stored shape (raw message, Bundle, report index row with its audit facts) repeated under
-ten senders until N reports are stored. Run: ``.venv/bin/python bench/audit.py [-n 100000]``.
+ten senders until N reports are stored. Run: ``.venv/bin/python bench/audit.py [-n 100000]``;
+``--bundles`` times the audit over N reports' Bundles in one NDJSON file instead.
 Not a test: figures go to docs/performance.md.
 """
 
@@ -91,6 +92,34 @@ def fill(url: str, reports: int) -> None:
             store.write(writes)
 
 
+def bundles(reports: int, runs: int) -> None:
+    """The audit over the Bundles of N reports (the pool's, each case report under an id of its
+    own), as a receiver's copy of our output: ``her2-adapter audit FILE``."""
+    items = pool()
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "bundles.ndjson"
+        with path.open("wb") as out:
+            for n in range(reports):
+                _, bundle, rows = items[n % POOL]
+                for row in rows:
+                    bundle = bundle.replace(row.report_id.encode(), f"R{n:08d}".encode())
+                out.write(bundle + b"\n")
+        print(f"wrote {reports} reports' Bundles ({path.stat().st_size >> 20} MiB)")
+        command = [str(Path(sys.executable).with_name("her2-adapter")), "audit", str(path)]
+        for run in range(1, runs + 1):
+            began, cpu = time.perf_counter(), _children_cpu()
+            subprocess.run(
+                [*command, "--json", str(Path(directory) / "a.json")],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+            took, used = time.perf_counter() - began, _children_cpu() - cpu
+            print(
+                f"run {run}: her2-adapter audit FILE --json FILE: {took:.2f} s wall,"
+                f" {used:.2f} s CPU"
+            )
+
+
 def _children_cpu() -> float:
     """CPU seconds of finished child processes: steadier than wall time on a shared machine."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -101,7 +130,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-n", type=int, default=100_000, help="reports in the store")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--bundles",
+        action="store_true",
+        help="time the audit over N reports' Bundles in one NDJSON file instead of a store",
+    )
     args = parser.parse_args()
+    if args.bundles:
+        bundles(args.n, args.runs)
+        return
     with tempfile.TemporaryDirectory() as directory:
         url = f"sqlite:///{Path(directory) / 'bench.db'}"
         began = time.perf_counter()

@@ -69,18 +69,22 @@ def _ts(moment: datetime) -> str:
     return moment.strftime("%Y%m%d%H%M%S") + "+0000"
 
 
-def message(case: Case, number: int) -> bytes:
+def message(case: Case, number: int, *, part: str = "all", issued_after: int | None = 72) -> bytes:
+    """The case as one message; ``part`` "ihc" or "ish" sends that half alone (the ISH as an
+    order of its own, for the same specimen), issued ``issued_after`` hours after collection
+    (None: no OBR-22)."""
     collected = datetime(case.day.year, case.day.month, case.day.day, 9, 0)
     ish_time = collected + timedelta(hours=case.ish_hours)
-    control = f"{case.sender}-{number:06d}"
+    control = f"{case.sender}-{number:06d}" + ("" if part == "all" else f"-{part}")
     results: list[tuple[str, str, str, datetime]] = []  # OBX-2, OBX-3, OBX-5, OBX-14
-    if case.ihc is not None:
+    if case.ihc is not None and part != "ish":
         kind, value = IHC_VALUES[case.ihc]
         results.append((kind, IHC_CODES[case.site], value, collected))
-    if case.ish is not None:
+    if case.ish is not None and part != "ihc":
         results.extend(
             ("NM", code, value, ish_time) for code, value in zip(ISH_CODES, case.ish, strict=True)
         )
+    order = f"{number}R" if part == "ish" else str(number)  # the reflex order's own numbers
     if case.stated is not None:
         results.append(("ST", "48676-1^HER2 [Interpretation] in Tissue^LN", case.stated, collected))
     if case.unmapped_code is not None:
@@ -89,16 +93,16 @@ def message(case: Case, number: int) -> bytes:
         f"MSH|^~\\&|{case.sender}|{case.sender} PATHOLOGY|HER2-ADAPTER|ONCOLOGY|"
         f"{_ts(collected)}||ORU^R01^ORU_R01|{control}|P|2.5.1|||AL|NE",
         f"PID|1||MRN{number:07d}^^^{case.sender}^MR||TEST^PATIENT||19600101|F",
-        f"ORC|RE|PLC{number}^EHR|ACC{number}^{case.sender}||CM",
+        f"ORC|RE|PLC{order}^EHR|ACC{order}^{case.sender}||CM",
         _segment(
             "OBR",
             {
                 1: "1",
-                2: f"PLC{number}^EHR",
-                3: f"ACC{number}^{case.sender}",
+                2: f"PLC{order}^EHR",
+                3: f"ACC{order}^{case.sender}",
                 4: "HER2^HER2 panel^L",
                 7: _ts(collected),
-                22: _ts(collected + timedelta(hours=72)),
+                22: "" if issued_after is None else _ts(collected + timedelta(hours=issued_after)),
                 24: "SP",
                 25: "F",
             },
@@ -165,6 +169,24 @@ def known_traffic() -> list[Case]:
     cases += [Case("LAB-C", MONTHS[2], ihc="1+") for _ in range(5)]
     cases.append(Case("LAB-C", MONTHS[2], ihc=None))  # no HER2 result: rejected
     return cases
+
+
+# The reflex traffic: IHC 2+ reports whose ISH comes in a later message.
+DAY = date(2024, 3, 10)
+LAB_R = "LAB-R^LAB-R PATHOLOGY"
+IHC2 = Case("LAB-R", DAY, ihc="2+", ish=("1.2", "2.5", "2.1"))  # group 5 once the ISH comes
+REFLEX_DAYS = (2, 3, 5, 9)  # the ISH message's issue time, days after the IHC message's
+
+
+def reflex_traffic() -> list[bytes]:
+    """Four IHC 2+ reports, each followed by its reflex ISH in another order and message, the
+    later ones first (the ISH of one case arrives after the IHC of the next)."""
+    ihc = [message(IHC2, n, part="ihc") for n in range(1, 5)]
+    ish = [
+        message(IHC2, n, part="ish", issued_after=72 + 24 * days)
+        for n, days in zip(range(1, 5), REFLEX_DAYS, strict=True)
+    ]
+    return [ihc[0], ihc[1], ish[0], ihc[2], ish[1], ihc[3], ish[2], ish[3]]
 
 
 def build_store(url: str, cases: list[Case]) -> None:

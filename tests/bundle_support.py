@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapter.cases.book import Application, AppliedOrder
+from adapter.cases.book import Application, AppliedOrder, Arrival
 from adapter.cases.combine import CaseView
 from adapter.config import Settings
 from adapter.emit import case_report
@@ -38,6 +38,8 @@ def build_bundle(
                 record=record,
                 classification=classification,
                 result_ids=ids.observations,
+                arrivals=(Arrival(1, order_identity(record.origin), record.issued),)
+                * len(ids.observations),
                 origins=(record.origin,),
                 patient_resource=ids.patient,
                 specimen_resource=ids.specimen

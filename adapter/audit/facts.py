@@ -1,23 +1,26 @@
 """What the audit keeps of one classified report: enums, counts and codes, no patient data.
 
-``report_facts(record, classification)`` runs where the Bundle is built (the service's workers,
-``reprocess``, the audit over message files), and the store indexes the result as JSON beside the
-report. Everything in it is either a value of an adapter vocabulary (category, tissue, flag, rule
-id), a lab's result *code* (never its value or text), a day, or a number of hours.
+``case_facts(view)`` runs where the Bundle is built, once per case report (the service's
+workers, ``reprocess``, the audit over message files), and the store indexes the result as JSON
+beside the report. Everything in it is either a value of an adapter vocabulary (category,
+tissue, flag, rule id), a lab's result *code* (never its value or text), a day, or a number of
+hours.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from adapter.model import (
     IHC_ANALYTES,
     ISH_ANALYTES,
+    Analyte,
     AssayRecord,
     Category,
     Classification,
@@ -25,6 +28,10 @@ from adapter.model import (
     IhcScore,
     UnusedResult,
 )
+
+if TYPE_CHECKING:
+    from adapter.cases.book import Arrival
+    from adapter.cases.combine import CaseView
 
 
 class IhcClass(StrEnum):
@@ -128,7 +135,9 @@ class ReportFacts:
         )
 
 
-def report_facts(record: AssayRecord, classification: Classification) -> ReportFacts:
+def case_facts(view: CaseView) -> ReportFacts:
+    """The facts of one case report, as the case stands after a message."""
+    record, classification = view.record, view.classification
     moment = record.issued or record.effective
     lab = record.lab_interpretation
     return ReportFacts(
@@ -147,18 +156,22 @@ def report_facts(record: AssayRecord, classification: Classification) -> ReportF
         # The day as the lab wrote it (its own offset): a report issued late on 31 March counts
         # in March wherever the audit runs.
         reported_on=moment.date() if moment else None,
-        ihc_to_ish_hours=_ihc_to_ish_hours(record),
+        ihc_to_ish_hours=ihc_to_ish_hours(view),
     )
 
 
 def ihc_class(record: AssayRecord, classification: Classification) -> IhcClass | None:
+    score = record.her2_ihc.score if record.her2_ihc is not None else None
+    return ihc_class_of(score, classification.category)
+
+
+def ihc_class_of(score: IhcScore | None, category: Category | str) -> IhcClass | None:
     """The reported score; IHC 0 is null or ultralow only when the rules made it that category
     (a sub-type is a breast concept, and one contradicted by the stained share is unknown)."""
-    score = record.her2_ihc.score if record.her2_ihc is not None else None
     if score is None:
         return None
     if score is IhcScore.ZERO:
-        return _ZERO_CLASS.get(classification.category, IhcClass.ZERO_UNKNOWN)
+        return _ZERO_CLASS.get(Category(category), IhcClass.ZERO_UNKNOWN)
     return _SCORE_CLASS[score]
 
 
@@ -181,10 +194,61 @@ def _unused(item: UnusedResult) -> tuple[UnusedKind, str]:
     return kind, code_label(item.provenance.code)
 
 
-def _ihc_to_ish_hours(record: AssayRecord) -> float | None:
-    ihc = [o.effective for o in record.observations if o.analyte in IHC_ANALYTES and o.effective]
-    ish = [o.effective for o in record.observations if o.analyte in ISH_ANALYTES and o.effective]
+def ihc_to_ish_hours(view: CaseView) -> float | None:
+    """Hours from the case's first IHC result to its first ISH result, along its timeline.
+
+    Which came first is the case's own history (the version of the case that brought each, as
+    ``case show`` lists them), so a reflex ISH sent days later in another order or message
+    counts. The times are the lab's, never the store's receipt clock, so a backfilled store or
+    a replay measures the lab rather than the load:
+
+    - both brought by one order in one message: their result times (OBX-14 / effective), the
+      only times that tell them apart there;
+    - brought by different orders or messages: the issue times (OBR-22 / issued) of the orders
+      that first brought them, since result times there often repeat the specimen's
+      collection time.
+
+    None when a time is missing (never a guess), or when the ISH came before the IHC.
+    """
+    return turnaround(
+        (o.analyte, o.effective, arrival)
+        for o, arrival in zip(view.record.observations, view.arrivals, strict=True)
+    )
+
+
+TimedResult = tuple[Analyte, datetime | None, "Arrival"]
+"""A result's analyte, its own time (OBX-14 / effective) and when it came into its case."""
+
+
+def turnaround(results: Iterable[TimedResult]) -> float | None:
+    """``ihc_to_ish_hours`` over results as (analyte, result time, arrival)."""
+    timed = list(results)
+    ihc = [(at, arrival) for analyte, at, arrival in timed if analyte in IHC_ANALYTES]
+    ish = [(at, arrival) for analyte, at, arrival in timed if analyte in ISH_ANALYTES]
     if not ihc or not ish:
         return None
-    hours = (min(ish) - min(ihc)).total_seconds() / 3600
+    first_ihc, first_ish = _first(ihc), _first(ish)
+    start: datetime | None
+    end: datetime | None
+    if first_ihc == first_ish:
+        start = min((at for at, a in ihc if a == first_ihc and at), default=None)
+        end = min((at for at, a in ish if a == first_ish and at), default=None)
+    else:
+        start, end = first_ihc.issued, first_ish.issued
+    if start is None or end is None:
+        return None
+    hours = (end - start).total_seconds() / 3600
     return round(hours, 2) if hours >= 0 else None
+
+
+def _first(results: list[tuple[datetime | None, Arrival]]) -> Arrival:
+    """The earliest arrival: the first version, and in it the order issued first."""
+    return min(
+        (arrival for _, arrival in results),
+        key=lambda a: (
+            a.version,
+            a.issued is None,
+            a.issued.timestamp() if a.issued else 0.0,
+            a.order,
+        ),
+    )

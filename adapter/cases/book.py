@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from adapter.cases.combine import CaseView, combine
 from adapter.cases.keys import Lookup, RecordKeys, lookup_of, order_number, record_keys
@@ -37,11 +38,22 @@ _NO_PATIENT = ""
 
 
 @dataclass(frozen=True, slots=True)
+class Arrival:
+    """When a result first came into its case: the case version (its timeline's line) and the
+    order then, with that order's issue time. A replacement keeps the first arrival."""
+
+    version: int
+    order: tuple[str, ...]
+    issued: datetime | None  # OBR-22 / DiagnosticReport.issued of the order as it came
+
+
+@dataclass(frozen=True, slots=True)
 class CaseResult:
     observation_id: str
     value: ReadValue
     order: tuple[str, ...]  # the order identity that sent it
     message_id: str
+    arrival: Arrival
 
 
 @dataclass(slots=True)
@@ -266,13 +278,16 @@ class CaseBook:
                 removed.append((oid, case.results.pop(oid).value.analyte.value))
             case.orders.pop(identity, None)
             return Change((), (), tuple(removed))
+        # This message makes the case's next version (``_settle``).
+        arrival = Arrival(case.version + 1, identity, order.record.issued)
         for value, oid in zip(order.values, ids.observations, strict=True):
             earlier = case.results.get(oid)
             if earlier is not None and not _same_result(earlier.value, value):
                 replaced.append((oid, value.analyte.value))
             elif earlier is None:
                 added.append((oid, value.analyte.value))
-            case.results[oid] = CaseResult(oid, value, identity, message_id)
+            first = arrival if earlier is None else earlier.arrival
+            case.results[oid] = CaseResult(oid, value, identity, message_id, first)
         for oid, _ in withdrawn:
             gone = case.results.pop(oid, None)
             if gone is not None:

@@ -28,7 +28,7 @@ from adapter.model import (
 )
 
 if TYPE_CHECKING:
-    from adapter.cases.book import Case, Change
+    from adapter.cases.book import Arrival, Case, Change
 
 _T = TypeVar("_T")
 
@@ -46,6 +46,7 @@ class CaseView:
     record: AssayRecord  # every current result of the case, as one record
     classification: Classification
     result_ids: tuple[str, ...]  # observation ids, one per ``record.observations`` item
+    arrivals: tuple[Arrival, ...]  # when each came into the case, one per ``result_ids`` item
     origins: tuple[Origin, ...]  # every current order, in the order first received
     patient_resource: str
     specimen_resource: str | None
@@ -96,6 +97,7 @@ def combine(case: Case, message_id: str, change: Change) -> CaseView:
         record=record,
         classification=classify(record),
         result_ids=tuple(result.observation_id for result in results),
+        arrivals=tuple(result.arrival for result in results),
         origins=tuple(r.origin for r in records),
         patient_resource=case.patient_resource,
         specimen_resource=case.specimen_resource,

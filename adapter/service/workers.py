@@ -38,7 +38,7 @@ from typing import Any, Final
 import orjson
 
 from adapter import logs
-from adapter.audit.facts import ReportFacts, report_facts
+from adapter.audit.facts import ReportFacts, case_facts
 from adapter.cases import NO_PRIOR, Prior
 from adapter.cases.book import Application
 from adapter.errors import AdapterError
@@ -79,9 +79,7 @@ def processed(outcome: Outcome) -> Processed:
     if outcome.bundle is None or application is None:
         return Processed(outcome.message_id, outcome.bundle_json, (), outcome.error)
     # Each case's DiagnosticReport bears the case's id: its facts are found by that id.
-    facts = {
-        view.report_id: report_facts(view.record, view.classification) for view in application.cases
-    }
+    facts = {view.report_id: case_facts(view) for view in application.cases}
     reports = tuple(report_rows(outcome.bundle, facts))
     resources = tuple(resource_rows(outcome.bundle))
     return Processed(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from audit_traffic import Case, message
 
-from adapter.audit.facts import IhcClass, ReportFacts, UnusedKind, report_facts, unused_kind
+from adapter.audit.facts import IhcClass, ReportFacts, UnusedKind, case_facts, unused_kind
 from adapter.config import Settings
 from adapter.pipeline import Context, process, split_input
 
@@ -22,8 +22,9 @@ def facts_of(case: Case, context: Context) -> ReportFacts:
     (raw,) = split_input(message(case, 1))
     outcome = process(raw, context)
     assert outcome.error is None
-    ((record, classification),) = zip(outcome.records, outcome.classifications, strict=True)
-    return report_facts(record, classification)
+    assert outcome.application is not None
+    (view,) = outcome.application.cases
+    return case_facts(view)
 
 
 DAY = date(2024, 3, 10)
@@ -109,8 +110,9 @@ def test_the_day_is_the_labs_own(context: Context) -> None:
     raw = message(case, 1).replace(b"20240331090000+0000", b"20240331230000-0500")
     (split,) = split_input(raw)
     outcome = process(split, context)
-    ((record, classification),) = zip(outcome.records, outcome.classifications, strict=True)
-    assert report_facts(record, classification).reported_on == date(2024, 3, 31)
+    assert outcome.application is not None
+    (view,) = outcome.application.cases
+    assert case_facts(view).reported_on == date(2024, 3, 31)
 
 
 def test_a_code_whose_display_names_another_test_is_counted_by_code(context: Context) -> None:
@@ -118,9 +120,6 @@ def test_a_code_whose_display_names_another_test_is_counted_by_code(context: Con
     raw = (Path(__file__).parents[2] / "fixtures/hl7v2/ki67-under-er-loinc.hl7").read_bytes()
     (split,) = split_input(raw)
     outcome = process(split, context)
-    kinds = {
-        kind
-        for record, classification in zip(outcome.records, outcome.classifications, strict=True)
-        for kind, _ in report_facts(record, classification).unused
-    }
+    assert outcome.application is not None
+    kinds = {kind for view in outcome.application.cases for kind, _ in case_facts(view).unused}
     assert UnusedKind.CODE_DISPLAY_MISMATCH in kinds
