@@ -155,6 +155,7 @@ class GrammarWords(_Table):
     negations: tuple[NonEmpty, ...] = ()  # "not", "no": a statement holding one says nothing
     deferrals: tuple[NonEmpty, ...] = ()  # "to follow", "pending": no result yet
     heterogeneity: tuple[NonEmpty, ...] = ()  # the lab notes heterogeneous staining/amplification
+    recounts: tuple[NonEmpty, ...] = ()  # "recount", "additional observer": a recount was done
     methods: dict[Method, tuple[NonEmpty, ...]] = Field(default_factory=dict)  # incl. clones
     quantities: dict[Quantity, tuple[NonEmpty, ...]] = Field(default_factory=dict)
     intensities: dict[Intensity, tuple[NonEmpty, ...]] = Field(default_factory=dict)
@@ -212,6 +213,7 @@ class MappingFile(_Table):
     excluded: tuple[ExcludedCode, ...] = ()
     answers: tuple[Answer, ...] = ()
     grammar: GrammarWords = GrammarWords()
+    # Before [grammar] recounts: still read, as recounts and as negations of the grammar
     recount_phrases: tuple[NonEmpty, ...] = ()
     recount_negations: tuple[NonEmpty, ...] = ()
     sites: tuple[SiteCode, ...] = ()
@@ -372,6 +374,7 @@ _GRAMMAR_LISTS = (
     "negations",
     "deferrals",
     "heterogeneity",
+    "recounts",
 )
 _GRAMMAR_TABLES = ("methods", "quantities", "intensities", "labels")
 
@@ -398,8 +401,6 @@ class MappingSet:
     excluded: Mapping[tuple[str, str], str]
     text_answers: Mapping[str, Answer]
     code_answers: Mapping[tuple[str, str], Answer]
-    recount_phrases: tuple[str, ...]
-    recount_negations: tuple[str, ...]
     sites: Mapping[tuple[str, str], Tissue]
     tissue_words: tuple[tuple[str, Tissue], ...]
     procedure_words: tuple[tuple[str, Procedure], ...]
@@ -419,9 +420,6 @@ class MappingSet:
     # what ``ingest.grammar`` built from the tables above and read before (per sender)
     reader_cache: dict[str, Any] = field(
         default_factory=dict, init=False, repr=False, compare=False
-    )
-    _recount_by_text: _Memo[bool] = field(
-        default_factory=_Memo, init=False, repr=False, compare=False
     )
     _tissue_by_text: _Memo[Tissue | None] = field(
         default_factory=_Memo, init=False, repr=False, compare=False
@@ -465,16 +463,6 @@ class MappingSet:
     def answer(self, *, system: str, code: str) -> Answer | None:
         """Meaning of a coded answer; ``None`` when unknown (wordings: ``ingest.grammar``)."""
         return self.code_answers.get((system, code))
-
-    def mentions_recount(self, text: str) -> bool:
-        """The text says a recount was done ("Recount not performed" does not)."""
-        return self._recount_by_text.get(text, self._mentions_recount)
-
-    def _mentions_recount(self, text: str) -> bool:
-        key = _normalise(text)
-        if any(_names(negation, key) for negation in self.recount_negations):
-            return False
-        return any(_names(phrase, key) for phrase in self.recount_phrases)
 
     def tissue_for_code(self, system: str, code: str) -> Tissue | None:
         return self.sites.get((system, code))
@@ -600,8 +588,6 @@ def _merge(files: Iterable[tuple[str, MappingFile]], name: str) -> MappingSet:
     excluded: dict[tuple[str, str], str] = {}
     text_answers: dict[str, Answer] = {}
     code_answers: dict[tuple[str, str], Answer] = {}
-    recount: list[str] = []
-    negations: list[str] = []
     sites: dict[tuple[str, str], Tissue] = {}
     tissue_words: dict[str, Tissue] = {}
     procedure_words: dict[str, Procedure] = {}
@@ -623,6 +609,11 @@ def _merge(files: Iterable[tuple[str, MappingFile]], name: str) -> MappingSet:
     for file_name, mapping in files:
         names.append(file_name)
         grammar.update(_grammar_phrases(mapping.grammar))
+        # The keys older files use for recount words: the grammar's words, unless it has them.
+        for phrase in mapping.recount_phrases:
+            grammar.setdefault(_normalise(phrase), ("recounts", None))
+        for phrase in mapping.recount_negations:
+            grammar.setdefault(_normalise(phrase), ("negations", None))
         if mapping.grammar.decimal_comma is not None:
             decimal_comma = mapping.grammar.decimal_comma
         systems.update({key.upper(): value for key, value in mapping.systems.items()})
@@ -633,8 +624,6 @@ def _merge(files: Iterable[tuple[str, MappingFile]], name: str) -> MappingSet:
                 text_answers[_normalise(answer.text)] = answer
             elif answer.system is not None and answer.code is not None:
                 code_answers[(answer.system, answer.code)] = answer
-        recount.extend(_normalise(phrase) for phrase in mapping.recount_phrases)
-        negations.extend(_normalise(phrase) for phrase in mapping.recount_negations)
         sites.update({(entry.system, entry.code): entry.tissue for entry in mapping.sites})
         for tissue, words in mapping.tissue_words.items():
             tissue_words.update({_normalise(word): tissue for word in words})
@@ -663,8 +652,6 @@ def _merge(files: Iterable[tuple[str, MappingFile]], name: str) -> MappingSet:
         excluded=excluded,
         text_answers=text_answers,
         code_answers=code_answers,
-        recount_phrases=tuple(dict.fromkeys(recount)),
-        recount_negations=tuple(dict.fromkeys(negations)),
         sites=sites,
         tissue_words=tuple(tissue_words.items()),
         procedure_words=tuple(procedure_words.items()),

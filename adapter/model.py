@@ -362,6 +362,8 @@ class IhcResult:
     # the word beside the score, e.g. "Negative" in "Negative (3+)"
     stated: Interpretation | None = None
     indeterminate_reason: str | None = None  # the lab said it could not be scored
+    # the order's IHC results disagree (1+ and 3+): none is used, and this is not a failed test
+    conflict: str | None = None
     heterogeneity_noted: bool = False  # the lab's words call the staining heterogeneous
     provenance: tuple[Provenance, ...] = ()
 
@@ -391,6 +393,8 @@ class IshResult:
     earlier_counts: tuple[IshCount, ...] = ()
     stated: Interpretation | None = None
     indeterminate_reason: str | None = None
+    # the order's ISH results disagree ("amplified" and "not amplified"): adjudication, not a pick
+    conflict: str | None = None
     heterogeneity_noted: bool = False  # the lab's words (a note, the method) say heterogeneous
     provenance: tuple[Provenance, ...] = ()
 
@@ -402,6 +406,7 @@ class ReceptorResult:
     percent: Interval | None = None
     stated: Interpretation | None = None
     indeterminate_reason: str | None = None
+    conflict: str | None = None  # the order's results or percentages for it disagree
     # as the lab gave them in words ("strong intensity, Allred 8"); never decide the call
     allred: Interval | None = None
     h_score: Interval | None = None

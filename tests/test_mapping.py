@@ -294,35 +294,8 @@ def test_answer_code_is_matched_on_system(default: MappingSet) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Recount phrases, tissue and procedure words
+# Tissue and procedure words
 # --------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "recount"),
-    [
-        pytest.param("Recount performed by a second observer.", True, id="recount"),
-        pytest.param("Counted by an ADDITIONAL   observer", True, id="additional-observer"),
-        pytest.param("Blinded count of 20 cells", True, id="blinded-count"),
-        pytest.param("HER2/CEP17 ratio 2.3, 40 cells", False, id="plain-count"),
-        pytest.param("", False, id="empty"),
-    ],
-)
-def test_recount_phrases(default: MappingSet, text: str, recount: bool) -> None:
-    """A note mentions a recount when it uses one of the recount phrases."""
-    assert default.mentions_recount(text) is recount
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        pytest.param("Recount not performed", id="recount-not-performed"),
-        pytest.param("No recount by an additional observer", id="no-recount"),
-    ],
-)
-def test_negated_recount_is_not_a_recount(default: MappingSet, text: str) -> None:
-    """A note saying no recount was done does not report a recount."""
-    assert default.mentions_recount(text) is False
 
 
 @pytest.mark.parametrize(
@@ -985,13 +958,12 @@ def test_shipped_mappings_raise_no_warning() -> None:
 
 def test_remembered_look_ups_answer_as_the_first_time(default: MappingSet) -> None:
     """A text looked up again, after the memo has been filled past its bound, means the same."""
-    texts = ["Positive (3+)", "breast, left", "core needle biopsy", "blinded recount done", "%"]
+    texts = ["Positive (3+)", "breast, left", "core needle biopsy", "%"]
     first = [
         (
             worded(default, text),
             default.tissue_for_text(text),
             default.procedure_for_text(text),
-            default.mentions_recount(text),
             default.unit_for(text),
         )
         for text in texts
@@ -1003,7 +975,6 @@ def test_remembered_look_ups_answer_as_the_first_time(default: MappingSet) -> No
             worded(default, text),
             default.tissue_for_text(text),
             default.procedure_for_text(text),
-            default.mentions_recount(text),
             default.unit_for(text),
         )
         for text in texts

@@ -18,7 +18,12 @@ from adapter.classify.her2_common import (
 )
 from adapter.classify.her2_gastric import gastric_category, gastric_status
 from adapter.classify.receptors import classify_receptors
-from adapter.classify.table import GUIDELINE_BREAST, GUIDELINE_GASTRIC, GUIDELINE_RECEPTORS
+from adapter.classify.table import (
+    GUIDELINE_BREAST,
+    GUIDELINE_GASTRIC,
+    GUIDELINE_RECEPTORS,
+    PENDING_TISSUE,
+)
 from adapter.classify.therapy import fire_therapy_rules
 from adapter.classify.trace import Trace
 from adapter.model import (
@@ -121,9 +126,11 @@ def _unknown_tissue(record: AssayRecord) -> tuple[Her2Status, Category]:
         f"gastroesophageal rules give {gastric.official.value}"
     )
     if breast.official is not gastric.official:
-        trace.fire("TISSUE-UNKNOWN", f"tissue unknown; {both}: indeterminate")
+        # Neither rule set is picked, and no test failed: the case waits for its tissue.
+        trace.fire("TISSUE-UNKNOWN", f"tissue unknown; {both}: equivocal")
         trace.flag(FlagCode.TISSUE_UNKNOWN, f"tissue unknown and the rule sets disagree: {both}")
-        official = OfficialResult.INDETERMINATE
+        trace.flag(FlagCode.PENDING_WORKUP, f"equivocal, pending {PENDING_TISSUE}")
+        official = OfficialResult.EQUIVOCAL
     else:
         official = breast.official
         trace.fire("TISSUE-UNKNOWN-AGREE", f"tissue unknown; both rule sets give {official.value}")

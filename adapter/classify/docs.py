@@ -46,10 +46,15 @@ with no score is an IHC negative with unknown score: category `HER2-negative`, f
 (section 8). `Positive` or `Equivocal` with no score is that IHC result (ASCO/CAP define IHC
 positive as 3+ and equivocal as 2+, so the work-up tables read them as those columns), flag
 `score-missing`; a word that is not a HER2 result is not used. A lab's "could not be scored"
-(`indeterminate_reason`, or stated indeterminate) makes that test unusable; if no test is usable
-the result is indeterminate (`HER2-INDETERMINATE-LAB`). IHC 0 sub-type: the stated sub-type, unless
-the stained percentage contradicts it or straddles its band (null with stained > 0%, ultralow with
-0% or > 10%): then the sub-type is unknown and `discordance` names both
+(`indeterminate_reason`, or stated indeterminate) makes that test unusable; if every test reported
+failed the result is indeterminate (`HER2-INDETERMINATE-LAB`). IHC results of one order that
+disagree (two scores, two words, a sub-type beside 1+) are none of them used, and are not a failed
+test either: `discordance` names their positions (`HER2-IHC-CONFLICTING`). When HER2 was reported
+but nothing usable is left and not every test failed (conflicting results, a text contradicting
+its score, a word that is no HER2 result), the result is equivocal pending the lab's review
+(`HER2-NO-USABLE-RESULT`, flag `pending-workup`), never indeterminate. IHC 0 sub-type: the stated
+sub-type, unless the stained percentage contradicts it or straddles its band (null with stained
+> 0%, ultralow with 0% or > 10%): then the sub-type is unknown and `discordance` names both
 (`HER2-IHC0-SUBTYPE-CONTRADICTS-STAINED`); else the percentage of stained cells (0% null, >0% and
 ≤10% ultralow, a straddling value `undecidable-value`, a value above 10% `discordance`); else none.
 A sub-type without a score does not make a score. A breast score 1+, 2+ or 3+ with stained cells ≤
@@ -86,8 +91,11 @@ equivocal with flags `discordance` ("ISH counts fall in different groups: 4, 5; 
 needed") and `pending-workup` (`HER2-ISH-COUNTS-DISAGREE`, `GEA-ISH-COUNTS-DISAGREE`), with any
 IHC except 3+, which stays positive with the discordance flag (every group and any gastric ratio
 is positive with IHC 3+: `HER2-ISH-COUNTS-DISAGREE-IHC3`, `GEA-ISH-COUNTS-DISAGREE-IHC3`). No ISH
-group is reported then. Counts that agree are read from the last count as usual; the section 2
-recount ("same group") is still the recount the message reports.
+group is reported then. ISH results of one order that disagree in their result word
+("amplified" and "not amplified") are read the same way, none of the ISH is used:
+`HER2-ISH-CONFLICTING` (equivocal, `discordance`, `pending-workup`: the lab's adjudication), or
+positive with IHC 3+ (`HER2-ISH-CONFLICTING-IHC3`). Counts that agree are read from the last count
+as usual; the section 2 recount ("same group") is still the recount the message reports.
 
 **Work-up.** Groups 2-4 with IHC 2+ and no recount reported, or with no usable IHC, are equivocal
 with flag `pending-workup` naming what is pending. A stated IHC negative (or ultralow / null)
@@ -117,8 +125,9 @@ equivocal, 0/1+ negative; ISH ratio ≥ 2.0 positive, else negative (positive st
 no ISH group is assigned; every negative is `HER2-negative`; incomplete ISH and indeterminate use
 the same section 4 rules. Unknown tissue: both rule sets run; when their official results agree
 that result is kept (`TISSUE-UNKNOWN-AGREE`, category `HER2-negative` for a negative) with flag
-`tissue-unknown`; otherwise the result is indeterminate (`TISSUE-UNKNOWN`) with the flag naming
-both. No ISH group is reported for an unknown tissue.
+`tissue-unknown`; otherwise the result is equivocal (`TISSUE-UNKNOWN`), the flag naming both and
+`pending-workup` naming the tissue: no test failed, and neither rule set is picked. No ISH group
+is reported for an unknown tissue.
 
 **The lab's own call (section 4.5).** A HER2 result that rests on words only, with no IHC score
 and no ISH count, is still a result, flagged `lab-stated-only` (`HER2-STATED-ONLY`): an IHC word
@@ -144,8 +153,9 @@ positive not excluded, flag `er-percent-missing` (`ER-POSITIVE-NO-PERCENT`); HR 
 positive. PgR stated positive, low positive (≥ 1%) or
 negative is accepted. A word that contradicts the percentage raises `discordance` and gives no
 call. ER low positive adds flag `er-low-positive` with the guideline's comment. HR status follows
-section 6; combinations it leaves open (ER negative and PgR missing, ER missing and PgR negative,
-an undetermined receptor that could change the answer) give no HR status and flag
+section 6; ER or PgR results of one order that disagree are not used (`discordance`, the receptor
+undetermined); combinations it leaves open (ER negative and PgR missing, ER missing and PgR
+negative, an undetermined receptor that could change the answer) give no HR status and flag
 `receptor-undetermined`; with neither reported there is no HR status and no flag.
 
 **Therapy (section 10).** The conclusion names a therapy only as its label does:

@@ -13,6 +13,7 @@ from adapter.classify.her2_common import (
     ihc_bucket,
     ihc_only,
     incomplete_ish,
+    ish_conflicting,
     ish_lab_failed,
     ish_ratio,
     missing_numbers_reason,
@@ -80,7 +81,10 @@ def breast_status(record: AssayRecord) -> Her2Status:
     _flag_score_against_stained(ihc, trace)
     bucket = ihc_bucket(ihc, recount_done=ish is not None and _recounted(ish, trace))
     group: int | None = None
-    if ish is None or ish_lab_failed(ish, failures):
+    # A conflict is read before a failure: results that disagree are not a failed test.
+    if ish is not None and (conflicting := ish_conflicting(ish, ihc, trace)) is not None:
+        official = conflicting
+    elif ish is None or ish_lab_failed(ish, failures):
         official = ihc_only(ihc, record, failures, trace)
     elif (stated := stated_ish_only(ish, ihc, trace)) is not None:
         official = stated

@@ -18,8 +18,10 @@ from adapter.classify.table import (
     IHC_RESULT,
     INCOMPLETE_ISH_IHC01_OPEN,
     INCOMPLETE_ISH_WORKUP,
+    ISH_CONFLICTING,
     LAB_STATED_NOT_ASSIGNABLE,
     PENDING_COMPLETE_ISH,
+    PENDING_LAB_REVIEW,
     PENDING_REFLEX_ISH,
     STATED_CALL,
     STATED_CATEGORY,
@@ -80,7 +82,11 @@ def read_ihc(
     """The usable IHC result, or ``None``; lab failures are appended to ``failures``."""
     if ihc is None:
         return None
-    if ihc.indeterminate_reason is not None or ihc.stated is Interpretation.INDETERMINATE:
+    if ihc.conflict is not None:
+        trace.fire("HER2-IHC-CONFLICTING", f"{ihc.conflict}: IHC not used")
+        trace.flag(FlagCode.DISCORDANCE, f"{ihc.conflict}; the IHC result was not used")
+        return None
+    if ihc_failed(ihc):
         failures.append(f"IHC: {ihc.indeterminate_reason or 'stated indeterminate'}")
         return None
     if ihc.score is None:
@@ -99,6 +105,11 @@ def read_ihc(
     result = IHC_RESULT[ihc.score]
     trace.fire(rule_for[ihc.score], f"IHC {ihc.score.value}: IHC {result.value}")
     return IhcReading(ihc.score, result, ihc)
+
+
+def ihc_failed(ihc: IhcResult) -> bool:
+    """The lab said the IHC could not be done or assessed (section 4.1)."""
+    return ihc.indeterminate_reason is not None or ihc.stated is Interpretation.INDETERMINATE
 
 
 def _read_stated_only(ihc: IhcResult, trace: Trace) -> IhcReading | None:
@@ -135,6 +146,22 @@ def ihc_bucket(ihc: IhcReading | None, recount_done: bool) -> IhcBucket:
     if ihc.score is None and ihc.source.stated is Interpretation.HER2_LOW:
         return IhcBucket.IHC_LOW_UNSCORED
     return IhcBucket.IHC01
+
+
+def ish_conflicting(ish: IshResult, ihc: IhcReading | None, trace: Trace) -> OfficialResult | None:
+    """Section 5: ISH results of one order that disagree are not picked from, and not a failed
+    test either: IHC 3+ is positive with every ISH result, anything else waits for the lab's
+    adjudication (equivocal), as when a count and a recount disagree."""
+    if ish.conflict is None:
+        return None
+    three = ihc is not None and ihc.score is IhcScore.THREE
+    result, rule_id, pending = ISH_CONFLICTING[three]
+    ihc_text = ihc.describe() if ihc else "no usable IHC"
+    trace.fire(rule_id, f"{ish.conflict}; {ihc_text}: {result.value}")
+    trace.flag(FlagCode.DISCORDANCE, f"{ish.conflict}; the ISH results were not used")
+    if pending is not None:
+        trace.flag(FlagCode.PENDING_WORKUP, f"equivocal, pending {pending}")
+    return result
 
 
 def ish_lab_failed(ish: IshResult, failures: list[str]) -> bool:
@@ -271,14 +298,24 @@ def ihc_only(
         )
         _flag_stated_pending(result, trace)
         return result
-    if failures:
+    # An IHC that was reported and did not fail, but could not be used (conflicting results, a
+    # text contradicting its score, a word that is no HER2 result), is not a failed test: the
+    # case waits for the lab's review (equivocal), never "indeterminate" (section 4.6).
+    reported = record.her2_ihc
+    unusable = reported is not None and (reported.conflict is not None or not ihc_failed(reported))
+    if failures and not unusable:
         trace.fire(
             "HER2-INDETERMINATE-LAB",
             f"no usable IHC or ISH; the lab could not do a test ({'; '.join(failures)})",
         )
-    else:
-        trace.fire("HER2-INDETERMINATE-NO-RESULT", "no usable IHC and no ISH result")
-    return OfficialResult.INDETERMINATE
+        return OfficialResult.INDETERMINATE
+    failed = f"; {'; '.join(failures)}" if failures else ""
+    trace.fire(
+        "HER2-NO-USABLE-RESULT",
+        f"HER2 reported, but no usable IHC or ISH result and no failed test{failed}: equivocal",
+    )
+    trace.flag(FlagCode.PENDING_WORKUP, f"equivocal, pending {PENDING_LAB_REVIEW}")
+    return OfficialResult.EQUIVOCAL
 
 
 def has_count(ish: IshResult) -> bool:

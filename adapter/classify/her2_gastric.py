@@ -14,6 +14,7 @@ from adapter.classify.her2_common import (
     ihc_bucket,
     ihc_only,
     incomplete_ish,
+    ish_conflicting,
     ish_lab_failed,
     ish_ratio,
     missing_numbers_reason,
@@ -42,7 +43,10 @@ def gastric_status(record: AssayRecord) -> Her2Status:
     failures: list[str] = []
     ish = record.her2_ish
     ihc = read_ihc(record.her2_ihc, GASTRIC_IHC_RULE, trace, failures)
-    if ish is None or ish_lab_failed(ish, failures):
+    # A conflict is read before a failure: results that disagree are not a failed test.
+    if ish is not None and (conflicting := ish_conflicting(ish, ihc, trace)) is not None:
+        official = conflicting
+    elif ish is None or ish_lab_failed(ish, failures):
         official = ihc_only(ihc, record, failures, trace)
     elif (stated := stated_ish_only(ish, ihc, trace)) is not None:
         official = stated

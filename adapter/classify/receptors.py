@@ -36,6 +36,10 @@ def classify_receptors(
 def _read(result: ReceptorResult | None, table: ReceptorTable, trace: Trace) -> ReceptorCall | None:
     if result is None:
         return None
+    if result.conflict is not None:
+        # Not picked from, and not a lab failure: the order says two things about this receptor.
+        trace.flag(FlagCode.DISCORDANCE, f"{result.conflict}; {table.name} not used")
+        return _undetermined(table, result.conflict, trace)
     if result.indeterminate_reason is not None or result.stated is Interpretation.INDETERMINATE:
         return _undetermined(
             table,

@@ -251,6 +251,9 @@ PENDING_DUAL_PROBE = "dual-probe ISH"
 PENDING_COMPLETE_ISH = "a complete ISH count (ratio and HER2 copies)"
 PENDING_IHC_SCORE = "IHC score"
 PENDING_ADJUDICATION = "adjudication of the ISH counts"
+PENDING_ISH_ADJUDICATION = "the lab's adjudication of the conflicting ISH results"
+PENDING_LAB_REVIEW = "the lab's review of HER2 results that could not be used"
+PENDING_TISSUE = "the tissue (breast or gastroesophageal), which decides the rule set"
 
 # The comment ASCO/CAP 2018 asks to report with a negative in groups 2-4 (paraphrased). It goes
 # into DiagnosticReport.conclusion, not only into the rule's reason.
@@ -364,6 +367,13 @@ COUNTS_DISAGREE: dict[tuple[bool, bool], WorkupCell] = {
     (True, True): (_POS, "GEA-ISH-COUNTS-DISAGREE-IHC3", None),
 }
 
+# ISH results of one order that disagree ("amplified" and "not amplified"): {IHC 3+?: cell}.
+# Not a failed test and not a pick: IHC 3+ is positive whatever the ISH (sections 2, 4.2, 7).
+ISH_CONFLICTING: dict[bool, WorkupCell] = {
+    False: (_EQV, "HER2-ISH-CONFLICTING", PENDING_ISH_ADJUDICATION),
+    True: (_POS, "HER2-ISH-CONFLICTING-IHC3", None),
+}
+
 # --------------------------------------------------------------------------------------------
 # Rules
 # --------------------------------------------------------------------------------------------
@@ -474,6 +484,15 @@ _IHC_RULES = (
         "IHC not used; discordance flag",
         ASCO_CAP_2018,
     ),
+    _rule(
+        "HER2-IHC-CONFLICTING",
+        "5, 4.6",
+        "one order carries HER2 IHC results that disagree (two scores, two result words, two "
+        "IHC 0 sub-types, or a sub-type beside a score other than 0)",
+        "IHC not used (none of the results is picked; not a failed test); discordance flag "
+        "naming their positions",
+        ASCO_CAP_2018,
+    ),
 )
 
 _ISH_RULES = (
@@ -512,6 +531,22 @@ _ISH_RULES = (
         "several ISH counts fall in different groups; IHC 3+",
         "positive (IHC 3+ is positive with every group); discordance flag",
         ASCO_CAP_2018,
+    ),
+    _rule(
+        "HER2-ISH-CONFLICTING",
+        "5, 4.6",
+        "one order carries ISH results that disagree (e.g. 'amplified' and 'not amplified'); "
+        "IHC not 3+",
+        "equivocal, not indeterminate (no test failed), the ISH not used; discordance and "
+        f"pending-workup flags ({PENDING_ISH_ADJUDICATION})",
+        f"{ASCO_CAP_2018}; {CAP_GEA_2016}",
+    ),
+    _rule(
+        "HER2-ISH-CONFLICTING-IHC3",
+        "5, 4.2, 7",
+        "one order carries ISH results that disagree; IHC 3+",
+        "positive (IHC 3+ is positive with every ISH result); discordance flag",
+        f"{ASCO_CAP_2018}; {CAP_GEA_2016}",
     ),
     _rule("HER2-ISH-G5-NEGATIVE", "4.2", "group 5, IHC not 3+", "negative", ASCO_CAP_2018),
     _rule(
@@ -653,17 +688,19 @@ _STATUS_RULES = (
         ASCO_CAP_2018,
     ),
     _rule(
-        "HER2-INDETERMINATE-NO-RESULT",
-        "4.1",
-        "HER2 results reported, but no usable IHC and no ISH (e.g. conflicting or contradicting "
-        "results), nothing said indeterminate",
-        "indeterminate",
+        "HER2-NO-USABLE-RESULT",
+        "4.6, 5",
+        "HER2 reported, but no usable IHC or ISH result, and not every test reported failed: an "
+        "IHC that conflicts, contradicts its own text, or is a word that is no HER2 result",
+        "equivocal, not indeterminate (no failed test); pending-workup flag "
+        f"({PENDING_LAB_REVIEW}); the reasons are flagged where the results were set aside",
         ASCO_CAP_2018,
     ),
     _rule(
         "HER2-INDETERMINATE-LAB",
         "4.1",
-        "no usable IHC or ISH, and the lab said a test could not be done",
+        "no usable IHC or ISH, and every HER2 test reported is one the lab said could not be "
+        "done or assessed (OBX-11 X, dataAbsentReason, 'inadequate', 'indeterminate')",
         "indeterminate",
         ASCO_CAP_2018,
     ),
@@ -882,7 +919,8 @@ _TISSUE_RULES = (
         "TISSUE-UNKNOWN",
         "7",
         "tissue unknown and breast and gastroesophageal rules give different official results",
-        "indeterminate; tissue-unknown flag naming both",
+        "equivocal, not indeterminate (no test failed); tissue-unknown flag naming both, "
+        f"pending-workup flag ({PENDING_TISSUE})",
         f"{ASCO_CAP_2018}; {CAP_GEA_2016}",
     ),
     _rule(

@@ -76,9 +76,11 @@ from adapter.model import (
     AssayRecord,
     Classification,
     Coding,
+    Interval,
     Organization,
     Practitioner,
     ReceptorCall,
+    ReceptorResult,
     ReportedObservation,
     ReportStatus,
     ResultStatus,
@@ -374,7 +376,14 @@ def _observation(
 ) -> JsonDict:
     effective = observation.effective or record.effective
     at = observation.provenance.locator
-    code = dt.codeable(observation.provenance.code, f"{at}: Observation.code") or {
+    provenance = observation.provenance
+    # A result read from report text says so where a reader of the code looks first.
+    label = (
+        f"{provenance.code.display} (read from report text)"
+        if provenance.from_text and provenance.code is not None and provenance.code.display
+        else None
+    )
+    code = dt.codeable(provenance.code, f"{at}: Observation.code", label) or {
         "text": observation.analyte.value
     }
     resource = _common_observation_head(
@@ -429,7 +438,8 @@ def _value(observation: ReportedObservation) -> JsonDict:
             "valueRatio": {"numerator": {"value": numerator}, "denominator": {"value": denominator}}
         }
     if observation.number is not None:
-        amount = dt.quantity(observation.number, observation.unit, observation.ucum)
+        element = f"{observation.provenance.locator}: Observation.valueQuantity"
+        amount = dt.quantity(observation.number, observation.unit, observation.ucum, element)
         if amount is not None:
             return {"valueQuantity": amount}
         # a range such as "1-10": FHIR Quantity cannot hold it, so the text is kept as sent
@@ -500,9 +510,12 @@ def _official_result(classification: Classification, codesystem: str) -> JsonDic
 
 
 def _adapter_concept(codesystem: str, code: str, text: str | None = None) -> JsonDict:
+    """One of the adapter's codes; ``text`` goes through the string check, since a flag's or a
+    rule's reason quotes values as sent (an SN ratio ``1.5:1``, a worded score)."""
     concept: JsonDict = {"coding": [dt.adapter_coding(codesystem, code)]}
-    if text:
-        concept["text"] = text
+    written = dt.text(text)
+    if written:
+        concept["text"] = written
     return concept
 
 
@@ -604,6 +617,9 @@ def _receptor_statuses(
             times,
         )
         resource["valueCodeableConcept"] = _receptor(codesystem, call)
+        details = _receptor_details(getattr(record, receptor), codesystem)
+        if details:
+            resource["component"] = details
         if specimen_id:
             resource["specimen"] = dt.reference(specimen_id)
         sources = [
@@ -615,6 +631,31 @@ def _receptor_statuses(
             resource["derivedFrom"] = [dt.reference(oid) for oid in sources]
         found.append(resource)
     return found
+
+
+def _receptor_details(result: ReceptorResult | None, codesystem: str) -> list[JsonDict]:
+    """Allred score, H-score and intensity as the lab gave them (section 6: kept and shown)."""
+    if result is None:
+        return []
+    found: list[JsonDict] = []
+    for code, number in (("allred-score", result.allred), ("h-score", result.h_score)):
+        value = _score_value(number) if number is not None else None
+        if value is not None:
+            found.append(_component(codesystem, code, value))
+    if result.intensity:
+        found.append(
+            _component(codesystem, "staining-intensity", {"valueString": result.intensity})
+        )
+    return found
+
+
+def _score_value(number: Interval) -> JsonDict | None:
+    """A score as a Quantity when it is one number, else (a range, a bound) as written."""
+    amount = dt.quantity(number, None, None, "Observation.component.valueQuantity")
+    if amount is not None:
+        return {"valueQuantity": amount}
+    text = dt.interval_text(number)
+    return {"valueString": text} if text else None
 
 
 _RECEPTOR_ANALYTES: Final = {

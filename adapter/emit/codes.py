@@ -79,4 +79,9 @@ SUMMARY_COMPONENTS: Final[dict[str, str]] = {
     "flag": "Flag for review",
     "rule": "Classification rule that fired",
     "guideline": "Guideline versions applied",
+    # on the ER / PgR status Observations: what the lab gave beside the percentage, kept and
+    # shown, never deciding the call (her2-rules.md section 6); LOINC has no code for these
+    "allred-score": "Allred score as reported (0-8; never decides the call)",
+    "h-score": "H-score as reported (0-300; never decides the call)",
+    "staining-intensity": "Average staining intensity as reported (never decides the call)",
 }

@@ -54,7 +54,8 @@ def text(value: str | None) -> str | None:
     """Free text as a FHIR ``string``: refused whitespace becomes a space; None when blank."""
     if value is None:
         return None
-    if _NOT_IN_STRING.search(value) is not None:
+    # Printable ASCII (nearly every value) holds none of them: no pattern search needed.
+    if not (value.isascii() and value.isprintable()) and _NOT_IN_STRING.search(value) is not None:
         value = _NOT_IN_STRING.sub(" ", value)
     return value if value.strip() else None
 
@@ -117,8 +118,10 @@ def reference(resource_id: str) -> JsonDict:
     return {"reference": f"urn:uuid:{resource_id}"}
 
 
-def quantity(number: Interval, unit: str | None, ucum: str | None) -> JsonDict | None:
-    """A point or a one-sided bound as a Quantity; a range or an empty interval cannot be one."""
+def quantity(number: Interval, unit: str | None, ucum: str | None, element: str) -> JsonDict | None:
+    """A point or a one-sided bound as a Quantity; a range or an empty interval cannot be one.
+
+    ``ucum`` may be the sender's own (a FHIR ``valueQuantity.code``): held to ``code``."""
     if number.value is not None and number.low_inclusive and number.high_inclusive:
         out: JsonDict = {"value": number.value}
     elif number.low is None and number.high is not None:
@@ -132,7 +135,7 @@ def quantity(number: Interval, unit: str | None, ucum: str | None) -> JsonDict |
         out["unit"] = unit
     if ucum is not None:
         out["system"] = UCUM
-        out["code"] = ucum
+        out["code"] = code(ucum, f"{element}.code")
     return out
 
 

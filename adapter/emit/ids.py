@@ -54,11 +54,13 @@ def resource_id(*parts: str | None) -> str:
     """A UUID v5 over the parts; ``None`` and ``""`` differ, and no join can be ambiguous."""
     # uuid.uuid5 spelled out (SHA-1 of namespace + name, version and variant bits set): the
     # same bytes at a fraction of the cost, since every Bundle needs a dozen ids.
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + orjson.dumps(parts)).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    text = digest.hex()
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+    # The version (5) and variant (10xx) bits are set on the hex digits themselves.
+    text = hashlib.sha1(_NAMESPACE_BYTES + orjson.dumps(parts)).hexdigest()
+    return f"{text[:8]}-{text[8:12]}-5{text[13:16]}-{_VARIANT[text[16]]}{text[17:20]}-{text[20:32]}"
+
+
+_VARIANT: Final = {f"{n:x}": f"{(n & 0x3) | 0x8:x}" for n in range(16)}
+"""The RFC 4122 variant in the first hex digit of the fourth group: its top bits set to 10."""
 
 
 def sender_of(origin: Origin) -> str:

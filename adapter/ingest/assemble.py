@@ -217,18 +217,21 @@ def _ihc(
     stated = {a.stated for a in answers if a.stated is not None}
     subtype_values = {a.ihc0_subtype for v in done if (a := v.answer) and a.ihc0_subtype}
     reason = None if scores or stated else _indeterminate((*results, *subtypes))
+    conflict = None
     if len(scores) > 1 or len(stated) > 1 or len(subtype_values) > 1:
-        reason = "conflicting HER2 IHC results in one order: " + ", ".join(
-            sorted(str(v.provenance.value_text) for v in (*results, *subtypes))
+        # Positions only: the values themselves may be free text, and warnings reach ACKs.
+        conflict = "conflicting HER2 IHC results in one order: " + ", ".join(
+            _locators((*results, *subtypes))
         )
-        warnings.append(IngestWarning(code="CONFLICTING-RESULTS", message=reason))
+        warnings.append(IngestWarning(code="CONFLICTING-RESULTS", message=conflict))
     percent = _single_number(stained, "HER2 IHC stained %", warnings)
     return IhcResult(
-        score=_only(scores) if reason is None else None,
-        ihc0_subtype=_only(subtype_values) if reason is None else None,
+        score=_only(scores) if conflict is None else None,
+        ihc0_subtype=_only(subtype_values) if conflict is None else None,
         stained_percent=percent,
-        stated=_only(stated) if reason is None else None,
+        stated=_only(stated) if conflict is None else None,
         indeterminate_reason=reason,
+        conflict=conflict,
         heterogeneity_noted=_heterogeneous((*results, *subtypes)),
         provenance=_provenance((*results, *subtypes, *stained)),
     )
@@ -378,13 +381,14 @@ def _ish(
                 + ", ".join(v.provenance.locator for v in failed),
             )
         )
+    conflict = None
     if len(stated) > 1:
         # "Amplified" and "Not amplified" in one order: something is wrong with this order's
-        # ISH, so none of it is used unreviewed.
-        reason = "conflicting qualitative ISH results in one order: " + ", ".join(
-            sorted(str(v.provenance.value_text) for v in qualitative)
+        # ISH, so none of it is used unreviewed (the classifier asks for adjudication).
+        conflict = "conflicting qualitative ISH results in one order: " + ", ".join(
+            _locators(qualitative)
         )
-        warnings.append(IngestWarning(code="CONFLICTING-RESULTS", message=reason))
+        warnings.append(IngestWarning(code="CONFLICTING-RESULTS", message=conflict))
     cells = _single_number(by_analyte.get(Analyte.ISH_CELLS_COUNTED, []), "cells counted", warnings)
     return IshResult(
         probe=_probe(values, warnings),
@@ -400,9 +404,14 @@ def _ish(
         ),
         stated=_only(stated),
         indeterminate_reason=reason,
+        conflict=conflict,
         heterogeneity_noted=_heterogeneous(values),
         provenance=_provenance(values),
     )
+
+
+def _locators(values: Iterable[ReadValue]) -> list[str]:
+    return sorted(dict.fromkeys(v.provenance.locator for v in values))
 
 
 def _heterogeneous(values: Iterable[ReadValue]) -> bool:
@@ -449,9 +458,16 @@ def _recount_reported(
         ):
             return True
         texts = (*observation.notes, observation.text or "")
-        if any(mapping.mentions_recount(text) for text in texts if text):
+        if any(_says_recount(mapping, text) for text in texts if text):
             return True
-    return any(mapping.mentions_recount(note) for note in group_notes)
+    return any(_says_recount(mapping, note) for note in group_notes)
+
+
+def _says_recount(mapping: MappingSet, text: str) -> bool:
+    """The text, read whole by the value grammar, says a recount was done: "Recount not
+    performed" (a negation), "recount pending" (a deferral) and a text not understood do not.
+    Its number, if any, is the recount's (cells counted)."""
+    return grammar.read(mapping, text, Analyte.ISH_RECOUNT).recount
 
 
 def _recount_cells(values: Sequence[ReadValue]) -> int | None:
@@ -497,16 +513,18 @@ def _receptor(
     stated = {a.stated for v in results if (a := v.answer) and a.stated and not _failed(v)}
     reason = None if numbered or stated else _indeterminate((*results, *percents))
     percent = _single_number(numbered, f"{label} %", warnings)
+    conflict = None
     if len(stated) > 1:
-        reason = f"conflicting {label} results in one order"
-        warnings.append(IngestWarning(code="CONFLICTING-RESULTS", message=reason))
+        conflict = f"conflicting {label} results in one order"
+        warnings.append(IngestWarning(code="CONFLICTING-RESULTS", message=conflict))
     if percent is None and len({_bounds(n) for v in numbered if (n := v.observation.number)}) > 1:
-        reason = f"conflicting {label} percentages in one order"
+        conflict = f"conflicting {label} percentages in one order"
     readings = [v.reading for v in (*results, *percents) if v.reading is not None]
     return ReceptorResult(
         percent=percent,
         stated=_only(stated) if len(stated) == 1 else None,
         indeterminate_reason=reason,
+        conflict=conflict,
         # Kept and shown, never deciding (her2-rules.md section 6): the percentage decides.
         allred=next((n for r in readings if (n := r.quantity(Quantity.ALLRED))), None),
         h_score=next((n for r in readings if (n := r.quantity(Quantity.H_SCORE))), None),

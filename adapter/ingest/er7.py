@@ -277,7 +277,16 @@ class Segment:
     repetition is split into components once, on first use, and kept.
     """
 
-    __slots__ = ("_codec", "_components", "_escape", "name", "raw_fields", "separators")
+    __slots__ = (
+        "_codec",
+        "_components",
+        "_escape",
+        "_subcomponent",
+        "_verbatim",
+        "name",
+        "raw_fields",
+        "separators",
+    )
 
     def __init__(
         self, name: str, raw_fields: tuple[str, ...], separators: Separators, codec: str
@@ -287,6 +296,10 @@ class Segment:
         self.separators = separators
         self._codec = codec
         self._escape = separators.escape
+        self._subcomponent = separators.subcomponent
+        # MSH-1 and MSH-2 hold the separators themselves: never split or unescape them. The
+        # accessors below are on the hot path (about 90 calls a message): they test this once.
+        self._verbatim = 2 if name == "MSH" else 0
         self._components: dict[tuple[int, int], tuple[str, ...]] = {}
 
     def __repr__(self) -> str:
@@ -311,7 +324,7 @@ class Segment:
         if not value:
             return []
         repetition = self.separators.repetition
-        if self._is_separator_field(n) or not repetition:
+        if n <= self._verbatim or not repetition:
             return [value]
         return value.split(repetition)
 
@@ -320,7 +333,7 @@ class Segment:
         fields = self.raw_fields
         value = fields[n] if 0 < n < len(fields) else ""
         repetition = self.separators.repetition
-        if not repetition or repetition not in value or self._is_separator_field(n):
+        if not repetition or repetition not in value or n <= self._verbatim:
             return value if rep == 1 else ""
         parts = value.split(repetition)
         return parts[rep - 1] if 0 < rep <= len(parts) else ""
@@ -337,8 +350,8 @@ class Segment:
         if not 0 < c <= len(components):
             return ""
         value = components[c - 1]
-        subcomponent = self.separators.subcomponent
-        if not subcomponent or subcomponent not in value or self._is_separator_field(n):
+        subcomponent = self._subcomponent
+        if not subcomponent or subcomponent not in value or n <= self._verbatim:
             return value if s == 1 else ""
         parts = value.split(subcomponent)
         return parts[s - 1] if 0 < s <= len(parts) else ""
@@ -350,7 +363,7 @@ class Segment:
             return []
         value = components[c - 1]
         subcomponent = self.separators.subcomponent
-        if self._is_separator_field(n) or not subcomponent:
+        if n <= self._verbatim or not subcomponent:
             return [value]
         return value.split(subcomponent)
 
@@ -363,7 +376,7 @@ class Segment:
         component = self.separators.component
         if not value:
             found = ()
-        elif self._is_separator_field(n) or not component:
+        elif n <= self._verbatim or not component:
             found = (value,)
         else:
             found = tuple(value.split(component))
@@ -378,7 +391,18 @@ class Segment:
         Unescaping a composite value makes escaped separators look like real ones: use it for
         single-valued fields, and ``component``/``components`` for composite ones.
         """
-        return self._unescape(n, self.raw_repetition(n, rep))
+        fields = self.raw_fields
+        value = fields[n] if 0 < n < len(fields) else ""
+        repetition = self.separators.repetition
+        if repetition and repetition in value and n > self._verbatim:
+            parts = value.split(repetition)
+            value = parts[rep - 1] if 0 < rep <= len(parts) else ""
+        elif rep != 1:
+            return ""
+        escape = self._escape
+        if not escape or escape not in value or n <= self._verbatim:
+            return value
+        return unescape(value, self.separators, self._codec)
 
     def repetitions(self, n: int) -> list[str]:
         """Every repetition of field ``n``, each unescaped; ``[]`` when the field is empty."""
@@ -388,7 +412,7 @@ class Segment:
         """The components of one repetition of field ``n``, each unescaped."""
         components = self._split_components(n, rep)
         escape = self._escape
-        if not escape or self._is_separator_field(n):
+        if not escape or n <= self._verbatim:
             return list(components)
         separators, codec = self.separators, self._codec
         return [
@@ -397,9 +421,21 @@ class Segment:
 
     def component(self, n: int, c: int = 1, s: int = 1, rep: int = 1) -> str:
         """Subcomponent ``s`` of component ``c`` of repetition ``rep`` of field ``n``, unescaped."""
-        value = self.raw_component(n, c, s, rep)
+        # raw_component's lines, not a call to it: this is the accessor ingest calls most
+        components = self._components.get((n, rep))
+        if components is None:
+            components = self._split_components(n, rep)
+        if not 0 < c <= len(components):
+            return ""
+        value = components[c - 1]
+        subcomponent = self._subcomponent
+        if subcomponent and subcomponent in value and n > self._verbatim:
+            parts = value.split(subcomponent)
+            value = parts[s - 1] if 0 < s <= len(parts) else ""
+        elif s != 1:
+            return ""
         escape = self._escape
-        if not escape or escape not in value or self._is_separator_field(n):
+        if not escape or escape not in value or n <= self._verbatim:
             return value
         return unescape(value, self.separators, self._codec)
 
@@ -407,13 +443,9 @@ class Segment:
         """The subcomponents of component ``c`` of one repetition of field ``n``, unescaped."""
         return [self._unescape(n, value) for value in self.raw_subcomponents(n, c, rep)]
 
-    def _is_separator_field(self, n: int) -> bool:
-        # MSH-1 and MSH-2 hold the separators themselves: never split or unescape them.
-        return n <= 2 and self.name == "MSH"
-
     def _unescape(self, n: int, value: str) -> str:
         escape = self._escape
-        if not escape or escape not in value or self._is_separator_field(n):
+        if not escape or escape not in value or n <= self._verbatim:
             return value
         return unescape(value, self.separators, self._codec)
 

@@ -8,7 +8,6 @@ builds the records with the same ``assemble`` and ``resolve_tissue`` the HL7 v2 
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from datetime import datetime, tzinfo
 from typing import Any
@@ -501,7 +500,7 @@ def _plain_text(form: JsonObject) -> str | None:
         return None
     try:
         return base64.b64decode(data, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError, or text that is not ASCII at all
         return None
 
 

@@ -3,8 +3,8 @@
 A text is cut into tokens (numbers with their comparator and ``%`` or ``+``, words, signs), the
 tokens into the phrases the mapping tables know (``[[answers]]`` wordings and ``[grammar]`` words:
 scores, sub-types, intensities, methods and clones, quantities, labels, deferrals, negations,
-filler), and the phrases are read in any order. No table entry is a whole sentence: "Positive,
-score 3+ (complete membrane staining in >10% of cells)" is read from its parts.
+recounts, filler), and the phrases are read in any order. No table entry is a whole sentence:
+"Positive, score 3+ (complete membrane staining in >10% of cells)" is read from its parts.
 
 Nothing is guessed. A word the tables do not know, a number no word explains, or a negation
 makes the text not understood (``Reading.problem``, which never quotes the text). Two parts that
@@ -205,6 +205,7 @@ class Reading:
     intensity: Intensity | None = None
     method: Method | None = None
     heterogeneous: bool = False
+    recount: bool = False  # the text says a recount was done ("blinded recount: same group")
     deferred: bool = False  # the text says the result is still to come
     problem: str | None = None  # why it is not understood (never quotes the text)
     warnings: tuple[tuple[str, str], ...] = ()  # (code, message): what was set aside, and why
@@ -420,6 +421,7 @@ class _Reader:
             intensity=intensity,
             method=next(iter(methods)) if len(methods) == 1 else None,
             heterogeneous=any(p.kind == "heterogeneity" for p in parts),
+            recount=any(p.kind == "recounts" for p in parts),
             warnings=tuple(self.warnings),
         )
 

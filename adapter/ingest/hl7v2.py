@@ -22,7 +22,7 @@ from adapter.ingest import er7
 from adapter.ingest.assemble import ReadValue, assemble, resolve_tissue
 from adapter.ingest.obx import ObxOutcome, cwe_coding, read_obx
 from adapter.ingest.order import Order
-from adapter.ingest.report_text import read_text, statement_values, text_values_kept
+from adapter.ingest.report_text import Source, read_text, statement_values, text_values_kept
 from adapter.ingest.values import hl7_date, parse_hl7_datetime, site_zone
 from adapter.mapping import ASSIGNER_FALLBACK_PREFIX, LOINC_SYSTEM, Mappings, MappingSet
 from adapter.model import (
@@ -274,16 +274,25 @@ def _read_report_text(group: _Group, mapping: MappingSet) -> None:
     same test; a text OBX with no statement stays an unused result, with its reason."""
     if not group.texts:
         return
-    sources = [(o.unused.provenance.locator, o.report_text or "") for o in group.texts if o.unused]
+    # OBX segments of one code in a row are one text: NAACCR feeds send a report line per OBX.
+    sources: list[Source] = [
+        (o.unused.provenance.locator, o.report_text or "", _run(o.unused.provenance.code))
+        for o in group.texts
+        if o.unused
+    ]
     statements, warnings = read_text(sources, mapping)
     group.warnings.extend(warnings)
     status = next((o.status for o in group.texts if o.status is not None), ResultStatus.FINAL)
     read = text_values_kept(group.values, statement_values(statements, status), group.warnings)
     group.values.extend(read)
-    said = {s.locator.rsplit(" line ", 1)[0] for s in statements}
+    said = {source for s in statements for source in s.sources}
     group.unused.extend(
         o.unused for o in group.texts if o.unused and o.unused.provenance.locator not in said
     )
+
+
+def _run(code: Coding | None) -> str | None:
+    return f"{code.system}|{code.code}" if code is not None and code.code else None
 
 
 def _nothing_reason(groups: list[_Group]) -> str:

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from adapter.ingest import er7, grammar
 from adapter.ingest.assemble import READ_AS_NUMBER, ReadValue, usable
-from adapter.ingest.codecheck import check_code
+from adapter.ingest.codecheck import CodeCheck, check_code
 from adapter.ingest.grammar import Reading
 from adapter.ingest.values import bounded, parse_decimal, parse_hl7_datetime, parse_interval
 from adapter.mapping import Answer, CodeEntry, MappingSet
@@ -57,8 +57,8 @@ class _Value(NamedTuple):
 def read_obx(segment: er7.Segment, position: int, mapping: MappingSet, zone: tzinfo) -> ObxOutcome:
     locator = f"OBX[{position}]"
     warnings: list[IngestWarning] = []
-    code_parts = segment.components(3)
-    code = _result_code(code_parts, mapping)
+    known = _known_code(segment.components(3), mapping)
+    code = known.code
     value_type = segment.component(2).upper()
     raw_value = segment.raw(5)
     provenance = Provenance(
@@ -79,15 +79,15 @@ def read_obx(segment: er7.Segment, position: int, mapping: MappingSet, zone: tzi
         )
         return ObxOutcome(None, result, status, tuple(warnings))
 
-    entry, excluded = _lookup(code_parts, mapping)
-    if excluded is not None:
-        return unused(f"not classified: {excluded}")
-    checked = check_code(code, entry, mapping, locator)
+    if known.excluded is not None:
+        return unused(f"not classified: {known.excluded}")
+    checked = known.check
     if checked.warning is not None:
-        warnings.append(checked.warning)
-    if entry is not None and checked.entry is None:
+        warnings.append(replace(checked.warning, locator=locator))
+    if known.mapped is not None and checked.entry is None:
         # A mapped code whose display names another test is not understood: the lab must fix it.
-        return unused(checked.unused_reason or "not used", entry.analyte, not_understood=True)
+        reason = checked.unused_reason or "not used"
+        return unused(reason, known.mapped.analyte, not_understood=True)
     entry = checked.entry
     not_mapped = checked.unused_reason or "result code not in the mappings"
     if status is ResultStatus.ENTERED_IN_ERROR:
@@ -149,6 +149,35 @@ def read_obx(segment: er7.Segment, position: int, mapping: MappingSet, zone: tzi
         method_text=method or None,
     )
     return ObxOutcome(read, None, status, tuple(warnings))
+
+
+class _KnownCode(NamedTuple):
+    """What the sender's tables say of one OBX-3: the same few codes come in every message."""
+
+    code: Coding
+    mapped: CodeEntry | None  # the entry the tables give, before the display check
+    excluded: str | None  # why the tables exclude the code from classification
+    check: CodeCheck  # its warning has no locator: each OBX that has the code gives its own
+
+
+_KNOWN_CODES = "obx-result-codes"
+"""The ``MappingSet.reader_cache`` key of the OBX-3 look-ups (bounded like the grammar's)."""
+
+
+def _known_code(parts: list[str], mapping: MappingSet) -> _KnownCode:
+    memo: dict[tuple[str, ...], _KnownCode] = mapping.reader_cache.setdefault(_KNOWN_CODES, {})
+    key = tuple(parts)
+    found = memo.get(key)
+    if found is not None:
+        return found
+    code = _result_code(parts, mapping)
+    entry, excluded = _lookup(parts, mapping)
+    check = check_code(code, entry, mapping, "") if excluded is None else CodeCheck(None)
+    found = _KnownCode(code, entry, excluded, check)
+    if len(memo) >= 4096:  # codes are as unbounded as the senders make them
+        memo.clear()
+    memo[key] = found
+    return found
 
 
 def _result_code(parts: list[str], mapping: MappingSet) -> Coding:

@@ -41,8 +41,9 @@ class Statement:
 
     analyte: Analyte
     reading: Reading
-    locator: str  # "OBX[5] line 3", "DiagnosticReport/r1.conclusion line 2"
-    line: str  # the line as sent
+    locator: str  # "OBX[5] line 3", "OBX[5] lines 3-4", "OBX[5] line 3 to OBX[6] line 1"
+    line: str  # the line as sent (the lines, one space between, when it runs over several)
+    sources: tuple[str, ...] = ()  # the locators of the sources it was read from
 
 
 _QUIET = frozenset({"filler", "sign", "score_words", "range_words"})
@@ -63,33 +64,162 @@ _NAMES = {
     Analyte.ER_RESULT: "Estrogen receptor",
     Analyte.PGR_RESULT: "Progesterone receptor",
 }
+_LOINC = "http://loinc.org"
+# The LOINC code codes.md names for each kind of result, in its any-tissue form: a line of text
+# does not say what the specimen is (the record's tissue comes from the message, as for coded
+# results). A line that is one ISH number ("Ratio of HER2 to CEP17 signals: 1.3") takes that
+# number's code; one whose kind codes.md names no code for (cells counted) keeps none.
+TEXT_CODES: dict[Analyte | Quantity, tuple[str, str]] = {
+    Analyte.HER2_IHC: ("18474-7", "HER2 Ag [Presence] in Tissue by Immune stain"),
+    Analyte.HER2_ISH: ("31150-6", "ERBB2 gene duplication [Presence] in Tissue by FISH"),
+    Analyte.HER2_INTERPRETATION: ("48676-1", "HER2 [Interpretation] in Tissue"),
+    Analyte.ER_RESULT: ("40556-3", "Estrogen receptor Ag [Presence] in Tissue by Immune stain"),
+    Analyte.PGR_RESULT: (
+        "40557-1",
+        "Progesterone receptor Ag [Presence] in Tissue by Immune stain",
+    ),
+    Quantity.RATIO: (
+        "49683-6",
+        "ERBB2 gene copy number/Chromosome 17 copy number in Tissue by FISH",
+    ),
+    Quantity.HER2_COPIES: ("74860-8", "ERBB2 gene copy number/nucleus in Tissue by FISH"),
+    Quantity.CEP17_COPIES: ("74861-6", "Chromosome 17 copy number/nucleus in Tissue by FISH"),
+}
+
+
+Source = tuple[str, str] | tuple[str, str, str | None]
+"""(locator, text), or (locator, text, run): consecutive sources of one run (not None) are one
+text."""
 
 
 def read_text(
-    sources: Iterable[tuple[str, str]], mapping: MappingSet
+    sources: Iterable[Source], mapping: MappingSet
 ) -> tuple[list[Statement], list[IngestWarning]]:
-    """The statements of every source (locator, text), in order; warnings for lines not read."""
-    statements: list[Statement] = []
-    warnings: list[IngestWarning] = []
-    deferred_section = False
-    for base, text in sources:
+    """The statements of every source, in order; warnings for lines not read.
+
+    A label line ("HER2 (ERBB2) status by immunohistochemistry:") takes its value from the next
+    line, and a statement continued on the next line (an open parenthesis, a trailing comma, a
+    next line that starts in lower case) is read with it, so that the continuation can qualify
+    it. Lines run on from one source to the next only within a run: one OBX per report line,
+    the same OBX-3 in a row, is common in NAACCR feeds.
+    """
+    lines = _Lines(mapping)
+    previous: str | None = None
+    for source in sources:
+        base, text = source[0], source[1]
+        run = source[2] if len(source) == 3 else None
+        if run is None or run != previous:
+            lines.end()
+        previous = run
         for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                deferred_section = False  # a blank line ends a section
-                continue
-            locator = f"{base} line {number}"
-            read = _read_line(line, mapping)
-            if read.heading:
-                deferred_section = read.defers
-                continue
-            for code, what in read.warnings:
-                warnings.append(_warning(code, locator, what))
-            for analyte, reading in read.statements:
-                if deferred_section:
-                    warnings.append(_warning("TEXT-DEFERRED", locator, "in a section to follow"))
-                else:
-                    statements.append(Statement(analyte, reading, locator, line.strip()))
-    return statements, warnings
+            lines.add(base, number, line)
+    lines.end()
+    return lines.statements, lines.warnings
+
+
+@dataclass(frozen=True)
+class _Held:
+    """A line waiting for the next: a label without its value, or a statement that may run on."""
+
+    text: str
+    base: str  # where it starts
+    number: int
+    statements: int = 0  # how many statements it gave (the last ones of the list)
+    warnings: int = 0  # how many warnings it gave (the last ones of the list)
+    runs_on: bool = False  # it says it continues (an open parenthesis, a trailing comma)
+    bases: tuple[str, ...] = ()  # the sources it spans so far
+
+
+class _Lines:
+    """Report lines in order, each read alone or with the line it continues."""
+
+    def __init__(self, mapping: MappingSet) -> None:
+        self.mapping = mapping
+        self.statements: list[Statement] = []
+        self.warnings: list[IngestWarning] = []
+        self.deferred_section = False
+        self.label: _Held | None = None  # a label line, its value to come
+        self.open: _Held | None = None  # a statement line the next line may continue
+
+    def add(self, base: str, number: int, line: str) -> None:
+        text = line.strip()
+        if not text:
+            self.deferred_section = False  # a blank line ends a section
+            self.end()
+            return
+        read = _read_line(text, self.mapping)
+        starts_anew = read.heading or read.names_marker
+        if self.label is not None:
+            label, self.label = self.label, None
+            if not starts_anew:
+                self._say(f"{label.text} {text}", label, base, number)
+                return
+            self._no_value(label)
+        if self.open is not None:
+            held, self.open = self.open, None
+            if not starts_anew and (held.runs_on or _continues(text)):
+                self._withdraw(held)
+                self._say(f"{held.text} {text}", held, base, number)
+                return
+        if read.heading:
+            self.deferred_section = read.defers
+        elif read.label_only:
+            self.label = _Held(text, base, number, bases=(base,))
+        else:
+            self._say(text, None, base, number)
+
+    def end(self) -> None:
+        """Nothing more for what is held: a label left without a value is said."""
+        if self.label is not None:
+            self._no_value(self.label)
+        self.label = self.open = None
+
+    def _say(self, text: str, start: _Held | None, base: str, number: int) -> None:
+        """Read ``text``, which ends at ``base`` line ``number`` and starts at ``start``."""
+        locator = f"{base} line {number}" if start is None else _span(start, base, number)
+        bases = (base,) if start is None or start.base == base else (*start.bases, base)
+        read = _read_line(text, self.mapping)
+        statements, warnings = len(self.statements), len(self.warnings)
+        for code, what in read.warnings:
+            self.warnings.append(_warning(code, locator, what))
+        for analyte, reading in read.statements:
+            if self.deferred_section:
+                self.warnings.append(_warning("TEXT-DEFERRED", locator, "in a section to follow"))
+            else:
+                self.statements.append(Statement(analyte, reading, locator, text, bases))
+        if read.names_marker:
+            self.open = _Held(
+                text,
+                start.base if start else base,
+                start.number if start else number,
+                len(self.statements) - statements,
+                len(self.warnings) - warnings,
+                read.runs_on,
+                bases,
+            )
+
+    def _withdraw(self, held: _Held) -> None:
+        """The held line is read again with its continuation: what it gave alone is taken back."""
+        del self.statements[len(self.statements) - held.statements :]
+        del self.warnings[len(self.warnings) - held.warnings :]
+
+    def _no_value(self, held: _Held) -> None:
+        self.warnings.append(
+            _warning("TEXT-NOT-UNDERSTOOD", f"{held.base} line {held.number}", "has no value")
+        )
+
+
+def _span(held: _Held, base: str, number: int) -> str:
+    if held.base == base:
+        return f"{base} lines {held.number}-{number}"
+    return f"{held.base} line {held.number} to {base} line {number}"
+
+
+def _continues(text: str) -> bool:
+    """A line that carries on the one before rather than starting anew: it starts in lower case
+    ("in 5% of tumor cells") or with a sign no statement starts with."""
+    first = text[0]
+    return first.islower() or first in ",;)"
 
 
 @dataclass(frozen=True)
@@ -98,6 +228,9 @@ class _Line:
 
     heading: bool = False
     defers: bool = False
+    label_only: bool = False  # a marker's label and ':' with no value: the value comes next
+    names_marker: bool = False  # the line names a marker, so it starts a statement of its own
+    runs_on: bool = False  # the statement is unfinished: an open parenthesis, a trailing comma
     statements: tuple[tuple[Analyte, Reading], ...] = ()
     warnings: tuple[tuple[str, str], ...] = ()
 
@@ -108,8 +241,11 @@ def _read_line(line: str, mapping: MappingSet) -> _Line:
     if found is not None:
         return found
     parts = grammar.parts_of(line, grammar.lexicon(mapping))
+    labelled = any(p.kind == "labels" for p in parts)
     if _is_heading(parts):
         read = _Line(heading=True, defers=any(p.kind == "deferrals" for p in parts))
+    elif labelled and _ends_with_colon(parts) and not _has_value(parts):
+        read = _Line(label_only=True, names_marker=True)
     else:
         said: list[tuple[Analyte, Reading]] = []
         problems: list[tuple[str, str]] = []
@@ -121,7 +257,12 @@ def _read_line(line: str, mapping: MappingSet) -> _Line:
                 problems.append(("TEXT-NOT-UNDERSTOOD", f"not read ({reading.problem})"))
             elif usable(analyte, reading.number, reading.answer) or reading.quantities:
                 said.append((analyte, reading))
-        read = _Line(statements=tuple(said), warnings=tuple(problems))
+        read = _Line(
+            names_marker=labelled,
+            runs_on=line.count("(") > line.count(")") or line.rstrip().endswith(","),
+            statements=tuple(said),
+            warnings=tuple(problems),
+        )
     if len(memo) >= 4096:  # free text is unbounded: forget and start again
         memo.clear()
     memo[line] = read
@@ -135,10 +276,14 @@ def _warning(code: str, locator: str, what: str) -> IngestWarning:
 
 def _is_heading(parts: Sequence[Part]) -> bool:
     """A line that ends with ':' and holds no value: a section heading ("ADDENDUM TO FOLLOW:")."""
-    meaningful = [p for p in parts if p.kind not in ("filler",)]
-    if not meaningful or meaningful[-1].kind != "sign" or meaningful[-1].value != ":":
+    if not _ends_with_colon(parts):
         return False
     return not any(p.kind in ("answer", "num", "labels", "quantities") for p in parts)
+
+
+def _ends_with_colon(parts: Sequence[Part]) -> bool:
+    meaningful = [p for p in parts if p.kind not in ("filler",)]
+    return bool(meaningful) and meaningful[-1].kind == "sign" and meaningful[-1].value == ":"
 
 
 def _segments(
@@ -226,7 +371,7 @@ def statement_values(statements: Sequence[Statement], status: ResultStatus) -> l
                 analyte=statement.analyte,
                 provenance=Provenance(
                     locator=statement.locator,
-                    code=Coding(display=f"{_NAMES[statement.analyte]} (read from report text)"),
+                    code=_text_code(statement),
                     value_type="text",
                     value_text=statement.line,
                     from_text=True,
@@ -241,6 +386,20 @@ def statement_values(statements: Sequence[Statement], status: ResultStatus) -> l
         )
         for statement in statements
     ]
+
+
+def _text_code(statement: Statement) -> Coding:
+    """The statement's LOINC code (the emitted text says it was read from report text)."""
+    reading = statement.reading
+    kind: Analyte | Quantity = statement.analyte
+    if statement.analyte is Analyte.HER2_ISH and reading.answer is None and reading.number is None:
+        named = {quantity for quantity, _ in reading.quantities}
+        if len(named) == 1:
+            kind = named.pop()
+    code = TEXT_CODES.get(kind)
+    if code is None:
+        return Coding(display=_NAMES[statement.analyte])
+    return Coding(system=_LOINC, code=code[0], display=code[1])
 
 
 _FAMILIES = (

@@ -73,8 +73,9 @@ class ConnectionTable(Generic[C]):
         self._name = name
         self._by_source: dict[str, OrderedDict[int, C]] = {}
         self._total = 0
-        # Refusals and evictions are logged as counts at most once a second: a flood of
-        # connections must not become a flood of log lines.
+        # Refusals, evictions and deadlines are logged as counts at most once a second: a flood
+        # of connections must not become a flood of log lines, whose formatting and writes
+        # would hold the event loop from the senders it serves.
         self._unlogged: Counter[str] = Counter()
         self._logged_at = 0.0
 
@@ -89,12 +90,10 @@ class ConnectionTable(Generic[C]):
         """Take ``connection`` from ``source`` in, evicting another if fairness asks; or refuse."""
         held = self.count(source)
         if held >= self._limits.max_per_source:
-            log.warning(
-                "%s connection refused: %d from one source (max_per_source)", self._name, held
-            )
+            self.note("refused over max_per_source")
             return False
         if self._total >= self._limits.max_connections and not self._evict_for(held):
-            log.warning("%s connection refused: %d open (max_connections)", self._name, self._total)
+            self.note("refused over max_connections")
             return False
         self._by_source.setdefault(source, OrderedDict())[id(connection)] = connection
         self._total += 1
@@ -121,10 +120,11 @@ class ConnectionTable(Generic[C]):
             return False
         self.release(busiest, victim)
         victim.evict()
-        self._note("evicted for a newcomer")
+        self.note("evicted for a newcomer")
         return True
 
-    def _note(self, what: str) -> None:
+    def note(self, what: str) -> None:
+        """Count a connection refused or closed for ``what``; log the counts now and then."""
         self._unlogged[what] += 1
         now = time.monotonic()
         if now - self._logged_at < 1.0:

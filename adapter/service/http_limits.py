@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from adapter.service.admission import ConnectionTable, Limits, peer_address
-
-if TYPE_CHECKING:
-    from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 log = logging.getLogger("her2_adapter.http")
 
@@ -39,7 +37,15 @@ _HEADERS_TOO_LARGE = (
 
 
 class AdmittedHttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with caps and deadlines; see :func:`admitted_protocol`."""
+    """uvicorn's httptools protocol with caps and deadlines; see :func:`admitted_protocol`.
+
+    The application is called only once a request's body is complete (or once more of it is
+    buffered than uvicorn holds before pausing the socket, or the client waits for a
+    ``100 Continue``). A slow upload then costs the event loop its bytes and nothing else: no
+    task, no middleware, no read woken per byte. Under the audit's 1,100 slow uploads the
+    application's share for requests that never completed was what kept MLLP senders waiting
+    (docs/performance.md, "Lock-out").
+    """
 
     table: ClassVar[ConnectionTable[AdmittedHttpProtocol]]
     limits: ClassVar[Limits]
@@ -50,8 +56,11 @@ class AdmittedHttpProtocol(HttpToolsProtocol):
         self._source = "unknown"
         self._admitted = False
         self._deadline: asyncio.TimerHandle | None = None
-        self._waiting_for: RequestResponseCycle | None = None  # the cycle before these headers
+        self._reading_headers = False
+        self._reading_body = False
         self._header_bytes = 0
+        self._held_body: bytearray | None = None
+        """The body read so far of a request whose application is not started yet."""
 
     @property
     def busy(self) -> bool:
@@ -75,14 +84,15 @@ class AdmittedHttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_deadline()
+        self._held_body = None
         if self._admitted:
             self.table.release(self._source, self)
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        waiting = self._waiting_for is self.cycle and self._deadline is not None
+        counting = self._reading_headers
         super().data_received(data)
-        if not waiting or self.cycle is not self._waiting_for or self.transport.is_closing():
+        if not counting or not self._reading_headers or self.transport.is_closing():
             return  # these bytes completed the headers (the rest is body), or were body
         self._header_bytes += len(data)
         if self._header_bytes > MAX_HEADER_BYTES:
@@ -92,15 +102,30 @@ class AdmittedHttpProtocol(HttpToolsProtocol):
             self.transport.close()
 
     def on_headers_complete(self) -> None:
-        super().on_headers_complete()
+        self._reading_headers = False
+        self._reading_body = True
         self._cancel_deadline()
-        cycle = self.cycle
-        if cycle is not None and cycle.more_body:
-            self._deadline = self.loop.call_later(self.body_timeout, self._body_overdue, cycle)
+        self._deadline = self.loop.call_later(self.body_timeout, self._body_overdue)
+        if self.expect_100_continue or self.parser.should_upgrade():
+            super().on_headers_complete()  # the client waits for an answer before its body
+        else:
+            self._held_body = bytearray()
+
+    def on_body(self, body: bytes) -> None:
+        held = self._held_body
+        if held is None:
+            super().on_body(body)
+            return
+        held += body
+        if len(held) > HIGH_WATER_LIMIT:
+            self._start_application()  # it reads on; uvicorn pauses the socket meanwhile
 
     def on_message_complete(self) -> None:
-        super().on_message_complete()
+        self._reading_body = False
         self._cancel_deadline()
+        if self._held_body is not None:
+            self._start_application()
+        super().on_message_complete()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -108,22 +133,30 @@ class AdmittedHttpProtocol(HttpToolsProtocol):
             # The next request's headers: after the keep-alive wait, the same deadline again.
             self._expect_headers(self.limits.idle_timeout + self.limits.frame_timeout)
 
+    def _start_application(self) -> None:
+        """What uvicorn does at the end of the headers, done now (the parser is still on this
+        request), with the body read so far."""
+        held, self._held_body = self._held_body, None
+        super().on_headers_complete()
+        if held:
+            super().on_body(bytes(held))
+
     def _expect_headers(self, within: float) -> None:
         self._cancel_deadline()
-        self._waiting_for = self.cycle
+        self._reading_headers = True
         self._header_bytes = 0
         self._deadline = self.loop.call_later(within, self._headers_overdue)
 
     def _headers_overdue(self) -> None:
         self._deadline = None
-        if self.cycle is self._waiting_for and not self.transport.is_closing():
-            log.info("http connection closed: headers not complete in time")
+        if self._reading_headers and not self.transport.is_closing():
+            self.table.note("closed: headers not complete in time")
             self.transport.close()
 
-    def _body_overdue(self, cycle: RequestResponseCycle) -> None:
+    def _body_overdue(self) -> None:
         self._deadline = None
-        if self.cycle is cycle and cycle.more_body and not self.transport.is_closing():
-            log.info("http connection closed: body not complete within %.0f s", self.body_timeout)
+        if self._reading_body and not self.transport.is_closing():
+            self.table.note("closed: body not complete in time")
             self.transport.close()
 
     def _cancel_deadline(self) -> None:

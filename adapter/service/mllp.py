@@ -288,7 +288,7 @@ class MllpServer:
                 async with asyncio.timeout_at(deadline.when):
                     chunk = await reader.read(READ_SIZE)
             except TimeoutError:
-                log.info("mllp connection timed out %s", deadline.reason)
+                self._admitted.note(f"closed at the deadline {deadline.reason}")
                 return
             if not chunk:
                 if decoder.in_frame:

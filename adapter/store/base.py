@@ -107,6 +107,14 @@ class Backend(ABC):
     def cause_of(self, error: BaseException) -> str:
         """A driver error in a few words (``read-only``, ``disk full``...): ``StoreUnavailable``."""
 
+    @abstractmethod
+    def check_room(self) -> None:
+        """Raises OSError (ENOSPC) when the store has no room for a message: ``probe_write``.
+
+        A write that changes nothing can succeed on a full disk (it rewrites space it already
+        holds) while every message, which needs new space, fails.
+        """
+
 
 def os_cause(error: OSError) -> str:
     """What an operating-system error says about a store, in a few words."""
@@ -279,9 +287,11 @@ class Store:
         """Raises StoreUnavailable unless the database takes a committed write.
 
         The write changes nothing but is real (a row rewritten and committed), so a read-only
-        database, a full disk or a lost connection fail it as they would fail a message.
+        database or a lost connection fails it as they would fail a message; a full disk is
+        asked of the backend (``check_room``), since a rewrite needs no new space.
         """
         with self._transaction(write=True) as session:
+            self._backend.check_room()
             session.run("UPDATE schema_version SET version = version")
 
     # ----------------------------------------------------------------------------------------

@@ -224,6 +224,10 @@ class PostgresBackend(Backend):
     def lock_schema(self, conn: Connection) -> None:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
 
+    def check_room(self) -> None:
+        """The server's disk cannot be seen from here: a full one fails the probe's write only
+        when it fails PostgreSQL's own write-ahead log (docs/operations.md says so)."""
+
     def lock_cases(self, conn: Connection, keys: Sequence[str]) -> None:
         # Transaction-level advisory locks, one number per key within the store's schema
         # (advisory locks are the database's), taken in ascending order so that two batches

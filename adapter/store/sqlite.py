@@ -6,6 +6,7 @@ instants it names.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sqlite3
@@ -20,6 +21,11 @@ from adapter.store.base import Backend, Connection, os_cause
 log = logging.getLogger("her2_adapter.store")
 
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+MIN_FREE_BYTES = 1024 * 1024
+"""Free space under which /healthz calls the store's disk full: a message with its outcome
+takes some 10-30 KB, and a WAL checkpoint needs room too, so the service says so before the
+last message fails rather than after."""
 
 _SCHEMA_V1 = (
     "CREATE TABLE schema_version (version INTEGER NOT NULL)",
@@ -280,6 +286,14 @@ class SQLiteBackend(Backend):
             if name.startswith(prefix):
                 return cause
         return "database error"
+
+    def check_room(self) -> None:
+        if self.path == ":memory:":
+            return
+        stats = os.statvfs(Path(self.path).parent)
+        free = stats.f_bavail * stats.f_frsize
+        if free < MIN_FREE_BYTES:
+            raise OSError(errno.ENOSPC, f"{free // 1024} KiB free on the store's file system")
 
     def sql(self, text: str) -> str:
         return text

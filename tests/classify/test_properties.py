@@ -62,6 +62,7 @@ def intervals(draw: st.DrawFn) -> Interval:
 _maybe_interval = st.none() | intervals()
 _stated = st.none() | st.sampled_from(Interpretation)
 _failed = st.none() | st.just("failed controls")
+_conflict = st.none() | st.just("conflicting results in one order: OBX[2], OBX[3]")
 
 ihc_results = st.builds(
     IhcResult,
@@ -70,6 +71,7 @@ ihc_results = st.builds(
     stained_percent=_maybe_interval,
     stated=_stated,
     indeterminate_reason=_failed,
+    conflict=_conflict,
 )
 ish_counts = st.builds(
     IshCount, ratio=_maybe_interval, her2_copies=_maybe_interval, cep17_copies=_maybe_interval
@@ -85,9 +87,14 @@ ish_results = st.builds(
     amplified_percent=_maybe_interval,
     stated=_stated,
     indeterminate_reason=_failed,
+    conflict=_conflict,
 )
 receptor_results = st.builds(
-    ReceptorResult, percent=_maybe_interval, stated=_stated, indeterminate_reason=_failed
+    ReceptorResult,
+    percent=_maybe_interval,
+    stated=_stated,
+    indeterminate_reason=_failed,
+    conflict=_conflict,
 )
 records = st.builds(
     AssayRecord,
@@ -137,6 +144,26 @@ def test_category_matches_official_result(record: AssayRecord) -> None:
         assert result.category in NEGATIVE_OUTSIDE_BREAST
     if result.tissue is not Tissue.BREAST:
         assert result.ish_group is None
+
+
+def _failed_test(result: IhcResult | IshResult | LabInterpretation | None) -> bool:
+    if result is None:
+        return False
+    if result.stated is Interpretation.INDETERMINATE:
+        return True
+    return not isinstance(result, LabInterpretation) and result.indeterminate_reason is not None
+
+
+@settings(max_examples=400)
+@given(records)
+def test_indeterminate_only_for_a_failed_test(record: AssayRecord) -> None:
+    """Section 4.6: indeterminate needs a test the lab said failed, and nothing that conflicts."""
+    result = classify(record)
+    if result.official_result is not OfficialResult.INDETERMINATE:
+        return
+    tests = (record.her2_ihc, record.her2_ish, record.lab_interpretation)
+    assert any(_failed_test(t) for t in tests)
+    assert all(t is None or t.conflict is None for t in (record.her2_ihc, record.her2_ish))
 
 
 @settings(max_examples=400)

@@ -344,24 +344,24 @@ IHC_ONLY = [
         flags=(F.SCORE_MISSING,),
     ),
     her2(
-        "'low positive' (not a HER2 result) without a score is not used",
+        "'low positive' (not a HER2 result) without a score is not used: equivocal, not failed",
         record(ihc=ihc(None, stated=Interpretation.LOW_POSITIVE)),
-        IND,
-        C_IND,
-        ("HER2-IHC-SCORE-MISSING-UNUSABLE", "HER2-INDETERMINATE-NO-RESULT"),
-        flags=(F.SCORE_MISSING,),
+        EQV,
+        C_EQV,
+        ("HER2-IHC-SCORE-MISSING-UNUSABLE", "HER2-NO-USABLE-RESULT", "HER2-CAT-EQUIVOCAL"),
+        flags=(F.SCORE_MISSING, F.PENDING_WORKUP),
     ),
     her2(
-        "'Negative (3+)' contradicts: IHC not used",
+        "'Negative (3+)' contradicts: IHC not used, equivocal pending review (no test failed)",
         record(ihc=ihc("3+", stated=Interpretation.NEGATIVE)),
-        IND,
-        C_IND,
+        EQV,
+        C_EQV,
         (
             "HER2-IHC-TEXT-CONTRADICTS-SCORE",
-            "HER2-INDETERMINATE-NO-RESULT",
-            "HER2-CAT-INDETERMINATE",
+            "HER2-NO-USABLE-RESULT",
+            "HER2-CAT-EQUIVOCAL",
         ),
-        flags=(F.DISCORDANCE,),
+        flags=(F.DISCORDANCE, F.PENDING_WORKUP),
     ),
     her2(
         "'Positive (1+)' contradicts: IHC not used, ISH group 5 decides",
@@ -389,11 +389,13 @@ IHC_ONLY = [
         no_flags=(F.DISCORDANCE,),
     ),
     her2(
-        "conflicting IHC results, nothing usable",
+        "an IHC result with nothing in it: equivocal pending review, not indeterminate",
         record(ihc=IhcResult()),
-        IND,
-        C_IND,
-        ("HER2-INDETERMINATE-NO-RESULT",),
+        EQV,
+        C_EQV,
+        ("HER2-NO-USABLE-RESULT",),
+        flags=(F.PENDING_WORKUP,),
+        no_flags=(F.DISCORDANCE,),
     ),
     her2(
         "IHC could not be scored",
@@ -994,13 +996,139 @@ UNKNOWN_TISSUE = [
         flags=(F.TISSUE_UNKNOWN,),
     ),
     her2(
-        "breast negative, gastric positive: indeterminate",
+        "breast negative, gastric positive: equivocal pending the tissue, not indeterminate",
         record(UNK, ihc=ihc("1+"), ish=dual("2.5", "3.0")),
+        EQV,
+        C_EQV,
+        ("TISSUE-UNKNOWN", "HER2-CAT-EQUIVOCAL"),
+        group=None,
+        flags=(F.TISSUE_UNKNOWN, F.PENDING_WORKUP),
+    ),
+    her2(
+        "breast positive (group 3, IHC 2+ recounted), gastric ratio < 2.0 negative: equivocal",
+        record(UNK, ihc=ihc("2+"), ish=dual("1.5", "7.0", recount=True)),
+        EQV,
+        C_EQV,
+        ("TISSUE-UNKNOWN", "HER2-ISH-G3-IHC2-RECOUNT", "GEA-ISH-NEGATIVE"),
+        group=None,
+        flags=(F.TISSUE_UNKNOWN, F.PENDING_WORKUP),
+    ),
+    her2(
+        "both rule sets fail alike: indeterminate stays for the failed test",
+        record(UNK, ihc=ihc(None, failed="failed controls")),
         IND,
         C_IND,
-        ("TISSUE-UNKNOWN", "HER2-CAT-INDETERMINATE"),
-        group=None,
+        ("TISSUE-UNKNOWN-AGREE", "HER2-INDETERMINATE-LAB"),
         flags=(F.TISSUE_UNKNOWN,),
+    ),
+]
+
+CONFLICT = "conflicting HER2 IHC results in one order: OBX[2], OBX[3]"
+ISH_CONFLICT = "conflicting qualitative ISH results in one order: OBX[4], OBX[5]"
+
+
+def conflicting_ish(ratio: str | None = None, copies: str | None = None) -> IshResult:
+    return IshResult(
+        probe=IshProbe.DUAL,
+        ratio=_opt(ratio),
+        her2_copies=_opt(copies),
+        conflict=ISH_CONFLICT,
+    )
+
+
+CONFLICTING = [
+    her2(
+        "IHC 1+ and 3+ in one order, no ISH: equivocal pending review, not indeterminate",
+        record(ihc=IhcResult(conflict=CONFLICT)),
+        EQV,
+        C_EQV,
+        ("HER2-IHC-CONFLICTING", "HER2-NO-USABLE-RESULT", "HER2-CAT-EQUIVOCAL"),
+        flags=(F.DISCORDANCE, F.PENDING_WORKUP),
+    ),
+    her2(
+        "conflicting IHC, ISH group 1: positive whatever the IHC",
+        record(ihc=IhcResult(conflict=CONFLICT), ish=dual("2.5", "5.0")),
+        POS,
+        C_POS,
+        ("HER2-IHC-CONFLICTING", "HER2-ISH-G1-POSITIVE"),
+        group=1,
+        flags=(F.DISCORDANCE,),
+    ),
+    her2(
+        "conflicting IHC, ISH group 5: negative, no IHC score so HER2-negative (not HER2-low)",
+        record(ihc=IhcResult(conflict=CONFLICT), ish=dual("1.2", "2.0")),
+        NEG,
+        C_NEG,
+        ("HER2-IHC-CONFLICTING", "HER2-ISH-G5-NEGATIVE", "HER2-CAT-NEGATIVE-NO-SUBTYPE"),
+        group=5,
+        flags=(F.DISCORDANCE,),
+    ),
+    her2(
+        "conflicting IHC, ISH group 4: equivocal pending IHC",
+        record(ihc=IhcResult(conflict=CONFLICT), ish=dual("1.5", "5.0")),
+        EQV,
+        C_EQV,
+        ("HER2-IHC-CONFLICTING", "HER2-ISH-G4-NO-IHC"),
+        flags=(F.DISCORDANCE, F.PENDING_WORKUP),
+    ),
+    her2(
+        "conflicting IHC beside a failed ISH: equivocal (one test failed, the other conflicts)",
+        record(ihc=IhcResult(conflict=CONFLICT), ish=dual(None, None, failed="no signals")),
+        EQV,
+        C_EQV,
+        ("HER2-IHC-CONFLICTING", "HER2-NO-USABLE-RESULT"),
+        flags=(F.DISCORDANCE, F.PENDING_WORKUP),
+    ),
+    her2(
+        "failed IHC and failed ISH: indeterminate",
+        record(ihc=ihc(None, failed="failed controls"), ish=dual(None, None, failed="no signals")),
+        IND,
+        C_IND,
+        ("HER2-INDETERMINATE-LAB", "HER2-CAT-INDETERMINATE"),
+        no_flags=(F.DISCORDANCE, F.PENDING_WORKUP),
+    ),
+    her2(
+        "'amplified' and 'not amplified' in one order, no IHC: equivocal pending adjudication",
+        record(ish=conflicting_ish()),
+        EQV,
+        C_EQV,
+        ("HER2-ISH-CONFLICTING", "HER2-CAT-EQUIVOCAL"),
+        group=None,
+        flags=(F.DISCORDANCE, F.PENDING_WORKUP),
+    ),
+    her2(
+        "conflicting ISH with counts and IHC 1+: equivocal, never negative on IHC alone",
+        record(ihc=ihc("1+"), ish=conflicting_ish("1.2", "2.0")),
+        EQV,
+        C_EQV,
+        ("HER2-IHC-1", "HER2-ISH-CONFLICTING"),
+        group=None,
+        flags=(F.DISCORDANCE, F.PENDING_WORKUP),
+    ),
+    her2(
+        "conflicting ISH, IHC 3+: positive",
+        record(ihc=ihc("3+"), ish=conflicting_ish()),
+        POS,
+        C_POS,
+        ("HER2-ISH-CONFLICTING-IHC3", "HER2-CAT-POSITIVE"),
+        flags=(F.DISCORDANCE,),
+        no_flags=(F.PENDING_WORKUP,),
+    ),
+    her2(
+        "gastroesophageal conflicting ISH, IHC 1+: equivocal",
+        record(Tissue.GASTROESOPHAGEAL, ihc=ihc("1+"), ish=conflicting_ish("2.5")),
+        EQV,
+        C_EQV,
+        ("GEA-IHC-01", "HER2-ISH-CONFLICTING"),
+        flags=(F.DISCORDANCE, F.PENDING_WORKUP),
+    ),
+    receptors(
+        "ER 'positive' and 'negative' in one order: ER undetermined, PgR decides HR",
+        record(er=ReceptorResult(conflict="conflicting ER results in one order"), pgr=pct("40")),
+        ("ER-UNDETERMINED", "PGR-POSITIVE", "HR-POSITIVE"),
+        er=None,
+        hr=HrStatus.POSITIVE,
+        flags=(F.DISCORDANCE, F.RECEPTOR_UNDETERMINED),
     ),
 ]
 
@@ -1827,6 +1955,7 @@ CASES = (
     + [("heterogeneity", c) for c in HETEROGENEITY]
     + [("gastroesophageal", c) for c in GASTRIC]
     + [("tissue unknown", c) for c in UNKNOWN_TISSUE]
+    + [("conflicting results", c) for c in CONFLICTING]
     + [("lab call", c) for c in LAB_CALLS]
     + [("ER/PgR", c) for c in ER_PGR]
     + [("lab-stated only", c) for c in LAB_STATED_ONLY]

@@ -972,3 +972,78 @@ def test_non_finite_decimal_is_refused() -> None:
     """NaN cannot be written as a FHIR decimal."""
     with pytest.raises(OutputInvalid):
         dumps({"value": Decimal("NaN")})
+
+
+def _status_observation(bundle: dict[str, Any], code: str) -> dict[str, Any]:
+    (found,) = [
+        o for o in resources(bundle, "Observation") if o["code"]["coding"][0]["code"] == code
+    ]
+    return found
+
+
+def test_allred_h_score_and_intensity_are_shown_on_the_receptor_status(
+    record_factory: RecordFactory,
+    classification_factory: ClassificationFactory,
+    settings: Settings,
+    valid_r4: Validator,
+) -> None:
+    """Section 6: Allred score, H-score and intensity are kept and shown beside the call, a
+    score as a Quantity when it is one number, as written when it is a range."""
+    er = ReceptorResult(
+        percent=Interval.point(Decimal("95")),
+        allred=Interval.point(Decimal("8")),
+        h_score=Interval(low=Decimal("150"), high=Decimal("200"), text="150-200"),
+        intensity="strong",
+    )
+    classification = classification_factory(
+        er_result=ReceptorCall.POSITIVE, hr_status=HrStatus.POSITIVE
+    )
+    bundle = build_bundle("M", [(record_factory(er=er), classification)], settings)
+    valid_r4(bundle)
+    status = _status_observation(bundle, "16112-5")
+    shown = {c["code"]["coding"][0]["code"]: c for c in status["component"]}
+    assert shown["allred-score"]["valueQuantity"] == {"value": 8}
+    assert shown["h-score"]["valueString"] == "150-200"
+    assert shown["staining-intensity"]["valueString"] == "strong"
+    assert status["valueCodeableConcept"]["coding"][-1]["code"] == "positive"
+
+
+def test_receptor_status_without_details_has_no_components(
+    record_factory: RecordFactory,
+    classification_factory: ClassificationFactory,
+    settings: Settings,
+) -> None:
+    """A percentage alone: the status Observation carries the call and nothing else."""
+    record = record_factory(pgr=ReceptorResult(percent=Interval.point(Decimal("40"))))
+    classification = classification_factory(pgr_result=ReceptorCall.POSITIVE)
+    bundle = build_bundle("M", [(record, classification)], settings)
+    assert "component" not in _status_observation(bundle, "16113-3")
+
+
+def test_a_result_read_from_text_carries_its_loinc_code_and_says_so(
+    record_factory: RecordFactory, classification: Classification, settings: Settings
+) -> None:
+    """Report text gives a coded Observation; its text names where it was read from."""
+    reported = ReportedObservation(
+        analyte=Analyte.HER2_IHC,
+        provenance=Provenance(
+            locator="OBX[2] line 3",
+            code=Coding(
+                system=LOINC, code="18474-7", display="HER2 Ag [Presence] in Tissue by Immune stain"
+            ),
+            from_text=True,
+        ),
+        status=ResultStatus.FINAL,
+        text="HER2 by IHC: Negative (Score 1+)",
+    )
+    emitted = single_value(record_factory, classification, settings, reported)
+    assert emitted["code"] == {
+        "coding": [
+            {
+                "system": LOINC,
+                "code": "18474-7",
+                "display": "HER2 Ag [Presence] in Tissue by Immune stain",
+            }
+        ],
+        "text": "HER2 Ag [Presence] in Tissue by Immune stain (read from report text)",
+    }

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 
 import pytest
 
+from adapter.emit.codes import UCUM
 from adapter.emit.datatypes import (
     DateTimeTexts,
     code,
     codeable,
     date_time,
     identifier,
+    quantity,
     text,
     uri,
 )
 from adapter.errors import ValueNotWritable
-from adapter.model import Coding, Identifier
+from adapter.model import Coding, Identifier, Interval
 
 
 def test_memo_tells_equal_instants_in_different_offsets_apart() -> None:
@@ -85,3 +88,13 @@ def test_an_empty_identifier_is_refused() -> None:
     with pytest.raises(ValueNotWritable) as raised:
         identifier(Identifier(value=" "), "PID-3: Patient.identifier[0]")
     assert raised.value.location == "PID-3: Patient.identifier[0].value"
+
+
+def test_a_quantity_holds_its_unit_code_to_code() -> None:
+    """A FHIR sender's own ``valueQuantity.code`` is copied: a refused one names the element."""
+    point = Interval.point(Decimal("90"), "90")
+    written = quantity(point, "percent", "%", "OBX[3]: Observation.valueQuantity")
+    assert written == {"value": Decimal("90"), "unit": "percent", "system": UCUM, "code": "%"}
+    with pytest.raises(ValueNotWritable) as refused:
+        quantity(point, "percent", "\x1f%", "OBX[3]: Observation.valueQuantity")
+    assert refused.value.location == "OBX[3]: Observation.valueQuantity.code"

@@ -123,16 +123,18 @@ def test_agreeing_ihc_results_are_not_a_conflict(default: MappingSet) -> None:
         ),
     ],
 )
-def test_conflicting_ihc_results_are_indeterminate(
+def test_conflicting_ihc_results_are_a_conflict_not_a_failure(
     default: MappingSet, first: Answer, second: Answer
 ) -> None:
-    """Two different IHC results in one order: none is picked; a reason and a warning say why."""
+    """Two different IHC results in one order: none is picked; the conflict names their
+    positions (never their values), and it is not a failed test."""
     result = run(default, value(A.HER2_IHC, answer=first), value(A.HER2_IHC, answer=second))
     ihc = result.her2_ihc
     assert ihc is not None
     assert (ihc.score, ihc.ihc0_subtype, ihc.stated) == (None, None, None)
-    assert ihc.indeterminate_reason is not None
-    assert ihc.indeterminate_reason.startswith("conflicting HER2 IHC results")
+    assert ihc.indeterminate_reason is None
+    assert ihc.conflict is not None
+    assert ihc.conflict.startswith("conflicting HER2 IHC results in one order: OBX[")
     assert codes(result) == ["CONFLICTING-RESULTS"]
 
 
@@ -184,7 +186,8 @@ def test_score_one_with_ultralow_subtype_is_a_conflict(default: MappingSet) -> N
     )
     assert result.her2_ihc is not None
     assert result.her2_ihc.score is None
-    assert result.her2_ihc.indeterminate_reason is not None
+    assert result.her2_ihc.conflict is not None
+    assert result.her2_ihc.indeterminate_reason is None
     assert "CONFLICTING-RESULTS" in codes(result)
 
 
@@ -390,7 +393,8 @@ def test_conflicting_ish_calls_are_warned(default: MappingSet) -> None:
         value(A.HER2_ISH, answer=Answer(stated=Interpretation.NEGATIVE), text="Not amplified"),
     )
     assert result.her2_ish is not None
-    assert result.her2_ish.indeterminate_reason is not None
+    assert result.her2_ish.indeterminate_reason is None  # a conflict, not a failed test
+    assert result.her2_ish.conflict is not None
     assert "CONFLICTING-RESULTS" in codes(result)
 
 
@@ -452,11 +456,12 @@ def test_receptor_word_and_percentage_combine(default: MappingSet) -> None:
 def test_conflicting_receptor_results(
     default: MappingSet, values: tuple[ReadValue, ...], reason: str
 ) -> None:
-    """Two different ER results: neither is picked, and the reason says why."""
+    """Two different ER results: neither is picked, and the conflict says why (not a failure)."""
     result = run(default, *values)
     assert result.er is not None
     assert (result.er.percent, result.er.stated) == (None, None)
-    assert result.er.indeterminate_reason == reason
+    assert result.er.conflict == reason
+    assert result.er.indeterminate_reason is None
     assert "CONFLICTING-RESULTS" in codes(result)
 
 

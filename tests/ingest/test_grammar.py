@@ -8,14 +8,17 @@ English rows use the shipped defaults; ``de`` rows use a sender that writes Germ
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from mapping_support import example_mappings
 
+from adapter.config import default_mappings_dir
 from adapter.ingest import grammar
 from adapter.ingest.grammar import AMBIGUOUS, SET_ASIDE
-from adapter.mapping import MappingSet
+from adapter.mapping import MappingSet, load_mappings
 from adapter.model import Analyte
 
 IHC, SUB, ISH, INTERP = (
@@ -483,3 +486,50 @@ def test_a_reading_never_quotes_the_text(senders: dict[str, MappingSet]) -> None
     assert reading.problem is not None
     assert "Doe" not in reading.problem
     assert "Jane" not in reading.problem
+
+
+RECOUNT = Analyte.ISH_RECOUNT
+
+
+@pytest.mark.parametrize(
+    ("text", "recount"),
+    [
+        pytest.param("Recount performed by a second observer.", True, id="recount"),
+        pytest.param("Counted by an ADDITIONAL   observer", True, id="additional-observer"),
+        pytest.param("Blinded count of 20 cells", True, id="blinded-count"),
+        pytest.param(
+            "Blinded recount by additional observer (20 nuclei): same ISH group.",
+            True,
+            id="cap-wording",
+        ),
+        pytest.param("HER2/CEP17 ratio 2.3, 40 cells", False, id="plain-count"),
+        pytest.param("Recount not performed", False, id="negated"),
+        pytest.param("No recount by an additional observer", False, id="no-recount"),
+        pytest.param("Recount recommended", False, id="recommended"),
+        pytest.param("Second observer review pending", False, id="pending"),
+        pytest.param("Recount planned", False, id="planned"),
+        pytest.param("Recount done by Dr Smith", False, id="unknown-words-say-nothing"),
+        pytest.param("", False, id="empty"),
+    ],
+)
+def test_a_recount_is_read_by_the_grammar(
+    senders: dict[str, MappingSet], text: str, recount: bool
+) -> None:
+    """Section 2's recount, said in a note or a text, is one of the grammar's words: the whole
+    text is read, so a negation or a deferral in its clause, or a word not known, says none."""
+    assert grammar.read(senders["en"], text, RECOUNT).recount is recount
+
+
+def test_recount_words_of_an_older_sender_file_still_count(tmp_path: Path) -> None:
+    """``recount_phrases`` / ``recount_negations`` (before [grammar] recounts) keep working."""
+    folder = tmp_path / "mappings"
+    shutil.copytree(default_mappings_dir(), folder)
+    (folder / "senders").mkdir(exist_ok=True)
+    (folder / "senders" / "old-lab.toml").write_text(
+        'recount_phrases = ["zweitauszaehlung"]\nrecount_negations = ["ausstehend"]\n'
+        '[sender]\nname = "Old lab"\nfacilities = ["OLD LAB"]\n',
+        encoding="utf-8",
+    )
+    old = load_mappings(folder).for_hl7_sender(None, "OLD LAB")
+    assert grammar.read(old, "Zweitauszaehlung", RECOUNT).recount is True
+    assert grammar.read(old, "Zweitauszaehlung ausstehend", RECOUNT).recount is False

@@ -684,6 +684,26 @@ def test_a_standard_code_whose_display_names_another_marker_is_not_used(
     assert "ki67" in unused.reason
 
 
+def test_a_code_read_before_is_warned_about_at_each_obx_that_sends_it(mappings: Mappings) -> None:
+    """OBX-3 look-ups are remembered per sender; the warning still names each OBX, message
+    after message."""
+    ki67 = "85329-1^Ki-67 proliferation index^LN"
+    for first, second in ((2, 3), (3, 4)):
+        extra = [obx(2, "NM", "85337-4^ER^LN", "90")] if first == 3 else []
+        record = one(
+            mappings,
+            PID,
+            obr(),
+            IHC_3,
+            *extra,
+            obx(first, "NM", ki67, "15"),
+            obx(second, "NM", ki67, "20"),
+        )
+        mismatches = [w for w in record.warnings if w.code == "CODE-DISPLAY-MISMATCH"]
+        assert [w.locator for w in mismatches] == [f"OBX[{first}]", f"OBX[{second}]"]
+        assert [u.provenance.locator for u in record.unused] == [f"OBX[{first}]", f"OBX[{second}]"]
+
+
 # --------------------------------------------------------------------------------------------
 # Times
 # --------------------------------------------------------------------------------------------

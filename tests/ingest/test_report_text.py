@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import pytest
 from mapping_support import example_mappings
 
-from adapter.ingest.report_text import read_text
+from adapter.ingest.report_text import Source, Statement, read_text, statement_values
 from adapter.mapping import MappingSet
-from adapter.model import Analyte
+from adapter.model import Analyte, ResultStatus
 
 IHC, ISH, INTERP = Analyte.HER2_IHC, Analyte.HER2_ISH, Analyte.HER2_INTERPRETATION
 ER, PGR = Analyte.ER_RESULT, Analyte.PGR_RESULT
@@ -217,7 +217,8 @@ def test_report_gives_its_statements(report: Report, senders: dict[str, MappingS
 
 def test_statements_name_their_source_and_line(senders: dict[str, MappingSet]) -> None:
     statements, _ = read_text(
-        [("OBX[3]", "ER: Positive (95%)"), ("OBX[4]", "x\nHER2 by IHC: 3+")], senders["en"]
+        [("OBX[3]", "ER: Positive (95%)"), ("OBX[4]", "Microscopic description\nHER2 by IHC: 3+")],
+        senders["en"],
     )
     assert [s.locator for s in statements] == ["OBX[3] line 1", "OBX[4] line 2"]
 
@@ -306,3 +307,168 @@ def test_allred_and_intensity_are_kept_and_the_percentage_decides() -> None:
     assert (er.allred.value, er.intensity, er.percent.value) == (3, "weak", 5)
     assert outcome.classifications[0].er_result is not None
     assert outcome.classifications[0].er_result.value == "low-positive"
+
+
+@pytest.mark.parametrize(
+    ("line", "code"),
+    [
+        pytest.param("HER2 by Immunohistochemistry: Negative (Score 1+)", "18474-7", id="ihc"),
+        pytest.param("HER2 (ERBB2) by ISH: Not amplified", "31150-6", id="ish"),
+        pytest.param("Ratio of HER2 to CEP17 signals: 1.3", "49683-6", id="ratio"),
+        pytest.param("Average HER2 copy number per cell: 2.1", "74860-8", id="her2-copies"),
+        pytest.param("Average CEP17 copy number per cell: 1.6", "74861-6", id="cep17-copies"),
+        pytest.param("HER2 status: Negative", "48676-1", id="interpretation"),
+        pytest.param("Estrogen receptor: Positive (95%)", "40556-3", id="er"),
+        pytest.param("Progesterone receptor: Negative (<1%)", "40557-1", id="pgr"),
+        pytest.param("Number of invasive tumor cells counted: 20", None, id="cells-no-loinc"),
+    ],
+)
+def test_a_statement_carries_the_loinc_code_of_its_kind(
+    senders: dict[str, MappingSet], line: str, code: str | None
+) -> None:
+    """codes.md's any-tissue LOINC code for the kind of result (a line does not say the tissue);
+    a kind codes.md names no code for keeps none. The value stays the line, read from text."""
+    statements, _ = read_text([("OBX[1]", line)], senders["en"])
+    (value,) = statement_values(statements, ResultStatus.FINAL)
+    provenance = value.observation.provenance
+    assert provenance.from_text
+    assert provenance.code is not None
+    assert provenance.code.code == code
+    assert provenance.code.system == ("http://loinc.org" if code else None)
+    assert value.observation.text == line
+
+
+# --------------------------------------------------------------------------------------------
+# Values over several lines: CAP-template labels with the value below, continued statements
+# --------------------------------------------------------------------------------------------
+
+
+def _read(senders: dict[str, MappingSet], *sources: Source) -> tuple[list[Statement], set[str]]:
+    statements, warnings = read_text(list(sources), senders["en"])
+    return statements, {w.code for w in warnings}
+
+
+def test_a_label_line_takes_its_value_from_the_next_line(senders: dict[str, MappingSet]) -> None:
+    """A CAP-template label on a line of its own, the value indented below it."""
+    statements, warnings = _read(
+        senders,
+        ("OBX[2]", "HER2 (ERBB2) STATUS BY IMMUNOHISTOCHEMISTRY:\n    NEGATIVE (SCORE 1+)"),
+    )
+    (statement,) = statements
+    assert statement.analyte is IHC
+    assert statement.reading.answer is not None
+    assert statement.reading.answer.score is not None
+    assert statement.reading.answer.score.value == "1+"
+    assert statement.locator == "OBX[2] lines 1-2"
+    assert statement.line == "HER2 (ERBB2) STATUS BY IMMUNOHISTOCHEMISTRY: NEGATIVE (SCORE 1+)"
+    assert warnings == set()
+
+
+def test_a_label_and_its_value_in_two_obx_segments(senders: dict[str, MappingSet]) -> None:
+    """One OBX per report line (NAACCR FT feeds): the value is in the next segment of the run."""
+    run = "http://loinc.org|22639-9"
+    statements, _ = _read(
+        senders,
+        ("OBX[4]", "Estrogen Receptor (ER) Status:", run),
+        ("OBX[5]", "Positive (95%)", run),
+    )
+    (statement,) = statements
+    assert statement.analyte is ER
+    assert statement.reading.number is not None
+    assert statement.reading.number.text == "95%"
+    assert statement.locator == "OBX[4] line 1 to OBX[5] line 1"
+    assert statement.sources == ("OBX[4]", "OBX[5]")
+
+
+@pytest.mark.parametrize(
+    "runs",
+    [
+        pytest.param(("LN|22637-3", "LN|22639-9"), id="another-code"),
+        pytest.param((None, None), id="no-run"),
+    ],
+)
+def test_lines_do_not_run_on_into_another_text(
+    senders: dict[str, MappingSet], runs: tuple[str | None, str | None]
+) -> None:
+    """A label at the end of one text (the final diagnosis) takes nothing from the next."""
+    statements, warnings = _read(
+        senders, ("OBX[1]", "ER Status:", runs[0]), ("OBX[2]", "Positive (95%)", runs[1])
+    )
+    assert statements == []
+    assert "TEXT-NOT-UNDERSTOOD" in warnings
+
+
+@pytest.mark.parametrize(
+    "after",
+    [
+        pytest.param("", id="end-of-text"),
+        pytest.param("\n\nPgR: Negative (<1%)", id="blank-line"),
+        pytest.param("\nPgR: Negative (<1%)", id="next-marker"),
+    ],
+)
+def test_a_label_without_a_value_gives_nothing_and_is_said(
+    senders: dict[str, MappingSet], after: str
+) -> None:
+    """A label whose value never comes is not read into the next marker's statement."""
+    statements, warnings = _read(senders, ("OBX[1]", f"ER Status:{after}"))
+    assert [s.analyte for s in statements] == ([PGR] if after else [])
+    assert "TEXT-NOT-UNDERSTOOD" in warnings
+
+
+def test_a_deferring_value_below_its_label_gives_no_result(
+    senders: dict[str, MappingSet],
+) -> None:
+    statements, warnings = _read(senders, ("OBX[1]", "HER2 by FISH:\n  Pending"))
+    assert statements == []
+    assert warnings == {"TEXT-DEFERRED"}
+
+
+def test_a_statement_continued_on_the_next_line_is_read_whole(
+    senders: dict[str, MappingSet],
+) -> None:
+    """The continuation qualifies the statement: IHC 0 with faint staining in 5% is ultralow."""
+    statements, warnings = _read(
+        senders,
+        (
+            "OBX[1]",
+            "HER2 by IHC: Negative (score 0), faint incomplete staining\nin 5% of tumor cells",
+        ),
+    )
+    (statement,) = statements
+    answer = statement.reading.answer
+    assert answer is not None
+    assert answer.ihc0_subtype is not None
+    assert answer.ihc0_subtype.value == "ultralow"
+    assert {q.value: n.text for q, n in statement.reading.quantities} == {"percent": "5%"}
+    assert statement.locator == "OBX[1] lines 1-2"
+    assert warnings == set()
+
+
+def test_an_open_parenthesis_runs_on_whatever_the_case(senders: dict[str, MappingSet]) -> None:
+    statements, _ = _read(senders, ("OBX[1]", "ESTROGEN RECEPTOR: POSITIVE (95%,\nSTRONG)"))
+    (statement,) = statements
+    assert statement.reading.number is not None
+    assert statement.reading.number.text == "95%"
+    assert statement.locator == "OBX[1] lines 1-2"
+
+
+def test_a_continuation_not_understood_takes_the_statement_back(
+    senders: dict[str, MappingSet],
+) -> None:
+    """Never half a statement: a continuation that cannot be read may change the meaning."""
+    statements, warnings = _read(
+        senders, ("OBX[1]", "HER2 by IHC: Positive (3+)\nin rare scattered foci only")
+    )
+    assert statements == []
+    assert warnings == {"TEXT-NOT-UNDERSTOOD"}
+
+
+def test_a_new_sentence_or_marker_is_not_a_continuation(senders: dict[str, MappingSet]) -> None:
+    statements, _ = _read(
+        senders,
+        ("OBX[1]", "ER: Positive (95%)\nPR: Positive (40%)\nControls appropriate."),
+    )
+    assert [(s.analyte, s.locator) for s in statements] == [
+        (ER, "OBX[1] line 1"),
+        (PGR, "OBX[1] line 2"),
+    ]

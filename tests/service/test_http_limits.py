@@ -130,3 +130,49 @@ def test_headers_over_the_byte_cap_are_answered_431(tmp_path: Path) -> None:
         return answer.split(b"\r\n", 1)[0]
 
     assert run_http(tmp_path, scenario) == b"HTTP/1.1 431 Request Header Fields Too Large"
+
+
+def test_the_application_starts_once_the_body_is_complete(tmp_path: Path) -> None:
+    """A request's application (here the token check) does not run while its body trickles in:
+    a slow upload holds a buffer and its deadline, never a task and the middleware."""
+
+    async def scenario(port: int) -> tuple[bytes, bytes]:
+        reader, writer = await _open(port)
+        body = oru("held-until-complete")
+        writer.write(HEAD + f"content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode())
+        writer.write(body[:-10])
+        await writer.drain()
+        with pytest.raises(TimeoutError):  # no 401 yet: the application has not started
+            await asyncio.wait_for(reader.read(1), 0.5)
+        writer.write(body[-10:])
+        answer = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        # A client that waits for 100 Continue gets it, and its answer, at once.
+        reader, writer = await _open(port)
+        writer.write(HEAD + f"content-length: {len(body)}\r\nexpect: 100-continue\r\n\r\n".encode())
+        interim = await asyncio.wait_for(reader.readline(), 5)
+        writer.close()
+        return answer.split(b"\r\n", 1)[0], interim.strip()
+
+    answer, interim = run_http(tmp_path, scenario, api_token="secret-token")
+    assert answer == b"HTTP/1.1 401 Unauthorized"
+    assert interim == b"HTTP/1.1 401 Unauthorized"
+
+
+def test_refusals_are_logged_as_counts(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A flood of refused connections is a line a second, not a line each."""
+
+    async def scenario(port: int) -> None:
+        held = [await _open(port, "127.0.2.1") for _ in range(2)]
+        for _ in range(40):
+            reader, writer = await _open(port, "127.0.2.1")
+            await asyncio.wait_for(reader.read(), 10)
+            writer.close()
+        for _, each in held:
+            each.close()
+
+    with caplog.at_level("INFO", logger="her2_adapter.admission"):
+        run_http(tmp_path, scenario, http_max_connections=3, http_max_per_source=2)
+    lines = [each.getMessage() for each in caplog.records if "refused" in each.getMessage()]
+    assert 1 <= len(lines) <= 5, lines
+    assert "http connections:" in lines[0]

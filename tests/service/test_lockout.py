@@ -78,8 +78,13 @@ async def limited_service(tmp_path: Path, mllp: int, http: int) -> AsyncIterator
         log.close()
 
 
-async def good_sender(port: int, count: int, prefix: str) -> tuple[list[float], list[str]]:
-    """``count`` messages, a fresh connection for every fifth; each ACK's latency and code."""
+async def good_sender(port: int, count: int, first: int) -> tuple[list[float], list[str]]:
+    """``count`` messages, a fresh connection for every fifth; each ACK's latency and code.
+
+    Each message is the result of another specimen (order ``first``, ``first + 1``...), as an
+    engine's traffic is: results for one specimen make one case, which every message of it
+    reads again, so a hundred of them would measure the case's growth, not the attack.
+    """
     latencies: list[float] = []
     codes: list[str] = []
     client: MllpClient | None = None
@@ -93,7 +98,8 @@ async def good_sender(port: int, count: int, prefix: str) -> tuple[list[float], 
             client = MllpClient(reader, writer)
         assert client is not None
         started = time.perf_counter()
-        (ack,) = await client.send(oru(f"{prefix}-{number}"), timeout=10)
+        message = oru(f"good-{first + number}", order=str(first + number))
+        (ack,) = await client.send(message, timeout=10)
         latencies.append(time.perf_counter() - started)
         codes.append(msa_code(ack))
         await asyncio.sleep(0.05)
@@ -122,7 +128,7 @@ def test_abusers_are_cut_off_while_an_engine_is_served(tmp_path: Path) -> None:
 
     async def main() -> tuple[list[float], list[float], list[str], bytes, int]:
         async with limited_service(tmp_path, mllp_port, http_port):
-            before, _ = await good_sender(mllp_port, 40, "before")
+            before, _ = await good_sender(mllp_port, 40, 2000)
             abusers = await asyncio.create_subprocess_exec(
                 sys.executable,
                 str(Path(__file__).parents[1] / "lockout_support.py"),
@@ -132,7 +138,7 @@ def test_abusers_are_cut_off_while_an_engine_is_served(tmp_path: Path) -> None:
                 stdout=asyncio.subprocess.PIPE,
             )
             await asyncio.sleep(3.0)  # the abusers hold every place they can get
-            during, codes = await good_sender(mllp_port, 100, "during")
+            during, codes = await good_sender(mllp_port, 100, 3000)
             health = await healthz(http_port)
             output, _ = await asyncio.wait_for(abusers.communicate(), ATTACK_SECONDS + 60)
             return before, during, codes, health, int(output.split()[-1])

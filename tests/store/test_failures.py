@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import psycopg
@@ -246,6 +247,28 @@ def test_sqlite_disk_full_keeps_what_was_stored(tmp_path: Path) -> None:
         with pytest.raises(StoreUnavailable, match="full"):
             _receive(store, "big", b"x" * 1_000_000)
         assert [m.row_id for m in store.iter_messages()] == [kept]
+
+
+def test_the_write_probe_calls_a_nearly_full_disk_full(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The health probe's write needs no new space, so it asks how much is left: under
+    MIN_FREE_BYTES it fails as a full disk, at MIN_FREE_BYTES it passes."""
+    import adapter.store.sqlite as sqlite_backend
+
+    free = {"bytes": sqlite_backend.MIN_FREE_BYTES - 1}
+    monkeypatch.setattr(
+        sqlite_backend.os,
+        "statvfs",
+        lambda _: SimpleNamespace(f_bavail=free["bytes"], f_frsize=1),
+    )
+    with open_store(f"sqlite:///{tmp_path / 'probe.db'}") as store:
+        with pytest.raises(StoreUnavailable, match="1023 KiB free") as raised:
+            store.probe_write()
+        assert raised.value.cause == "disk full"
+        _receive(store)  # a message is not held to the margin: only the health says it
+        free["bytes"] += 1
+        store.probe_write()
 
 
 def test_missing_directory_is_store_unavailable(tmp_path: Path) -> None:
