@@ -16,7 +16,6 @@ uses, since their numbers sit in several resources.
 from __future__ import annotations
 
 from adapter.cases.keys import record_keys, untagged
-from adapter.errors import AdapterError
 from adapter.ingest import hl7v2
 from adapter.model import SourceFormat
 from adapter.pipeline import Context
@@ -32,11 +31,13 @@ _HL7_NUMBERS = {
 def route_numbers(data: bytes, message_format: SourceFormat, context: Context) -> frozenset[str]:
     """Every number the message's records may be found by; empty when it does not read (the
     pipeline then rejects it, and it meets no case)."""
+    if len(data) > context.settings.max_message_bytes:
+        return frozenset()  # refused by the pipeline before it is read
     try:
         if message_format is SourceFormat.HL7V2:
             return _hl7_numbers(data, context)
         return _fhir_numbers(data, context)
-    except AdapterError:
+    except Exception:  # noqa: BLE001 - the pipeline answers it INTERNAL, one line, not a crash
         return frozenset()
 
 

@@ -686,11 +686,25 @@ class Store:
                 rows = session.all(
                     f"SELECT m.id {candidates} ORDER BY m.id LIMIT ?", (*params, batch)
                 )
-                ids = [row[0] for row in rows]
+                found = ids = [row[0] for row in rows]
+                keys = case_sql.purge_lock_keys(session, ids) if ids else []
+                if keys:
+                    # Another service on this database may be adding a message to one of these
+                    # cases now: lock them as its case write does, then keep only what still
+                    # may go (PostgreSQL's READ COMMITTED: each statement sees its commit).
+                    self._backend.lock_cases(session.conn, keys)
+                    marks = ", ".join("?" * len(ids))
+                    ids = [
+                        row[0]
+                        for row in session.all(
+                            f"SELECT m.id {candidates} AND m.id IN ({marks}) ORDER BY m.id",
+                            (*params, *ids),
+                        )
+                    ]
                 if ids:
                     self._delete_messages(session, ids)
             deleted += len(ids)
-            if len(ids) < batch:
+            if len(found) < batch:
                 break
         with self._transaction(write=False) as session:
             counted = {

@@ -143,6 +143,25 @@ def write(session: _Session, request: CaseWriteRequest) -> None:
         )
 
 
+def purge_lock_keys(session: _Session, message_ids: Sequence[int]) -> list[str]:
+    """``lock_keys`` of the cases the messages are in: what a purge of them must lock, so
+    that a case write of another connection adding to one of those cases is not lost."""
+    marks = ", ".join("?" * len(message_ids))
+    case_ids = [
+        str(row[0])
+        for row in session.all(
+            f"SELECT DISTINCT case_id FROM case_events WHERE message_row_id IN ({marks})",
+            list(message_ids),
+        )
+    ]
+    if not case_ids:
+        return []
+    _, numbers = prior_rows(session, case_ids, None)
+    keys = {f"case\x1f{case_id}" for case_id in case_ids}
+    keys.update(f"number\x1f{sender}\x1f{number}" for sender, number in numbers)
+    return sorted(keys)
+
+
 def prior_rows(
     session: _Session, case_ids: Sequence[str], exclude_row: int | None
 ) -> tuple[list[int], list[OwnerKey]]:

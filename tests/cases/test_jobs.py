@@ -202,3 +202,24 @@ def test_routing_numbers_hold_every_number_the_records_are_found_by() -> None:
         assert numbers <= route_numbers(message.data, message.format, context)
         checked += bool(numbers)
     assert checked > 50
+
+
+def test_routing_a_message_the_reader_crashes_on_is_no_crash(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A reader bug is the pipeline's INTERNAL answer for that one message (as with --jobs 1),
+    not a traceback that stops the run; an oversized message is not read to be routed."""
+    context = Context.from_settings(Settings())
+    message = next(m for m in every_fixture_message() if m.format is SourceFormat.HL7V2)
+
+    read: list[int] = []
+
+    def broken(data: bytes, *_: object) -> object:
+        read.append(len(data))
+        raise KeyError("a reader bug")
+
+    monkeypatch.setattr(hl7v2, "read_message", broken)
+    assert route_numbers(message.data, message.format, context) == frozenset()
+    oversized = b"MSH|" + b"x" * context.settings.max_message_bytes
+    assert route_numbers(oversized, SourceFormat.HL7V2, context) == frozenset()
+    assert read == [len(message.data)]

@@ -129,3 +129,36 @@ def test_writes_of_other_cases_do_not_wait(
         release.set()
         a.join(30)
     assert second.find_cases(number="SP26-77777") == ["case-b"]
+
+
+def test_a_purge_does_not_take_a_case_a_write_just_added_to(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The purge chose an old, closed case's IHC; before it deletes, another service stores the
+    case's reflex ISH. The purge locks the case, sees the ISH, and leaves the case whole (without
+    the lock its DELETE saw the ISH's committed event and took it with the IHC)."""
+    from cases.test_purge_cases import CUTOFF, OLD, RECENT, fixture
+    from cases.test_purge_cases import received as through_service
+
+    ihc, ish = fixture("ihc2-then-ish-g5")
+    with open_store(postgres_url, timeout=30) as purging, open_store(postgres_url) as other:
+        through_service(purging, [(OLD, ihc)])
+        lock_keys = case_sql.purge_lock_keys
+        chose: list[str] = []
+
+        def ish_arrives_meanwhile(session: object, message_ids: list[int]) -> list[str]:
+            keys = lock_keys(session, message_ids)  # type: ignore[arg-type]
+            if not chose:
+                chose.extend(keys)
+                through_service(other, [(RECENT, ish)])  # committed before the purge locks
+            return keys
+
+        monkeypatch.setattr(case_sql, "purge_lock_keys", ish_arrives_meanwhile)
+        purged = purging.purge(CUTOFF)
+        assert chose
+        assert (purged.messages, purged.kept_in_open_cases) == (0, 1)
+        (case,) = purging.find_cases(number="SP26-09005")
+        assert [e.category for e in purging.case_timeline(case)] == [
+            "HER2-equivocal",
+            "HER2-low",
+        ]
