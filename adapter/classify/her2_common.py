@@ -28,6 +28,7 @@ from adapter.classify.table import (
     STATED_OFFICIAL,
     STATED_WITHOUT_SCORE,
     IhcBucket,
+    WorkupCell,
 )
 from adapter.classify.trace import Trace, place, show
 from adapter.model import (
@@ -155,13 +156,8 @@ def ish_conflicting(ish: IshResult, ihc: IhcReading | None, trace: Trace) -> Off
     if ish.conflict is None:
         return None
     three = ihc is not None and ihc.score is IhcScore.THREE
-    result, rule_id, pending = ISH_CONFLICTING[three]
-    ihc_text = ihc.describe() if ihc else "no usable IHC"
-    trace.fire(rule_id, f"{ish.conflict}; {ihc_text}: {result.value}")
-    trace.flag(FlagCode.DISCORDANCE, f"{ish.conflict}; the ISH results were not used")
-    if pending is not None:
-        trace.flag(FlagCode.PENDING_WORKUP, f"equivocal, pending {pending}")
-    return result
+    cell = ISH_CONFLICTING[three]
+    return _awaits_adjudication(cell, ish.conflict, "the ISH results were not used", ihc, trace)
 
 
 def ish_lab_failed(ish: IshResult, failures: list[str]) -> bool:
@@ -266,10 +262,19 @@ def counts_disagree(
 ) -> OfficialResult:
     """Sections 2 and 5: a count and a recount that disagree need adjudication, not a pick."""
     three = ihc is not None and ihc.score is IhcScore.THREE
-    result, rule_id, pending = COUNTS_DISAGREE[(gastric, three)]
+    cell = COUNTS_DISAGREE[(gastric, three)]
+    return _awaits_adjudication(cell, listing, "adjudication needed", ihc, trace)
+
+
+def _awaits_adjudication(
+    cell: WorkupCell, disagreement: str, consequence: str, ihc: IhcReading | None, trace: Trace
+) -> OfficialResult:
+    """ISH results that disagree: the table's cell fires, with a discordance flag, and a
+    pending-workup flag when the cell waits for one."""
+    result, rule_id, pending = cell
     ihc_text = ihc.describe() if ihc else "no usable IHC"
-    trace.fire(rule_id, f"{listing}; {ihc_text}: {result.value}")
-    trace.flag(FlagCode.DISCORDANCE, f"{listing}; adjudication needed")
+    trace.fire(rule_id, f"{disagreement}; {ihc_text}: {result.value}")
+    trace.flag(FlagCode.DISCORDANCE, f"{disagreement}; {consequence}")
     if pending is not None:
         trace.flag(FlagCode.PENDING_WORKUP, f"equivocal, pending {pending}")
     return result

@@ -49,6 +49,24 @@ def received(store: Store, message_id: str) -> int:
     ).row_id
 
 
+def hold_case_write(
+    row_id: int, monkeypatch: pytest.MonkeyPatch
+) -> tuple[threading.Event, threading.Event]:
+    """The case write of ``row_id`` stays written but uncommitted from ``written`` being set
+    until ``release`` is: the other connection acts meanwhile."""
+    written, release = threading.Event(), threading.Event()
+    write = case_sql.write
+
+    def held_write(session: object, request: CaseWriteRequest) -> None:
+        write(session, request)  # type: ignore[arg-type]
+        if request.message_row_id == row_id:
+            written.set()
+            assert release.wait(30)
+
+    monkeypatch.setattr(case_sql, "write", held_write)
+    return written, release
+
+
 @pytest.fixture
 def two_stores(store_url: str) -> Iterator[tuple[Store, Store]]:
     """Two stores (two connections) on one database, as two services would open it."""
@@ -62,16 +80,7 @@ def test_the_second_writer_of_a_case_waits_and_finds_it_changed(
     """A holds its case write uncommitted; B's write waits for it, then conflicts."""
     first, second = two_stores
     row_a, row_b = received(first, "A"), received(second, "B")
-    written, release = threading.Event(), threading.Event()
-    write = case_sql.write
-
-    def held_write(session: object, request: CaseWriteRequest) -> None:
-        write(session, request)  # type: ignore[arg-type]
-        if request.message_row_id == row_a:
-            written.set()  # written, not committed: B starts now
-            assert release.wait(30)
-
-    monkeypatch.setattr(case_sql, "write", held_write)
+    written, release = hold_case_write(row_a, monkeypatch)
     a = threading.Thread(target=first.write, args=([case_write(row_a, "case-specimen")],))
     a.start()
     assert written.wait(30)
@@ -109,16 +118,7 @@ def test_writes_of_other_cases_do_not_wait(
     if first.backend_name != "postgresql":
         pytest.skip("SQLite serialises every write transaction")
     row_a, row_b = received(first, "A"), received(second, "B")
-    written, release = threading.Event(), threading.Event()
-    write = case_sql.write
-
-    def held_write(session: object, request: CaseWriteRequest) -> None:
-        write(session, request)  # type: ignore[arg-type]
-        if request.message_row_id == row_a:
-            written.set()
-            assert release.wait(30)
-
-    monkeypatch.setattr(case_sql, "write", held_write)
+    written, release = hold_case_write(row_a, monkeypatch)
     a = threading.Thread(target=first.write, args=([case_write(row_a, "case-a")],))
     a.start()
     assert written.wait(30)
