@@ -26,6 +26,8 @@ from mapping_support import example_settings
 from adapter.cases import PriorMessage
 from adapter.cases.combine import CaseView
 from adapter.cases.log import CaseLog
+from adapter.errors import AdapterError
+from adapter.model import SourceFormat
 from adapter.pipeline import Context, Outcome, process, split_input
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,8 +58,8 @@ def context() -> Context:
 def _run(path: Path, context: Context) -> list[Outcome]:
     try:
         messages = split_input(path.read_bytes())
-    except Exception as error:  # noqa: BLE001 - reported as the file's outcome below
-        return [Outcome(format=None, message_id=None, error=error)]  # type: ignore[arg-type]
+    except AdapterError as error:  # reported as the file's outcome
+        return [Outcome(format=SourceFormat(path.parent.name), message_id=None, error=error)]
     cases = CaseLog()  # as convert runs one file: its messages combine, in order
     outcomes = []
     for message in messages:

@@ -21,6 +21,7 @@ import queue
 from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any
 
+from adapter import pickling
 from adapter.cases.log import CaseLog, LogPart
 
 Handler = Callable[[Any, CaseLog, int], Any]
@@ -57,6 +58,7 @@ class _Pool:
     def __init__(self, setup: Setup, options: Any, jobs: int) -> None:
         # spawn, not fork: the parent may run a progress thread, and forking threads is unsafe
         spawn = multiprocessing.get_context("spawn")
+        pickling.register_compiled()  # the compiled build's case log parts (adapter/pickling.py)
         self._results: Any = spawn.Queue()
         self._inboxes: list[Any] = [spawn.Queue() for _ in range(jobs)]
         self._workers = [
@@ -199,6 +201,7 @@ def _work(index: int, inbox: Any, results: Any, setup: Setup, options: Any) -> N
 
     try:
         handle = setup(options)
+        pickling.register_compiled()
         gc.freeze()  # what was loaded lives as long as the worker: keep it out of collections
         cases = CaseLog()
         while (command := inbox.get()) is not None:

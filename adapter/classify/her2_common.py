@@ -176,10 +176,11 @@ def ish_ratio(ish: IshResult | IshCount, trace: Trace) -> Interval | None:
         return None
     if her2.value is None or cep17.value is None or cep17.value == 0:
         return None
-    with localcontext(Context(prec=_RATIO_PRECISION, traps=[])) as context:
-        quotient = her2.value / cep17.value
     # Out-of-range exponents would silently become 0 or infinity: no ratio rather than a wrong one.
-    if context.flags[Overflow] or context.flags[Underflow]:
+    try:
+        with localcontext(Context(prec=_RATIO_PRECISION, traps=[Overflow, Underflow])):
+            quotient = her2.value / cep17.value
+    except (Overflow, Underflow):
         return None
     text = _ratio_text(quotient)
     trace.fire(

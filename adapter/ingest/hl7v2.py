@@ -119,19 +119,19 @@ def read_header(raw: bytes) -> Header:
         # The whole message is decoded (a C-speed pass): bytes not in the declared character
         # set are refused before the message is taken, as a bad header is.
         text = er7.decode_message(start).text[: len(line)]
-    except EncodingError as error:
-        refusal, text = error, line.decode("latin-1")  # the ASCII header is still readable
-    except MalformedMessage as error:
-        return Header(None, error)
+    except EncodingError as undecodable:
+        refusal, text = undecodable, line.decode("latin-1")  # the ASCII header is still readable
+    except MalformedMessage as malformed:
+        return Header(None, malformed)
     try:
         msh = er7.parse_message(text)
-    except AdapterError as error:
-        return Header(None, error)
+    except AdapterError as unreadable:
+        return Header(None, unreadable)
     if refusal is None:
         try:
             check_supported(msh)
-        except UnsupportedMessage as error:
-            refusal = error
+        except UnsupportedMessage as unsupported:
+            refusal = unsupported
     return Header(msh, refusal)
 
 

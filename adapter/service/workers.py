@@ -37,7 +37,7 @@ from typing import Any, Final
 
 import orjson
 
-from adapter import logs
+from adapter import logs, pickling
 from adapter.audit.facts import ReportFacts, case_facts
 from adapter.cases import NO_PRIOR, Prior
 from adapter.cases.book import Application
@@ -305,6 +305,7 @@ class WorkerPool:
         if cpus is not None:
             pin(process.pid, cpus)
         reader, writer = await asyncio.open_connection(sock=ours)
+        pickling.register_compiled()  # the compiled build's Context (adapter/pickling.py)
         writer.write(_frame(pickle.dumps((self._context, logs.current()), _PROTOCOL)))
         try:
             await reader.readexactly(_HEADER.size)  # the worker's "ready": an empty frame
