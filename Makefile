@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check lint typecheck pytest bench clean
+.PHONY: run test check lint typecheck pytest bench clean compiled clean-compiled test-compiled
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -39,5 +39,23 @@ pytest: $(STAMP) $(PEERS)
 bench: $(STAMP)
 	$(BIN)/python bench/throughput.py
 
-clean:
+# The optional compiled build (tools/compiled.py, docs/performance.md): C extensions beside the
+# sources, which the editable install then imports. Needs a C compiler and the Python headers.
+compiled: $(STAMP)
+	$(BIN)/python tools/compiled.py build
+	$(BIN)/python tools/compiled.py check
+
+# The output tests against the compiled build, then back to pure Python (CI runs it after
+# `make test`; tests/conftest.py checks that the listed modules ran as their extensions).
+COMPILED_TESTS := tests/test_fixtures.py tests/ingest tests/classify tests/emit tests/cases \
+	tests/replay tests/test_fuzz_findings.py tests/test_cli_output.py tests/service/test_workers.py
+
+test-compiled: $(STAMP) $(PEERS) compiled
+	HER2_COMPILED=1 $(BIN)/pytest $(COMPILED_TESTS); status=$$?; \
+	$(BIN)/python tools/compiled.py clean; exit $$status
+
+clean-compiled:
+	$(PY) tools/compiled.py clean
+
+clean: clean-compiled
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
