@@ -23,7 +23,7 @@ Messages are kept by their place in the run's input, so merged logs keep the ord
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from adapter.cases import Prior, PriorMessage
@@ -85,13 +85,15 @@ class _Seen:
     def __init__(self) -> None:
         self._bits = bytearray()  # allocated at the first write to disk: most runs never make one
 
-    def add(self, key: str) -> None:
+    def update(self, keys: Iterable[str]) -> None:
         if not self._bits:
             self._bits = bytearray((self._MASK + 1) >> 3)
-        h = hash(key)
-        a, b = h & self._MASK, (h >> 32) & self._MASK
-        self._bits[a >> 3] |= 1 << (a & 7)
-        self._bits[b >> 3] |= 1 << (b & 7)
+        bits, mask = self._bits, self._MASK
+        for key in keys:
+            h = hash(key)
+            a, b = h & mask, (h >> 32) & mask
+            bits[a >> 3] |= 1 << (a & 7)
+            bits[b >> 3] |= 1 << (b & 7)
 
     def __contains__(self, key: str) -> bool:
         bits = self._bits
@@ -238,25 +240,33 @@ class CaseLog:
         self._messages, self._case_messages, self._cases, self._owners = {}, {}, {}, {}
 
     def _write(self, part: LogPart) -> None:
-        db, seen, messages = self._db, self._seen, part.messages
-        rows = []
-        for case_id, positions in part.case_messages.items():
-            seen.add(case_id)
-            for p in positions:
-                m = messages[p]
-                rows.append((case_id, p, m.data, m.format.value, m.fhir_source))
-        db.executemany(_ADD_CASE_MESSAGE, rows)
-        numbers: list[tuple[str, str, str, str, str]] = []
-        for (sender, patient, number), case_ids in part.cases.items():
-            seen.add(number)
-            plain = untagged(number)
-            numbers.extend((plain, number, sender, patient, case_id) for case_id in case_ids)
-        db.executemany(_ADD_NUMBER, numbers)
-        owners: list[tuple[str, str, str, str]] = []
-        for (sender, number), patient in part.owners.items():
-            seen.add(number)
-            owners.append((untagged(number), number, sender, patient))
-        db.executemany(_ADD_OWNER, owners)
+        db, messages = self._db, part.messages
+        db.executemany(
+            _ADD_CASE_MESSAGE,
+            [
+                (case_id, p, messages[p].data, messages[p].format.value, messages[p].fhir_source)
+                for case_id, positions in part.case_messages.items()
+                for p in positions
+            ],
+        )
+        db.executemany(
+            _ADD_NUMBER,
+            [
+                (number.partition(":")[2], number, sender, patient, case_id)
+                for (sender, patient, number), case_ids in part.cases.items()
+                for case_id in case_ids
+            ],
+        )
+        db.executemany(
+            _ADD_OWNER,
+            [
+                (number.partition(":")[2], number, sender, patient)
+                for (sender, number), patient in part.owners.items()
+            ],
+        )
+        self._seen.update(part.case_messages)
+        self._seen.update(number for _, _, number in part.cases)
+        self._seen.update(number for _, number in part.owners)
 
     def take(self, numbers: Collection[str]) -> LogPart:
         """Remove and return every case and owner of these numbers (as sent, without kind).
