@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -56,7 +55,9 @@ NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)
 
 
 class _Table(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # defer_build: a start that finds its mappings cached (adapter/mapping_cache.py) never
+    # validates a file, so pydantic builds a table's schema only when one is validated.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class CodeEntry(_Table):
@@ -212,7 +213,7 @@ class MappingFile(_Table):
     codes: tuple[CodeEntry, ...] = ()
     excluded: tuple[ExcludedCode, ...] = ()
     answers: tuple[Answer, ...] = ()
-    grammar: GrammarWords = GrammarWords()
+    grammar: GrammarWords = Field(default_factory=GrammarWords)  # not built at import
     # Before [grammar] recounts: still read, as recounts and as negations of the grammar
     recount_phrases: tuple[NonEmpty, ...] = ()
     recount_negations: tuple[NonEmpty, ...] = ()
@@ -246,6 +247,8 @@ def _normalise(text: str) -> str:
 
 def load_file(path: Path) -> MappingFile:
     """Parse and validate one file; a bad file fails naming the file, the key and the problem."""
+    import tomllib  # only when files are read: not when they come from the cache
+
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
@@ -697,9 +700,33 @@ class Mappings:
 
     @classmethod
     def load(cls, directory: Path) -> Mappings:
-        """Load and validate every file; the first bad file raises MappingFileError."""
+        """Load and validate every file; the first bad file raises MappingFileError.
+
+        What a directory loaded to is kept between runs, keyed by its files' bytes
+        (``adapter.mapping_cache``): the same files give the same object, read back.
+        """
         if not directory.is_dir():
             raise MappingFileError("mappings directory does not exist", file=str(directory))
+        from adapter import mapping_cache
+
+        try:
+            content = _content_digest(directory)
+        except OSError:  # a file that cannot be read: loading it says which, and why
+            return cls._validated(directory)
+        cached = mapping_cache.read(content)
+        if cached is not None:
+            return cached
+        loaded = cls._validated(directory)
+        try:
+            unchanged = _content_digest(directory) == content
+        except OSError:
+            unchanged = False
+        if unchanged:  # not a file changed while it was loaded: what was read is what is kept
+            mapping_cache.write(content, loaded)
+        return loaded
+
+    @classmethod
+    def _validated(cls, directory: Path) -> Mappings:
         defaults = [(p.name, load_file(p)) for p in sorted(directory.glob("*.toml"))]
         if not defaults:
             raise MappingFileError("no default mapping files (*.toml) found", file=str(directory))
@@ -853,6 +880,11 @@ def content_version(directory: Path) -> str:
     Two directories with the same files give the same version wherever they are; any change to
     any file (a wording added) gives another.
     """
+    return f"sha256:{_content_digest(directory).hex()[:16]}"
+
+
+def _content_digest(directory: Path) -> bytes:
+    """The SHA-256 of every mapping file's path (in the directory) and bytes, in load order."""
     digest = hashlib.sha256()
     files = [
         *sorted(directory.glob("*.toml")),
@@ -862,7 +894,7 @@ def content_version(directory: Path) -> str:
     for path in files:
         digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
-    return f"sha256:{digest.hexdigest()[:16]}"
+    return digest.digest()
 
 
 @cache

@@ -499,6 +499,7 @@ class FlagCode(StrEnum):
     CODE_DISPLAY_MISMATCH = "code-display-mismatch"  # a code's display names another test
     CODE_INFERRED = "code-inferred"  # a local code recognised from its display text
     PROBE_INFERRED = "probe-inferred"  # single probe: HER2 copies, no CEP17 and no ratio at all
+    PROBE_CONFLICTING = "probe-conflicting"  # single and dual probe both stated: the counts decide
     READ_FROM_TEXT = "read-from-text"  # a result was read from report text: a reviewer checks
 
 

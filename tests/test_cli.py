@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -180,3 +181,66 @@ def test_convert_loads_no_library_it_does_not_use() -> None:
     loaded = run.stderr.split()
     heavy = ("pydantic_settings", "hl7apy", "fhir.resources", "rich")
     assert [name for name in loaded if name.startswith(heavy)] == []
+
+
+STDLIB = sys.stdlib_module_names
+
+
+# What a one-message convert may import besides the standard library: typer (which imports
+# pydantic to read its parameters, and annotated_doc and shellingham), pydantic for the settings
+# and the mapping files, orjson for the Bundles. docs/performance.md "The cold start" lists them.
+CONVERT_LIBRARIES = {
+    "adapter",
+    "annotated_doc",
+    "annotated_types",
+    "orjson",
+    "pydantic",
+    "pydantic_core",
+    "shellingham",
+    "typer",
+    "typing_extensions",
+    "typing_inspection",
+}
+# The parts of the adapter a conversion runs through; the service, the store, replay, the audit
+# and the onboarding helpers load only with their own commands.
+CONVERT_PARTS = {
+    "api",
+    "cases",
+    "classify",
+    "cli",
+    "cli_help",
+    "cli_jobs",
+    "cli_progress",
+    "config",
+    "emit",
+    "errors",
+    "ingest",
+    "inputs",
+    "logs",
+    "mapping",
+    "mapping_cache",
+    "model",
+    "pipeline",
+}
+
+
+def test_convert_imports_only_what_it_lists(tmp_path: Path) -> None:
+    """A second convert reads its mappings from the cache: it imports neither TOML nor more
+    libraries and parts of the adapter than listed above (a new one must be added there)."""
+    environment = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    environment.pop("PYTHONDONTWRITEBYTECODE", None)
+    for _ in range(2):  # the first run writes the mappings' cache entry
+        run = subprocess.run(
+            [sys.executable, "-c", CONVERT_THEN_LIST_MODULES, GOOD],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=environment,
+        )
+    loaded = run.stderr.split()
+    outside = {name.partition(".")[0] for name in loaded if name.partition(".")[0] not in STDLIB}
+    # site hooks of the environment (setuptools' _distutils_hack), not imported by convert
+    assert {name for name in outside if not name.startswith("_")} <= CONVERT_LIBRARIES
+    parts = {name.split(".")[1] for name in loaded if name.startswith("adapter.")}
+    assert parts <= CONVERT_PARTS
+    assert "tomllib" not in loaded

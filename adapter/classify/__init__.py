@@ -80,16 +80,18 @@ def classify(record: AssayRecord) -> Classification:
     )
 
 
-# Ingest findings about a result code that a reviewer must see as flags, not only as notes.
+# Ingest findings that a reviewer must see as flags, not only as notes.
 _CODE_FINDINGS: dict[str, FlagCode] = {
     "CODE-DISPLAY-MISMATCH": FlagCode.CODE_DISPLAY_MISMATCH,
     "CODE-INFERRED": FlagCode.CODE_INFERRED,
+    "CONFLICTING-PROBE": FlagCode.PROBE_CONFLICTING,
 }
 
 
 def flag_code_findings(record: AssayRecord, trace: Trace) -> None:
-    """A code whose display names another test (not used), or a local code read from its
-    display (used): both are flagged with the position and the reason."""
+    """A code whose display names another test (not used), a local code read from its display
+    (used), and single- and dual-probe ISH both stated (the counts decide, section 3): each is
+    flagged with the position and the reason."""
     for warning in record.warnings:
         code = _CODE_FINDINGS.get(warning.code)
         if code is not None:

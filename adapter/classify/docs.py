@@ -68,7 +68,11 @@ group can be assigned), is incomplete ISH (section 4.4, flag `incomplete-ish`): 
 it can. A count is single probe (section 3) when the lab says so (a single-probe code, the method,
 a note) or when the case holds HER2 copies and no CEP17 count and no ratio at all (flag
 `probe-inferred`); a CEP17 count or ratio reported, even one reported as failed, makes it dual
-probe, and copies alone are then incomplete ISH.
+probe, and copies alone are then incomplete ISH. When the lab states both single and dual probe
+(a single-probe method beside a ratio, say), neither statement is taken: the counts decide as
+above, and flag `probe-conflicting` asks for the method to be checked. A ratio then makes the
+count dual probe, the reading a copies-only threshold would make less cautious (copies 6.2 with
+ratio 1.5 and IHC 2+: group 3, equivocal pending the recount, where single probe says positive).
 
 **Incomplete ISH with IHC 0/1+ (a deliberate departure from a literal section 4.4).** Section 4.4
 says to decide on IHC alone where it can; but ASCO/CAP 2018 makes group 1 positive whatever the

@@ -59,7 +59,7 @@ def gastric_status(record: AssayRecord) -> Her2Status:
 def _with_ish(ish: IshResult, ihc: IhcReading | None, trace: Trace) -> OfficialResult:
     # The recount is a breast group work-up; it does not change a gastric IHC 2+.
     bucket = ihc_bucket(ihc, recount_done=False)
-    ratio = ish_ratio(ish, trace)
+    ratio: Interval | None = ish_ratio(ish, trace)
     if ish.earlier_counts:
         disagreement = _counts_disagreement(ish, ratio, trace)
         if disagreement is not None:

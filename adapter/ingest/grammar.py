@@ -408,7 +408,7 @@ class _Reader:
         if problem is not None:
             return Reading(problem=problem)
         answer = self._answer(words, scores)
-        scored_elsewhere = self.analyte not in (*_IHC, None, Analyte.HER2_INTERPRETATION)
+        scored_elsewhere = self.analyte not in _SCORED
         if answer is not None and answer.score is not None and scored_elsewhere:
             return Reading(problem="an IHC score for a value that is not an IHC score")
         intensity = next((p.value for p in parts if p.kind == "intensities"), None)

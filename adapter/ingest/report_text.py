@@ -47,6 +47,7 @@ class Statement:
 
 
 _QUIET = frozenset({"filler", "sign", "score_words", "range_words"})
+_NOT_VALUES = _QUIET | {"labels", "clause", "methods"}
 _ISH_QUANTITIES = frozenset(
     {
         Quantity.RATIO,
@@ -336,7 +337,7 @@ def _sentences(parts: Sequence[Part]) -> Iterable[list[Part]]:
 
 
 def _has_value(piece: Sequence[Part]) -> bool:
-    return any(p.kind not in (*_QUIET, "labels", "clause", "methods") for p in piece)
+    return any(p.kind not in _NOT_VALUES for p in piece)
 
 
 def _targeted(

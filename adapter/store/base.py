@@ -14,10 +14,10 @@ import errno
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from contextlib import closing, contextmanager, suppress
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from types import TracebackType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from adapter.errors import ConfigError, StoreUnavailable
 from adapter.store import cases as case_sql
@@ -55,6 +55,7 @@ Connection = Any
 """A DB-API 2 connection (sqlite3 or psycopg); only ``execute``/``rollback``/``close`` are used."""
 
 Row = tuple[Any, ...]
+_T = TypeVar("_T")
 
 
 class Backend(ABC):
@@ -322,6 +323,10 @@ class Store:
         case_keys = case_sql.lock_keys(
             each for group in groups for each in group if isinstance(each, CaseWriteRequest)
         )
+        # The index rows of the batch's messages, by message: written after every group (see
+        # _write_index), the last request for a message replacing an earlier one as it would
+        # have written over it.
+        index: dict[int, IndexReportsRequest] = {}
         with self._transaction(write=True) as session:
             if case_keys:
                 # All of the batch's keys at once, in one order: two writers never deadlock.
@@ -338,21 +343,27 @@ class Store:
                     except LookupError as missing:
                         outcomes.append(missing)
                     else:
-                        outcomes.append([self._perform(session, request) for request in group])
+                        outcomes.append(
+                            [self._perform(session, request, index) for request in group]
+                        )
                     continue
                 session.run("SAVEPOINT write_group")
                 known = set()
+                indexed: dict[int, IndexReportsRequest] = {}
                 try:
                     results = []
                     for request in group:
                         self._check(session, request, known)
-                        results.append(self._perform(session, request))
+                        results.append(self._perform(session, request, indexed))
                 except LookupError as missing:
                     session.run("ROLLBACK TO SAVEPOINT write_group")
                     outcomes.append(missing)
                 else:
+                    index.update(indexed)
                     outcomes.append(results)
                 session.run("RELEASE SAVEPOINT write_group")
+            if index:
+                self._write_index(session, list(index.values()))
         return outcomes
 
     def receive(
@@ -432,15 +443,17 @@ class Store:
         if isinstance(request, CaseWriteRequest):
             case_sql.check(session, request)
 
-    def _perform(self, session: _Session, request: WriteRequest) -> WriteResult:
-        """Applies a request whose check has passed."""
+    def _perform(
+        self, session: _Session, request: WriteRequest, index: dict[int, IndexReportsRequest]
+    ) -> WriteResult:
+        """Applies a request whose check has passed; an index request goes into ``index``."""
         if isinstance(request, ReceiveRequest):
             return self._insert_message(session, request)
         if isinstance(request, OutcomeRequest):
             self._update_outcome(session, request)
             return None
         if isinstance(request, IndexReportsRequest):
-            self._replace_reports(session, request)
+            index[request.message_row_id] = request
             return None
         if isinstance(request, CaseWriteRequest):
             case_sql.write(session, request)
@@ -515,41 +528,69 @@ class Store:
             ),
         )
 
-    def _replace_reports(self, session: _Session, request: IndexReportsRequest) -> None:
-        # The rows name where the content is (the message's outcome Bundle): none is copied.
-        row_id = request.message_row_id
+    def _write_index(self, session: _Session, requests: Sequence[IndexReportsRequest]) -> None:
+        """Replaces the indexed reports and resources of the messages, a few statements in all.
+
+        Run once a batch's groups are applied (no check reads these tables, so nothing in the
+        transaction sees the difference): each table takes the rows of all the batch's
+        messages in multi-row statements, instead of a statement (and a release of the GIL
+        the event loop is waiting for) per row. The rows name where the content is (the
+        message's outcome Bundle): none is copied.
+        """
+        row_ids = [request.message_row_id for request in requests]
         for table in ("resources", "reports", "report_facts"):
-            session.run(f"DELETE FROM {table} WHERE message_row_id = ?", (row_id,))
-        if request.resources:
-            session.run_many(
-                "INSERT INTO resources (message_row_id, resource_type, resource_id, patient,"
-                " tokens, moment) VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        row_id,
-                        resource.resource_type,
-                        resource.resource_id,
-                        resource.patient,
-                        resource.tokens,
-                        resource.moment,
-                    )
-                    for resource in request.resources
-                ],
+            for ids in _chunks(row_ids):
+                session.run(
+                    f"DELETE FROM {table} WHERE message_row_id IN ({_marks(len(ids))})", ids
+                )
+        resources = [
+            (
+                request.message_row_id,
+                resource.resource_type,
+                resource.resource_id,
+                resource.patient,
+                resource.tokens,
+                resource.moment,
             )
-        if request.reports:
-            session.run_many(
+            for request in requests
+            for resource in request.resources
+        ]
+        for rows in _chunks(resources):
+            session.run(
+                "INSERT INTO resources (message_row_id, resource_type, resource_id, patient,"
+                f" tokens, moment) VALUES {_value_rows(6, len(rows))}",
+                [part for row in rows for part in row],
+            )
+        reports = [
+            (request.message_row_id, report) for request in requests for report in request.reports
+        ]
+        for chunk in _chunks(reports):
+            session.run(
                 "INSERT INTO reports (message_row_id, report_id, patient, category, status)"
-                " VALUES (?, ?, ?, ?, ?)",
+                f" VALUES {_value_rows(5, len(chunk))}",
                 [
-                    (row_id, report.report_id, report.patient, report.category, report.status)
-                    for report in request.reports
+                    part
+                    for row_id, report in chunk
+                    for part in (
+                        row_id,
+                        report.report_id,
+                        report.patient,
+                        report.category,
+                        report.status,
+                    )
                 ],
             )
             # The message's sender and time come along in the same statement (no round trip).
-            session.run_many(
+            session.run(
                 "INSERT INTO report_facts (message_row_id, report_id, sender, received_at, facts)"
-                " SELECT id, ?, sender, received_at, ? FROM messages WHERE id = ?",
-                [(report.report_id, report.audit, row_id) for report in request.reports],
+                " SELECT m.id, v.column2, m.sender, m.received_at, v.column3"
+                f" FROM (VALUES {_value_rows(3, len(chunk))}) AS v"
+                " JOIN messages m ON m.id = v.column1",
+                [
+                    part
+                    for row_id, report in chunk
+                    for part in (row_id, report.report_id, report.audit)
+                ],
             )
 
     def _insert_outbox(self, session: _Session, request: EnqueueRequest) -> int:
@@ -1078,11 +1119,6 @@ class _Session:
         cursor = self.conn.execute(self._backend.sql(query), params)
         return int(cursor.rowcount)
 
-    def run_many(self, query: str, rows: Sequence[Sequence[object]]) -> None:
-        """Executes one statement for each row of parameters (one prepared statement)."""
-        with closing(self.conn.cursor()) as cursor:
-            cursor.executemany(self._backend.sql(query), rows)
-
     def insert(self, query: str, params: Sequence[object]) -> int:
         """Executes an ``INSERT ... RETURNING id``; returns the new row's id."""
         return int(self.conn.execute(self._backend.sql(query), params).fetchone()[0])
@@ -1109,6 +1145,31 @@ def _checks_first(group: Sequence[WriteRequest]) -> bool:
             return len(group) == 1
         cases += isinstance(request, CaseWriteRequest)
     return cases <= 1
+
+
+_CHUNK_ROWS = 64
+"""Rows per multi-row statement at most."""
+
+
+def _chunks(rows: Sequence[_T]) -> Iterator[Sequence[_T]]:
+    """``rows`` in pieces of a power of two rows (at most ``_CHUNK_ROWS``), largest first.
+
+    A statement's text depends on its number of rows; with these sizes a table needs at most
+    seven texts, so the driver's cache of prepared statements keeps every one of them.
+    """
+    start, count = 0, len(rows)
+    while start < count:
+        size = min(_CHUNK_ROWS, 1 << ((count - start).bit_length() - 1))
+        yield rows[start : start + size]
+        start += size
+
+
+def _marks(count: int) -> str:
+    return ", ".join("?" * count)
+
+
+def _value_rows(columns: int, count: int) -> str:
+    return ", ".join([f"({_marks(columns)})"] * count)
 
 
 def _resource(row: Row) -> StoredResource:

@@ -166,6 +166,16 @@ _SCHEMA_V5 = (
 )
 
 
+# Version 6: the two indexes no query reads go, as on SQLite (see sqlite.py); messages without
+# a control id keep a partial index of their content.
+_SCHEMA_V6 = (
+    "DROP INDEX resources_patient",
+    "DROP INDEX messages_content",
+    "CREATE INDEX messages_unidentified ON messages (sender, content_hash)"
+    " WHERE message_id IS NULL",
+)
+
+
 class PostgresBackend(Backend):
     name: ClassVar[str] = "postgresql"
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = (psycopg.Error, OSError)
@@ -241,4 +251,4 @@ class PostgresBackend(Backend):
         )
 
     def migrations(self) -> Sequence[Sequence[str]]:
-        return (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4, _SCHEMA_V5)
+        return (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4, _SCHEMA_V5, _SCHEMA_V6)

@@ -106,6 +106,14 @@ class ReportIndexRow:
     status: str
     audit: str | None = field(default=None, repr=False)  # adapter.audit.facts.ReportFacts JSON
 
+    def __reduce__(self) -> tuple[type[ReportIndexRow], tuple[str, str, str, str, str | None]]:
+        # Pickled as its fields (each worker process sends its rows to the service), at half
+        # the cost of the state functions dataclasses give a class with slots.
+        return (
+            ReportIndexRow,
+            (self.report_id, self.patient, self.category, self.status, self.audit),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class AuditRow:
@@ -142,6 +150,13 @@ class ResourceIndexRow:
     patient: str  # "Patient/<id>", or ""
     tokens: str
     moment: str
+
+    def __reduce__(self) -> tuple[type[ResourceIndexRow], tuple[str, str, str, str, str]]:
+        # As ReportIndexRow: pickled as its fields.
+        return (
+            ResourceIndexRow,
+            (self.resource_type, self.resource_id, self.patient, self.tokens, self.moment),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +308,23 @@ class CaseEventRow:
     official_result: str
     status: str
     changes: str  # JSON: {"added": [...], "replaced": [...], "removed": [...]}
+
+    def __reduce__(self) -> tuple[type[CaseEventRow], tuple[object, ...]]:
+        # As ReportIndexRow: pickled as its fields.
+        return (
+            CaseEventRow,
+            (
+                self.case_id,
+                self.sender,
+                self.patient,
+                self.numbers,
+                self.report_id,
+                self.category,
+                self.official_result,
+                self.status,
+                self.changes,
+            ),
+        )
 
 
 OwnerKey = tuple[str, str]

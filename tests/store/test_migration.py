@@ -1,7 +1,9 @@
-"""A store of schema version 4 (copies of reports and resources in the index) upgraded to 5.
+"""Stores of earlier schema versions upgraded to the latest.
 
-The upgrade keeps every index row and drops only the copies: reports, resources, audit facts and
-cases are found as before, with the content read from the message's Bundle.
+Version 4 (copies of reports and resources in the index) to 5: the upgrade keeps every index
+row and drops only the copies: reports, resources, audit facts and cases are found as before,
+with the content read from the message's Bundle. Version 5 to 6: two indexes no query read are
+dropped; resends are still found, with a control id or without one.
 """
 
 from __future__ import annotations
@@ -18,20 +20,23 @@ T0 = datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
 BUNDLE = b'{"resourceType":"Bundle","entry":[]}'
 
 
-def _version_four(url: str) -> Backend:
+def _version(url: str, version: int) -> Backend:
     if url.startswith("sqlite:///"):
 
         class OldSQLite(SQLiteBackend):
             def migrations(self) -> Sequence[Sequence[str]]:
-                return super().migrations()[:4]
+                return super().migrations()[:version]
 
         return OldSQLite(url.removeprefix("sqlite:///"))
 
     class OldPostgres(PostgresBackend):
         def migrations(self) -> Sequence[Sequence[str]]:
-            return super().migrations()[:4]
+            return super().migrations()[:version]
 
     return OldPostgres(url)
+
+
+LATEST = len(SQLiteBackend("").migrations())
 
 
 def _columns(store: Store, table: str) -> set[str]:
@@ -43,7 +48,7 @@ def _columns(store: Store, table: str) -> set[str]:
 def test_a_version_four_store_is_upgraded_and_its_index_reads_from_the_bundle(
     store_url: str,
 ) -> None:
-    backend = _version_four(store_url)
+    backend = _version(store_url, 4)
     with Store(backend) as old:
         receipt = old.receive(
             transport="mllp",
@@ -91,7 +96,7 @@ def test_a_version_four_store_is_upgraded_and_its_index_reads_from_the_bundle(
 
     with open_store(store_url) as upgraded:
         with upgraded._transaction(write=False) as session:
-            assert session.one("SELECT version FROM schema_version") == (5,)
+            assert session.one("SELECT version FROM schema_version") == (LATEST,)
         assert "bundle" not in _columns(upgraded, "reports")
         assert "body" not in _columns(upgraded, "resources")
         report = upgraded.get_report("R1")
@@ -120,3 +125,72 @@ def test_a_version_four_store_is_upgraded_and_its_index_reads_from_the_bundle(
         upgraded.index_reports(later.row_id, [], [])
     with open_store(store_url) as again:  # opened once more: nothing left to migrate
         assert again.get_report("R1") is not None
+
+
+def _indexes(store: Store) -> set[str]:
+    with store._transaction(write=False) as session:
+        if store.backend_name == "sqlite":
+            rows = session.all("SELECT name FROM sqlite_master WHERE type = 'index'")
+        else:
+            rows = session.all(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+            )
+    return {str(row[0]) for row in rows}
+
+
+def test_a_version_five_store_is_upgraded_and_still_finds_resends(store_url: str) -> None:
+    assert len(PostgresBackend("").migrations()) == LATEST == 6
+    with Store(_version(store_url, 5)) as old:
+        assert {"resources_patient", "messages_content"} <= _indexes(old)
+        identified = old.receive(
+            transport="mllp",
+            message_format="hl7v2",
+            sender="LAB-A",
+            message_id="M1",
+            raw=b"v1",
+            received_at=T0,
+        )
+        old.record_outcome(identified.row_id, "processed", processed_at=T0, ack=b"AA")
+        anonymous = old.receive(
+            transport="http",
+            message_format="fhir",
+            sender="fhir",
+            message_id=None,
+            raw=b"{}",
+            received_at=T0,
+        )
+        old.record_outcome(anonymous.row_id, "processed", processed_at=T0, ack=b"OK")
+
+    with open_store(store_url) as upgraded:
+        with upgraded._transaction(write=False) as session:
+            assert session.one("SELECT version FROM schema_version") == (6,)
+        indexes = _indexes(upgraded)
+        assert not {"resources_patient", "messages_content"} & indexes
+        assert "messages_unidentified" in indexes
+        for receipt, sender, message_id, raw, ack in (
+            (identified, "LAB-A", "M1", b"v1", b"AA"),
+            (anonymous, "fhir", None, b"{}", b"OK"),
+        ):
+            again = upgraded.receive(
+                transport="mllp",
+                message_format="hl7v2",
+                sender=sender,
+                message_id=message_id,
+                raw=raw,
+                received_at=T0,
+            )
+            assert (again.duplicate, again.row_id, again.ack) == (True, receipt.row_id, ack)
+        # a new version of the identified message is still a new version
+        corrected = upgraded.receive(
+            transport="mllp",
+            message_format="hl7v2",
+            sender="LAB-A",
+            message_id="M1",
+            raw=b"v2",
+            received_at=T0,
+        )
+        assert (corrected.duplicate, corrected.version, corrected.supersedes) == (
+            False,
+            2,
+            identified.row_id,
+        )

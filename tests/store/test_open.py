@@ -101,7 +101,7 @@ def test_schema_is_created_once_and_versioned(tmp_path: Path) -> None:
     with open_store(url) as store:
         assert store.get_message_row(row_id) is not None
     with sqlite3.connect(tmp_path / "s.db") as raw:
-        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(5,)]
+        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(6,)]
 
 
 def test_schema_is_created_once_and_versioned_on_every_backend(store_url: str) -> None:

@@ -7,7 +7,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from adapter.store import Receipt, ResourceIndexRow, ResourceSearch, Store, StoredResource
+from adapter.store import (
+    IndexReportsRequest,
+    Receipt,
+    ReportIndexRow,
+    ResourceIndexRow,
+    ResourceSearch,
+    Store,
+    StoredResource,
+)
 
 T0 = datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
 Receive = Callable[..., Receipt]
@@ -95,3 +103,31 @@ def test_search_refuses_an_operator_that_is_not_a_comparison() -> None:
     """Operators reach SQL text: only the five comparisons are accepted."""
     with pytest.raises(ValueError, match="comparison"):
         ResourceSearch("Observation", moments=(("; DROP", "x"),))
+
+
+def test_a_batch_indexes_each_message_as_its_last_request_says(
+    store: Store, processed: Receive
+) -> None:
+    """The index rows of a whole batch are written together: for a message indexed twice in
+    one batch the later request wins, a group refused for a missing row indexes nothing, and
+    more rows than one statement takes (64) are all written."""
+    first = processed("M1", b"v1")
+    second = processed("M2", b"v2", at=T0 + timedelta(hours=1))
+    many = [row(f"X{number:03d}") for number in range(100)]
+    outcomes = store.write_batch(
+        [
+            [IndexReportsRequest(first.row_id, [], [row("O1")])],
+            [IndexReportsRequest(second.row_id, [ReportIndexRow("R2", "P", "c", "final")], many)],
+            [IndexReportsRequest(9999, [], [row("GHOST")])],
+            [IndexReportsRequest(first.row_id, [ReportIndexRow("R1", "P", "c", "final")], [])],
+        ]
+    )
+    assert [type(outcome) for outcome in outcomes] == [list, list, LookupError, list]
+    assert store.get_resource("Observation", "O1") is None  # replaced by the later request
+    assert store.get_resource("Observation", "GHOST") is None
+    assert ids(store.find_resources(ResourceSearch("Observation", count=200))) == [
+        f"X{number:03d}" for number in range(100)
+    ]
+    reports = {report.report_id: report.message_row_id for report in store.find_reports()}
+    assert reports == {"R1": first.row_id, "R2": second.row_id}
+    assert len(store.audit_rows()) == 2
