@@ -99,17 +99,15 @@ def read_obx(
         effective=moment,
         method=shape.method,
     )
-    # A value with notes keeps neither its grammar reading nor its OBX-17 text: so it was when
-    # each note rebuilt the value without them (hl7v2._add_note until the fifth session), and
-    # the output is kept as it was. Whether notes should drop them is for the lead to decide.
+    # Notes add to a value; they never take its grammar reading or its OBX-17 method away.
     read_value = ReadValue(
         observation=observation,
         answer=value.answer,
         probe=entry.probe,
         tissue_scope=entry.tissue,
         indeterminate_reason=shape.indeterminate,
-        reading=None if notes else value.reading,
-        method_text=None if notes else shape.method_text,
+        reading=value.reading,
+        method_text=shape.method_text,
     )
     return ObxOutcome(read_value, None, shape.status, read.warnings, None, shape.performing)
 
