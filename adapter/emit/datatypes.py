@@ -55,7 +55,7 @@ def _where(at: str | None, element: str) -> str:
     """An error's location: the input position (``OBX[3]``, ``SPM-4``) the caller knows, if any.
 
     Built only when a value is refused, never for the values that pass."""
-    return f"{at}: {element}" if at else element
+    return f"{at}: {element}" if at is not None else element
 
 
 def code(value: str, element: str, at: str | None = None) -> str:
