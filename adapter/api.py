@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +38,26 @@ class Result:
     format: SourceFormat
     message_id: str | None  # MSH-10, or the FHIR Bundle identifier / resource id
     position: int  # 1-based place of the message in the input given
-    bundle: dict[str, Any] | None  # the FHIR R4 transaction Bundle, None when rejected
-    bundle_json: bytes | None  # the same Bundle as canonical JSON bytes
+    bundle_json: (
+        bytes | None
+    )  # the FHIR R4 transaction Bundle as canonical JSON, None when rejected
     classifications: tuple[Classification, ...]  # one per HER2 / ER / PgR record
     error: AdapterError | None  # with its stable ``code`` (docs/errors.md), None when converted
     raw: bytes  # the message as read, for the ACK
+
+    @cached_property
+    def bundle(self) -> dict[str, Any] | None:
+        """The same Bundle as dicts and lists of this Result's own, decimals as ``Decimal``.
+
+        Read from ``bundle_json`` when first asked for: the emitter's Bundles share the adapter's
+        own concepts between messages, so handing one out would let an edit to one Bundle change
+        the next; a caller that only writes the JSON pays nothing.
+        """
+        if self.bundle_json is None:
+            return None
+        from adapter.emit.bundle import loads_exact
+
+        return loads_exact(self.bundle_json)
 
     @property
     def ok(self) -> bool:
@@ -171,7 +186,6 @@ def _result(message: RawMessage, outcome: Outcome) -> Result:
         format=message.format,
         message_id=outcome.message_id,
         position=message.position,
-        bundle=outcome.bundle,
         bundle_json=outcome.bundle_json,
         classifications=outcome.classifications,
         error=outcome.error,
@@ -180,4 +194,4 @@ def _result(message: RawMessage, outcome: Outcome) -> Result:
 
 
 def _rejected(data: bytes, error: AdapterError) -> Result:
-    return Result(detect_format(data), None, 1, None, None, (), error, data)
+    return Result(detect_format(data), None, 1, None, (), error, data)

@@ -125,8 +125,9 @@ def self_signed(directory: Path, host: str) -> tuple[Path, Path]:
     return cert, key
 
 
-def cpu_seconds(pid: int) -> dict[str, float]:
-    """CPU time (user + system) so far of the service's threads and of its worker processes.
+def cpu_seconds(pid: int, *, system: bool = False) -> dict[str, float]:
+    """CPU time (user + system, or the system time alone) so far of the service's threads and
+    of its worker processes.
 
     ``main`` is the event loop's thread; each other thread by its id (the store writer is the
     busy one); ``workers`` the worker processes together.
@@ -134,7 +135,7 @@ def cpu_seconds(pid: int) -> dict[str, float]:
 
     def used(stat: Path) -> float:
         fields = stat.read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICKS
+        return (int(fields[12]) + (0 if system else int(fields[11]))) / TICKS
 
     tasks = list(Path(f"/proc/{pid}/task").iterdir())
     found = {"main" if task.name == str(pid) else task.name: used(task / "stat") for task in tasks}
@@ -189,6 +190,7 @@ def service(host: str, *, tls: bool = False) -> Iterator[tuple[int, int]]:
 def measure(host: str, port: int, arguments: argparse.Namespace, pid: int | None = None) -> None:
     sender(host, port, f"warmup-{uuid.uuid4().hex[:8]}", 200)
     before = cpu_seconds(pid) if pid is not None else {}
+    before_system = cpu_seconds(pid, system=True) if pid is not None else {}
     count, elapsed = throughput(host, port, arguments.senders, arguments.messages)
     print(
         f"throughput: {arguments.senders} senders x {arguments.messages} messages ="
@@ -197,15 +199,25 @@ def measure(host: str, port: int, arguments: argparse.Namespace, pid: int | None
     if pid is not None:
         # CPU per message is what the shared machine's load changes least: the wall time
         # above includes every other process the two cores ran meanwhile.
-        after = cpu_seconds(pid)
+        after, after_system = cpu_seconds(pid), cpu_seconds(pid, system=True)
         spent = {name: (used - before.get(name, 0.0)) * 1e6 / count for name, used in after.items()}
+        kernel = {
+            name: (used - before_system.get(name, 0.0)) * 1e6 / count
+            for name, used in after_system.items()
+        }
         loop, workers = spent.pop("main"), spent.pop("workers")
-        writer = max(spent.values(), default=0.0)
+        writer_thread = max(spent, key=spent.__getitem__, default="")
+        writer = spent.get(writer_thread, 0.0)
         others = sum(spent.values()) - writer
         print(
             f"service CPU per message: {loop + writer + others + workers:.0f} µs: event loop"
             f" {loop:.0f}, busiest other thread (the store writer) {writer:.0f}, other threads"
             f" {others:.0f}, workers {workers:.0f}"
+        )
+        # The kernel's share: the writer's is its log writes, fsyncs and GIL hand-offs.
+        print(
+            f"  of which system time: event loop {kernel['main']:.0f}, store writer"
+            f" {kernel.get(writer_thread, 0.0):.0f}, workers {kernel['workers']:.0f}"
         )
     latencies = sender(host, port, f"lat-{uuid.uuid4().hex[:8]}", arguments.latency_messages)
     millis = [value * 1000 for value in latencies]

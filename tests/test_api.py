@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from typer.testing import CliRunner
 
 from adapter import api
 from adapter.cli import app
+from adapter.emit.bundle import dumps
 from adapter.model import Category, HrStatus, SourceFormat
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -36,6 +38,26 @@ def test_result_fields() -> None:
     assert result.hr_statuses == (None,)
     assert result.bundle is not None
     assert result.bundle["resourceType"] == "Bundle"
+
+
+def test_each_result_owns_its_bundle() -> None:
+    """Editing one Result's Bundle, the concepts the emitter shares between messages included,
+    changes neither a later Result's Bundle nor its JSON."""
+    converter = api.Converter()
+    first = converter.convert(GOOD.read_bytes())
+    assert first.bundle is not None
+    report = next(
+        e["resource"]
+        for e in first.bundle["entry"]
+        if e["resource"]["resourceType"] == "Observation"
+    )
+    report["category"][0]["coding"][0]["code"] = "edited"
+    assert first.bundle is first.bundle  # parsed once, then kept
+    second = converter.convert(GOOD.read_bytes())
+    assert second.bundle is not None
+    assert b'"edited"' not in (second.bundle_json or b"")
+    assert "edited" not in json.dumps(second.bundle, default=str)
+    assert dumps(second.bundle) == second.bundle_json  # the same Bundle, decimals digit for digit
 
 
 def test_hr_status_is_reported() -> None:

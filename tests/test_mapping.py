@@ -590,6 +590,21 @@ def test_facility_is_matched_before_application(tmp_path: Path) -> None:
     assert loaded.for_hl7_sender("SHARED-LIS", "UNKNOWN").name == "lab-a"
 
 
+@pytest.mark.parametrize("kind", ["facilities", "applications", "fhir_sources"])
+def test_two_sender_files_claiming_one_identity_are_refused(tmp_path: Path, kind: str) -> None:
+    """Which lab's tables apply never depends on the order of file names: a facility (or
+    application, or FHIR source) claimed by two sender files fails the load, naming both."""
+    write(tmp_path / "base.toml", "")
+    write(tmp_path / "senders" / "a.toml", f'[sender]\nname = "lab-a"\n{kind} = ["SHARED"]\n')
+    write(tmp_path / "senders" / "b.toml", f'[sender]\nname = "lab-b"\n{kind} = ["SHARED"]\n')
+    with pytest.raises(MappingFileError) as raised:
+        Mappings.load(tmp_path)
+    assert raised.value.key == f"sender.{kind}"
+    assert "already claimed by" in str(raised.value)
+    assert "a.toml" in str(raised.value)
+    assert "b.toml" in str(raised.value)
+
+
 def test_sender_entries_win_over_defaults(tmp_path: Path) -> None:
     """A sender's code, wording and status entries replace the defaults' for that sender only."""
     write(

@@ -121,7 +121,7 @@ class CaseBook:
 
     def __init__(self, owners: Mapping[tuple[str, str], str] | None = None) -> None:
         self.cases: dict[str, Case] = {}
-        self._prior_owners: Mapping[tuple[str, str], str] = owners or {}
+        self._prior_owners: Mapping[tuple[str, str], str] = {} if owners is None else owners
         self.claims: Owners = {}  # numbers this book saw first: new owners, for the caller to keep
         # (sender, patient, number) -> ids of that patient's cases holding it
         self._by_number: dict[tuple[str, str | None, str], list[str]] = {}

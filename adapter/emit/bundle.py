@@ -42,16 +42,10 @@ from adapter.emit import datatypes as dt
 from adapter.emit import parties
 from adapter.emit.codes import (
     DATA_ABSENT_REASON,
-    HER2_ABSENT_REASON,
-    HER2_INTERPRETATION,
     MAPPINGS_VERSION_DISPLAY,
     MAPPINGS_VERSION_SYSTEM,
     OBSERVATION_CATEGORY,
     OBSERVATION_INTERPRETATION,
-    RECEPTOR_STATUS_CODES,
-    SNOMED,
-    SNOMED_QUALIFIERS,
-    SUMMARY_COMPONENTS,
     V2_0074,
     V2_0203,
 )
@@ -62,10 +56,9 @@ from adapter.emit.profiles import (
     meta,
     tumor_marker_conformant,
 )
+from adapter.emit.terms import HER2_CONCEPT, RECEPTOR_STATUS_CONCEPTS, Terms
+from adapter.emit.terms import terms as terms_of
 from adapter.emit.wording import (
-    ABSENT_HER2_WORDS,
-    OFFICIAL_RESULT_WORDS,
-    RECEPTOR_WORDS,
     conclusion,
     unused_note,
     warning_note,
@@ -79,7 +72,6 @@ from adapter.model import (
     Interval,
     Organization,
     Practitioner,
-    ReceptorCall,
     ReceptorResult,
     ReportedObservation,
     ReportStatus,
@@ -169,6 +161,10 @@ class _Assembly:
     record_resources: list[JsonDict] = field(default_factory=list)
     times: dt.DateTimeTexts = field(default_factory=dt.DateTimeTexts)
     hl7: bool = False  # the input was HL7 v2: errors name its fields too
+    terms: Terms = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.terms = terms_of(self.codesystem)
 
     def add_order(self, record: AssayRecord, ids: RecordIds) -> None:
         """The order's Patient, Specimen and reported Observations (its case adds the report)."""
@@ -191,9 +187,9 @@ class _Assembly:
     ) -> list[JsonDict]:
         """The HER2 summary, the ER / PgR status Observations and the DiagnosticReport of one
         classified record (a case's, ``emit/case_report.py``), in that order."""
-        summary = _summary(record, classification, ids, specimen_id, self.codesystem, self.times)
+        summary = _summary(record, classification, ids, specimen_id, self.terms, self.times)
         statuses = _receptor_statuses(
-            record, classification, ids, specimen_id, self.codesystem, self.times
+            record, classification, ids, specimen_id, self.terms, self.times
         )
         links = _ReportLinks(
             performers=self._performers(record.origin.performer),
@@ -205,7 +201,7 @@ class _Assembly:
             classification,
             ids,
             specimen_id,
-            self.codesystem,
+            self.terms,
             self.times,
             links,
             self.mappings_version,
@@ -320,50 +316,29 @@ def _specimen(specimen_id: str, parts: _SpecimenParts, hl7: bool) -> JsonDict:
     return resource
 
 
-def _common_observation_head(
-    record: AssayRecord,
-    observation_id: str,
-    status: ResultStatus,
-    code: JsonDict,
-    patient_id: str,
-    effective: str | None,
-    times: dt.DateTimeTexts,
-) -> JsonDict:
-    resource: JsonDict = {
-        "resourceType": "Observation",
-        "id": observation_id,
-        "meta": meta(MCODE_TUMOR_MARKER_TEST),  # taken off again by a test with no value
-        "status": status.value,
-        "category": [LAB_OBSERVATION_CATEGORY],
-        "code": code,
-        "subject": dt.reference(patient_id),
-    }
-    if effective:
-        resource["effectiveDateTime"] = effective
-    if record.issued is not None:
-        resource["issued"] = times(record.issued, "Observation.issued")
-    return resource
-
-
 def _derived_head(
     record: AssayRecord,
     observation_id: str,
-    code: tuple[str, str, str],
+    code: JsonDict,
     patient_id: str,
     times: dt.DateTimeTexts,
 ) -> JsonDict:
     """The head of an Observation the adapter derives (the summary, ER / PgR status): the
-    report's status and times, a LOINC code."""
-    system, value, display = code
-    return _common_observation_head(
-        record,
-        observation_id,
-        SUMMARY_STATUS[record.report_status],
-        {"coding": [{"system": system, "code": value, "display": display}], "text": display},
-        patient_id,
-        times(record.effective, "Observation.effectiveDateTime") if record.effective else None,
-        times,
-    )
+    report's status and times, a LOINC code; ``meta`` is taken off again by one with no value."""
+    resource: JsonDict = {
+        "resourceType": "Observation",
+        "id": observation_id,
+        "meta": meta(MCODE_TUMOR_MARKER_TEST),
+        "status": SUMMARY_STATUS[record.report_status].value,
+        "category": [LAB_OBSERVATION_CATEGORY],
+        "code": code,
+        "subject": {"reference": f"urn:uuid:{patient_id}"},
+    }
+    if record.effective:
+        resource["effectiveDateTime"] = times(record.effective, "Observation.effectiveDateTime")
+    if record.issued is not None:
+        resource["issued"] = times(record.issued, "Observation.issued")
+    return resource
 
 
 def _observation(
@@ -374,50 +349,55 @@ def _observation(
     specimen_id: str | None,
     times: dt.DateTimeTexts,
 ) -> JsonDict:
-    effective = observation.effective or record.effective
-    at = observation.provenance.locator
     provenance = observation.provenance
+    at = provenance.locator  # named before the element in an error, never built otherwise
+    sent = provenance.code
     # A result read from report text says so where a reader of the code looks first.
     label = (
-        f"{provenance.code.display} (read from report text)"
-        if provenance.from_text and provenance.code is not None and provenance.code.display
+        f"{sent.display} (read from report text)"
+        if provenance.from_text and sent is not None and sent.display
         else None
     )
-    code = dt.codeable(provenance.code, f"{at}: Observation.code", label) or {
-        "text": observation.analyte.value
-    }
-    resource = _common_observation_head(
-        record,
-        observation_id,
-        observation.status,
-        code,
-        patient_id,
-        times(effective, f"{at}: Observation.effectiveDateTime") if effective else None,
-        times,
-    )
-    resource.update(_value(observation))
-    if not tumor_marker_conformant(resource):
-        del resource["meta"]
+    code = dt.codeable(sent, "Observation.code", label, at) or {"text": observation.analyte.value}
+    effective = observation.effective or record.effective
+    effective_text = times(effective, "Observation.effectiveDateTime", at) if effective else None
+    issued = times(record.issued, "Observation.issued") if record.issued is not None else None
+    value_key, value = _value(observation, at)
+    resource: JsonDict = {"resourceType": "Observation", "id": observation_id}
+    if value_key != "dataAbsentReason":
+        # TumorMarkerTest wants a value (1..1): a test with none (cancelled, no result) is no claim
+        resource["meta"] = meta(MCODE_TUMOR_MARKER_TEST)
+    resource["status"] = observation.status.value
+    resource["category"] = [LAB_OBSERVATION_CATEGORY]
+    resource["code"] = code
+    resource["subject"] = {"reference": f"urn:uuid:{patient_id}"}
+    if effective_text:
+        resource["effectiveDateTime"] = effective_text
+    if issued is not None:
+        resource["issued"] = issued
+    resource[value_key] = value
     if observation.interpretation:
         resource["interpretation"] = [
             {
                 "coding": [
                     {
                         "system": OBSERVATION_INTERPRETATION,
-                        "code": dt.code(code, f"{at}: Observation.interpretation"),
+                        "code": dt.code(sent_code, "Observation.interpretation", at),
                     }
                 ]
             }
-            for code in observation.interpretation
+            for sent_code in observation.interpretation
         ]
-    notes = _notes(observation.notes)
-    if notes:
-        resource["note"] = notes
-    method = dt.codeable(observation.method, f"{at}: Observation.method")
-    if method:
-        resource["method"] = method
+    if observation.notes:
+        notes = _notes(observation.notes)
+        if notes:
+            resource["note"] = notes
+    if observation.method is not None:
+        method = dt.codeable(observation.method, "Observation.method", at=at)
+        if method:
+            resource["method"] = method
     if specimen_id:
-        resource["specimen"] = dt.reference(specimen_id)
+        resource["specimen"] = {"reference": f"urn:uuid:{specimen_id}"}
     return resource
 
 
@@ -425,31 +405,34 @@ def _notes(texts: Sequence[str]) -> list[JsonDict]:
     return [{"text": written} for note in texts if (written := dt.text(note))]
 
 
-def _value(observation: ReportedObservation) -> JsonDict:
+def _value(observation: ReportedObservation, at: str) -> tuple[str, JsonDict | str]:
     """value[x] in order of fidelity: coded, ratio, number, text; else why there is none."""
     if observation.coding is not None:
-        element = f"{observation.provenance.locator}: Observation.valueCodeableConcept"
-        concept = dt.codeable(observation.coding, element, observation.text)
+        concept = dt.codeable(
+            observation.coding, "Observation.valueCodeableConcept", observation.text, at
+        )
         if concept:
-            return {"valueCodeableConcept": concept}
+            return "valueCodeableConcept", concept
     if observation.ratio is not None:
         numerator, denominator = observation.ratio
-        return {
-            "valueRatio": {"numerator": {"value": numerator}, "denominator": {"value": denominator}}
+        return "valueRatio", {
+            "numerator": {"value": numerator},
+            "denominator": {"value": denominator},
         }
     if observation.number is not None:
-        element = f"{observation.provenance.locator}: Observation.valueQuantity"
-        amount = dt.quantity(observation.number, observation.unit, observation.ucum, element)
+        amount = dt.quantity(
+            observation.number, observation.unit, observation.ucum, "Observation.valueQuantity", at
+        )
         if amount is not None:
-            return {"valueQuantity": amount}
+            return "valueQuantity", amount
         # a range such as "1-10": FHIR Quantity cannot hold it, so the text is kept as sent
         text = dt.interval_text(observation.number) or dt.text(observation.text)
         if text:
-            return {"valueString": text}
+            return "valueString", text
     text = dt.text(observation.text)
     if text:
-        return {"valueString": text}
-    return {"dataAbsentReason": {"coding": [{"system": DATA_ABSENT_REASON, "code": "unknown"}]}}
+        return "valueString", text
+    return "dataAbsentReason", {"coding": [{"system": DATA_ABSENT_REASON, "code": "unknown"}]}
 
 
 def _summary(
@@ -457,11 +440,11 @@ def _summary(
     classification: Classification,
     ids: RecordIds,
     specimen_id: str | None,
-    codesystem: str,
+    terms: Terms,
     times: dt.DateTimeTexts,
 ) -> JsonDict:
-    resource = _derived_head(record, ids.summary, HER2_INTERPRETATION, ids.patient, times)
-    resource.update(_summary_value(classification, codesystem))
+    resource = _derived_head(record, ids.summary, HER2_CONCEPT, ids.patient, times)
+    resource.update(_summary_value(classification, terms))
     if not tumor_marker_conformant(resource):
         del resource["meta"]  # no official result to carry: not a TumorMarkerTest
     notes = [
@@ -472,67 +455,36 @@ def _summary(
     if notes:
         resource["note"] = _notes(notes)
     if specimen_id:
-        resource["specimen"] = dt.reference(specimen_id)
+        resource["specimen"] = {"reference": f"urn:uuid:{specimen_id}"}
     if ids.observations:
-        resource["derivedFrom"] = [dt.reference(oid) for oid in ids.observations]
-    resource["component"] = _summary_components(classification, codesystem)
+        resource["derivedFrom"] = [{"reference": f"urn:uuid:{oid}"} for oid in ids.observations]
+    resource["component"] = _summary_components(classification, terms)
     return resource
 
 
-def _summary_value(classification: Classification, codesystem: str) -> JsonDict:
+def _summary_value(classification: Classification, terms: Terms) -> JsonDict:
     """The official result; without one, why there is none (not reported, not understood)."""
-    official = _official_result(classification, codesystem)
-    if official is not None:
-        return {"valueCodeableConcept": official}
-    category = classification.category.value
-    code, display = HER2_ABSENT_REASON[category]
-    return {
-        "dataAbsentReason": {
-            "coding": [{"system": DATA_ABSENT_REASON, "code": code, "display": display}],
-            "text": ABSENT_HER2_WORDS[classification.category],
-        }
-    }
-
-
-def _official_result(classification: Classification, codesystem: str) -> JsonDict | None:
-    result = classification.official_result
-    if result is None:
-        return None
-    snomed_code, snomed_display = SNOMED_QUALIFIERS[result.value]
-    words = OFFICIAL_RESULT_WORDS[result]
-    return {
-        "coding": [
-            {"system": SNOMED, "code": snomed_code, "display": snomed_display},
-            dt.adapter_coding(codesystem, result.value, words),
-        ],
-        "text": words,
-    }
+    if classification.official_result is not None:
+        return {"valueCodeableConcept": terms.official_results[classification.official_result]}
+    return {"dataAbsentReason": terms.absent_her2[classification.category]}
 
 
 def _adapter_concept(codesystem: str, code: str, text: str | None = None) -> JsonDict:
     """One of the adapter's codes; ``text`` goes through the string check, since a flag's or a
     rule's reason quotes values as sent (an SN ratio ``1.5:1``, a worded score)."""
-    concept: JsonDict = {"coding": [dt.adapter_coding(codesystem, code)]}
     written = dt.text(text)
     if written:
-        concept["text"] = written
-    return concept
+        return {"coding": [{"system": codesystem, "code": code}], "text": written}
+    return {"coding": [{"system": codesystem, "code": code}]}
 
 
-def _component(codesystem: str, code: str, value: JsonDict) -> JsonDict:
-    return {
-        "code": {"coding": [dt.adapter_coding(codesystem, code, SUMMARY_COMPONENTS[code])]},
-        **value,
-    }
-
-
-def _summary_components(classification: Classification, codesystem: str) -> list[JsonDict]:
-    cs = codesystem
-    category = classification.category.value
-    components = [
-        _component(
-            cs, "her2-category", {"valueCodeableConcept": _adapter_concept(cs, category, category)}
-        )
+def _summary_components(classification: Classification, terms: Terms) -> list[JsonDict]:
+    codes = terms.component_codes
+    components: list[JsonDict] = [
+        {
+            "code": codes["her2-category"],
+            "valueCodeableConcept": terms.categories[classification.category],
+        }
     ]
     if classification.ish_group is not None:
         if not 1 <= classification.ish_group <= 5:
@@ -540,54 +492,50 @@ def _summary_components(classification: Classification, codesystem: str) -> list
                 f"ISH group {classification.ish_group} is not 1-5",
                 location="Observation.component:ish-group",
             )
-        components.append(_component(cs, "ish-group", {"valueInteger": classification.ish_group}))
+        components.append({"code": codes["ish-group"], "valueInteger": classification.ish_group})
     if classification.hr_status is not None:
-        hr = classification.hr_status.value
         components.append(
-            _component(cs, "hr-status", {"valueCodeableConcept": _adapter_concept(cs, hr, hr)})
+            {
+                "code": codes["hr-status"],
+                "valueCodeableConcept": terms.hr_statuses[classification.hr_status],
+            }
         )
-    for code, call in (
-        ("er-result", classification.er_result),
-        ("pgr-result", classification.pgr_result),
-    ):
-        if call is not None:
-            components.append(_component(cs, code, {"valueCodeableConcept": _receptor(cs, call)}))
+    if classification.er_result is not None:
+        components.append(
+            {
+                "code": codes["er-result"],
+                "valueCodeableConcept": terms.receptor_calls[classification.er_result],
+            }
+        )
+    if classification.pgr_result is not None:
+        components.append(
+            {
+                "code": codes["pgr-result"],
+                "valueCodeableConcept": terms.receptor_calls[classification.pgr_result],
+            }
+        )
     components.append(
-        _component(
-            cs,
-            "tissue",
-            {"valueCodeableConcept": _adapter_concept(cs, classification.tissue.value)},
-        )
+        {"code": codes["tissue"], "valueCodeableConcept": terms.tissues[classification.tissue]}
     )
+    cs = terms.codesystem
     components.extend(
-        _component(
-            cs, "flag", {"valueCodeableConcept": _adapter_concept(cs, flag.code.value, flag.reason)}
-        )
+        {
+            "code": codes["flag"],
+            "valueCodeableConcept": _adapter_concept(cs, flag.code.value, flag.reason),
+        }
         for flag in classification.flags
     )
     components.extend(
-        _component(
-            cs,
-            "rule",
-            {
-                "valueCodeableConcept": _adapter_concept(
-                    cs, rule.rule_id, f"{rule.reason} [{rule.citation}]"
-                )
-            },
-        )
+        {
+            "code": codes["rule"],
+            "valueCodeableConcept": _adapter_concept(
+                cs, rule.rule_id, f"{rule.reason} [{rule.citation}]"
+            ),
+        }
         for rule in classification.rules
     )
-    components.append(_component(cs, "guideline", {"valueString": classification.guideline}))
+    components.append({"code": codes["guideline"], "valueString": classification.guideline})
     return components
-
-
-def _receptor(codesystem: str, call: ReceptorCall) -> JsonDict:
-    codings: list[JsonDict] = []
-    snomed = SNOMED_QUALIFIERS.get(call.value)
-    if snomed is not None:
-        codings.append({"system": SNOMED, "code": snomed[0], "display": snomed[1]})
-    codings.append(dt.adapter_coding(codesystem, call.value))
-    return {"coding": codings, "text": RECEPTOR_WORDS[call]}
 
 
 def _receptor_statuses(
@@ -595,7 +543,7 @@ def _receptor_statuses(
     classification: Classification,
     ids: RecordIds,
     specimen_id: str | None,
-    codesystem: str,
+    terms: Terms,
     times: dt.DateTimeTexts,
 ) -> list[JsonDict]:
     """ER and PgR status Observations (LOINC 16112-5 / 16113-3), one per receptor called.
@@ -612,28 +560,28 @@ def _receptor_statuses(
         resource = _derived_head(
             record,
             resource_id(ids.summary, f"{receptor}-status"),
-            RECEPTOR_STATUS_CODES[receptor],
+            RECEPTOR_STATUS_CONCEPTS[receptor],
             ids.patient,
             times,
         )
-        resource["valueCodeableConcept"] = _receptor(codesystem, call)
-        details = _receptor_details(getattr(record, receptor), codesystem)
+        resource["valueCodeableConcept"] = terms.receptor_calls[call]
+        details = _receptor_details(getattr(record, receptor), terms)
         if details:
             resource["component"] = details
         if specimen_id:
-            resource["specimen"] = dt.reference(specimen_id)
+            resource["specimen"] = {"reference": f"urn:uuid:{specimen_id}"}
         sources = [
             oid
             for observation, oid in zip(record.observations, ids.observations, strict=True)
             if observation.analyte in _RECEPTOR_ANALYTES[receptor]
         ]
         if sources:
-            resource["derivedFrom"] = [dt.reference(oid) for oid in sources]
+            resource["derivedFrom"] = [{"reference": f"urn:uuid:{oid}"} for oid in sources]
         found.append(resource)
     return found
 
 
-def _receptor_details(result: ReceptorResult | None, codesystem: str) -> list[JsonDict]:
+def _receptor_details(result: ReceptorResult | None, terms: Terms) -> list[JsonDict]:
     """Allred score, H-score and intensity as the lab gave them (section 6: kept and shown)."""
     if result is None:
         return []
@@ -641,10 +589,13 @@ def _receptor_details(result: ReceptorResult | None, codesystem: str) -> list[Js
     for code, number in (("allred-score", result.allred), ("h-score", result.h_score)):
         value = _score_value(number) if number is not None else None
         if value is not None:
-            found.append(_component(codesystem, code, value))
+            found.append({"code": terms.component_codes[code], **value})
     if result.intensity:
         found.append(
-            _component(codesystem, "staining-intensity", {"valueString": result.intensity})
+            {
+                "code": terms.component_codes["staining-intensity"],
+                "valueString": result.intensity,
+            }
         )
     return found
 
@@ -669,7 +620,7 @@ def _report(
     classification: Classification,
     ids: RecordIds,
     specimen_id: str | None,
-    codesystem: str,
+    terms: Terms,
     times: dt.DateTimeTexts,
     links: _ReportLinks,
     mappings_version: str | None,
@@ -693,7 +644,9 @@ def _report(
     order_numbers = [
         {
             "type": {"coding": [{"system": V2_0203, "code": kind}]},
-            "value": dt.identifier_value(number, _at(hl7, field, "DiagnosticReport.identifier")),
+            "value": dt.identifier_value(
+                number, "DiagnosticReport.identifier", field if hl7 else None
+            ),
         }
         for kind, number, field in (
             ("PLAC", origin.placer_order, "ORC-2/OBR-2"),
@@ -703,14 +656,10 @@ def _report(
     ]
     if order_numbers:
         resource["identifier"] = order_numbers
-    system, code, display = HER2_INTERPRETATION
     resource["status"] = record.report_status.value
     resource["category"] = [LAB_REPORT_CATEGORY]
-    resource["code"] = _report_code(origin.report_code, origin.order_code, hl7) or {
-        "coding": [{"system": system, "code": code, "display": display}],
-        "text": display,
-    }
-    resource["subject"] = dt.reference(ids.patient)
+    resource["code"] = _report_code(origin.report_code, origin.order_code, hl7) or HER2_CONCEPT
+    resource["subject"] = {"reference": f"urn:uuid:{ids.patient}"}
     if record.effective is not None:
         resource["effectiveDateTime"] = times(
             record.effective, "DiagnosticReport.effectiveDateTime"
@@ -722,33 +671,31 @@ def _report(
     if links.interpreters:
         resource["resultsInterpreter"] = links.interpreters
     if specimen_id:
-        resource["specimen"] = [dt.reference(specimen_id)]
+        resource["specimen"] = [{"reference": f"urn:uuid:{specimen_id}"}]
     resource["result"] = [
-        dt.reference(oid) for oid in (*ids.observations, ids.summary, *links.statuses)
+        {"reference": f"urn:uuid:{oid}"}
+        for oid in (*ids.observations, ids.summary, *links.statuses)
     ]
     resource["conclusion"] = dt.text(conclusion(record, classification))
-    resource["conclusionCode"] = _conclusion_codes(classification, codesystem)
+    resource["conclusionCode"] = _conclusion_codes(classification, terms)
     return resource
 
 
 def _report_code(loinc: Coding | None, local: Coding | None, hl7: bool) -> JsonDict | None:
     """The order code as sent, with the LOINC code the mappings give it first (US Core)."""
-    element = _at(hl7, "OBR-4", "DiagnosticReport.code")
-    concept = dt.codeable(local, element)
+    at = "OBR-4" if hl7 else None
+    concept = dt.codeable(local, "DiagnosticReport.code", at=at)
     if loinc is None:
         return concept
-    coded = dt.coding(loinc, f"{element}.coding")
+    coded = dt.coding(loinc, "DiagnosticReport.code.coding", at)
     codings = [c for c in (coded, *(concept or {}).get("coding", ())) if c]
     return {"coding": codings, "text": (concept or {}).get("text") or loinc.display}
 
 
-def _conclusion_codes(classification: Classification, codesystem: str) -> list[JsonDict]:
-    category = classification.category.value
-    codes = [_adapter_concept(codesystem, category, category)]
+def _conclusion_codes(classification: Classification, terms: Terms) -> list[JsonDict]:
+    codes = [terms.categories[classification.category]]
     if classification.hr_status is not None:
-        hr = classification.hr_status.value
-        codes.append(_adapter_concept(codesystem, hr, hr))
-    official = _official_result(classification, codesystem)
-    if official is not None:
-        codes.append(official)
+        codes.append(terms.hr_statuses[classification.hr_status])
+    if classification.official_result is not None:
+        codes.append(terms.official_results[classification.official_result])
     return codes

@@ -40,9 +40,11 @@ def build_bundle(
         assembly.record_resources.extend(
             _withdrawn(oid, provenance, order.ids.patient) for oid, provenance in order.withdrawn
         )
-    for view in application.cases:
-        assembly.record_resources.extend(_case_resources(view, assembly))
-    _point_outside(assembly)
+    reports = [
+        resource for view in application.cases for resource in _case_resources(view, assembly)
+    ]
+    assembly.record_resources.extend(reports)
+    _point_outside(assembly, reports)
     # An HL7 v2 control id of separators alone (MSH-10 "~") reads as empty.
     where = "MSH-10: Bundle.identifier" if assembly.hl7 else "Bundle.identifier"
     bundle: JsonDict = {
@@ -64,12 +66,15 @@ _SENT_IN_ERROR: Final = {"coding": [{"system": DATA_ABSENT_REASON, "code": "erro
 """Why a withdrawn result (or a case with none left) has no value."""
 
 
-def _point_outside(assembly: _Assembly) -> None:
+def _point_outside(assembly: _Assembly, reports: list[JsonDict]) -> None:
     """References to what an earlier message brought: ``Type/id``, not a ``urn:uuid`` that
-    must resolve inside this Bundle (FHIR transactions); the receiver holds them already."""
+    must resolve inside this Bundle (FHIR transactions); the receiver holds them already.
+
+    Only a case's resources (``reports``) can name one: a message's own Observations reference
+    its own Patient and Specimen alone."""
     here = {resource["id"] for resource in assembly.record_resources}
     here.update(assembly.specimens)
-    for resource in assembly.record_resources:
+    for resource in reports:
         for key in ("result", "derivedFrom", "specimen", "hasMember"):
             found = resource.get(key)
             for reference in found if isinstance(found, list) else [found] if found else []:

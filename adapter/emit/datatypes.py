@@ -33,20 +33,55 @@ _NOT_IN_STRING: Final = re.compile(
 _LARGEST_OFFSET: Final = timedelta(hours=14)
 
 
-def code(value: str, element: str) -> str:
-    """``value`` as a FHIR ``code``, or ValueNotWritable at ``element``."""
+_CHECKED_LIMIT: Final = 4096
+"""How many checked values each memo below holds before it starts again: a sender's codes,
+units and displays repeat from message to message, a patient's values do not."""
+_codes: set[str] = set()
+_uris: set[str] = set()
+_texts: dict[str, str] = {}  # "" for a blank value
+_codings: dict[tuple[str | None, str | None, str | None], tuple[str | None, str, str | None]] = {}
+"""Each value already held to its datatype (or a Coding's parts, as written): a value seen
+before is not checked again. Only values that passed are kept, so a refused value is refused
+each time, naming the element where it was met this time."""
+
+
+def _remember(memo: dict[Any, Any] | set[Any]) -> None:
+    # Bounded: cleared when full, so memory stays flat and output cannot depend on it.
+    if len(memo) >= _CHECKED_LIMIT:
+        memo.clear()
+
+
+def _where(at: str | None, element: str) -> str:
+    """An error's location: the input position (``OBX[3]``, ``SPM-4``) the caller knows, if any.
+
+    Built only when a value is refused, never for the values that pass."""
+    return f"{at}: {element}" if at is not None else element
+
+
+def code(value: str, element: str, at: str | None = None) -> str:
+    """``value`` as a FHIR ``code``, or ValueNotWritable at ``element`` (after ``at``)."""
+    if value in _codes:
+        return value
     if _CODE.fullmatch(value) is None:
         raise ValueNotWritable(
             "a code with a line break, a tab or spaces at an end cannot be written as FHIR",
-            location=element,
+            location=_where(at, element),
         )
+    _remember(_codes)
+    _codes.add(value)
     return value
 
 
-def uri(value: str, element: str) -> str:
+def uri(value: str, element: str, at: str | None = None) -> str:
     """``value`` as a FHIR ``uri`` (no whitespace at all), or ValueNotWritable at ``element``."""
+    if value in _uris:
+        return value
     if _URI.fullmatch(value) is None:
-        raise ValueNotWritable("a URI with whitespace cannot be written as FHIR", location=element)
+        raise ValueNotWritable(
+            "a URI with whitespace cannot be written as FHIR", location=_where(at, element)
+        )
+    _remember(_uris)
+    _uris.add(value)
     return value
 
 
@@ -54,42 +89,65 @@ def text(value: str | None) -> str | None:
     """Free text as a FHIR ``string``: refused whitespace becomes a space; None when blank."""
     if value is None:
         return None
+    found = _texts.get(value)
+    if found is not None:
+        return found or None
+    written = value
     # Printable ASCII (nearly every value) holds none of them: no pattern search needed.
     if not (value.isascii() and value.isprintable()) and _NOT_IN_STRING.search(value) is not None:
-        value = _NOT_IN_STRING.sub(" ", value)
-    return value if value.strip() else None
+        written = _NOT_IN_STRING.sub(" ", value)
+    if not written.strip():
+        written = ""
+    _remember(_texts)
+    _texts[value] = written
+    return written or None
 
 
-def identifier_value(value: str, element: str) -> str:
+def identifier_value(value: str, element: str, at: str | None = None) -> str:
     """A non-blank FHIR ``string`` for ``Identifier.value``, or ValueNotWritable."""
     written = text(value)
     if written is None:
-        raise ValueNotWritable("an identifier is empty", location=element)
+        raise ValueNotWritable("an identifier is empty", location=_where(at, element))
     return written
 
 
-def coding(value: Coding, element: str) -> JsonDict | None:
+def coding(value: Coding, element: str, at: str | None = None) -> JsonDict | None:
     """A Coding, or ``None`` when nothing was coded (a display alone becomes text instead)."""
-    if not value.code:
-        return None
-    out: JsonDict = {}
-    if value.system:
-        # ingest resolved it to a URI through the mappings, or kept the sender's own
-        out["system"] = uri(value.system, f"{element}.system")
-    out["code"] = code(value.code, f"{element}.code")
-    display = text(value.display)
+    return _coding(value, element, "", at) if value.code else None
+
+
+def _coding(value: Coding, element: str, suffix: str, at: str | None) -> JsonDict:
+    """``value`` (which has a code) at ``element`` + ``suffix``: the path joined only to be
+    named in an error."""
+    key = (value.system, value.code, value.display)
+    checked = _codings.get(key)
+    if checked is None:
+        system = value.system
+        if system:
+            # ingest resolved it to a URI through the mappings, or kept the sender's own
+            system = uri(system, f"{element}{suffix}.system", at)
+        written = code(value.code or "", f"{element}{suffix}.code", at)
+        checked = (system, written, text(value.display))
+        _remember(_codings)
+        _codings[key] = checked
+    system, written, display = checked
+    out: JsonDict = {"system": system, "code": written} if system else {"code": written}
     if display:
         out["display"] = display
     return out
 
 
-def codeable(value: Coding | None, element: str, label: str | None = None) -> JsonDict | None:
+def codeable(
+    value: Coding | None, element: str, label: str | None = None, at: str | None = None
+) -> JsonDict | None:
     """A CodeableConcept from one incoming coding; its display doubles as text when no text."""
     out: JsonDict = {}
-    coded = coding(value, f"{element}.coding") if value is not None else None
-    if coded is not None:
-        out["coding"] = [coded]
-    written = text(label or (value.display if value is not None else None))
+    if value is not None:
+        if value.code:
+            out["coding"] = [_coding(value, element, ".coding", at)]
+        written = text(label or value.display)
+    else:
+        written = text(label)
     if written:
         out["text"] = written
     return out or None
@@ -118,7 +176,9 @@ def reference(resource_id: str) -> JsonDict:
     return {"reference": f"urn:uuid:{resource_id}"}
 
 
-def quantity(number: Interval, unit: str | None, ucum: str | None, element: str) -> JsonDict | None:
+def quantity(
+    number: Interval, unit: str | None, ucum: str | None, element: str, at: str | None = None
+) -> JsonDict | None:
     """A point or a one-sided bound as a Quantity; a range or an empty interval cannot be one.
 
     ``ucum`` may be the sender's own (a FHIR ``valueQuantity.code``): held to ``code``."""
@@ -135,7 +195,7 @@ def quantity(number: Interval, unit: str | None, ucum: str | None, element: str)
         out["unit"] = unit
     if ucum is not None:
         out["system"] = UCUM
-        out["code"] = code(ucum, f"{element}.code")
+        out["code"] = ucum if ucum in _codes else code(ucum, f"{element}.code", at)
     return out
 
 
@@ -184,10 +244,10 @@ class DateTimeTexts:
     def __init__(self) -> None:
         self._known: dict[int, tuple[datetime, str]] = {}
 
-    def __call__(self, value: datetime, element: str) -> str:
+    def __call__(self, value: datetime, element: str, at: str | None = None) -> str:
         found = self._known.get(id(value))
         if found is not None:
             return found[1]
-        text = date_time(value, element)
+        text = date_time(value, _where(at, element))
         self._known[id(value)] = (value, text)
         return text

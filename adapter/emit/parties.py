@@ -75,7 +75,19 @@ def patient(patient_id: str, parts: PatientParts, details: PatientDetails) -> Js
 
 
 def organization_id(organization: Organization) -> str:
-    return resource_id("Organization", organization.uri, organization.name)
+    # The same lab performs a sender's every result: its id is made once (bounded).
+    key = (organization.uri, organization.name)
+    found = _organization_ids.get(key)
+    if found is None:
+        found = resource_id("Organization", organization.uri, organization.name)
+        if len(_organization_ids) >= _IDS_LIMIT:
+            _organization_ids.clear()
+        _organization_ids[key] = found
+    return found
+
+
+_organization_ids: dict[tuple[str | None, str | None], str] = {}
+_IDS_LIMIT: Final = 1024
 
 
 def is_writable(organization: Organization) -> bool:

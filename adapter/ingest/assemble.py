@@ -248,7 +248,12 @@ def _with_notes(value: ReadValue, mapping: MappingSet, warnings: list[IngestWarn
     texts = (*value.observation.notes, *((value.method_text,) if value.method_text else ()))
     if not texts:
         return value
-    answer, reading = value.answer, value.reading or Reading()
+    answer, reading = value.answer, value.reading or _NOTHING_READ
+    quantities, heterogeneous, intensity = (
+        reading.quantities,
+        reading.heterogeneous,
+        reading.intensity,
+    )
     for text in texts:
         note = grammar.read(mapping, text, value.analyte)
         if note.problem is not None or note.deferred:
@@ -267,13 +272,32 @@ def _with_notes(value: ReadValue, mapping: MappingSet, warnings: list[IngestWarn
                 )
                 continue
             answer = merged
+        quantities = (*quantities, *note.quantities)
+        heterogeneous = heterogeneous or note.heterogeneous
+        intensity = intensity or note.intensity
+    if (quantities, heterogeneous, intensity) != (
+        reading.quantities,
+        reading.heterogeneous,
+        reading.intensity,
+    ):
+        # One copy for all the notes (dataclasses.replace is dear on the hot path).
         reading = replace(
-            reading,
-            quantities=(*reading.quantities, *note.quantities),
-            heterogeneous=reading.heterogeneous or note.heterogeneous,
-            intensity=reading.intensity or note.intensity,
+            reading, quantities=quantities, heterogeneous=heterogeneous, intensity=intensity
         )
-    return replace(value, answer=answer, reading=reading)
+    return ReadValue(
+        observation=value.observation,
+        answer=answer,
+        probe=value.probe,
+        tissue_scope=value.tissue_scope,
+        indeterminate_reason=value.indeterminate_reason,
+        reading=reading,
+        method_text=value.method_text,
+        derived=value.derived,
+    )
+
+
+_NOTHING_READ = Reading()
+"""The reading of a value whose own words said nothing (a number, a code), for its notes."""
 
 
 def _note_meaning(note: Reading, answer: Answer | None) -> Answer | None:

@@ -278,11 +278,11 @@ class Segment:
     """
 
     __slots__ = (
-        "_codec",
         "_components",
         "_escape",
         "_subcomponent",
         "_verbatim",
+        "codec",
         "name",
         "raw_fields",
         "separators",
@@ -294,7 +294,7 @@ class Segment:
         self.name = name
         self.raw_fields = raw_fields
         self.separators = separators
-        self._codec = codec
+        self.codec = codec  # the message's character set, for \X..\ escapes
         self._escape = separators.escape
         self._subcomponent = separators.subcomponent
         # MSH-1 and MSH-2 hold the separators themselves: never split or unescape them. The
@@ -402,7 +402,7 @@ class Segment:
         escape = self._escape
         if not escape or escape not in value or n <= self._verbatim:
             return value
-        return unescape(value, self.separators, self._codec)
+        return unescape(value, self.separators, self.codec)
 
     def repetitions(self, n: int) -> list[str]:
         """Every repetition of field ``n``, each unescaped; ``[]`` when the field is empty."""
@@ -414,7 +414,7 @@ class Segment:
         escape = self._escape
         if not escape or n <= self._verbatim:
             return list(components)
-        separators, codec = self.separators, self._codec
+        separators, codec = self.separators, self.codec
         return [
             unescape(value, separators, codec) if escape in value else value for value in components
         ]
@@ -437,7 +437,7 @@ class Segment:
         escape = self._escape
         if not escape or escape not in value or n <= self._verbatim:
             return value
-        return unescape(value, self.separators, self._codec)
+        return unescape(value, self.separators, self.codec)
 
     def subcomponents(self, n: int, c: int = 1, rep: int = 1) -> list[str]:
         """The subcomponents of component ``c`` of one repetition of field ``n``, unescaped."""
@@ -447,7 +447,7 @@ class Segment:
         escape = self._escape
         if not escape or escape not in value or n <= self._verbatim:
             return value
-        return unescape(value, self.separators, self._codec)
+        return unescape(value, self.separators, self.codec)
 
 
 class Message:

@@ -7,7 +7,7 @@ grammar: that is what keeps ingest in microseconds. ``--strict`` adds hl7apy's s
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 
 from adapter.config import Settings
@@ -153,8 +153,6 @@ class _Group:
     warnings: list[IngestWarning] = field(default_factory=list)
     statuses: list[ResultStatus] = field(default_factory=list)
     retracted: list[Provenance] = field(default_factory=list)  # OBX-11 D/W: withdrawn results
-    last_obx: int | None = None  # position in ``values`` that an NTE attaches to
-    after_unused_obx: bool = False  # an NTE here belongs to a result that was not used
     # OBX-23 performing organisation (name, assigning authority HD parts) of each used OBX
     performing: list[tuple[str, str, str, str]] = field(default_factory=list)
     texts: list[ObxOutcome] = field(default_factory=list)  # report text, in message order
@@ -198,8 +196,15 @@ def _walk(message: er7.Message, mapping: MappingSet, zone: tzinfo) -> list[_Grou
     orc: er7.Segment | None = None
     current: _Group | None = None
     obx_count = 0
+    # An OBX is read once its notes are known: the NTEs up to the next OBX, OBR or PID.
+    pending: er7.Segment | None = None
+    notes: list[str] = []
     for segment in message.segments:
         name = segment.name
+        if pending is not None and (name == "OBX" or name == "OBR" or name == "PID"):
+            assert current is not None  # an OBX is pending only in a group
+            _add_obx(current, pending, obx_count, mapping, zone, tuple(notes))
+            pending, notes = None, []
         if name == "PID":
             patient, orc, current = segment, None, None
         elif name == "ORC":
@@ -212,61 +217,44 @@ def _walk(message: er7.Message, mapping: MappingSet, zone: tzinfo) -> list[_Grou
             obx_count += 1  # locators count OBX segments, as ERR-2 does (OBX[3] = third OBX)
             if current is None:
                 raise MalformedMessage("OBX before any OBR", location=f"OBX[{obx_count}]")
-            _add_obx(current, segment, obx_count, mapping, zone)
+            pending = segment
         elif name == "NTE" and current is not None:
-            _add_note(current, segment)
+            text = "\n".join(part for part in segment.repetitions(3) if part)
+            if text and pending is not None:
+                notes.append(text)  # a note on the OBX before it
+            elif text:
+                current.notes.append(text)  # a note on the order, before its first OBX
         elif name == "SPM" and current is not None:
             current.specimens.append(segment)
+    if pending is not None:
+        assert current is not None
+        _add_obx(current, pending, obx_count, mapping, zone, tuple(notes))
     return groups
 
 
 def _add_obx(
-    group: _Group, segment: er7.Segment, position: int, mapping: MappingSet, zone: tzinfo
+    group: _Group,
+    segment: er7.Segment,
+    position: int,
+    mapping: MappingSet,
+    zone: tzinfo,
+    notes: tuple[str, ...],
 ) -> None:
-    outcome = read_obx(segment, position, mapping, zone)
+    # A note on a result that is not used (unused, report text) says nothing about this order.
+    outcome = read_obx(segment, position, mapping, zone, notes)
     group.warnings.extend(outcome.warnings)
     if outcome.status is not None:
         group.statuses.append(outcome.status)
-    group.after_unused_obx = outcome.value is None
     if outcome.status is ResultStatus.ENTERED_IN_ERROR and outcome.unused is not None:
         group.retracted.append(outcome.unused.provenance)
     if outcome.report_text is not None:
         group.texts.append(outcome)
-        group.last_obx = None
         return
     if outcome.value is not None:
-        group.performing.append(
-            (
-                segment.component(23, 1),
-                segment.component(23, 6, 1),
-                segment.component(23, 6, 2),
-                segment.component(23, 6, 3),
-            )
-        )
+        group.performing.append(outcome.performing)
         group.values.append(outcome.value)
-        group.last_obx = len(group.values) - 1
-    else:
-        group.last_obx = None
-        if outcome.unused is not None:
-            group.unused.append(outcome.unused)
-
-
-def _add_note(group: _Group, segment: er7.Segment) -> None:
-    text = "\n".join(part for part in segment.repetitions(3) if part)
-    if not text or group.after_unused_obx:
-        return  # a note on a result that was not used says nothing about this order
-    if group.last_obx is None:
-        group.notes.append(text)
-        return
-    value = group.values[group.last_obx]
-    observation = replace(value.observation, notes=(*value.observation.notes, text))
-    group.values[group.last_obx] = ReadValue(
-        observation=observation,
-        answer=value.answer,
-        probe=value.probe,
-        tissue_scope=value.tissue_scope,
-        indeterminate_reason=value.indeterminate_reason,
-    )
+    elif outcome.unused is not None:
+        group.unused.append(outcome.unused)
 
 
 def _read_report_text(group: _Group, mapping: MappingSet) -> None:

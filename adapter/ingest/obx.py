@@ -35,13 +35,19 @@ _SN_COMPARATORS = ("<=", ">=", "<>", "<", ">", "=")
 _REPORT_TYPES = frozenset({"TX", "FT"})
 
 
-@dataclass(frozen=True)
-class ObxOutcome:
+class ObxOutcome(NamedTuple):
+    """What one OBX gives its order group.
+
+    A tuple rather than a frozen dataclass, as ``_Value``: one is made per OBX. Never compared.
+    """
+
     value: ReadValue | None
     unused: UnusedResult | None
     status: ResultStatus | None
     warnings: tuple[IngestWarning, ...]
     report_text: str | None = None  # TX/FT report text, read for statements by the group
+    # OBX-23 performing organisation: name (23.1), assigning authority HD (23.6.1-3)
+    performing: tuple[str, str, str, str] = ("", "", "", "")
 
 
 class _Value(NamedTuple):
@@ -54,64 +60,245 @@ class _Value(NamedTuple):
     reading: Reading | None = None
 
 
-def read_obx(segment: er7.Segment, position: int, mapping: MappingSet, zone: tzinfo) -> ObxOutcome:
-    locator = f"OBX[{position}]"
-    warnings: list[IngestWarning] = []
+def read_obx(
+    segment: er7.Segment,
+    position: int,
+    mapping: MappingSet,
+    zone: tzinfo,
+    notes: tuple[str, ...] = (),
+) -> ObxOutcome:
+    """The OBX at ``position`` (OBX[n] counts the message's OBX segments) with its NTE notes.
+
+    What the fields other than OBX-14 say is remembered per sender (``_shape``, ``_read``): the
+    same codes, types, units and mostly the same values come in message after message, so a
+    repeated OBX costs its two look-ups, its timestamp and the value objects it is made of.
+    """
+    fields = segment.raw_fields
+    if len(fields) < _FIELDS_READ:
+        fields = fields + _NO_FIELDS[len(fields) :]
+    shape = _shape(segment, fields, mapping)
+    read = _read(segment, fields, shape, position, mapping)
+    if read.outcome is not None:
+        return read.outcome
+    entry = shape.entry
+    assert entry is not None  # a value is read only under a mapping entry
+    value = read.value
+    moment = parse_hl7_datetime(segment.field(14), zone)[0] if fields[14] else None
+    observation = ReportedObservation(
+        analyte=entry.analyte,
+        provenance=read.provenance,
+        status=shape.status,
+        number=value.number,
+        ratio=value.ratio,
+        text=value.text,
+        coding=value.coding,
+        unit=shape.unit,
+        ucum=shape.ucum,
+        interpretation=shape.flags,
+        notes=notes,
+        effective=moment,
+        method=shape.method,
+    )
+    # Notes add to a value; they never take its grammar reading or its OBX-17 method away.
+    read_value = ReadValue(
+        observation=observation,
+        answer=value.answer,
+        probe=entry.probe,
+        tissue_scope=entry.tissue,
+        indeterminate_reason=shape.indeterminate,
+        reading=value.reading,
+        method_text=shape.method_text,
+    )
+    return ObxOutcome(read_value, None, shape.status, read.warnings, None, shape.performing)
+
+
+_FIELDS_READ = 24  # OBX-1 to OBX-23, and the segment name
+_NO_FIELDS = ("",) * _FIELDS_READ
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Shape:
+    """What an OBX's code, type, units, flags, status, method and performer say (OBX-2, 3, 6, 8,
+    11, 17 and 23), whatever its value: the same for every OBX of one test from one sender.
+
+    Warnings are (code, message) pairs: each OBX gives them its own locator.
+    """
+
+    code: Coding
+    value_type: str
+    status_code: str
+    status: ResultStatus
+    before: tuple[tuple[str, str], ...]  # the status's and the code check's warnings
+    unused: tuple[str, Analyte | None, bool] | None  # not used, whatever the value says
+    report_reason: str | None  # report text: the reason it stays unused without a statement
+    entry: CodeEntry | None
+    indeterminate: str | None  # OBX-11 X
+    unit: str | None
+    ucum: str | None
+    flags: tuple[str, ...]
+    after: tuple[tuple[str, str], ...]  # the flags' warnings, given only with a used value
+    method: Coding | None
+    method_text: str | None
+    performing: tuple[str, str, str, str]
+
+
+_SHAPES = "obx-shapes"
+_READS = "obx-reads"
+"""``MappingSet.reader_cache`` keys of the remembered OBX shapes and values (bounded as the
+grammar's readings are: past 4,096 they are forgotten and read again)."""
+_LIMIT = 4096
+
+
+def _shape(segment: er7.Segment, fields: tuple[str, ...], mapping: MappingSet) -> _Shape:
+    memo: dict[tuple[object, ...], _Shape] = mapping.reader_cache.setdefault(_SHAPES, {})
+    # The raw texts with the separators and character set they are unescaped with.
+    key = (
+        segment.separators,
+        segment.codec,
+        fields[2],
+        fields[3],
+        fields[6],
+        fields[8],
+        fields[11],
+        fields[17],
+        fields[23],
+    )
+    found = memo.get(key)
+    if found is None:
+        found = _new_shape(segment, mapping)
+        if len(memo) >= _LIMIT:
+            memo.clear()
+        memo[key] = found
+    return found
+
+
+def _new_shape(segment: er7.Segment, mapping: MappingSet) -> _Shape:
     known = _known_code(segment.components(3), mapping)
-    code = known.code
     value_type = segment.component(2).upper()
-    raw_value = segment.raw(5)
+    status_code = segment.field(11).upper()
+    before: list[tuple[str, str]] = []
+    status = _status(status_code, mapping, before)
+    unused: tuple[str, Analyte | None, bool] | None = None
+    report_reason: str | None = None
+    checked = known.check
+    entry = checked.entry
+    not_mapped = checked.unused_reason or "result code not in the mappings"
+    if known.excluded is not None:
+        unused = (f"not classified: {known.excluded}", None, False)
+    else:
+        if checked.warning is not None:
+            before.append((checked.warning.code, checked.warning.message))
+        if known.mapped is not None and entry is None:
+            # A mapped code whose display names another test is not understood: the lab must
+            # fix it.
+            unused = (checked.unused_reason or "not used", known.mapped.analyte, True)
+        elif status is ResultStatus.ENTERED_IN_ERROR:
+            reason = not_mapped if entry is None else f"entered in error (OBX-11 {status_code})"
+            unused = (reason, None, False)
+        elif entry is not None and entry.analyte is Analyte.REPORT_TEXT:
+            report_reason = "report text without a HER2, ER or PgR statement"
+        elif entry is None and value_type in _REPORT_TYPES:
+            # Free text under a code no table knows: the group reads it for statements too.
+            report_reason = not_mapped
+        elif entry is None:
+            unused = (not_mapped, None, False)
+    unit_text = segment.component(6, 1) or segment.component(6, 2)
+    after: list[tuple[str, str]] = []
+    flags = _flags(segment, mapping, after)
+    method_text = segment.component(17, 2) or segment.component(17, 1)
+    return _Shape(
+        code=known.code,
+        value_type=value_type,
+        status_code=status_code,
+        status=status,
+        before=tuple(before),
+        unused=unused,
+        report_reason=report_reason,
+        entry=entry,
+        indeterminate=(
+            "result cannot be obtained (OBX-11 X)" if status is ResultStatus.CANCELLED else None
+        ),
+        unit=unit_text or None,
+        ucum=mapping.unit_for(unit_text) if unit_text else None,
+        flags=flags,
+        after=tuple(after),
+        method=_method(segment, mapping),
+        method_text=method_text or None,
+        performing=(
+            segment.component(23, 1),
+            segment.component(23, 6, 1),
+            segment.component(23, 6, 2),
+            segment.component(23, 6, 3),
+        ),
+    )
+
+
+class _Read(NamedTuple):
+    """One OBX's shape with its position, OBX-4 and OBX-5: everything but OBX-14."""
+
+    provenance: Provenance
+    outcome: ObxOutcome | None  # the whole outcome, when the value is not used
+    value: _Value = _Value()
+    warnings: tuple[IngestWarning, ...] = ()
+
+
+def _read(
+    segment: er7.Segment,
+    fields: tuple[str, ...],
+    shape: _Shape,
+    position: int,
+    mapping: MappingSet,
+) -> _Read:
+    memo: dict[tuple[object, ...], _Read] = mapping.reader_cache.setdefault(_READS, {})
+    key = (shape, position, fields[4], fields[5])
+    found = memo.get(key)
+    if found is None:
+        found = _new_read(segment, shape, position, mapping)
+        if found.outcome is None or found.outcome.report_text is None:
+            # Report text is not kept: it is as long as the lab writes, and seldom sent twice.
+            if len(memo) >= _LIMIT:
+                memo.clear()
+            memo[key] = found
+    return found
+
+
+def _new_read(segment: er7.Segment, shape: _Shape, position: int, mapping: MappingSet) -> _Read:
+    locator = f"OBX[{position}]"
+    warnings = [
+        IngestWarning(code=code, message=message, locator=locator) for code, message in shape.before
+    ]
     provenance = Provenance(
         locator=locator,
-        code=code,
+        code=shape.code,
         sub_id=segment.field(4) or None,
-        value_type=value_type or None,
+        value_type=shape.value_type or None,
         value_text=segment.field(5) or None,
     )
-    status_code = segment.field(11).upper()
-    status = _status(status_code, mapping, locator, warnings)
+    status = shape.status
 
-    def unused(
-        reason: str, analyte: Analyte | None = None, *, not_understood: bool = False
-    ) -> ObxOutcome:
+    def unused(reason: str, analyte: Analyte | None = None, not_understood: bool = False) -> _Read:
         result = UnusedResult(
             provenance=provenance, reason=reason, analyte=analyte, not_understood=not_understood
         )
-        return ObxOutcome(None, result, status, tuple(warnings))
+        return _Read(provenance, ObxOutcome(None, result, status, tuple(warnings)))
 
-    if known.excluded is not None:
-        return unused(f"not classified: {known.excluded}")
-    checked = known.check
-    if checked.warning is not None:
-        warnings.append(replace(checked.warning, locator=locator))
-    if known.mapped is not None and checked.entry is None:
-        # A mapped code whose display names another test is not understood: the lab must fix it.
-        reason = checked.unused_reason or "not used"
-        return unused(reason, known.mapped.analyte, not_understood=True)
-    entry = checked.entry
-    not_mapped = checked.unused_reason or "result code not in the mappings"
-    if status is ResultStatus.ENTERED_IN_ERROR:
-        if entry is None:
-            return unused(not_mapped)
-        return unused(f"entered in error (OBX-11 {status_code})")
-    is_report = entry is not None and entry.analyte is Analyte.REPORT_TEXT
-    if is_report or (entry is None and value_type in _REPORT_TYPES):
-        # Report text (a mapped report code, or free text under a code no table knows): the
-        # group reads its lines for statements; this stays the reason if none is found.
-        reason = "report text without a HER2, ER or PgR statement"
-        outcome = unused(reason if is_report else not_mapped)
+    if shape.unused is not None:
+        return unused(*shape.unused)
+    if shape.report_reason is not None:
+        # Report text: the group reads its lines for statements; this stays the reason if none
+        # is found.
+        read = unused(shape.report_reason)
+        assert read.outcome is not None
         text = "\n".join(segment.repetitions(5))
-        return replace(outcome, report_text=text or None)
-    if entry is None:
-        return unused(not_mapped)
-    indeterminate = (
-        "result cannot be obtained (OBX-11 X)" if status is ResultStatus.CANCELLED else None
-    )
+        return read._replace(outcome=read.outcome._replace(report_text=text or None))
+    entry = shape.entry
+    assert entry is not None  # else the shape says it is not used
+    value_type = shape.value_type
     value = _read_value(segment, value_type, entry.analyte, mapping, locator, warnings)
     if value.reading is not None:
         warnings.extend(_reading_warnings(value.reading, locator))
-    if indeterminate is None and not usable(entry.analyte, value.number, value.answer):
-        if not raw_value:
+    if shape.indeterminate is None and not usable(entry.analyte, value.number, value.answer):
+        if not segment.raw(5):
             return unused("no value (OBX-5 empty)", entry.analyte)
         if value.reading is not None and value.reading.deferred:
             return unused("the lab says this result is still to come")
@@ -122,33 +309,10 @@ def read_obx(segment: er7.Segment, position: int, mapping: MappingSet, zone: tzi
             entry.analyte,
             not_understood=True,
         )
-    unit_text = segment.component(6, 1) or segment.component(6, 2)
-    moment, _ = parse_hl7_datetime(segment.field(14), zone)
-    method = segment.component(17, 2) or segment.component(17, 1)
-    observation = ReportedObservation(
-        analyte=entry.analyte,
-        provenance=provenance,
-        status=status,
-        number=value.number,
-        ratio=value.ratio,
-        text=value.text,
-        coding=value.coding,
-        unit=unit_text or None,
-        ucum=mapping.unit_for(unit_text) if unit_text else None,
-        interpretation=_flags(segment, mapping, locator, warnings),
-        effective=moment,
-        method=_method(segment, mapping),
+    warnings.extend(
+        IngestWarning(code=code, message=message, locator=locator) for code, message in shape.after
     )
-    read = ReadValue(
-        observation=observation,
-        answer=value.answer,
-        probe=entry.probe,
-        tissue_scope=entry.tissue,
-        indeterminate_reason=indeterminate,
-        reading=value.reading,
-        method_text=method or None,
-    )
-    return ObxOutcome(read, None, status, tuple(warnings))
+    return _Read(provenance, None, value, tuple(warnings))
 
 
 class _KnownCode(NamedTuple):
@@ -206,28 +370,16 @@ def _lookup(parts: list[str], mapping: MappingSet) -> tuple[CodeEntry | None, st
     return None, None
 
 
-def _status(
-    code: str, mapping: MappingSet, locator: str, warnings: list[IngestWarning]
-) -> ResultStatus:
+def _status(code: str, mapping: MappingSet, warnings: list[tuple[str, str]]) -> ResultStatus:
     status = mapping.observation_status_for(code) if code else None
     if status is None:
         shown = code or "(empty)"
         warnings.append(
-            IngestWarning(
-                code="STATUS-UNKNOWN",
-                message=f"OBX-11 {shown} is not a known result status; read as preliminary",
-                locator=locator,
-            )
+            ("STATUS-UNKNOWN", f"OBX-11 {shown} is not a known result status; read as preliminary")
         )
         return ResultStatus.PRELIMINARY
     if status is ResultStatus.PRELIMINARY and code != "P":
-        warnings.append(
-            IngestWarning(
-                code="STATUS-PRELIMINARY",
-                message=f"OBX-11 {code} is read as preliminary",
-                locator=locator,
-            )
-        )
+        warnings.append(("STATUS-PRELIMINARY", f"OBX-11 {code} is read as preliminary"))
     return status
 
 
@@ -385,7 +537,7 @@ def _coded(
 
 
 def _flags(
-    segment: er7.Segment, mapping: MappingSet, locator: str, warnings: list[IngestWarning]
+    segment: er7.Segment, mapping: MappingSet, warnings: list[tuple[str, str]]
 ) -> tuple[str, ...]:
     found: list[str] = []
     for rep in range(1, len(segment.raw_repetitions(8)) + 1):
@@ -394,11 +546,7 @@ def _flags(
             continue
         mapped = mapping.interpretation_for(code)
         if mapped is None:
-            warnings.append(
-                IngestWarning(
-                    code="FLAG-UNKNOWN", message=f"OBX-8 flag {code!r} not mapped", locator=locator
-                )
-            )
+            warnings.append(("FLAG-UNKNOWN", f"OBX-8 flag {code!r} not mapped"))
         else:
             found.append(mapped)
     return tuple(found)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from adapter.model import Interval
@@ -95,11 +96,14 @@ def hl7_date(text: str) -> str | None:
     return "-".join(part for part in (digits[:4], digits[4:6], digits[6:8]) if part)
 
 
+@lru_cache(maxsize=4096)
 def parse_hl7_datetime(text: str, zone: tzinfo) -> tuple[datetime | None, bool]:
     """An HL7 DTM/TS (``YYYY[MM[DD[HH[MM[SS[.S+]]]]]][+/-ZZZZ]``) as an aware datetime.
 
     Returns the datetime (``None`` if unreadable) and whether it had less than minute precision,
     so the caller can warn that a date-only value was placed at midnight of the site zone.
+    Remembered (bounded): a message names the same instant in several fields (MSH-7, OBR-7,
+    OBR-22, OBX-14, SPM-17), and the datetimes are immutable.
     """
     value = text.strip().split("^", 1)[0]
     if not value:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Final
 
 from adapter.emit.bundle import dumps, loads_exact
@@ -119,7 +120,9 @@ _URN_REFERENCE: Final = re.compile(rb'"(urn:uuid:[0-9a-f-]{36})"')
 def token_word(parameter: str, value: str) -> str:
     """One indexed word: ``parameter:value``, with "%" and white space percent-encoded so that
     words stay apart (the same spelling on both sides, index and search, is all that matters)."""
-    return f"{parameter}:{_SEPARATORS.sub(_percent, value)}"
+    if "%" in value or " " in value or not value.isprintable():  # else nothing to encode
+        value = _SEPARATORS.sub(_percent, value)
+    return f"{parameter}:{value}"
 
 
 _SEPARATORS: Final = re.compile(r"[%\s]")
@@ -133,13 +136,38 @@ def tokens(kind: str, resource: JsonDict) -> str:
     words: dict[str, None] = {}
     for parameter, elements in TOKEN_ELEMENTS[kind].items():
         for element in elements:
-            for system, code in _tokens_of(resource.get(element)):
-                # a token matches as code, |code (no system), or system|code
-                words[token_word(parameter, code)] = None
-                words[token_word(parameter, f"{system}|{code}" if system else f"|{code}")] = None
+            value = resource.get(element)
+            if value is None:  # most elements are absent from most resources
+                continue
+            for system, code in _tokens_of(value):
+                key = (parameter, system, code)
+                if (pair := _WORDS.get(key)) is None:
+                    pair = _token_pair(key)
+                words[pair[0]] = None
+                words[pair[1]] = None
     return " " + " ".join(words) + " " if words else ""
 
 
+def _token_pair(key: tuple[str, str | None, str]) -> tuple[str, str]:
+    """A token's two words: it matches as code, and as system|code (|code with no system)."""
+    parameter, system, code = key
+    pair = (
+        token_word(parameter, code),
+        token_word(parameter, f"{system}|{code}" if system else f"|{code}"),
+    )
+    if len(_WORDS) >= _WORDS_KEPT:
+        _WORDS.clear()  # identifiers are new in every message: keep the codes, not all of them
+    _WORDS[key] = pair
+    return pair
+
+
+_WORDS: Final[dict[tuple[str, str | None, str], tuple[str, str]]] = {}
+"""Words of the tokens seen lately: codes, systems and statuses repeat in every message."""
+_WORDS_KEPT: Final = 4096
+
+
+# Remembered: a message gives each of its results and reports the same few times.
+@lru_cache(maxsize=1024)
 def utc_moment(text: str) -> str | None:
     """A FHIR dateTime / instant with an offset as ``YYYY-MM-DDTHH:MM:SSZ`` in UTC."""
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
@@ -34,12 +35,39 @@ FORWARDS = Counter(
 )
 
 
+_Metric = TypeVar("_Metric", Counter, Histogram)
+
+
+class Children(Generic[_Metric]):
+    """A metric's child for each set of label values (in the order the metric names them).
+
+    Found again in a dict: ``labels`` checks its arguments and takes a lock each time, and the
+    event loop asks for a few children per message. Label sets are bounded (see below), and
+    a child once made stays in its metric, so the dict holds what the metric holds.
+    """
+
+    def __init__(self, metric: _Metric) -> None:
+        self._metric: _Metric = metric
+        self._made: dict[tuple[str, ...], _Metric] = {}
+
+    def __call__(self, *values: str) -> _Metric:
+        child = self._made.get(values)
+        if child is None:
+            child = self._made[values] = self._metric.labels(*values)
+        return child
+
+
+_messages = Children(MESSAGES)
+acks = Children(ACKS)
+_latency = Children(LATENCY)
+
+
 def observe(transport: str, outcome: str, seconds: float, ack_code: str | None = None) -> None:
     """Count one handled message (and its ACK), and its latency."""
-    MESSAGES.labels(transport=transport, outcome=outcome).inc()
-    LATENCY.labels(transport=transport).observe(seconds)
+    _messages(transport, outcome).inc()
+    _latency(transport).observe(seconds)
     if ack_code is not None:
-        ACKS.labels(code=ack_code).inc()
+        acks(ack_code).inc()
 
 
 # --------------------------------------------------------------------------------------------
@@ -110,17 +138,23 @@ def bound_labels(max_senders: int, max_codes: int) -> None:
     _codes.limit = max_codes
 
 
+_reports = Children(REPORTS)
+_ihc_scores = Children(IHC_SCORES)
+_flags = Children(FLAGS)
+_unused = Children(UNUSED)
+
+
 def count_reports(sender: str, reports: Iterable[ReportFacts]) -> None:
     """Count one processed message's reports."""
     label = _senders(sender or "(none)")
     for facts in reports:
-        REPORTS.labels(sender=label, tissue=facts.tissue, category=facts.category).inc()
+        _reports(label, facts.tissue, facts.category).inc()
         if facts.ihc is not None:
-            IHC_SCORES.labels(sender=label, tissue=facts.tissue, ihc=facts.ihc.value).inc()
+            _ihc_scores(label, facts.tissue, facts.ihc.value).inc()
         for flag in facts.flags:
-            FLAGS.labels(sender=label, flag=flag).inc()
+            _flags(label, flag).inc()
         for kind, code in facts.unused:
             # The cap counts (sender, code) pairs, so the series stay bounded whatever mix of
             # senders sends which codes.
             code_label = code if _codes(f"{label}\x1f{code}") != OTHER else OTHER
-            UNUSED.labels(sender=label, kind=kind.value, code=code_label).inc()
+            _unused(label, kind.value, code_label).inc()

@@ -399,7 +399,7 @@ class MllpServer:
             _METRIC, outcome, time.perf_counter() - started, codes[0] if codes else None
         )
         for code in codes[1:]:
-            metrics.ACKS.labels(code=code).inc()
+            metrics.acks(code).inc()
         log.debug(
             "mllp answered: control_id=%s acks=%s code=%s",
             header.control_id,

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
+from adapter import api
 from adapter.config import default_mappings_dir
 from adapter.ingest import er7
 from adapter.ingest.obx import ObxOutcome, read_obx
@@ -359,3 +361,43 @@ def test_obx14_is_the_observation_time(default: MappingSet) -> None:
     assert outcome.value is not None
     effective = outcome.value.observation.effective
     assert effective == datetime(2024, 3, 9, 9, 10, 10, tzinfo=UTC)
+
+
+_FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "hl7v2"
+_NOTE = b"NTE|1|L|Reviewed by a second pathologist."
+
+
+def _with_note_after(data: bytes, obx_start: bytes) -> bytes:
+    segments = data.split(b"\r")
+    at = next(i for i, s in enumerate(segments) if s.startswith(obx_start)) + 1
+    return b"\r".join([*segments[:at], _NOTE, *segments[at:]])
+
+
+@pytest.mark.parametrize(
+    ("value", "category", "flags"),
+    [
+        pytest.param(b"Score 0, staining in 8% of cells", "HER2-ultralow", set(), id="ultralow"),
+        pytest.param(b"3+, heterogeneous staining", "HER2-positive", {"heterogeneity"}, id="het"),
+        pytest.param(b"1+ in 5% of cells", "HER2-low", {"discordance"}, id="stained-1+"),
+    ],
+)
+def test_a_note_keeps_what_the_value_said(value: bytes, category: str, flags: set[str]) -> None:
+    """An NTE after an OBX adds a note; the value's own words still count. A note used to drop
+    the value's grammar reading: 'Score 0, staining in 8% of cells' with any note became
+    HER2-negative instead of HER2-ultralow, and flags the words raised were lost."""
+    base = (_FIXTURES / "ihc0-ultralow-membrane.hl7").read_bytes()
+    plain = base.replace(b"0 with membrane staining", value)
+    for data in (plain, _with_note_after(plain, b"OBX|1|")):
+        result = api.convert(data)
+        (classification,) = result.classifications
+        assert classification.category.value == category
+        assert {f.code.value for f in classification.flags} == flags
+
+
+def test_a_note_keeps_the_method_obx17_names() -> None:
+    """OBX-17 'Single-probe SISH' stays stated with a note after the OBX: no probe-inferred."""
+    base = (_FIXTURES / "method-single-probe-obx17.hl7").read_bytes()
+    result = api.convert(_with_note_after(base, b"OBX|2|"))
+    (classification,) = result.classifications
+    assert classification.category.value == "HER2-positive"
+    assert "probe-inferred" not in {f.code.value for f in classification.flags}

@@ -14,7 +14,8 @@ from mapping_support import example_settings
 
 from adapter.emit.bundle import dumps, loads_exact
 from adapter.pipeline import Context, process, split_input
-from adapter.service.fhir_index import TOKEN_ELEMENTS, resource_rows, served
+from adapter.service import fhir_index
+from adapter.service.fhir_index import TOKEN_ELEMENTS, resource_rows, served, token_word
 from adapter.store import StoredResource
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
@@ -90,3 +91,34 @@ def test_served_resources_are_the_emitted_ones(path: Path, context: Context) -> 
             for row in resource_rows(outcome.bundle)
         ]
         assert served(found) == expected
+
+
+def test_token_words_encode_percent_and_every_white_space_and_nothing_else() -> None:
+    """A value without "%" or white space is its own word; the others percent-encode them (the
+    check that skips the encoding must agree with the encoding's pattern, for every character)."""
+    assert token_word("code", "85319-2") == "code:85319-2"
+    assert token_word("code", "a b%c") == "code:a%20b%25c"
+    for character in map(chr, range(0x110000)):
+        if "\ud800" <= character <= "\udfff":
+            continue
+        encoded = fhir_index._SEPARATORS.sub(fhir_index._percent, character)
+        assert token_word("p", f"x{character}") == f"p:x{encoded}", hex(ord(character))
+
+
+def test_the_index_rows_are_the_same_with_the_token_words_remembered_or_not(
+    context: Context,
+) -> None:
+    """Token words are remembered across messages (codes repeat); the rows do not change."""
+    bundles = [
+        outcome.bundle
+        for path in FILES
+        for message in split_input(path.read_bytes())
+        if (outcome := process(message, context)).bundle is not None
+    ]
+    cold = []
+    for bundle in bundles:
+        fhir_index._WORDS.clear()
+        cold.append(resource_rows(bundle))
+    warm = [resource_rows(bundle) for bundle in bundles]
+    assert cold == warm
+    assert fhir_index._WORDS  # and they were remembered

@@ -122,3 +122,15 @@ def test_the_caps_come_from_the_settings() -> None:
         assert (metrics._senders.limit, metrics._codes.limit) == (7, 9)
     finally:
         metrics.bound_labels(*saved)
+
+
+def test_a_metric_child_is_found_again_and_counts_in_the_registry() -> None:
+    """``Children`` hands out the child ``labels`` makes, once made, so what it counts is what
+    /metrics shows."""
+    children = metrics.Children(metrics.ACKS)
+    before = value("her2_acks_total", code="XX-TEST")
+    child = children("XX-TEST")
+    assert child is children("XX-TEST") is metrics.ACKS.labels(code="XX-TEST")
+    child.inc()
+    children("XX-TEST").inc(2)
+    assert value("her2_acks_total", code="XX-TEST") == before + 3
