@@ -46,9 +46,11 @@ compiled: $(STAMP)
 	$(BIN)/python tools/compiled.py check
 
 # The output tests against the compiled build, then back to pure Python (CI runs it after
-# `make test`; tests/conftest.py checks that the listed modules ran as their extensions).
+# `make test`; tests/conftest.py checks that the listed modules ran as their extensions). Left out:
+# a test that patches CaseLog._RECENT, which the compiled CaseLog reads natively.
 COMPILED_TESTS := tests/test_fixtures.py tests/ingest tests/classify tests/emit tests/cases \
-	tests/replay tests/test_fuzz_findings.py tests/test_cli_output.py tests/service/test_workers.py
+	tests/replay tests/test_fuzz_findings.py tests/test_cli_output.py tests/service/test_workers.py \
+	--deselect tests/cases/test_case_log.py::test_the_memory_part_stays_bounded
 
 test-compiled: $(STAMP) $(PEERS) compiled
 	HER2_COMPILED=1 $(BIN)/pytest $(COMPILED_TESTS); status=$$?; \
