@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from adapter.store import ResourceSearch, Store, StoredResource, open_store
+from adapter.store import Receipt, ResourceSearch, Store, StoredResource, open_store
 from adapter.store.base import Backend
 from adapter.store.postgres import PostgresBackend
 from adapter.store.sqlite import SQLiteBackend
@@ -45,19 +45,33 @@ def _columns(store: Store, table: str) -> set[str]:
         return {column[0] for column in row.description}
 
 
+def _receive(
+    store: Store,
+    message_id: str | None,
+    raw: bytes,
+    *,
+    sender: str = "LAB-A",
+    transport: str = "mllp",
+    message_format: str = "hl7v2",
+) -> Receipt:
+    """``Store.receive`` with this module's defaults (conftest's ``receive`` is bound to one
+    store; these tests write to a store before and after its upgrade)."""
+    return store.receive(
+        transport=transport,
+        message_format=message_format,
+        sender=sender,
+        message_id=message_id,
+        raw=raw,
+        received_at=T0,
+    )
+
+
 def test_a_version_four_store_is_upgraded_and_its_index_reads_from_the_bundle(
     store_url: str,
 ) -> None:
     backend = _version(store_url, 4)
     with Store(backend) as old:
-        receipt = old.receive(
-            transport="mllp",
-            message_format="hl7v2",
-            sender="LAB-A",
-            message_id="M1",
-            raw=b"v1",
-            received_at=T0,
-        )
+        receipt = _receive(old, "M1", b"v1")
         old.record_outcome(receipt.row_id, "processed", processed_at=T0, bundle=BUNDLE)
         rows = [
             (
@@ -113,14 +127,7 @@ def test_a_version_four_store_is_upgraded_and_its_index_reads_from_the_bundle(
         assert [row.audit for row in upgraded.audit_rows()] == ['{"v": 1}']
         assert [event.case_id for event in upgraded.case_timeline("C1")] == ["C1"]
         # and it takes new writes in the new shape
-        later = upgraded.receive(
-            transport="mllp",
-            message_format="hl7v2",
-            sender="LAB-A",
-            message_id="M2",
-            raw=b"v2",
-            received_at=T0,
-        )
+        later = _receive(upgraded, "M2", b"v2")
         upgraded.record_outcome(later.row_id, "processed", processed_at=T0, bundle=BUNDLE)
         upgraded.index_reports(later.row_id, [], [])
     with open_store(store_url) as again:  # opened once more: nothing left to migrate
@@ -142,22 +149,10 @@ def test_a_version_five_store_is_upgraded_and_still_finds_resends(store_url: str
     assert len(PostgresBackend("").migrations()) == LATEST == 6
     with Store(_version(store_url, 5)) as old:
         assert {"resources_patient", "messages_content"} <= _indexes(old)
-        identified = old.receive(
-            transport="mllp",
-            message_format="hl7v2",
-            sender="LAB-A",
-            message_id="M1",
-            raw=b"v1",
-            received_at=T0,
-        )
+        identified = _receive(old, "M1", b"v1")
         old.record_outcome(identified.row_id, "processed", processed_at=T0, ack=b"AA")
-        anonymous = old.receive(
-            transport="http",
-            message_format="fhir",
-            sender="fhir",
-            message_id=None,
-            raw=b"{}",
-            received_at=T0,
+        anonymous = _receive(
+            old, None, b"{}", sender="fhir", transport="http", message_format="fhir"
         )
         old.record_outcome(anonymous.row_id, "processed", processed_at=T0, ack=b"OK")
 
@@ -171,24 +166,10 @@ def test_a_version_five_store_is_upgraded_and_still_finds_resends(store_url: str
             (identified, "LAB-A", "M1", b"v1", b"AA"),
             (anonymous, "fhir", None, b"{}", b"OK"),
         ):
-            again = upgraded.receive(
-                transport="mllp",
-                message_format="hl7v2",
-                sender=sender,
-                message_id=message_id,
-                raw=raw,
-                received_at=T0,
-            )
+            again = _receive(upgraded, message_id, raw, sender=sender)
             assert (again.duplicate, again.row_id, again.ack) == (True, receipt.row_id, ack)
         # a new version of the identified message is still a new version
-        corrected = upgraded.receive(
-            transport="mllp",
-            message_format="hl7v2",
-            sender="LAB-A",
-            message_id="M1",
-            raw=b"v2",
-            received_at=T0,
-        )
+        corrected = _receive(upgraded, "M1", b"v2")
         assert (corrected.duplicate, corrected.version, corrected.supersedes) == (
             False,
             2,
